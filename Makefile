@@ -1,0 +1,45 @@
+# lightsout Makefile. `make demo` and `make test` are the two set-up commands.
+GO ?= go
+BIN := bin/lightsout
+STATICCHECK_VERSION := 2026.1
+export CGO_ENABLED := 0
+
+.PHONY: build test unit deps bench fuzz lint demo clean
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/lightsout
+
+deps:
+	./testdata/tools/deps.sh
+
+# The full suite: installs what integration tests need, then runs every test
+# (a missing tool fails instead of skipping) and each fuzzer briefly.
+test: deps build
+	LIGHTSOUT_INTEGRATION=1 $(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+# Unit tests only (tests needing external tools skip when they are absent).
+unit:
+	$(GO) test ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+FUZZTIME ?= 30s
+fuzz:
+	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r grep -H -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/:func /:/'); do \
+		file=$${spec%%:*}; fn=$${spec##*:}; dir=$$(dirname $$file); \
+		echo "fuzz $$dir $$fn"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$dir || exit 1; \
+	done
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+demo: build
+	./testdata/tools/demo.sh $(BIN)
+
+clean:
+	rm -rf bin

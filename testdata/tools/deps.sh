@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian packages the test suite needs (idempotent).
+# Called by `make test`. Each binding adds its packages to PKGS below.
+set -euo pipefail
+PKGS=(
+  curl ca-certificates
+  # bindings/ilo: independent client of the simulator
+  python3-proliantutils
+  # bindings/image: floppy + ISO checks and media boot under qemu
+  dosfstools mtools xorriso isolinux syslinux-common grub-efi-amd64-bin busybox-static cpio
+  qemu-system-x86 ovmf qemu-utils
+  # bindings/swift: Swift all-in-one with tempauth + tempurl
+  swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached attr
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "deps.sh: missing packages (${missing[*]}); run as root or install them" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
