@@ -8,6 +8,7 @@ package swift
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -470,16 +471,46 @@ func (c *Client) DeleteObject(ctx context.Context, container, object string) err
 	if err != nil {
 		return err
 	}
-	_, _, err = c.conn.Call(ctx, su, ncw.RequestOpts{
+	_, h, err := c.conn.Object(ctx, container, object)
+	if errors.Is(err, ncw.ObjectNotFound) || errors.Is(err, ncw.ContainerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return wrap("head object "+container+"/"+object, err)
+	}
+	if !h.IsLargeObjectSLO() {
+		err = c.conn.ObjectDelete(ctx, container, object)
+		if errors.Is(err, ncw.ObjectNotFound) {
+			return nil
+		}
+		return wrap("delete object "+container+"/"+object, err)
+	}
+	// An SLO: the slo middleware deletes the manifest and its segments
+	// and reports per-object results in the body.
+	resp, _, err := c.conn.Call(ctx, su, ncw.RequestOpts{
 		Container: container, ObjectName: object, Operation: "DELETE",
 		Parameters: url.Values{"multipart-manifest": {"delete"}},
+		Headers:    ncw.Headers{"Accept": "application/json"},
 		ErrorMap:   map[int]error{404: ncw.ObjectNotFound},
-		NoResponse: true,
 	})
 	if errors.Is(err, ncw.ObjectNotFound) {
 		return nil
 	}
-	return wrap("delete object "+container+"/"+object, err)
+	if err != nil {
+		return wrap("delete object "+container+"/"+object, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status string     `json:"Response Status"`
+		Errors [][]string `json:"Errors"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return wrap("delete object "+container+"/"+object, fmt.Errorf("reading SLO delete result: %w", err))
+	}
+	if !strings.HasPrefix(out.Status, "200") && !strings.HasPrefix(out.Status, "404") {
+		return module.Errorf(module.CodeError, "swift delete object "+container+"/"+object, "SLO delete: %s %v", out.Status, out.Errors)
+	}
+	return nil
 }
 
 // Stat returns the size of container/object.
