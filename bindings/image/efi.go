@@ -1,0 +1,247 @@
+package image
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+)
+
+// grubModules are built into the standalone GRUB image made with
+// grub-mkstandalone (what the ISO's grub.cfg and the stub need).
+var grubModules = []string{"part_gpt", "part_msdos", "iso9660", "fat", "search", "search_fs_file",
+	"configfile", "normal", "linux", "serial", "terminal", "echo", "all_video", "test"}
+
+// grubInstallModules are copied into the image's memdisk, loadable with insmod.
+var grubInstallModules = []string{"part_gpt", "part_msdos", "iso9660", "fat", "search", "search_fs_file",
+	"search_label", "search_fs_uuid", "configfile", "normal", "linux", "serial", "terminal", "echo",
+	"efi_gop", "efi_uga", "all_video", "video_fb", "test", "ls", "cat"}
+
+// grubStub is the configuration embedded in a standalone GRUB image and put
+// next to BOOTX64.EFI in efiboot.img: find the ISO by a file only this build
+// has, then read its EFI/BOOT/grub.cfg.
+func grubStub(stamp string) string {
+	return fmt.Sprintf(`search --no-floppy --set=root --file /%s
+set prefix=($root)/EFI/BOOT
+configfile ($root)/EFI/BOOT/grub.cfg
+`, stamp)
+}
+
+// grubConfig renders the ISO's grub.cfg (Ironic's grub_conf.template with
+// serial console output and linux/initrd, which work with and without the
+// distributions' linuxefi patches).
+func grubConfig(cmdline string) string {
+	return fmt.Sprintf(`if serial --unit=0 --speed=115200; then
+  terminal_input serial console
+  terminal_output serial console
+fi
+insmod all_video
+set default=0
+set timeout=0
+set hidden_timeout_quiet=false
+
+menuentry "boot_partition" {
+  linux /vmlinuz %s
+  initrd /initrd
+}
+`, cmdline)
+}
+
+// isolinuxConfig renders isolinux.cfg (Ironic's isolinux_config.template
+// plus a serial console and no prompt).
+func isolinuxConfig(cmdline string) string {
+	return fmt.Sprintf(`SERIAL 0 115200
+DEFAULT boot
+PROMPT 0
+TIMEOUT 0
+
+LABEL boot
+  KERNEL /vmlinuz
+  APPEND initrd=/initrd %s
+`, cmdline)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// makeGrubStandalone builds a standalone GRUB EFI image (BOOTX64.EFI) with
+// the host's grub-mkstandalone (Debian grub-efi-amd64-bin) whose embedded
+// configuration is stub. It returns the path of the image inside dir.
+func makeGrubStandalone(ctx context.Context, tool, dir, stub string) (string, error) {
+	if tool == "" {
+		tool = "grub-mkstandalone"
+	}
+	bin, err := exec.LookPath(tool)
+	if err != nil {
+		return "", fmt.Errorf("UEFI boot needs an EFI loader: %s not found (install grub-efi-amd64-bin and grub-common), "+
+			"or pass uefi_from (a deploy ISO) or efi_loader (a BOOTX64.EFI), or build BIOS-only", tool)
+	}
+	embed := filepath.Join(dir, "embed.cfg")
+	if err := os.WriteFile(embed, []byte(stub), 0o644); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "BOOTX64.EFI")
+	cmd := exec.CommandContext(ctx, bin, "-O", "x86_64-efi", "-o", out,
+		"--modules="+strings.Join(grubModules, " "),
+		"--install-modules="+strings.Join(grubInstallModules, " "),
+		"--locales=", "--fonts=", "--themes=",
+		"boot/grub/grub.cfg="+embed)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("%s: %w: %s", tool, err, strings.TrimSpace(string(msg)))
+	}
+	return out, nil
+}
+
+// buildEFIBoot writes efiboot.img (FAT12) to dst holding
+// EFI/BOOT/BOOTX64.EFI (from loader) and EFI/BOOT/grub.cfg (stub).
+func buildEFIBoot(ctx context.Context, dst, loader, stub string) error {
+	st, err := os.Stat(loader)
+	if err != nil {
+		return fmt.Errorf("EFI loader: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("EFI loader %s is not a regular file", loader)
+	}
+	// payload + FATs/root/directories + slack, rounded up to 64 KiB
+	size := (st.Size() + int64(len(stub)) + 256<<10 + 64<<10 - 1) / (64 << 10) * (64 << 10)
+	if size > MaxFloppySize {
+		return fmt.Errorf("EFI loader %s is %d bytes; efiboot.img holds at most about %d", loader, st.Size(), MaxFloppySize-256<<10)
+	}
+	img, err := buildFAT(ctx, size, "EFIBOOT", []fatFile{
+		{name: "EFI/BOOT/BOOTX64.EFI", source: loader},
+		{name: "EFI/BOOT/grub.cfg", data: []byte(stub)},
+	})
+	if err != nil {
+		return fmt.Errorf("build efiboot.img: %w", err)
+	}
+	return os.WriteFile(dst, img, 0o644)
+}
+
+// deployISOFiles finds efiboot.img and grub.cfg in the deploy ISO at p (as
+// Ironic did with a loop mount): efiboot.img is the first found in a
+// depth-first sorted walk; grub.cfg prefers EFI/BOOT/grub.cfg, then
+// boot/grub/grub.cfg, then the first found.
+func deployISOFiles(p string) (fsys *iso9660.FileSystem, closeFn func() error, efiboot, grubcfg string, err error) {
+	fsys, closeFn, err = openISO(p)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	var efis, grubs []string
+	var walk func(dir string, depth int) error
+	walk = func(dir string, depth int) error {
+		if depth > 16 {
+			return nil
+		}
+		entries, err := fsys.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("read %s in %s: %w", dir, p, err)
+		}
+		sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+		for _, e := range entries {
+			full := path.Join(dir, e.Name())
+			switch {
+			case e.IsDir():
+				if err := walk(full, depth+1); err != nil {
+					return err
+				}
+			case strings.EqualFold(e.Name(), "efiboot.img"):
+				efis = append(efis, full)
+			case strings.EqualFold(e.Name(), "grub.cfg"):
+				grubs = append(grubs, full)
+			}
+		}
+		return nil
+	}
+	if err = walk(".", 0); err != nil {
+		closeFn()
+		return nil, nil, "", "", err
+	}
+	if len(efis) == 0 || len(grubs) == 0 {
+		closeFn()
+		return nil, nil, "", "", fmt.Errorf("deploy ISO %s does not contain efiboot.img and grub.cfg (found %d efiboot.img, %d grub.cfg); "+
+			"pass efi_loader instead", p, len(efis), len(grubs))
+	}
+	grubcfg = grubs[0]
+	for _, pref := range []string{"efi/boot/grub.cfg", "boot/grub/grub.cfg"} {
+		for _, g := range grubs {
+			if strings.EqualFold(g, pref) {
+				grubcfg = g
+				goto found
+			}
+		}
+	}
+found:
+	return fsys, closeFn, efis[0], grubcfg, nil
+}
+
+// openISO opens the ISO image at p read-only with go-diskfs.
+func openISO(p string) (*iso9660.FileSystem, func() error, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	fsys, err := iso9660.Read(file.New(f, true), st.Size(), 0, isoBlock)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s is not a readable ISO 9660 image: %w", p, err)
+	}
+	return fsys, f.Close, nil
+}
+
+// copyOutOfISO streams the file src of fsys to the local file dst.
+func copyOutOfISO(ctx context.Context, fsys *iso9660.FileSystem, src, dst string) error {
+	in, err := fsys.Open(src)
+	if err != nil {
+		return fmt.Errorf("open %s in ISO: %w", src, err)
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, ctxReader{ctx, in}); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s out of ISO: %w", src, err)
+	}
+	return out.Close()
+}
+
+// ctxReader fails reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+var errBothUEFISources = errors.New("uefi_from (a deploy ISO) and efi_loader (a BOOTX64.EFI) are exclusive: give one")

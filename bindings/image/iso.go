@@ -1,0 +1,492 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+)
+
+const (
+	// DefaultVolumeID is the ISO volume id Ironic gives boot ISOs.
+	DefaultVolumeID = "VMEDIA_BOOT_ISO"
+	// ConfigDriveVolumeID is used when openstack/ files are injected.
+	ConfigDriveVolumeID = "config-2"
+	// MaxISOFileSize is the largest file an ISO 9660 level 1-2 directory
+	// record (one extent, 32-bit size) can describe.
+	MaxISOFileSize = math.MaxUint32
+	// maxEFIBootSize keeps the El Torito load size (16-bit count of 512-byte
+	// sectors) from overflowing.
+	maxEFIBootSize = 0xffff * 512
+
+	isoKernelName  = "vmlinuz"
+	isoRamdiskName = "initrd"
+	isoEFIBootPath = "boot/grub/efiboot.img"
+	isoGrubCfgPath = "EFI/BOOT/grub.cfg"
+	copyChunk      = 16 << 20
+)
+
+// Default locations of the BIOS boot loader files (Debian isolinux and
+// syslinux-common, then other distributions).
+var (
+	isolinuxCandidates = []string{"/usr/lib/ISOLINUX/isolinux.bin", "/usr/lib/syslinux/isolinux.bin",
+		"/usr/share/syslinux/isolinux.bin", "/usr/lib/syslinux/bios/isolinux.bin"}
+	ldlinuxCandidates = []string{"/usr/lib/syslinux/modules/bios/ldlinux.c32", "/usr/share/syslinux/ldlinux.c32",
+		"/usr/lib/syslinux/ldlinux.c32", "/usr/lib/syslinux/bios/ldlinux.c32"}
+)
+
+// ISOOptions describes a boot ISO. Kernel and Ramdisk are required. By
+// default the ISO boots both BIOS (isolinux) and UEFI (GRUB in
+// boot/grub/efiboot.img built from the host's grub-mkstandalone).
+type ISOOptions struct {
+	Kernel  string // local kernel image, stored as /vmlinuz
+	Ramdisk string // local ramdisk, stored as /initrd
+	// Append is the kernel command line (isolinux APPEND after
+	// "initrd=/initrd", GRUB linux line after "/vmlinuz").
+	Append string
+	// UEFIFrom is a deploy ISO holding efiboot.img and grub.cfg: both are
+	// copied at their original paths and grub.cfg is replaced by ours.
+	UEFIFrom string
+	// EFILoader is an EFI boot loader (e.g. a GRUB BOOTX64.EFI) to put in
+	// efiboot.img. With neither UEFIFrom nor EFILoader, grub-mkstandalone
+	// builds one.
+	EFILoader string
+	// BIOSOnly and UEFIOnly restrict the boot entries (exclusive).
+	BIOSOnly, UEFIOnly bool
+	// Files are extra files: ISO path -> local source. A path under
+	// openstack/ switches the default volume id to config-2.
+	Files map[string]string
+	// VolumeID overrides the volume id (at most 32 characters).
+	VolumeID string
+	// Isolinux and Ldlinux override the paths of isolinux.bin and ldlinux.c32.
+	Isolinux, Ldlinux string
+	// GrubMkstandalone overrides the grub-mkstandalone command.
+	GrubMkstandalone string
+	// TempDir is where the staging workspace goes (default os.TempDir()).
+	TempDir string
+	// Progress, when set, is called as payload bytes are written.
+	Progress func(written, total int64)
+}
+
+// payload is a file streamed by lightsout rather than by go-diskfs.
+type payload struct {
+	name   string // path in the ISO, no leading slash
+	source string
+	size   int64
+}
+
+// PayloadSize returns the total number of bytes the payload files of opts
+// (kernel, ramdisk, extra files) hold, e.g. for a progress bar.
+func (o ISOOptions) PayloadSize() int64 {
+	var n int64
+	for _, p := range append([]string{o.Kernel, o.Ramdisk}, mapValues(o.Files)...) {
+		if st, err := os.Stat(p); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
+}
+
+func mapValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		out = append(out, m[k])
+	}
+	return out
+}
+
+func findFirst(field, override string, candidates []string, pkg string) (string, error) {
+	if override != "" {
+		if _, err := os.Stat(override); err != nil {
+			return "", fmt.Errorf("%s: %w", field, err)
+		}
+		return override, nil
+	}
+	for _, c := range candidates {
+		if _, err := os.Stat(c); err == nil {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in %s: install %s or use the BIOS-less (UEFI-only) mode",
+		field, strings.Join(candidates, ", "), pkg)
+}
+
+func statPayload(field, name, src string) (payload, error) {
+	if src == "" {
+		return payload{}, fmt.Errorf("%s: a local file path is required", field)
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return payload{}, fmt.Errorf("%s: %w", field, err)
+	}
+	if !st.Mode().IsRegular() {
+		return payload{}, fmt.Errorf("%s: %s is not a regular file", field, src)
+	}
+	if st.Size() > MaxISOFileSize {
+		return payload{}, fmt.Errorf("%s: %s is %d bytes; ISO 9660 files must be smaller than 4 GiB "+
+			"(no multi-extent support): split it or use a smaller image", field, src, st.Size())
+	}
+	return payload{name: name, source: src, size: st.Size()}, nil
+}
+
+// WriteISO builds the boot ISO described by opts at path. The output is
+// written to a temporary file next to path and renamed into place.
+func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) {
+	if opts.BIOSOnly && opts.UEFIOnly {
+		return errors.New("bios_only and uefi_only are exclusive: give at most one")
+	}
+	if opts.UEFIFrom != "" && opts.EFILoader != "" {
+		return errBothUEFISources
+	}
+	bios, uefi := !opts.UEFIOnly, !opts.BIOSOnly
+	if !uefi && (opts.UEFIFrom != "" || opts.EFILoader != "") {
+		return errors.New("bios_only conflicts with uefi_from/efi_loader: drop one")
+	}
+	if strings.ContainsAny(opts.Append, "\r\n") {
+		return errors.New("append: the kernel command line must be a single line")
+	}
+
+	// payload files, checked before anything is written
+	kernel, err := statPayload("kernel", isoKernelName, opts.Kernel)
+	if err != nil {
+		return err
+	}
+	ramdisk, err := statPayload("ramdisk", isoRamdiskName, opts.Ramdisk)
+	if err != nil {
+		return err
+	}
+	payloads := []payload{kernel, ramdisk}
+	reserved := map[string]bool{isoKernelName: true, isoRamdiskName: true, "isolinux": true,
+		isoEFIBootPath: true, isoGrubCfgPath: true, "EFI/BOOT/BOOTX64.EFI": true}
+	volID := DefaultVolumeID
+	for _, name := range sortedKeys(opts.Files) {
+		n, err := cleanImageName("iso file", name)
+		if err != nil {
+			return err
+		}
+		top := strings.SplitN(n, "/", 2)[0]
+		if reserved[n] || reserved[top] && top != n {
+			return fmt.Errorf("iso file %q: the name is used by the boot loader files; choose another", name)
+		}
+		p, err := statPayload("iso file "+n, n, opts.Files[name])
+		if err != nil {
+			return err
+		}
+		payloads = append(payloads, p)
+		if strings.HasPrefix(n, "openstack/") {
+			volID = ConfigDriveVolumeID
+		}
+	}
+	if opts.VolumeID != "" {
+		volID = opts.VolumeID
+	}
+	if len(volID) > 32 {
+		return fmt.Errorf("volume id %q is longer than 32 characters", volID)
+	}
+
+	tmpRoot := opts.TempDir
+	if tmpRoot == "" {
+		tmpRoot = os.TempDir()
+	}
+	work, err := os.MkdirTemp(tmpRoot, "lightsout-iso-")
+	if err != nil {
+		return fmt.Errorf("staging directory: %w", err)
+	}
+	defer os.RemoveAll(work)
+	ws := filepath.Join(work, "tree") // go-diskfs deletes its workspace on success
+	scratch := filepath.Join(work, "scratch")
+	for _, d := range []string{ws, scratch} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+	}
+
+	var entries []*iso9660.ElToritoEntry
+	catalog := "/boot.cat"
+	if bios {
+		isolinux, err := findFirst("isolinux.bin", opts.Isolinux, isolinuxCandidates, "isolinux")
+		if err != nil {
+			return err
+		}
+		ldlinux, err := findFirst("ldlinux.c32", opts.Ldlinux, ldlinuxCandidates, "syslinux-common")
+		if err != nil {
+			return err
+		}
+		if err := copyLocal(isolinux, filepath.Join(ws, "isolinux", "isolinux.bin")); err != nil {
+			return err
+		}
+		if err := copyLocal(ldlinux, filepath.Join(ws, "isolinux", "ldlinux.c32")); err != nil {
+			return err
+		}
+		if err := writeStaged(ws, "isolinux/isolinux.cfg", isolinuxConfig(opts.Append)); err != nil {
+			return err
+		}
+		e := &iso9660.ElToritoEntry{Platform: iso9660.BIOS, Emulation: iso9660.NoEmulation,
+			BootFile: "/isolinux/isolinux.bin", BootTable: true}
+		e.SetLoadSize(4)
+		entries = append(entries, e)
+		catalog = "/isolinux/boot.cat"
+	}
+	if uefi {
+		efiboot, err := stageUEFI(ctx, opts, ws, scratch)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, &iso9660.ElToritoEntry{Platform: iso9660.EFI,
+			Emulation: iso9660.NoEmulation, BootFile: "/" + efiboot})
+	}
+
+	// payload placeholders: empty files with the real name and mtime
+	for _, p := range payloads {
+		dst := filepath.Join(ws, filepath.FromSlash(p.name))
+		if _, err := os.Stat(dst); err == nil {
+			return fmt.Errorf("iso file %q collides with a file of the boot loader tree", p.name)
+		}
+		if err := writeStaged(ws, p.name, ""); err != nil {
+			return err
+		}
+		if st, err := os.Stat(p.source); err == nil {
+			_ = os.Chtimes(dst, st.ModTime(), st.ModTime())
+		}
+	}
+
+	out, err := os.CreateTemp(filepath.Dir(outPath), "."+filepath.Base(outPath)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("create %s: %w", outPath, err)
+	}
+	defer func() {
+		if out != nil {
+			out.Close()
+			os.Remove(out.Name())
+		}
+	}()
+	fsys, err := iso9660.Create(file.New(out, false), 0, 0, isoBlock, ws)
+	if err != nil {
+		return fmt.Errorf("create ISO: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := fsys.Finalize(iso9660.FinalizeOptions{
+		RockRidge:        true, // long, mixed-case names; GRUB search needs them
+		VolumeIdentifier: volID,
+		ElTorito:         &iso9660.ElTorito{BootCatalog: catalog, Entries: entries},
+	}); err != nil {
+		return fmt.Errorf("write ISO metadata: %w", err)
+	}
+	if err := appendPayloads(ctx, out, payloads, opts.Progress); err != nil {
+		return err
+	}
+	if err := out.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", outPath, err)
+	}
+	tmpName := out.Name()
+	out = nil
+	if err := os.Rename(tmpName, outPath); err != nil {
+		os.Remove(tmpName)
+		return fmt.Errorf("write %s: %w", outPath, err)
+	}
+	return nil
+}
+
+// stageUEFI puts the UEFI boot files into the workspace and returns the
+// path (relative to the ISO root) of the El Torito EFI image.
+func stageUEFI(ctx context.Context, opts ISOOptions, ws, scratch string) (string, error) {
+	if opts.UEFIFrom != "" {
+		fsys, closeFn, efiboot, grubcfg, err := deployISOFiles(opts.UEFIFrom)
+		if err != nil {
+			return "", err
+		}
+		defer closeFn()
+		rel := efiboot
+		if err := copyOutOfISO(ctx, fsys, efiboot, filepath.Join(ws, filepath.FromSlash(rel))); err != nil {
+			return "", err
+		}
+		if err := checkEFIBootSize(filepath.Join(ws, filepath.FromSlash(rel))); err != nil {
+			return "", err
+		}
+		if err := writeStaged(ws, grubcfg, grubConfig(opts.Append)); err != nil {
+			return "", err
+		}
+		return rel, nil
+	}
+	stamp := "EFI/BOOT/lightsout-" + randomHex(8)
+	stub := grubStub(stamp)
+	loader := opts.EFILoader
+	if loader == "" {
+		var err error
+		if loader, err = makeGrubStandalone(ctx, opts.GrubMkstandalone, scratch, stub); err != nil {
+			return "", err
+		}
+	}
+	efi := filepath.Join(ws, filepath.FromSlash(isoEFIBootPath))
+	if err := os.MkdirAll(filepath.Dir(efi), 0o755); err != nil {
+		return "", err
+	}
+	if err := buildEFIBoot(ctx, efi, loader, stub); err != nil {
+		return "", err
+	}
+	if err := checkEFIBootSize(efi); err != nil {
+		return "", err
+	}
+	if err := copyLocal(loader, filepath.Join(ws, "EFI", "BOOT", "BOOTX64.EFI")); err != nil {
+		return "", err
+	}
+	if err := writeStaged(ws, isoGrubCfgPath, grubConfig(opts.Append)); err != nil {
+		return "", err
+	}
+	if err := writeStaged(ws, stamp, "lightsout boot ISO\n"); err != nil {
+		return "", err
+	}
+	return isoEFIBootPath, nil
+}
+
+func checkEFIBootSize(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if st.Size() > maxEFIBootSize {
+		return fmt.Errorf("efiboot.img is %d bytes; El Torito EFI images must stay below 32 MiB", st.Size())
+	}
+	return nil
+}
+
+func writeStaged(ws, name, content string) error {
+	dst := filepath.Join(ws, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, []byte(content), 0o644)
+}
+
+func copyLocal(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return out.Close()
+}
+
+// appendPayloads streams the payload files to the end of the ISO go-diskfs
+// wrote (whose directory records say size 0), then patches their directory
+// records and the volume size.
+func appendPayloads(ctx context.Context, out *os.File, payloads []payload, progress func(int64, int64)) error {
+	vol, err := readPVD(out)
+	if err != nil {
+		return fmt.Errorf("read back ISO: %w", err)
+	}
+	_, recs, err := walkISO(out)
+	if err != nil {
+		return fmt.Errorf("read back ISO: %w", err)
+	}
+	var total, written int64
+	for _, p := range payloads {
+		total += p.size
+	}
+	sort.Slice(payloads, func(i, j int) bool { return payloads[i].name < payloads[j].name })
+	block := int64(vol.Blocks)
+	want := map[string][2]uint32{}
+	for _, p := range payloads {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		in, err := os.Open(p.source)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		if _, err := out.Seek(block*isoBlock, io.SeekStart); err != nil {
+			in.Close()
+			return err
+		}
+		var n int64
+		for n < p.size {
+			if err := ctx.Err(); err != nil {
+				in.Close()
+				return err
+			}
+			// io.CopyN into an *os.File uses copy_file_range/sendfile: no user-space buffer
+			c, err := io.CopyN(out, in, min(copyChunk, p.size-n))
+			n += c
+			written += c
+			if progress != nil {
+				progress(written, total)
+			}
+			if err != nil {
+				in.Close()
+				if errors.Is(err, io.EOF) {
+					return fmt.Errorf("%s: %s shrank while it was copied (%d of %d bytes)", p.name, p.source, n, p.size)
+				}
+				return fmt.Errorf("copy %s into the ISO: %w", p.source, err)
+			}
+		}
+		in.Close()
+		want[p.name] = [2]uint32{uint32(block), uint32(p.size)}
+		block += (p.size + isoBlock - 1) / isoBlock
+	}
+	if block > math.MaxUint32 {
+		return errors.New("ISO image larger than 8 TiB")
+	}
+	if err := patchISORecords(out, recs, want); err != nil {
+		return err
+	}
+	// primary volume descriptor: volume space size (both byte orders), and
+	// the identifier fields go-diskfs pads with NULs padded with spaces
+	pvd := make([]byte, isoBlock)
+	if _, err := out.ReadAt(pvd, 16*isoBlock); err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint32(pvd[80:], uint32(block))
+	binary.BigEndian.PutUint32(pvd[84:], uint32(block))
+	for _, f := range [][2]int{{8, 32}, {40, 32}, {190, 128}, {318, 128}, {446, 128}, {574, 128}, {702, 37}, {739, 37}, {776, 37}} {
+		field := pvd[f[0] : f[0]+f[1]]
+		end := len(bytes.TrimRight(field, "\x00 "))
+		for i := end; i < len(field); i++ {
+			field[i] = ' '
+		}
+	}
+	if _, err := out.WriteAt(pvd, 16*isoBlock); err != nil {
+		return err
+	}
+	// pads the last file and drops the stray block go-diskfs may leave behind
+	if err := out.Truncate(block * isoBlock); err != nil {
+		return err
+	}
+	return nil
+}
+
+// isoPath normalises an ISO path for lookups ("/a/b" and "a/b" are equal).
+// ("." for the root, io/fs style as go-diskfs' readers expect).
+func isoPath(p string) string {
+	p = strings.TrimPrefix(path.Clean("/"+p), "/")
+	if p == "" {
+		return "."
+	}
+	return p
+}
