@@ -1,0 +1,10 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// extraCommands are the commands of the bindings (sim, image, ...). Each
+// binding's command lives in its own file of this package.
+func extraCommands(g *globals) []*cobra.Command {
+	_ = g
+	return nil
+}

@@ -1,0 +1,132 @@
+// Command lightsout inspects, cleans and deploys HPE ProLiant servers through
+// their iLO. The commands are thin: logic lives in runtime/ and bindings/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lightsout/lightsout/runtime"
+	"github.com/lightsout/lightsout/runtime/app"
+)
+
+// Exit codes.
+const (
+	exitOK        = 0
+	exitRunFailed = 1
+	exitUsage     = 2
+)
+
+// globals holds the persistent flags.
+type globals struct {
+	configPath string
+	scriptDirs []string
+	stateDir   string
+	logLevel   string
+	logFormat  string
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+// open opens the app with the global flags.
+func (g *globals) open(ctx context.Context) (*app.App, error) {
+	return app.Open(ctx, app.Options{ConfigPath: g.configPath, ScriptDirs: g.scriptDirs, StateDir: g.stateDir,
+		LogLevel: g.logLevel, LogFormat: g.logFormat, Stdout: g.stdout, Stderr: g.stderr})
+}
+
+// runFailedError makes the process exit 1 after output was printed.
+type runFailedError struct{ msg string }
+
+func (e *runFailedError) Error() string { return e.msg }
+
+func newRootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "lightsout",
+		Short: "Inspect, clean and deploy HPE ProLiant servers through their iLO",
+		Long: `lightsout drives HPE ProLiant servers through iLO 4 (RIBCL) and iLO 5/6/7 (Redfish):
+it builds boot media, publishes it, attaches it as iLO virtual media and runs the
+deploy, clean and inspect procedures as editable Lua scripts, recording every run.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configPath, "config", "", "config file (default $LIGHTSOUT_CONFIG or /etc/lightsout/lightsout.conf)")
+	pf.StringArrayVar(&g.scriptDirs, "scripts", nil, "site script directory searched before the bundled scripts (repeatable)")
+	pf.StringVar(&g.stateDir, "state-dir", "", "state directory (overrides [lightsout] state_dir)")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	root.AddCommand(newNodeCmd(g), newRunCmd(g), newRunsCmd(g), newScriptsCmd(g), newConfigCmd(g))
+	for _, c := range extraCommands(g) {
+		root.AddCommand(c)
+	}
+	return root
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the CLI and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRootCmd(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var rf *runFailedError
+	if errors.As(err, &rf) {
+		if rf.msg != "" {
+			fmt.Fprintln(stderr, "lightsout:", rf.msg)
+		}
+		return exitRunFailed
+	}
+	fmt.Fprintln(stderr, "lightsout:", err)
+	var ue *runtime.UsageError
+	var ve *app.ValidationError
+	var ce *app.ConfigError
+	var cfe *configErr
+	if errors.As(err, &ue) || errors.As(err, &ve) || errors.As(err, &ce) || errors.As(err, &cfe) || isCobraUsage(err) {
+		return exitUsage
+	}
+	return exitRunFailed
+}
+
+// isCobraUsage reports flag/argument errors from cobra.
+func isCobraUsage(err error) bool {
+	var u *usageError
+	if errors.As(err, &u) {
+		return true
+	}
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least",
+		"invalid argument", "flag needs an argument", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// usageError marks a bad command line.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+
+// usage wraps a message as a usage error.
+func usage(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}

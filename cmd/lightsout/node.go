@@ -1,0 +1,349 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/inventory"
+	"github.com/lightsout/lightsout/runtime/secrets"
+	"github.com/lightsout/lightsout/runtime/store"
+)
+
+// nodeJSON is the stable `node show --json` schema (secrets masked).
+type nodeJSON struct {
+	Name               string         `json:"name"`
+	UUID               string         `json:"uuid"`
+	Driver             string         `json:"driver"`
+	DriverInfo         map[string]any `json:"driver_info"`
+	Properties         map[string]any `json:"properties"`
+	InstanceInfo       map[string]any `json:"instance_info"`
+	DriverInternalInfo map[string]any `json:"driver_internal_info"`
+	Ports              []store.Port   `json:"ports"`
+	ProvisionState     string         `json:"provision_state"`
+	PowerState         string         `json:"power_state"`
+	LastError          string         `json:"last_error"`
+	Maintenance        bool           `json:"maintenance"`
+	Reservation        int64          `json:"reservation,omitempty"`
+}
+
+func toNodeJSON(a *app.App, n *store.Node) nodeJSON {
+	ports := n.Ports
+	if ports == nil {
+		ports = []store.Port{}
+	}
+	return nodeJSON{Name: n.Name, UUID: n.UUID, Driver: n.Driver,
+		DriverInfo:         secrets.MaskMap(n.DriverInfo),
+		Properties:         a.Redactor.Value(n.Properties).(map[string]any),
+		InstanceInfo:       secrets.MaskMap(n.InstanceInfo),
+		DriverInternalInfo: secrets.MaskMap(n.DriverInternalInfo),
+		Ports:              ports, ProvisionState: n.ProvisionState, PowerState: n.PowerState,
+		LastError: a.Redactor.String(n.LastError), Maintenance: n.Maintenance, Reservation: n.Reservation}
+}
+
+func newNodeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Register and manage servers (Ironic-style inventory)"}
+	cmd.AddCommand(nodeCreateCmd(g), nodeListCmd(g), nodeShowCmd(g), nodeSetCmd(g), nodeUnsetCmd(g),
+		nodeDeleteCmd(g), nodeImportCmd(g), nodeManageCmd(g), nodeProvideCmd(g))
+	return cmd
+}
+
+func nodeCreateCmd(g *globals) *cobra.Command {
+	var driver string
+	var info, props, inst, ports []string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "create NAME --driver agent_ilo|iscsi_ilo|pxe_ilo -i KEY=VALUE...",
+		Short: "Register a node (enroll state)",
+		Example: `  lightsout node create gen10-1 --driver agent_ilo -i ilo_address=10.0.0.5 \
+    -i ilo_username=admin -i ilo_password=secret -i ilo_deploy_iso=http://10.0.0.1/ipa.iso \
+    -p capabilities=boot_mode:uefi --port 52:54:00:12:34:56`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec := app.NodeSpec{Name: args[0], Driver: driver, Ports: ports}
+			var err error
+			if spec.DriverInfo, err = app.ParseKV("-i/--driver-info", info); err != nil {
+				return err
+			}
+			if spec.Properties, err = app.ParseKV("-p/--property", props); err != nil {
+				return err
+			}
+			if spec.InstanceInfo, err = app.ParseKV("--instance-info", inst); err != nil {
+				return err
+			}
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			n, err := a.CreateNode(cmd.Context(), spec)
+			if err != nil {
+				return err
+			}
+			return showNode(g, a, n, asJSON)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&driver, "driver", "", "driver: "+strings.Join(inventory.Drivers(), ", "))
+	_ = cmd.MarkFlagRequired("driver")
+	f.StringArrayVarP(&info, "driver-info", "i", nil, "driver_info KEY=VALUE (repeatable)")
+	f.StringArrayVarP(&props, "property", "p", nil, "properties KEY=VALUE (repeatable)")
+	f.StringArrayVar(&inst, "instance-info", nil, "instance_info KEY=VALUE (repeatable)")
+	f.StringArrayVar(&ports, "port", nil, "MAC address of a NIC (repeatable)")
+	f.BoolVar(&asJSON, "json", false, "print the node as JSON")
+	_ = cmd.RegisterFlagCompletionFunc("driver", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return inventory.Drivers(), cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+func nodeListCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List nodes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			nodes, err := a.Store.ListNodes(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				out := make([]nodeJSON, len(nodes))
+				for i, n := range nodes {
+					out[i] = toNodeJSON(a, n)
+				}
+				return printJSON(g.stdout, out)
+			}
+			t := newTable(g.stdout, "NAME", "UUID", "DRIVER", "PROVISION STATE", "POWER", "MAINT", "LOCKED BY")
+			for _, n := range nodes {
+				lock := "-"
+				if n.Reservation != 0 {
+					lock = fmt.Sprintf("run %d", n.Reservation)
+				}
+				t.row(n.Name, n.UUID, n.Driver, n.ProvisionState, orDash(n.PowerState), n.Maintenance, lock)
+			}
+			return t.flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func showNode(g *globals, a *app.App, n *store.Node, asJSON bool) error {
+	j := toNodeJSON(a, n)
+	if asJSON {
+		return printJSON(g.stdout, j)
+	}
+	t := newTable(g.stdout, "FIELD", "VALUE")
+	t.row("name", j.Name)
+	t.row("uuid", j.UUID)
+	t.row("driver", j.Driver)
+	t.row("driver_info", fmtMap(j.DriverInfo))
+	t.row("properties", fmtMap(j.Properties))
+	t.row("instance_info", fmtMap(j.InstanceInfo))
+	t.row("driver_internal_info", fmtMap(j.DriverInternalInfo))
+	ports := make([]string, len(j.Ports))
+	for i, p := range j.Ports {
+		ports[i] = p.Address
+	}
+	t.row("ports", strings.Join(ports, ", "))
+	t.row("provision_state", j.ProvisionState)
+	t.row("power_state", orDash(j.PowerState))
+	t.row("last_error", orDash(j.LastError))
+	t.row("maintenance", j.Maintenance)
+	if j.Reservation != 0 {
+		t.row("locked_by", fmt.Sprintf("run %d", j.Reservation))
+	}
+	return t.flush()
+}
+
+func nodeShowCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a node (secrets masked)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			n, err := a.Store.GetNode(cmd.Context(), args[0])
+			if err != nil {
+				return &app.ValidationError{Err: err}
+			}
+			return showNode(g, a, n, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func nodeSetCmd(g *globals) *cobra.Command {
+	var info, props, inst, ports []string
+	var name, driver string
+	var maint bool
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "set NAME [-i KEY=VALUE]... [-p KEY=VALUE]... [--instance-info KEY=VALUE]... [--port MAC]...",
+		Short: "Change a node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := app.NodeChange{Name: name, Driver: driver, AddPorts: ports}
+			var err error
+			if c.DriverInfo, err = app.ParseKV("-i/--driver-info", info); err != nil {
+				return err
+			}
+			if c.Properties, err = app.ParseKV("-p/--property", props); err != nil {
+				return err
+			}
+			if c.InstanceInfo, err = app.ParseKV("--instance-info", inst); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("maintenance") {
+				c.Maintenance, c.MaintenanceReason = &maint, reason
+			}
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			n, err := a.UpdateNode(cmd.Context(), args[0], c)
+			if err != nil {
+				return err
+			}
+			return showNode(g, a, n, false)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "rename the node")
+	f.StringVar(&driver, "driver", "", "change the driver")
+	f.StringArrayVarP(&info, "driver-info", "i", nil, "driver_info KEY=VALUE (repeatable)")
+	f.StringArrayVarP(&props, "property", "p", nil, "properties KEY=VALUE (repeatable)")
+	f.StringArrayVar(&inst, "instance-info", nil, "instance_info KEY=VALUE (repeatable)")
+	f.StringArrayVar(&ports, "port", nil, "add a port by MAC (repeatable)")
+	f.BoolVar(&maint, "maintenance", false, "put the node in (or, with =false, out of) maintenance")
+	f.StringVar(&reason, "maintenance-reason", "", "reason for maintenance")
+	return cmd
+}
+
+func nodeUnsetCmd(g *globals) *cobra.Command {
+	var info, props, inst, ports []string
+	cmd := &cobra.Command{
+		Use:   "unset NAME [-i KEY]... [-p KEY]... [--instance-info KEY]... [--port MAC]...",
+		Short: "Remove keys or ports from a node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			n, err := a.UpdateNode(cmd.Context(), args[0], app.NodeChange{UnsetDriverInfo: info, UnsetProperties: props,
+				UnsetInstanceInfo: inst, RemovePorts: ports})
+			if err != nil {
+				return err
+			}
+			return showNode(g, a, n, false)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&info, "driver-info", "i", nil, "driver_info key to remove (repeatable)")
+	f.StringArrayVarP(&props, "property", "p", nil, "property to remove (repeatable)")
+	f.StringArrayVar(&inst, "instance-info", nil, "instance_info key to remove (repeatable)")
+	f.StringArrayVar(&ports, "port", nil, "port MAC to remove (repeatable)")
+	return cmd
+}
+
+func nodeDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME...",
+		Short: "Delete nodes (refused while a run holds the node)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			for _, name := range args {
+				if err := a.Store.DeleteNode(cmd.Context(), name); err != nil {
+					return &app.ValidationError{Err: err}
+				}
+				fmt.Fprintf(g.stdout, "deleted %s\n", name)
+			}
+			return nil
+		},
+	}
+}
+
+func nodeImportCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "import FILE",
+		Short: "Import nodes from JSON or YAML (node show --json shape, Ironic or Bifrost lists)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			nodes, err := a.ImportNodes(cmd.Context(), args[0])
+			for _, n := range nodes {
+				fmt.Fprintf(g.stdout, "imported %s (%s)\n", n.Name, n.UUID)
+			}
+			return err
+		},
+	}
+}
+
+func stateCmd(g *globals, use, short string, fn func(a *app.App, cmd *cobra.Command, name string) (*store.Node, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " NAME...",
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			for _, name := range args {
+				n, err := fn(a, cmd, name)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "%s: %s\n", n.Name, n.ProvisionState)
+			}
+			return nil
+		},
+	}
+}
+
+func nodeManageCmd(g *globals) *cobra.Command {
+	return stateCmd(g, "manage", "Validate a node and move it to manageable", func(a *app.App, cmd *cobra.Command, name string) (*store.Node, error) {
+		return a.Manage(cmd.Context(), name)
+	})
+}
+
+func nodeProvideCmd(g *globals) *cobra.Command {
+	return stateCmd(g, "provide", "Make a manageable node available (automated cleaning)", func(a *app.App, cmd *cobra.Command, name string) (*store.Node, error) {
+		return a.Provide(cmd.Context(), name)
+	})
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/lightsout/lightsout/runtime"
+)
+
+// progress shows per-node progress on a terminal: the current step of each
+// node as it starts and each run's end; off a terminal only run ends.
+type progress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	tty   bool
+	total int
+	done_ int
+}
+
+func newProgress(w io.Writer, total int) *progress {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progress{w: w, tty: tty, total: total}
+}
+
+func (p *progress) step(runID int64, node, step string) {
+	if !p.tty {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "\r\033[K[%d/%d] %s (run %d): %s", p.done_, p.total, node, runID, step)
+}
+
+func (p *progress) done(r runtime.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done_++
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K[%d/%d] %s: %s\n", p.done_, p.total, r.Node, r.Status)
+	} else if p.total > 1 {
+		fmt.Fprintf(p.w, "[%d/%d] %s: run %d %s\n", p.done_, p.total, r.Node, r.RunID, r.Status)
+	}
+}
+
+func (p *progress) finish() {}

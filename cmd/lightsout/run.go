@@ -1,0 +1,445 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lightsout/lightsout/runtime"
+	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/store"
+)
+
+// runFlags are shared by `run` and the playbook verbs.
+type runFlags struct {
+	nodes    []string
+	all      bool
+	params   []string
+	parallel int
+	timeout  time.Duration
+	wait     bool
+	asJSON   bool
+}
+
+func (f *runFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.nodes, "node", nil, "node name or uuid (repeatable)")
+	fl.BoolVar(&f.all, "all", false, "run on every node")
+	fl.StringArrayVar(&f.params, "param", nil, "script parameter KEY=VALUE (repeatable)")
+	fl.IntVar(&f.parallel, "parallel", 0, "runs at once (default [lightsout] max_parallel)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "timeout of each run (default [lightsout] run_timeout)")
+	fl.BoolVar(&f.wait, "wait", false, "wait for locked nodes instead of failing")
+	fl.BoolVar(&f.asJSON, "json", false, "print the results as JSON")
+}
+
+func (f *runFlags) paramMap() (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range f.params {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, usage("--param %q: expected KEY=VALUE", p)
+		}
+		out[strings.TrimSpace(k)] = v
+	}
+	return out, nil
+}
+
+// execute runs script on the selected nodes and prints a summary.
+func (f *runFlags) execute(cmd *cobra.Command, g *globals, a *app.App, script string, extra map[string]string) error {
+	ctx := cmd.Context()
+	params, err := f.paramMap()
+	if err != nil {
+		return err
+	}
+	for k, v := range extra {
+		params[k] = v
+	}
+	if f.all && len(f.nodes) > 0 {
+		return usage("use either --node or --all, not both")
+	}
+	nodes, err := a.ResolveNodes(ctx, f.nodes, f.all)
+	if err != nil {
+		return err
+	}
+	if f.all && len(nodes) == 0 {
+		return usage("--all: there are no nodes (see `lightsout node create` or `node import`)")
+	}
+	req := runtime.RunRequest{Script: script, Params: params, Timeout: f.timeout, Wait: f.wait}
+	var results []runtime.Result
+	if len(nodes) == 0 {
+		res, err := a.Engine.Run(ctx, req)
+		if err != nil && res.RunID == 0 {
+			return err
+		}
+		results = []runtime.Result{res}
+	} else {
+		if _, err := a.Engine.Scripts().Find(script); err != nil && !strings.HasSuffix(script, ".lua") {
+			return &runtime.UsageError{Err: err}
+		}
+		progress := newProgress(g.stderr, len(nodes))
+		req.OnStep = progress.step
+		results, _ = a.Engine.RunMany(ctx, req, nodes, f.parallel, progress.done)
+		progress.finish()
+	}
+	return printResults(g, results, f.asJSON)
+}
+
+// printResults prints the summary table (or JSON) and returns a
+// runFailedError when any run did not succeed.
+func printResults(g *globals, results []runtime.Result, asJSON bool) error {
+	failed := 0
+	for _, r := range results {
+		if !r.Succeeded() {
+			failed++
+		}
+	}
+	if asJSON {
+		if err := printJSON(g.stdout, results); err != nil {
+			return err
+		}
+	} else {
+		t := newTable(g.stdout, "RUN", "NODE", "SCRIPT", "STATUS", "DURATION", "ERROR")
+		for _, r := range results {
+			t.row(r.RunID, orDash(r.Node), r.Script, r.Status, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), firstLine(r.Error))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		if len(results) == 1 {
+			return &runFailedError{msg: fmt.Sprintf("run %d %s: %s", results[0].RunID, results[0].Status, results[0].Error)}
+		}
+		return &runFailedError{msg: fmt.Sprintf("%d of %d runs did not succeed (see `lightsout runs show ID`)", failed, len(results))}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run SCRIPT [--node NAME]... [--all] [--param K=V]...",
+		Short: "Run a Lua script (bundled or site name, or a .lua path) on nodes",
+		Long: `Run a Lua script on one node, several nodes (one run each, concurrently, bounded by
+--parallel) or none. Every run is recorded: see "lightsout runs show ID".
+Exit status: 0 when every run succeeded, 1 when any failed, 2 on bad usage.`,
+		Args: cobra.ExactArgs(1),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveError
+			}
+			defer a.Close()
+			list, _ := a.Engine.Scripts().List()
+			var out []string
+			for _, s := range list {
+				if s.Kind == "playbook" {
+					out = append(out, s.Name)
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			return f.execute(cmd, g, a, args[0], nil)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newRunsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "runs", Short: "Inspect recorded runs"}
+	cmd.AddCommand(runsListCmd(g), runsShowCmd(g), runsLogCmd(g))
+	return cmd
+}
+
+// runJSON is the stable `runs list --json` schema.
+type runJSON struct {
+	ID         int64      `json:"id"`
+	Script     string     `json:"script"`
+	Node       string     `json:"node"`
+	Status     string     `json:"status"`
+	Error      string     `json:"error"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+}
+
+func toRunJSON(a *app.App, r *store.Run) runJSON {
+	return runJSON{ID: r.ID, Script: r.Script, Node: r.NodeName, Status: r.Status, Error: a.Redactor.String(r.Error),
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
+}
+
+func runsListCmd(g *globals) *cobra.Command {
+	var node, status string
+	var limit int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List runs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			runs, err := a.Store.ListRuns(cmd.Context(), store.RunFilter{Node: node, Status: status, Limit: limit})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				out := make([]runJSON, len(runs))
+				for i, r := range runs {
+					out[i] = toRunJSON(a, r)
+				}
+				return printJSON(g.stdout, out)
+			}
+			t := newTable(g.stdout, "ID", "SCRIPT", "NODE", "STATUS", "STARTED", "DURATION", "ERROR")
+			for _, r := range runs {
+				dur := "-"
+				if r.FinishedAt != nil {
+					dur = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
+				}
+				t.row(r.ID, r.Script, orDash(r.NodeName), r.Status, fmtTime(r.StartedAt), dur, firstLine(a.Redactor.String(r.Error)))
+			}
+			return t.flush()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&node, "node", "", "only runs of this node")
+	f.StringVar(&status, "status", "", "only runs with this status (running, succeeded, failed, timed_out, cancelled, interrupted)")
+	f.IntVar(&limit, "limit", 0, "only the last N runs")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// runShowJSON is the stable `runs show --json` schema.
+type runShowJSON struct {
+	runJSON
+	ScriptSHA string            `json:"script_sha256"`
+	Params    map[string]string `json:"params"`
+	Host      string            `json:"host"`
+	PID       int               `json:"pid"`
+	Events    []eventJSON       `json:"events"`
+	Artifacts []store.Artifact  `json:"artifacts"`
+}
+
+type eventJSON struct {
+	Seq  int64          `json:"seq"`
+	Kind string         `json:"kind"`
+	Name string         `json:"name"`
+	Data map[string]any `json:"data"`
+	Time time.Time      `json:"time"`
+}
+
+func parseRunID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usage("run id %q: expected a positive number (see `lightsout runs list`)", s)
+	}
+	return id, nil
+}
+
+func runsShowCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a run: header, then the timeline of steps, calls, logs and errors",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseRunID(args[0])
+			if err != nil {
+				return err
+			}
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			r, err := a.Store.GetRun(cmd.Context(), id)
+			if err != nil {
+				return &app.ValidationError{Err: err}
+			}
+			evs, err := a.Store.Events(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			arts, err := a.Store.RunArtifacts(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if arts == nil {
+				arts = []store.Artifact{}
+			}
+			if asJSON {
+				out := runShowJSON{runJSON: toRunJSON(a, r), ScriptSHA: r.ScriptSHA, Params: r.Params, Host: r.Host, PID: r.PID,
+					Events: make([]eventJSON, len(evs)), Artifacts: arts}
+				for i, e := range evs {
+					out.Events[i] = eventJSON{Seq: e.Seq, Kind: e.Kind, Name: e.Name, Data: e.Data, Time: e.Time}
+				}
+				return printJSON(g.stdout, out)
+			}
+			return printRun(g, a, r, evs, arts)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printRun(g *globals, a *app.App, r *store.Run, evs []store.Event, arts []store.Artifact) error {
+	w := g.stdout
+	fmt.Fprintf(w, "Run %d  %s  %s\n", r.ID, r.Script, strings.ToUpper(r.Status))
+	fmt.Fprintf(w, "  node:     %s\n", orDash(r.NodeName))
+	fmt.Fprintf(w, "  script:   %s (sha256 %s)\n", r.Script, short(r.ScriptSHA))
+	fmt.Fprintf(w, "  started:  %s on %s (pid %d)\n", fmtTime(r.StartedAt), r.Host, r.PID)
+	if r.FinishedAt != nil {
+		fmt.Fprintf(w, "  finished: %s (%s)\n", fmtTime(*r.FinishedAt), r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond))
+	}
+	if len(r.Params) > 0 {
+		keys := make([]string, 0, len(r.Params))
+		for k := range r.Params {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var ps []string
+		for _, k := range keys {
+			ps = append(ps, k+"="+r.Params[k])
+		}
+		fmt.Fprintf(w, "  params:   %s\n", strings.Join(ps, " "))
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "  error:    %s\n", strings.ReplaceAll(a.Redactor.String(r.Error), "\n", "\n            "))
+	}
+	if len(arts) > 0 {
+		fmt.Fprintln(w, "  artifacts:")
+		for _, x := range arts {
+			del := ""
+			if x.DeletedAt != nil {
+				del = " (deleted)"
+			}
+			fmt.Fprintf(w, "    %-8s %s%s\n", x.Kind, a.Redactor.String(x.Location), del)
+		}
+	}
+	fmt.Fprintln(w, "\nTimeline:")
+	depth := 0
+	for _, e := range evs {
+		off := e.Time.Sub(r.StartedAt).Seconds()
+		if e.Kind == store.EventStepEnd && depth > 0 {
+			depth--
+		}
+		indent := strings.Repeat("  ", depth)
+		fmt.Fprintf(w, "  %8.3fs %s%s\n", off, indent, a.Redactor.String(describeEvent(e)))
+		if e.Kind == store.EventStepStart {
+			depth++
+		}
+	}
+	return nil
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// describeEvent renders one timeline line.
+func describeEvent(e store.Event) string {
+	d := e.Data
+	str := func(k string) string {
+		if v, ok := d[k]; ok && v != nil {
+			return fmt.Sprint(v)
+		}
+		return ""
+	}
+	switch e.Kind {
+	case store.EventStepStart:
+		return "▶ step " + e.Name
+	case store.EventStepEnd:
+		s := fmt.Sprintf("■ step %s %s (%sms)", e.Name, str("status"), str("duration_ms"))
+		if msg := str("error"); msg != "" {
+			s += ": " + firstLine(msg)
+		}
+		return s
+	case store.EventCall:
+		s := fmt.Sprintf("→ call %s %s (%sms)", e.Name, str("outcome"), str("duration_ms"))
+		rest := map[string]any{}
+		for k, v := range d {
+			if k != "outcome" && k != "duration_ms" && k != "error" {
+				rest[k] = v
+			}
+		}
+		if len(rest) > 0 {
+			b, _ := json.Marshal(rest)
+			s += " " + string(b)
+		}
+		if msg := str("error"); msg != "" {
+			s += ": " + firstLine(msg)
+		}
+		return s
+	case store.EventLog:
+		s := fmt.Sprintf("%s %s", strings.ToUpper(e.Name), str("msg"))
+		if f, ok := d["fields"]; ok {
+			b, _ := json.Marshal(f)
+			s += " " + string(b)
+		}
+		return s
+	case store.EventState:
+		b, _ := json.Marshal(d)
+		return fmt.Sprintf("● %s %s", e.Name, b)
+	}
+	b, _ := json.Marshal(d)
+	return fmt.Sprintf("%s %s %s", e.Kind, e.Name, b)
+}
+
+func runsLogCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "log ID",
+		Short: "Print a run's log and print() output",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseRunID(args[0])
+			if err != nil {
+				return err
+			}
+			a, err := g.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if _, err := a.Store.GetRun(cmd.Context(), id); err != nil {
+				return &app.ValidationError{Err: err}
+			}
+			evs, err := a.Store.Events(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			for _, e := range evs {
+				if e.Kind == store.EventLog {
+					fmt.Fprintf(g.stdout, "%s %s\n", e.Time.Local().Format("15:04:05.000"), a.Redactor.String(describeEvent(e)))
+				}
+			}
+			return nil
+		},
+	}
+}

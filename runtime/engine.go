@@ -1,0 +1,374 @@
+// Package runtime runs Lua procedures against nodes: one fresh LState per
+// run, bound to the run's context, with the bindings' modules preloaded,
+// every step, call and log recorded in the store, and the node locked while
+// the run lasts.
+package runtime
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/lightsout/lightsout/runtime/config"
+	"github.com/lightsout/lightsout/runtime/module"
+	"github.com/lightsout/lightsout/runtime/secrets"
+	"github.com/lightsout/lightsout/runtime/store"
+)
+
+// Options configure an Engine.
+type Options struct {
+	Store   store.Store
+	Config  *config.Config
+	Modules []module.Module
+	// ScriptDirs are site script directories, searched before the bundled
+	// scripts (defaults to [lightsout] scripts_path).
+	ScriptDirs []string
+	// Redactor masks secrets in every output; one is created if nil.
+	Redactor *secrets.Redactor
+	// Logger receives run logs (redacted); defaults to a discard logger.
+	Logger *slog.Logger
+	// Stdout receives print() output of scripts; defaults to io.Discard.
+	Stdout io.Writer
+}
+
+// Engine runs scripts. It is safe for concurrent use; Close it to flush
+// recorded events.
+type Engine struct {
+	st       store.Store
+	cfg      *config.Config
+	mods     []module.Module
+	scripts  *Scripts
+	redactor *secrets.Redactor
+	log      *slog.Logger
+	stdout   io.Writer
+	outMu    sync.Mutex
+	rec      *recorder
+	host     string
+	pid      int
+
+	protoMu sync.Mutex
+	protos  map[string]*lua.FunctionProto
+}
+
+// New returns an Engine. It recovers runs left "running" by processes that
+// no longer exist (marking them interrupted and unlocking their nodes).
+func New(ctx context.Context, o Options) (*Engine, error) {
+	if o.Store == nil || o.Config == nil {
+		return nil, errors.New("runtime: Store and Config are required")
+	}
+	if o.Redactor == nil {
+		o.Redactor = secrets.NewRedactor()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	dirs := o.ScriptDirs
+	if dirs == nil {
+		dirs = o.Config.ScriptsPath()
+	}
+	o.Redactor.Add(o.Config.SecretValues()...)
+	host, _ := os.Hostname()
+	e := &Engine{st: o.Store, cfg: o.Config, mods: o.Modules, scripts: NewScripts(dirs), redactor: o.Redactor,
+		log: o.Logger, stdout: o.Stdout, host: host, pid: os.Getpid(), protos: map[string]*lua.FunctionProto{}}
+	if _, err := RecoverInterrupted(ctx, o.Store); err != nil {
+		return nil, err
+	}
+	e.rec = newRecorder(o.Store, o.Logger)
+	return e, nil
+}
+
+// RecoverInterrupted marks runs of dead lightsout processes on this host as
+// interrupted and releases their locks.
+func RecoverInterrupted(ctx context.Context, st store.Store) ([]int64, error) {
+	host, _ := os.Hostname()
+	return st.RecoverInterrupted(ctx, func(h string, pid int) bool {
+		if h != host {
+			return true // cannot tell for another host: leave it
+		}
+		return processAlive(pid)
+	})
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		return true
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// Close flushes recorded events.
+func (e *Engine) Close() error { return e.rec.close() }
+
+// Scripts returns the script lookup in effect.
+func (e *Engine) Scripts() *Scripts { return e.scripts }
+
+// Store returns the engine's store.
+func (e *Engine) Store() store.Store { return e.st }
+
+// Config returns the engine's configuration.
+func (e *Engine) Config() *config.Config { return e.cfg }
+
+// Redactor returns the engine's redactor.
+func (e *Engine) Redactor() *secrets.Redactor { return e.redactor }
+
+// RunRequest asks for one run.
+type RunRequest struct {
+	// Script is a bundled or site script name, or a path to a .lua file.
+	Script string
+	// Node is a node name or uuid; "" for a node-less run.
+	Node   string
+	Params map[string]string
+	// Timeout bounds the run (0: [lightsout] run_timeout).
+	Timeout time.Duration
+	// Wait for the node lock instead of failing at once.
+	Wait bool
+	// Stdout overrides the engine's print() destination for this run.
+	Stdout io.Writer
+	// OnStep is called with the name of each step as it starts (progress).
+	OnStep func(runID int64, node, step string)
+}
+
+// Result is the outcome of one run.
+type Result struct {
+	RunID      int64     `json:"id"`
+	Script     string    `json:"script"`
+	Node       string    `json:"node"`
+	Status     string    `json:"status"`
+	Error      string    `json:"error"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+// Succeeded reports whether the run succeeded.
+func (r Result) Succeeded() bool { return r.Status == store.StatusSucceeded }
+
+// UsageError marks errors caused by bad input before any run started
+// (unknown script, unknown node, ...): exit code 2.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// loadScript resolves a name or a path.
+func (e *Engine) loadScript(ref string) (*Script, error) {
+	if strings.HasSuffix(ref, ".lua") && (strings.Contains(ref, "/") || fileExists(ref)) {
+		src, err := os.ReadFile(ref)
+		if err != nil {
+			return nil, fmt.Errorf("script file %s: %w", ref, err)
+		}
+		return &Script{Name: strings.TrimSuffix(baseName(ref), ".lua"), Origin: "file", Path: ref, Kind: "playbook", Source: src}, nil
+	}
+	return e.scripts.Find(ref)
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func baseName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// compile returns the (cached) compiled chunk of src.
+func (e *Engine) compile(chunkName string, src []byte) (*lua.FunctionProto, string, error) {
+	sum := sha256.Sum256(src)
+	key := hex.EncodeToString(sum[:])
+	e.protoMu.Lock()
+	p, ok := e.protos[key+chunkName]
+	e.protoMu.Unlock()
+	if ok {
+		return p, key, nil
+	}
+	chunk, err := parse.Parse(strings.NewReader(string(src)), chunkName)
+	if err != nil {
+		return nil, key, fmt.Errorf("syntax error in %s", strings.TrimSpace(err.Error()))
+	}
+	p, err = lua.Compile(chunk, chunkName)
+	if err != nil {
+		return nil, key, fmt.Errorf("compile %s: %w", chunkName, err)
+	}
+	e.protoMu.Lock()
+	e.protos[key+chunkName] = p
+	e.protoMu.Unlock()
+	return p, key, nil
+}
+
+// Run runs one script, records it and returns its result. The error is
+// non-nil only when no run could be recorded (bad input: *UsageError, or a
+// store failure); a failed script gives a Result with status failed.
+func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
+	sc, err := e.loadScript(req.Script)
+	if err != nil {
+		return Result{}, &UsageError{err}
+	}
+	var n *store.Node
+	if req.Node != "" {
+		if n, err = e.st.GetNode(ctx, req.Node); err != nil {
+			return Result{}, &UsageError{err}
+		}
+		e.redactor.AddFromMap(n.DriverInfo)
+		e.redactor.AddFromMap(n.InstanceInfo)
+	}
+	chunkName := sc.Path
+	if sc.Origin == "bundled" {
+		chunkName = sc.Name + ".lua"
+	}
+	proto, sum, compileErr := e.compile(chunkName, sc.Source)
+
+	params := map[string]string{}
+	for k, v := range req.Params {
+		params[k] = v
+		if secrets.IsSecretKey(k) {
+			e.redactor.Add(v)
+		}
+	}
+	rec := &store.Run{Script: sc.Name, ScriptSHA: sum, Params: maskParams(params), Host: e.host, PID: e.pid}
+	if n != nil {
+		rec.NodeUUID, rec.NodeName = n.UUID, n.Name
+	}
+	if err := e.st.CreateRun(ctx, rec); err != nil {
+		return Result{}, err
+	}
+	res := Result{RunID: rec.ID, Script: sc.Name, Node: rec.NodeName, StartedAt: rec.StartedAt}
+
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = e.cfg.Duration("lightsout", "run_timeout", time.Hour)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	r := &Run{eng: e, id: rec.ID, ctx: runCtx, node: n, script: sc, params: params, onStep: req.OnStep}
+	r.stdout = e.stdout
+	if req.Stdout != nil {
+		r.stdout = req.Stdout
+	}
+
+	status, msg := store.StatusSucceeded, ""
+	locked := false
+	switch {
+	case compileErr != nil:
+		status, msg = store.StatusFailed, compileErr.Error()
+	case n != nil:
+		if err := e.lock(runCtx, n, rec.ID, req.Wait); err != nil {
+			status, msg = classify(runCtx, ctx, err)
+		} else {
+			locked = true
+		}
+	}
+	if status == store.StatusSucceeded {
+		status, msg = r.execute(proto, ctx)
+	}
+	msg = e.redactor.String(msg)
+	r.Event(store.EventState, "finished", map[string]any{"status": status, "error": msg})
+	flushErr := e.rec.flush(context.WithoutCancel(ctx))
+	finishErr := e.st.FinishRun(context.WithoutCancel(ctx), rec.ID, status, msg)
+	if locked {
+		if err := e.st.UnlockNode(context.WithoutCancel(ctx), n.UUID, rec.ID); err != nil {
+			finishErr = errors.Join(finishErr, err)
+		}
+	}
+	res.Status, res.Error, res.FinishedAt = status, msg, time.Now().UTC()
+	return res, errors.Join(flushErr, finishErr)
+}
+
+func maskParams(p map[string]string) map[string]string {
+	out := make(map[string]string, len(p))
+	for k, v := range p {
+		if secrets.IsSecretKey(k) && v != "" {
+			v = secrets.Mask
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// lock takes the node lock, waiting with backoff when wait is set.
+func (e *Engine) lock(ctx context.Context, n *store.Node, runID int64, wait bool) error {
+	delay := 50 * time.Millisecond
+	for {
+		err := e.st.LockNode(ctx, n.UUID, runID)
+		var le *store.LockedError
+		if err == nil || !wait || !errors.As(err, &le) {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for %w: %w", err, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+// classify maps an error to a run status: timed_out when the run's deadline
+// passed, cancelled when the caller cancelled, else failed.
+func classify(runCtx, parent context.Context, err error) (string, string) {
+	switch {
+	case parent.Err() != nil:
+		return store.StatusCancelled, "run cancelled: " + err.Error()
+	case errors.Is(runCtx.Err(), context.DeadlineExceeded):
+		return store.StatusTimedOut, "run timed out: " + err.Error()
+	}
+	return store.StatusFailed, err.Error()
+}
+
+// RunMany runs one run per node, at most parallel at once, and returns the
+// results in node order. onDone is called as each run ends.
+func (e *Engine) RunMany(ctx context.Context, req RunRequest, nodes []string, parallel int, onDone func(Result)) ([]Result, error) {
+	if parallel <= 0 {
+		parallel = e.cfg.Int("lightsout", "max_parallel", 64)
+	}
+	results := make([]Result, len(nodes))
+	errs := make([]error, len(nodes))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, name := range nodes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r := req
+			r.Node = name
+			res, err := e.Run(ctx, r)
+			if err != nil && res.RunID == 0 {
+				res = Result{Node: name, Script: req.Script, Status: store.StatusFailed, Error: e.redactor.String(err.Error())}
+			}
+			results[i], errs[i] = res, err
+			if onDone != nil {
+				onDone(res)
+			}
+		}()
+	}
+	wg.Wait()
+	return results, errors.Join(errs...)
+}
+
+// SortResults orders results by node name.
+func SortResults(rs []Result) {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Node < rs[j].Node })
+}

@@ -1,0 +1,361 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/lightsout/lightsout/runtime/module"
+	"github.com/lightsout/lightsout/runtime/store"
+)
+
+// Run is one executing script. It implements module.Run for the bindings.
+type Run struct {
+	eng    *Engine
+	id     int64
+	ctx    context.Context
+	script *Script
+	params map[string]string
+	stdout io.Writer
+	onStep func(runID int64, node, step string)
+	seq    atomic.Int64
+
+	mu        sync.Mutex
+	node      *store.Node
+	traceback string // of the first error raised inside a step
+}
+
+var _ module.Run = (*Run)(nil)
+
+// Context implements module.Run.
+func (r *Run) Context() context.Context { return r.ctx }
+
+// ID implements module.Run.
+func (r *Run) ID() int64 { return r.id }
+
+// Config implements module.Run.
+func (r *Run) Config() module.Config { return r.eng.cfg }
+
+// Node implements module.Run.
+func (r *Run) Node() module.Node {
+	if r.node == nil {
+		return nil
+	}
+	return runNode{r}
+}
+
+// Event implements module.Run: data is redacted before it is recorded.
+func (r *Run) Event(kind, name string, data map[string]any) {
+	var d map[string]any
+	if data != nil {
+		d, _ = r.eng.redactor.Value(data).(map[string]any)
+	}
+	r.eng.rec.add(store.Event{RunID: r.id, Seq: r.seq.Add(1), Time: time.Now().UTC(), Kind: kind,
+		Name: r.eng.redactor.String(name), Data: d})
+}
+
+// Log implements module.Run.
+func (r *Run) Log(level slog.Level, msg string, fields map[string]any) {
+	msg = r.eng.redactor.String(msg)
+	data := map[string]any{"msg": msg}
+	if len(fields) > 0 {
+		data["fields"] = fields
+	}
+	r.Event(store.EventLog, strings.ToLower(level.String()), data)
+	if r.eng.log.Enabled(r.ctx, level) {
+		attrs := []any{"run", r.id}
+		if r.node != nil {
+			attrs = append(attrs, "node", r.node.Name)
+		}
+		for _, k := range module.SortedKeys(fields) {
+			attrs = append(attrs, k, r.eng.redactor.Value(fields[k]))
+		}
+		r.eng.log.Log(context.WithoutCancel(r.ctx), level, msg, attrs...)
+	}
+}
+
+// Artifact implements module.Run.
+func (r *Run) Artifact(kind, location string) error {
+	a := &store.Artifact{RunID: r.id, Kind: kind, Location: location}
+	if r.node != nil {
+		a.NodeUUID = r.node.UUID
+	}
+	if err := r.eng.st.AddArtifact(context.WithoutCancel(r.ctx), a); err != nil {
+		return err
+	}
+	r.Event("artifact", kind, map[string]any{"location": location})
+	return nil
+}
+
+// Artifacts implements module.Run.
+func (r *Run) Artifacts(nodeUUID string) ([]module.Artifact, error) {
+	as, err := r.eng.st.Artifacts(r.ctx, nodeUUID, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]module.Artifact, len(as))
+	for i, a := range as {
+		out[i] = module.Artifact{ID: a.ID, RunID: a.RunID, NodeUUID: a.NodeUUID, Kind: a.Kind, Location: a.Location}
+	}
+	return out, nil
+}
+
+// ArtifactDeleted implements module.Run.
+func (r *Run) ArtifactDeleted(id int64) error {
+	return r.eng.st.MarkArtifactDeleted(context.WithoutCancel(r.ctx), id)
+}
+
+// AddSecret implements module.Run.
+func (r *Run) AddSecret(v string) { r.eng.redactor.Add(v) }
+
+// Redact implements module.Run.
+func (r *Run) Redact(s string) string { return r.eng.redactor.String(s) }
+
+// updateNode persists a change to the run's node and refreshes the copy.
+func (r *Run) updateNode(fn func(n *store.Node) error) (*store.Node, error) {
+	r.mu.Lock()
+	uuid := r.node.UUID
+	r.mu.Unlock()
+	n, err := r.eng.st.UpdateNode(context.WithoutCancel(r.ctx), uuid, fn)
+	if err != nil {
+		return nil, err
+	}
+	r.eng.redactor.AddFromMap(n.DriverInfo)
+	r.mu.Lock()
+	r.node = n
+	r.mu.Unlock()
+	return n, nil
+}
+
+// runNode is the module.Node view of the run's node.
+type runNode struct{ r *Run }
+
+func (n runNode) cur() *store.Node {
+	n.r.mu.Lock()
+	defer n.r.mu.Unlock()
+	return n.r.node
+}
+
+func (n runNode) UUID() string   { return n.cur().UUID }
+func (n runNode) Name() string   { return n.cur().Name }
+func (n runNode) Driver() string { return n.cur().Driver }
+func (n runNode) DriverInfo() map[string]any {
+	return copyMap(n.cur().DriverInfo)
+}
+func (n runNode) Internal() map[string]any { return copyMap(n.cur().DriverInternalInfo) }
+func (n runNode) SetInternal(k string, v any) error {
+	_, err := n.r.updateNode(func(sn *store.Node) error {
+		if v == nil {
+			delete(sn.DriverInternalInfo, k)
+		} else {
+			sn.DriverInternalInfo[k] = v
+		}
+		return nil
+	})
+	return err
+}
+
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// execute runs the compiled chunk in a fresh LState.
+func (r *Run) execute(proto *lua.FunctionProto, parent context.Context) (status, msg string) {
+	L := r.eng.newState(r)
+	defer L.Close()
+	r.Event(store.EventState, "started", map[string]any{"script": r.script.Name, "origin": r.script.Origin, "path": r.script.Path})
+	L.Push(L.NewFunctionFromProto(proto))
+	err := L.PCall(0, 0, nil)
+	if err == nil {
+		return store.StatusSucceeded, ""
+	}
+	msg = r.errorMessage(L, err)
+	switch {
+	case parent.Err() != nil:
+		return store.StatusCancelled, "run cancelled: " + msg
+	case errors.Is(r.ctx.Err(), context.DeadlineExceeded):
+		return store.StatusTimedOut, "run timed out: " + msg
+	}
+	return store.StatusFailed, msg
+}
+
+// errorMessage renders a Lua error with its code and traceback.
+func (r *Run) errorMessage(L *lua.LState, err error) string {
+	var ae *lua.ApiError
+	if !errors.As(err, &ae) {
+		return err.Error()
+	}
+	msg := luaErrorString(ae.Object)
+	r.mu.Lock()
+	tb := r.traceback
+	r.mu.Unlock()
+	if tb == "" {
+		tb = ae.StackTrace
+	}
+	if tb != "" {
+		msg += "\n" + tb
+	}
+	return msg
+}
+
+// luaErrorString renders an error value: "message (code)" for lightsout
+// error tables, tostring otherwise.
+func luaErrorString(v lua.LValue) string {
+	if t, ok := v.(*lua.LTable); ok {
+		m := t.RawGetString("message")
+		if m != lua.LNil {
+			s := lua.LVAsString(m)
+			if op := lua.LVAsString(t.RawGetString("operation")); op != "" {
+				s = op + ": " + s
+			}
+			if c := lua.LVAsString(t.RawGetString("code")); c != "" {
+				s += " (" + c + ")"
+			}
+			return s
+		}
+	}
+	return v.String()
+}
+
+// step implements run.step(name, fn).
+func (r *Run) step(L *lua.LState) int {
+	name := L.CheckString(1)
+	fn := L.CheckFunction(2)
+	if r.onStep != nil && r.node != nil {
+		r.onStep(r.id, r.node.Name, name)
+	} else if r.onStep != nil {
+		r.onStep(r.id, "", name)
+	}
+	r.Event(store.EventStepStart, name, nil)
+	start := time.Now()
+	base := L.GetTop()
+	L.Push(fn)
+	err := L.PCall(0, lua.MultRet, nil)
+	data := map[string]any{"duration_ms": float64(time.Since(start).Microseconds()) / 1000}
+	if err != nil {
+		var ae *lua.ApiError
+		obj := lua.LValue(lua.LString(err.Error()))
+		if errors.As(err, &ae) {
+			obj = ae.Object
+			r.mu.Lock()
+			if r.traceback == "" {
+				r.traceback = ae.StackTrace
+			}
+			r.mu.Unlock()
+		}
+		data["status"] = "failed"
+		data["error"] = luaErrorString(obj)
+		if t, ok := obj.(*lua.LTable); ok {
+			if c := lua.LVAsString(t.RawGetString("code")); c != "" {
+				data["code"] = c
+			}
+		}
+		r.Event(store.EventStepEnd, name, data)
+		L.Error(obj, 0)
+		return 0
+	}
+	data["status"] = "ok"
+	r.Event(store.EventStepEnd, name, data)
+	return L.GetTop() - base
+}
+
+// logLevel parses a run.log level.
+func logLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("invalid log level %q: use debug, info, warn or error", s)
+}
+
+// print writes redacted output and records it.
+func (r *Run) print(L *lua.LState) int {
+	n := L.GetTop()
+	parts := make([]string, n)
+	for i := 1; i <= n; i++ {
+		parts[i-1] = L.ToStringMeta(L.Get(i)).String()
+	}
+	line := r.eng.redactor.String(strings.Join(parts, "\t"))
+	r.Event(store.EventLog, "print", map[string]any{"msg": line})
+	r.eng.outMu.Lock()
+	defer r.eng.outMu.Unlock()
+	if r.node != nil {
+		fmt.Fprintf(r.stdout, "[%s] %s\n", r.node.Name, line)
+	} else {
+		fmt.Fprintln(r.stdout, line)
+	}
+	return 0
+}
+
+// sleep implements run.sleep(seconds), honouring the run's context.
+func (r *Run) sleep(L *lua.LState) int {
+	secs := float64(L.CheckNumber(1))
+	if secs < 0 {
+		L.ArgError(1, "seconds must be >= 0")
+	}
+	t := time.NewTimer(time.Duration(secs * float64(time.Second)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.ctx.Done():
+		module.Raise(L, "run.sleep", r.ctx.Err())
+	}
+	return 0
+}
+
+// maskedConfig builds the read-only config table: config.section.key.
+func (r *Run) configTable(L *lua.LState) lua.LValue {
+	root := L.NewTable()
+	for _, v := range r.eng.cfg.Values() {
+		sec, ok := root.RawGetString(v.Section).(*lua.LTable)
+		if !ok {
+			sec = L.NewTable()
+			root.RawSetString(v.Section, sec)
+		}
+		sec.RawSetString(v.Key, lua.LString(v.Value))
+	}
+	root.ForEach(func(k, sec lua.LValue) { root.RawSet(k, readOnly(L, sec.(*lua.LTable), "config."+k.String())) })
+	return readOnly(L, root, "config")
+}
+
+// readOnly wraps t in a proxy whose writes raise an error.
+func readOnly(L *lua.LState, t *lua.LTable, name string) *lua.LTable {
+	proxy := L.NewTable()
+	mt := L.NewTable()
+	mt.RawSetString("__index", t)
+	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("%s is read-only", name)
+		return 0
+	}))
+	mt.RawSetString("__metatable", lua.LFalse)
+	L.SetMetatable(proxy, mt)
+	return proxy
+}
+
+// secretParamsMasked returns params with secret values (already registered
+// for redaction) still readable by the script.
+func (r *Run) paramsTable(L *lua.LState) *lua.LTable {
+	t := L.CreateTable(0, len(r.params))
+	for k, v := range r.params {
+		t.RawSetString(k, lua.LString(v))
+	}
+	return t
+}

@@ -1,0 +1,725 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/lightsout/lightsout/runtime/secrets"
+	"github.com/lightsout/lightsout/runtime/states"
+)
+
+// applicationID marks a lightsout database ("LOUT").
+const applicationID = 0x4C4F5554
+
+// migrations are applied in order; user_version records how many ran.
+var migrations = []string{
+	`CREATE TABLE nodes (
+		uuid TEXT PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		driver TEXT NOT NULL,
+		driver_info TEXT NOT NULL DEFAULT '{}',
+		properties TEXT NOT NULL DEFAULT '{}',
+		instance_info TEXT NOT NULL DEFAULT '{}',
+		driver_internal_info TEXT NOT NULL DEFAULT '{}',
+		ports TEXT NOT NULL DEFAULT '[]',
+		provision_state TEXT NOT NULL,
+		power_state TEXT NOT NULL DEFAULT '',
+		last_error TEXT NOT NULL DEFAULT '',
+		maintenance INTEGER NOT NULL DEFAULT 0,
+		maintenance_reason TEXT NOT NULL DEFAULT '',
+		reservation INTEGER,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE TABLE runs (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		script TEXT NOT NULL,
+		script_sha256 TEXT NOT NULL,
+		node_uuid TEXT,
+		node_name TEXT NOT NULL DEFAULT '',
+		params TEXT NOT NULL DEFAULT '{}',
+		status TEXT NOT NULL,
+		error TEXT NOT NULL DEFAULT '',
+		started_at INTEGER NOT NULL,
+		finished_at INTEGER,
+		host TEXT NOT NULL,
+		pid INTEGER NOT NULL
+	);
+	CREATE INDEX runs_node ON runs(node_uuid, id);
+	CREATE INDEX runs_status ON runs(status);
+	CREATE TABLE events (
+		run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		seq INTEGER NOT NULL,
+		time INTEGER NOT NULL,
+		kind TEXT NOT NULL,
+		name TEXT NOT NULL,
+		data TEXT NOT NULL DEFAULT '{}',
+		PRIMARY KEY (run_id, seq)
+	) WITHOUT ROWID;
+	CREATE TABLE artifacts (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		run_id INTEGER NOT NULL,
+		node_uuid TEXT NOT NULL DEFAULT '',
+		kind TEXT NOT NULL,
+		location TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		deleted_at INTEGER
+	);
+	CREATE INDEX artifacts_node ON artifacts(node_uuid);`,
+}
+
+// SQLite is the SQLite implementation of Store.
+type SQLite struct {
+	path   string
+	w      *sql.DB // single writer connection
+	r      *sql.DB // readers
+	cipher *secrets.Cipher
+}
+
+// Open opens (creating with mode 0600 if needed) the lightsout database at
+// path and migrates it. cipher encrypts secret driver_info values. A file
+// that is not a lightsout database is refused, never modified.
+func Open(ctx context.Context, path string, cipher *secrets.Cipher) (*SQLite, error) {
+	if cipher == nil {
+		return nil, errors.New("open store: a secrets cipher is required")
+	}
+	if err := prepareFile(path); err != nil {
+		return nil, err
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	s := &SQLite{path: path, w: w, r: r, cipher: cipher}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepareFile creates the database file 0600 if missing, and refuses files
+// that are not SQLite databases.
+func prepareFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create database directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", path, err)
+	}
+	defer f.Close()
+	head := make([]byte, 16)
+	n, err := io.ReadFull(f, head)
+	if n == 0 && (err == io.EOF || err == nil) {
+		return nil // new, empty file
+	}
+	if n < 16 || !bytes.Equal(head, []byte("SQLite format 3\x00")) {
+		return fmt.Errorf("database %s is not a SQLite database (corrupt or foreign file): move it away or point [lightsout] database at another path", path)
+	}
+	return nil
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	var appID, version int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		return fmt.Errorf("database %s is unreadable (corrupt?): %w: move it away or point [lightsout] database at another path", s.path, err)
+	}
+	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version of %s: %w", s.path, err)
+	}
+	if appID != applicationID {
+		var tables int
+		if err := s.w.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&tables); err != nil {
+			return fmt.Errorf("database %s is unreadable (corrupt?): %w", s.path, err)
+		}
+		if appID != 0 || tables > 0 {
+			return fmt.Errorf("database %s belongs to another application (application_id %#x): it was not modified; point [lightsout] database at another path", s.path, appID)
+		}
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("database %s has schema version %d, newer than this lightsout (%d): upgrade lightsout", s.path, version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", s.path, err)
+		}
+		stmts := []string{migrations[i], fmt.Sprintf("PRAGMA user_version = %d", i+1),
+			fmt.Sprintf("PRAGMA application_id = %d", applicationID)}
+		for _, q := range stmts {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migrate %s to version %d: %w", s.path, i+1, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate %s: %w", s.path, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error {
+	err := s.w.Close()
+	if s.r != nil {
+		if e := s.r.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+func ts(t time.Time) int64 { return t.UnixNano() }
+
+func fromTS(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+const nodeCols = `uuid, name, driver, driver_info, properties, instance_info, driver_internal_info,
+	ports, provision_state, power_state, last_error, maintenance, maintenance_reason, reservation,
+	created_at, updated_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func (s *SQLite) scanNode(row scanner) (*Node, error) {
+	var n Node
+	var di, props, ii, dii, ports string
+	var maint int
+	var resv sql.NullInt64
+	var created, updated int64
+	if err := row.Scan(&n.UUID, &n.Name, &n.Driver, &di, &props, &ii, &dii, &ports,
+		&n.ProvisionState, &n.PowerState, &n.LastError, &maint, &n.MaintenanceReason, &resv,
+		&created, &updated); err != nil {
+		return nil, err
+	}
+	n.Maintenance = maint != 0
+	n.Reservation = resv.Int64
+	n.CreatedAt, n.UpdatedAt = fromTS(created), fromTS(updated)
+	for _, f := range []struct {
+		src string
+		dst *map[string]any
+	}{{di, &n.DriverInfo}, {props, &n.Properties}, {ii, &n.InstanceInfo}, {dii, &n.DriverInternalInfo}} {
+		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
+			return nil, fmt.Errorf("node %s: decode stored JSON: %w", n.Name, err)
+		}
+		if *f.dst == nil {
+			*f.dst = map[string]any{}
+		}
+	}
+	if err := json.Unmarshal([]byte(ports), &n.Ports); err != nil {
+		return nil, fmt.Errorf("node %s: decode ports: %w", n.Name, err)
+	}
+	if err := s.decryptInfo(&n); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+func (s *SQLite) decryptInfo(n *Node) error {
+	for k, v := range n.DriverInfo {
+		str, ok := v.(string)
+		if !ok || !secrets.IsEncrypted(str) {
+			continue
+		}
+		pt, err := s.cipher.Decrypt(str, n.UUID+"/"+k)
+		if err != nil {
+			return fmt.Errorf("node %s driver_info %s: %w", n.Name, k, err)
+		}
+		n.DriverInfo[k] = pt
+	}
+	return nil
+}
+
+// encodeNode returns the JSON columns of n with secret driver_info values
+// encrypted.
+func (s *SQLite) encodeNode(n *Node) (di, props, ii, dii, ports string, err error) {
+	enc := make(map[string]any, len(n.DriverInfo))
+	for k, v := range n.DriverInfo {
+		if str, ok := v.(string); ok && str != "" && secrets.IsSecretKey(k) {
+			if enc[k], err = s.cipher.Encrypt(str, n.UUID+"/"+k); err != nil {
+				return
+			}
+			continue
+		}
+		enc[k] = v
+	}
+	j := func(v any) string {
+		if err != nil {
+			return ""
+		}
+		var b []byte
+		b, err = json.Marshal(v)
+		return string(b)
+	}
+	di, props, ii, dii = j(enc), j(orEmpty(n.Properties)), j(orEmpty(n.InstanceInfo)), j(orEmpty(n.DriverInternalInfo))
+	if n.Ports == nil {
+		ports = "[]"
+	} else {
+		ports = j(n.Ports)
+	}
+	return
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// CreateNode implements Store.
+func (s *SQLite) CreateNode(ctx context.Context, n *Node) error {
+	now := time.Now().UTC()
+	n.CreatedAt, n.UpdatedAt = now, now
+	if n.ProvisionState == "" {
+		n.ProvisionState = states.Enroll
+	}
+	di, props, ii, dii, ports, err := s.encodeNode(n)
+	if err != nil {
+		return fmt.Errorf("create node %s: %w", n.Name, err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO nodes (`+nodeCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?)`,
+		n.UUID, n.Name, n.Driver, di, props, ii, dii, ports, n.ProvisionState, n.PowerState, n.LastError,
+		boolInt(n.Maintenance), n.MaintenanceReason, ts(now), ts(now))
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint failed: nodes.name") {
+			return &DuplicateError{Field: "name", Value: n.Name}
+		}
+		if strings.Contains(err.Error(), "UNIQUE constraint failed: nodes.uuid") {
+			return &DuplicateError{Field: "uuid", Value: n.UUID}
+		}
+		return fmt.Errorf("create node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// GetNode implements Store.
+func (s *SQLite) GetNode(ctx context.Context, ref string) (*Node, error) {
+	return s.getNode(ctx, s.r, ref)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+func (s *SQLite) getNode(ctx context.Context, q querier, ref string) (*Node, error) {
+	n, err := s.scanNode(q.QueryRowContext(ctx, `SELECT `+nodeCols+` FROM nodes WHERE name = ? OR uuid = ? LIMIT 1`, ref, ref))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("node %q: %w (see `lightsout node list`)", ref, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get node %s: %w", ref, err)
+	}
+	return n, nil
+}
+
+// ListNodes implements Store.
+func (s *SQLite) ListNodes(ctx context.Context) ([]*Node, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+nodeCols+` FROM nodes ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []*Node
+	for rows.Next() {
+		n, err := s.scanNode(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list nodes: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// UpdateNode implements Store.
+func (s *SQLite) UpdateNode(ctx context.Context, ref string, fn func(n *Node) error) (*Node, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("update node %s: %w", ref, err)
+	}
+	defer tx.Rollback()
+	n, err := s.getNode(ctx, tx, ref)
+	if err != nil {
+		return nil, err
+	}
+	before := n.ProvisionState
+	uuid, name := n.UUID, n.Name
+	if err := fn(n); err != nil {
+		return nil, err
+	}
+	if n.UUID != uuid {
+		return nil, fmt.Errorf("update node %s: the uuid cannot be changed", name)
+	}
+	if n.ProvisionState != before && !states.Known(n.ProvisionState) {
+		return nil, fmt.Errorf("update node %s: unknown provision state %q", name, n.ProvisionState)
+	}
+	n.UpdatedAt = time.Now().UTC()
+	di, props, ii, dii, ports, err := s.encodeNode(n)
+	if err != nil {
+		return nil, fmt.Errorf("update node %s: %w", name, err)
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE nodes SET name=?, driver=?, driver_info=?, properties=?,
+		instance_info=?, driver_internal_info=?, ports=?, provision_state=?, power_state=?, last_error=?,
+		maintenance=?, maintenance_reason=?, updated_at=? WHERE uuid=?`,
+		n.Name, n.Driver, di, props, ii, dii, ports, n.ProvisionState, n.PowerState, n.LastError,
+		boolInt(n.Maintenance), n.MaintenanceReason, ts(n.UpdatedAt), n.UUID)
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint failed: nodes.name") {
+			return nil, &DuplicateError{Field: "name", Value: n.Name}
+		}
+		return nil, fmt.Errorf("update node %s: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("update node %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// Transition implements Store.
+func (s *SQLite) Transition(ctx context.Context, ref, event string) (*Node, error) {
+	return s.UpdateNode(ctx, ref, func(n *Node) error {
+		to, err := states.Next(n.ProvisionState, event)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		n.ProvisionState = to
+		return nil
+	})
+}
+
+// DeleteNode implements Store.
+func (s *SQLite) DeleteNode(ctx context.Context, ref string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM nodes WHERE (name = ? OR uuid = ?) AND reservation IS NULL`, ref, ref)
+	if err != nil {
+		return fmt.Errorf("delete node %s: %w", ref, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		node, err := s.GetNode(ctx, ref)
+		if err != nil {
+			return err
+		}
+		return &LockedError{Node: node.Name, RunID: node.Reservation}
+	}
+	return nil
+}
+
+// LockNode implements Store.
+func (s *SQLite) LockNode(ctx context.Context, uuid string, runID int64) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = ? WHERE uuid = ? AND (reservation IS NULL OR reservation = ?)`, runID, uuid, runID)
+	if err != nil {
+		return fmt.Errorf("lock node %s: %w", uuid, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	var name string
+	var holder sql.NullInt64
+	err = s.w.QueryRowContext(ctx, `SELECT name, reservation FROM nodes WHERE uuid = ?`, uuid).Scan(&name, &holder)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("lock node %s: %w", uuid, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("lock node %s: %w", uuid, err)
+	}
+	return &LockedError{Node: name, RunID: holder.Int64}
+}
+
+// UnlockNode implements Store.
+func (s *SQLite) UnlockNode(ctx context.Context, uuid string, runID int64) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = NULL WHERE uuid = ? AND reservation = ?`, uuid, runID)
+	if err != nil {
+		return fmt.Errorf("unlock node %s: %w", uuid, err)
+	}
+	return nil
+}
+
+// CreateRun implements Store.
+func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
+	params, err := json.Marshal(r.Params)
+	if err != nil {
+		return fmt.Errorf("create run: %w", err)
+	}
+	if r.Status == "" {
+		r.Status = StatusRunning
+	}
+	if r.StartedAt.IsZero() {
+		r.StartedAt = time.Now().UTC()
+	}
+	var node any
+	if r.NodeUUID != "" {
+		node = r.NodeUUID
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO runs (script, script_sha256, node_uuid, node_name, params, status, error, started_at, host, pid)
+		VALUES (?,?,?,?,?,?,?,?,?,?)`, r.Script, r.ScriptSHA, node, r.NodeName, string(params), r.Status, r.Error,
+		ts(r.StartedAt), r.Host, r.PID)
+	if err != nil {
+		return fmt.Errorf("create run: %w", err)
+	}
+	r.ID, err = res.LastInsertId()
+	return err
+}
+
+// FinishRun implements Store.
+func (s *SQLite) FinishRun(ctx context.Context, id int64, status, errMsg string) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?`,
+		status, errMsg, ts(time.Now().UTC()), id)
+	if err != nil {
+		return fmt.Errorf("finish run %d: %w", id, err)
+	}
+	return nil
+}
+
+const runCols = `id, script, script_sha256, COALESCE(node_uuid, ''), node_name, params, status, error, started_at, finished_at, host, pid`
+
+func scanRun(row scanner) (*Run, error) {
+	var r Run
+	var params string
+	var started int64
+	var finished sql.NullInt64
+	if err := row.Scan(&r.ID, &r.Script, &r.ScriptSHA, &r.NodeUUID, &r.NodeName, &params, &r.Status, &r.Error,
+		&started, &finished, &r.Host, &r.PID); err != nil {
+		return nil, err
+	}
+	r.StartedAt = fromTS(started)
+	if finished.Valid {
+		t := fromTS(finished.Int64)
+		r.FinishedAt = &t
+	}
+	if err := json.Unmarshal([]byte(params), &r.Params); err != nil {
+		return nil, fmt.Errorf("run %d: decode params: %w", r.ID, err)
+	}
+	return &r, nil
+}
+
+// GetRun implements Store.
+func (s *SQLite) GetRun(ctx context.Context, id int64) (*Run, error) {
+	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("run %d: %w (see `lightsout runs list`)", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get run %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListRuns implements Store.
+func (s *SQLite) ListRuns(ctx context.Context, f RunFilter) ([]*Run, error) {
+	q := `SELECT ` + runCols + ` FROM runs WHERE 1=1`
+	var args []any
+	if f.Node != "" {
+		q += ` AND (node_name = ? OR node_uuid = ?)`
+		args = append(args, f.Node, f.Node)
+	}
+	if f.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, f.Status)
+	}
+	q += ` ORDER BY id`
+	if f.Limit > 0 {
+		q = `SELECT * FROM (` + strings.Replace(q, "ORDER BY id", "ORDER BY id DESC", 1) + fmt.Sprintf(` LIMIT %d) ORDER BY id`, f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	var out []*Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// AppendEvents implements Store: one transaction per batch.
+func (s *SQLite) AppendEvents(ctx context.Context, evs []Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO events (run_id, seq, time, kind, name, data) VALUES (?,?,?,?,?,?)`)
+	if err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	defer stmt.Close()
+	for _, e := range evs {
+		data := "{}"
+		if len(e.Data) > 0 {
+			b, err := json.Marshal(e.Data)
+			if err != nil {
+				b, _ = json.Marshal(map[string]string{"error": "unencodable event data: " + err.Error()})
+			}
+			data = string(b)
+		}
+		if _, err := stmt.ExecContext(ctx, e.RunID, e.Seq, ts(e.Time), e.Kind, e.Name, data); err != nil {
+			return fmt.Errorf("append events: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	return nil
+}
+
+// Events implements Store.
+func (s *SQLite) Events(ctx context.Context, runID int64) ([]Event, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, time, kind, name, data FROM events WHERE run_id = ? ORDER BY seq`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("events of run %d: %w", runID, err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e := Event{RunID: runID}
+		var t int64
+		var data string
+		if err := rows.Scan(&e.Seq, &t, &e.Kind, &e.Name, &data); err != nil {
+			return nil, fmt.Errorf("events of run %d: %w", runID, err)
+		}
+		e.Time = fromTS(t)
+		if data != "{}" {
+			if err := json.Unmarshal([]byte(data), &e.Data); err != nil {
+				return nil, fmt.Errorf("events of run %d: %w", runID, err)
+			}
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// AddArtifact implements Store.
+func (s *SQLite) AddArtifact(ctx context.Context, a *Artifact) error {
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = time.Now().UTC()
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO artifacts (run_id, node_uuid, kind, location, created_at) VALUES (?,?,?,?,?)`,
+		a.RunID, a.NodeUUID, a.Kind, a.Location, ts(a.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("add artifact: %w", err)
+	}
+	a.ID, err = res.LastInsertId()
+	return err
+}
+
+func (s *SQLite) queryArtifacts(ctx context.Context, q string, args ...any) ([]Artifact, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, run_id, node_uuid, kind, location, created_at, deleted_at FROM artifacts WHERE `+q+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list artifacts: %w", err)
+	}
+	defer rows.Close()
+	var out []Artifact
+	for rows.Next() {
+		var a Artifact
+		var created int64
+		var deleted sql.NullInt64
+		if err := rows.Scan(&a.ID, &a.RunID, &a.NodeUUID, &a.Kind, &a.Location, &created, &deleted); err != nil {
+			return nil, fmt.Errorf("list artifacts: %w", err)
+		}
+		a.CreatedAt = fromTS(created)
+		if deleted.Valid {
+			t := fromTS(deleted.Int64)
+			a.DeletedAt = &t
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Artifacts implements Store.
+func (s *SQLite) Artifacts(ctx context.Context, nodeUUID string, includeDeleted bool) ([]Artifact, error) {
+	if includeDeleted {
+		return s.queryArtifacts(ctx, `node_uuid = ?`, nodeUUID)
+	}
+	return s.queryArtifacts(ctx, `node_uuid = ? AND deleted_at IS NULL`, nodeUUID)
+}
+
+// RunArtifacts implements Store.
+func (s *SQLite) RunArtifacts(ctx context.Context, runID int64) ([]Artifact, error) {
+	return s.queryArtifacts(ctx, `run_id = ?`, runID)
+}
+
+// MarkArtifactDeleted implements Store.
+func (s *SQLite) MarkArtifactDeleted(ctx context.Context, id int64) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE artifacts SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL`, ts(time.Now().UTC()), id)
+	if err != nil {
+		return fmt.Errorf("mark artifact %d deleted: %w", id, err)
+	}
+	return nil
+}
+
+// RecoverInterrupted implements Store.
+func (s *SQLite) RecoverInterrupted(ctx context.Context, alive func(host string, pid int) bool) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, host, pid FROM runs WHERE status = ?`, StatusRunning)
+	if err != nil {
+		return nil, fmt.Errorf("find interrupted runs: %w", err)
+	}
+	var dead []int64
+	for rows.Next() {
+		var id int64
+		var host string
+		var pid int
+		if err := rows.Scan(&id, &host, &pid); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("find interrupted runs: %w", err)
+		}
+		if !alive(host, pid) {
+			dead = append(dead, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find interrupted runs: %w", err)
+	}
+	for _, id := range dead {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, fmt.Errorf("recover run %d: %w", id, err)
+		}
+		_, err1 := tx.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = ?`,
+			StatusInterrupted, "the lightsout process running this run died (killed or crashed)", ts(time.Now().UTC()), id, StatusRunning)
+		_, err2 := tx.ExecContext(ctx, `UPDATE nodes SET reservation = NULL WHERE reservation = ?`, id)
+		if err := errors.Join(err1, err2); err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("recover run %d: %w", id, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return nil, fmt.Errorf("recover run %d: %w", id, err)
+		}
+	}
+	return dead, nil
+}

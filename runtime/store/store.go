@@ -1,0 +1,159 @@
+// Package store persists nodes, runs, events and artifacts. Store is the
+// interface the runtime uses; Open returns the SQLite implementation
+// (modernc.org/sqlite, no cgo). A PostgreSQL store can implement the same
+// interface later.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Run statuses.
+const (
+	StatusRunning     = "running"
+	StatusSucceeded   = "succeeded"
+	StatusFailed      = "failed"
+	StatusTimedOut    = "timed_out"
+	StatusCancelled   = "cancelled"
+	StatusInterrupted = "interrupted"
+)
+
+// Event kinds.
+const (
+	EventStepStart = "step_start"
+	EventStepEnd   = "step_end"
+	EventLog       = "log"
+	EventCall      = "call"
+	EventState     = "state"
+)
+
+// Node is a server managed through its iLO. DriverInfo holds decrypted
+// values in memory; the store encrypts secret keys at rest.
+type Node struct {
+	UUID               string         `json:"uuid"`
+	Name               string         `json:"name"`
+	Driver             string         `json:"driver"`
+	DriverInfo         map[string]any `json:"driver_info"`
+	Properties         map[string]any `json:"properties"`
+	InstanceInfo       map[string]any `json:"instance_info"`
+	DriverInternalInfo map[string]any `json:"driver_internal_info"`
+	Ports              []Port         `json:"ports"`
+	ProvisionState     string         `json:"provision_state"`
+	PowerState         string         `json:"power_state"`
+	LastError          string         `json:"last_error"`
+	Maintenance        bool           `json:"maintenance"`
+	MaintenanceReason  string         `json:"maintenance_reason,omitempty"`
+	Reservation        int64          `json:"reservation,omitempty"` // id of the run holding the lock, 0 when free
+	CreatedAt          time.Time      `json:"created_at"`
+	UpdatedAt          time.Time      `json:"updated_at"`
+}
+
+// Port is a NIC of a node.
+type Port struct {
+	Address string `json:"address"`
+}
+
+// Run is one execution of a script on (at most) one node.
+type Run struct {
+	ID         int64             `json:"id"`
+	Script     string            `json:"script"`
+	ScriptSHA  string            `json:"script_sha256"`
+	NodeUUID   string            `json:"node_uuid,omitempty"`
+	NodeName   string            `json:"node"`
+	Params     map[string]string `json:"params"` // secrets masked before storing
+	Status     string            `json:"status"`
+	Error      string            `json:"error"`
+	StartedAt  time.Time         `json:"started_at"`
+	FinishedAt *time.Time        `json:"finished_at"`
+	Host       string            `json:"host"`
+	PID        int               `json:"pid"`
+}
+
+// Event is one entry of a run's timeline.
+type Event struct {
+	RunID int64          `json:"-"`
+	Seq   int64          `json:"seq"`
+	Time  time.Time      `json:"time"`
+	Kind  string         `json:"kind"`
+	Name  string         `json:"name"`
+	Data  map[string]any `json:"data,omitempty"`
+}
+
+// Artifact is an object a run published (floppy, ISO, Swift object, ...).
+type Artifact struct {
+	ID        int64      `json:"id"`
+	RunID     int64      `json:"run_id"`
+	NodeUUID  string     `json:"node_uuid"`
+	Kind      string     `json:"kind"`
+	Location  string     `json:"location"`
+	CreatedAt time.Time  `json:"created_at"`
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+}
+
+// RunFilter selects runs for ListRuns.
+type RunFilter struct {
+	Node   string // name or uuid
+	Status string
+	Limit  int
+}
+
+// Store is the persistence interface of the runtime.
+type Store interface {
+	CreateNode(ctx context.Context, n *Node) error
+	// GetNode finds a node by name or uuid.
+	GetNode(ctx context.Context, ref string) (*Node, error)
+	ListNodes(ctx context.Context) ([]*Node, error)
+	// UpdateNode applies fn to the current node inside one transaction and
+	// persists the result; a provision state change made by fn must be a
+	// valid transition (use Transition for events).
+	UpdateNode(ctx context.Context, ref string, fn func(n *Node) error) (*Node, error)
+	DeleteNode(ctx context.Context, ref string) error
+	// Transition applies a state machine event to a node and returns it.
+	Transition(ctx context.Context, ref, event string) (*Node, error)
+
+	// LockNode reserves a node for a run; ErrLocked if another run holds it.
+	LockNode(ctx context.Context, uuid string, runID int64) error
+	UnlockNode(ctx context.Context, uuid string, runID int64) error
+
+	CreateRun(ctx context.Context, r *Run) error
+	FinishRun(ctx context.Context, id int64, status, errMsg string) error
+	GetRun(ctx context.Context, id int64) (*Run, error)
+	ListRuns(ctx context.Context, f RunFilter) ([]*Run, error)
+	AppendEvents(ctx context.Context, evs []Event) error
+	Events(ctx context.Context, runID int64) ([]Event, error)
+
+	AddArtifact(ctx context.Context, a *Artifact) error
+	Artifacts(ctx context.Context, nodeUUID string, includeDeleted bool) ([]Artifact, error)
+	RunArtifacts(ctx context.Context, runID int64) ([]Artifact, error)
+	MarkArtifactDeleted(ctx context.Context, id int64) error
+
+	// RecoverInterrupted marks runs left "running" by dead processes as
+	// interrupted and releases their node locks. alive reports whether a
+	// process (host, pid) still exists.
+	RecoverInterrupted(ctx context.Context, alive func(host string, pid int) bool) ([]int64, error)
+
+	Close() error
+}
+
+// ErrNotFound is returned when a node or run does not exist.
+var ErrNotFound = errors.New("not found")
+
+// LockedError is returned by LockNode when another run holds the node.
+type LockedError struct {
+	Node  string
+	RunID int64
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("node %s is locked by run %d", e.Node, e.RunID)
+}
+
+// DuplicateError is returned when a node name or uuid already exists.
+type DuplicateError struct{ Field, Value string }
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("a node with %s %q already exists: choose another %s or delete the existing node", e.Field, e.Value, e.Field)
+}

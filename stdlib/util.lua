@@ -1,0 +1,27 @@
+-- util: small table and string helpers shared by the bundled playbooks.
+local M = {}
+
+--- Returns a shallow copy of t.
+function M.copy(t)
+  local out = {}
+  for k, v in pairs(t or {}) do out[k] = v end
+  return out
+end
+
+--- Returns the keys of t, sorted.
+function M.keys(t)
+  local out = {}
+  for k in pairs(t or {}) do out[#out + 1] = k end
+  table.sort(out, function(a, b) return tostring(a) < tostring(b) end)
+  return out
+end
+
+--- Reports whether list contains v.
+function M.contains(list, v)
+  for _, x in ipairs(list or {}) do
+    if x == v then return true end
+  end
+  return false
+end
+
+return M
