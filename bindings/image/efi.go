@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -117,12 +116,12 @@ func buildEFIBoot(ctx context.Context, dst, loader, stub string) error {
 		return fmt.Errorf("EFI loader: %w", err)
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("EFI loader %s is not a regular file", loader)
+		return invalidf("EFI loader %s is not a regular file", loader)
 	}
 	// payload + FATs/root/directories + slack, rounded up to 64 KiB
 	size := (st.Size() + int64(len(stub)) + 256<<10 + 64<<10 - 1) / (64 << 10) * (64 << 10)
 	if size > MaxFloppySize {
-		return fmt.Errorf("EFI loader %s is %d bytes; efiboot.img holds at most about %d", loader, st.Size(), MaxFloppySize-256<<10)
+		return invalidf("EFI loader %s is %d bytes; efiboot.img holds at most about %d", loader, st.Size(), MaxFloppySize-256<<10)
 	}
 	img, err := buildFAT(ctx, size, "EFIBOOT", []fatFile{
 		{name: "EFI/BOOT/BOOTX64.EFI", source: loader},
@@ -175,7 +174,7 @@ func deployISOFiles(p string) (fsys *iso9660.FileSystem, closeFn func() error, e
 	}
 	if len(efis) == 0 || len(grubs) == 0 {
 		closeFn()
-		return nil, nil, "", "", fmt.Errorf("deploy ISO %s does not contain efiboot.img and grub.cfg (found %d efiboot.img, %d grub.cfg); "+
+		return nil, nil, "", "", invalidf("deploy ISO %s does not contain efiboot.img and grub.cfg (found %d efiboot.img, %d grub.cfg); "+
 			"pass efi_loader instead", p, len(efis), len(grubs))
 	}
 	grubcfg = grubs[0]
@@ -243,5 +242,3 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
-
-var errBothUEFISources = errors.New("uefi_from (a deploy ISO) and efi_loader (a BOOTX64.EFI) are exclusive: give one")

@@ -2,7 +2,6 @@ package image
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,11 +52,11 @@ func FormatParams(params map[string]string) ([]byte, error) {
 		v := params[k]
 		switch {
 		case k == "":
-			return nil, errors.New("parameter with an empty key: every parameter needs a name")
+			return nil, invalidf("parameter with an empty key: every parameter needs a name")
 		case strings.ContainsAny(k, "=\r\n"):
-			return nil, fmt.Errorf("parameter key %q contains '=' or a line break: use a plain name", k)
+			return nil, invalidf("parameter key %q contains '=' or a line break: use a plain name", k)
 		case strings.ContainsAny(v, "\r\n"):
-			return nil, fmt.Errorf("parameter %q: value contains a line break: parameters.txt holds one key=value per line", k)
+			return nil, invalidf("parameter %q: value contains a line break: parameters.txt holds one key=value per line", k)
 		}
 		if i > 0 {
 			b.WriteByte('\n')
@@ -99,15 +98,15 @@ func cleanImageName(field, name string) (string, error) {
 	n := strings.TrimPrefix(filepath.ToSlash(name), "/")
 	switch {
 	case n == "":
-		return "", fmt.Errorf("%s: empty file name", field)
+		return "", invalidf("%s: empty file name", field)
 	case strings.ContainsAny(n, "\x00\\\r\n"):
-		return "", fmt.Errorf("%s %q: name contains a NUL, backslash or line break", field, name)
+		return "", invalidf("%s %q: name contains a NUL, backslash or line break", field, name)
 	case path.Clean(n) != n:
-		return "", fmt.Errorf("%s %q: use a clean relative name such as dir/file.txt", field, name)
+		return "", invalidf("%s %q: use a clean relative name such as dir/file.txt", field, name)
 	case n == ".." || strings.HasPrefix(n, "../"):
-		return "", fmt.Errorf("%s %q: name leaves the image root", field, name)
+		return "", invalidf("%s %q: name leaves the image root", field, name)
 	case strings.Count(n, "/") > 6:
-		return "", fmt.Errorf("%s %q: more than 6 directory levels; keep the tree shallow", field, name)
+		return "", invalidf("%s %q: more than 6 directory levels; keep the tree shallow", field, name)
 	}
 	return n, nil
 }
@@ -138,7 +137,7 @@ func BuildFloppy(ctx context.Context, params map[string]string, opts FloppyOptio
 			return nil, err
 		}
 		if strings.EqualFold(n, ParametersFile) {
-			return nil, fmt.Errorf("floppy file %q: %s is generated from the parameters; pass values as parameters instead", name, ParametersFile)
+			return nil, invalidf("floppy file %q: %s is generated from the parameters; pass values as parameters instead", name, ParametersFile)
 		}
 		files = append(files, fatFile{name: n, source: opts.Files[name]})
 	}
@@ -147,7 +146,7 @@ func BuildFloppy(ctx context.Context, params map[string]string, opts FloppyOptio
 		size = DefaultFloppySize
 	}
 	if size < MinFloppySize || size > MaxFloppySize || size%512 != 0 {
-		return nil, fmt.Errorf("floppy size %d: must be a multiple of 512 between %d and %d bytes (default %d = 1.44 MB)",
+		return nil, invalidf("floppy size %d: must be a multiple of 512 between %d and %d bytes (default %d = 1.44 MB)",
 			size, MinFloppySize, MaxFloppySize, DefaultFloppySize)
 	}
 	label := opts.Label
@@ -167,7 +166,7 @@ type fatFile struct {
 // buildFAT makes a FAT12 image of size bytes holding files and returns it.
 func buildFAT(ctx context.Context, size int64, label string, files []fatFile) ([]byte, error) {
 	if len(label) > 11 {
-		return nil, fmt.Errorf("volume label %q is longer than 11 bytes", label)
+		return nil, invalidf("volume label %q is longer than 11 bytes", label)
 	}
 	mem := newMemBackend(size)
 	fsys, err := fat12.Create(mem, size, 0, 512, label, false)
@@ -217,7 +216,7 @@ func checkFATSpace(img []byte, f fatFile) error {
 	need := (size + cb - 1) / cb
 	need += int64(strings.Count(f.name, "/")) // a new directory takes a cluster
 	if need > free {
-		return fmt.Errorf("file %s (%d bytes) does not fit: %d bytes free in the %d-byte image; choose a larger size",
+		return invalidf("file %s (%d bytes) does not fit: %d bytes free in the %d-byte image; choose a larger size",
 			f.name, size, free*cb, len(img))
 	}
 	return nil
@@ -238,7 +237,7 @@ func putFATFile(fsys filesystem.FileSystem, f fatFile) error {
 		}
 		defer in.Close()
 		if st, err := in.Stat(); err != nil || !st.Mode().IsRegular() {
-			return fmt.Errorf("file %s: source %s is not a regular file", f.name, f.source)
+			return invalidf("file %s: source %s is not a regular file", f.name, f.source)
 		}
 		src = in
 	} else {

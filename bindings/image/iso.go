@@ -124,17 +124,17 @@ func findFirst(field, override string, candidates []string, pkg string) (string,
 
 func statPayload(field, name, src string) (payload, error) {
 	if src == "" {
-		return payload{}, fmt.Errorf("%s: a local file path is required", field)
+		return payload{}, invalidf("%s: a local file path is required", field)
 	}
 	st, err := os.Stat(src)
 	if err != nil {
 		return payload{}, fmt.Errorf("%s: %w", field, err)
 	}
 	if !st.Mode().IsRegular() {
-		return payload{}, fmt.Errorf("%s: %s is not a regular file", field, src)
+		return payload{}, invalidf("%s: %s is not a regular file", field, src)
 	}
 	if st.Size() > MaxISOFileSize {
-		return payload{}, fmt.Errorf("%s: %s is %d bytes; ISO 9660 files must be smaller than 4 GiB "+
+		return payload{}, invalidf("%s: %s is %d bytes; ISO 9660 files must be smaller than 4 GiB "+
 			"(no multi-extent support): split it or use a smaller image", field, src, st.Size())
 	}
 	return payload{name: name, source: src, size: st.Size()}, nil
@@ -144,17 +144,17 @@ func statPayload(field, name, src string) (payload, error) {
 // written to a temporary file next to path and renamed into place.
 func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) {
 	if opts.BIOSOnly && opts.UEFIOnly {
-		return errors.New("bios_only and uefi_only are exclusive: give at most one")
+		return invalidf("bios_only and uefi_only are exclusive: give at most one")
 	}
 	if opts.UEFIFrom != "" && opts.EFILoader != "" {
-		return errBothUEFISources
+		return invalidf("uefi_from (a deploy ISO) and efi_loader (a BOOTX64.EFI) are exclusive: give one")
 	}
 	bios, uefi := !opts.UEFIOnly, !opts.BIOSOnly
 	if !uefi && (opts.UEFIFrom != "" || opts.EFILoader != "") {
-		return errors.New("bios_only conflicts with uefi_from/efi_loader: drop one")
+		return invalidf("bios_only conflicts with uefi_from/efi_loader: drop one")
 	}
 	if strings.ContainsAny(opts.Append, "\r\n") {
-		return errors.New("append: the kernel command line must be a single line")
+		return invalidf("append: the kernel command line must be a single line")
 	}
 
 	// payload files, checked before anything is written
@@ -177,7 +177,7 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 		}
 		top := strings.SplitN(n, "/", 2)[0]
 		if reserved[n] || reserved[top] && top != n {
-			return fmt.Errorf("iso file %q: the name is used by the boot loader files; choose another", name)
+			return invalidf("iso file %q: the name is used by the boot loader files; choose another", name)
 		}
 		p, err := statPayload("iso file "+n, n, opts.Files[name])
 		if err != nil {
@@ -192,7 +192,7 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 		volID = opts.VolumeID
 	}
 	if len(volID) > 32 {
-		return fmt.Errorf("volume id %q is longer than 32 characters", volID)
+		return invalidf("volume id %q is longer than 32 characters", volID)
 	}
 
 	tmpRoot := opts.TempDir
@@ -251,7 +251,7 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 	for _, p := range payloads {
 		dst := filepath.Join(ws, filepath.FromSlash(p.name))
 		if _, err := os.Stat(dst); err == nil {
-			return fmt.Errorf("iso file %q collides with a file of the boot loader tree", p.name)
+			return invalidf("iso file %q collides with a file of the boot loader tree", p.name)
 		}
 		if err := writeStaged(ws, p.name, ""); err != nil {
 			return err
@@ -361,7 +361,7 @@ func checkEFIBootSize(p string) error {
 		return err
 	}
 	if st.Size() > maxEFIBootSize {
-		return fmt.Errorf("efiboot.img is %d bytes; El Torito EFI images must stay below 32 MiB", st.Size())
+		return invalidf("efiboot.img is %d bytes; El Torito EFI images must stay below 32 MiB", st.Size())
 	}
 	return nil
 }

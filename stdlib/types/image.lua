@@ -1,0 +1,83 @@
+---@meta image
+-- LuaLS annotations for the Go module `image` (bindings/image): build the
+-- virtual media of a deploy — the FAT12 parameters floppy and bootable ISOs
+-- (BIOS isolinux, UEFI GRUB, or both) — and inspect images.
+--
+-- Relative paths are resolved against the run's working directory. Errors
+-- are raised as {code, message, operation}: code "invalid_argument" for bad
+-- parameters or options, "not_found" for a missing input file, "error"
+-- otherwise.
+--
+--   local image = require("image")
+--   local floppy = image.floppy("params.img", { ["ipa-api-url"] = url, boot_method = "vmedia" })
+--   local iso = image.iso("boot.iso", { kernel = "deploy.kernel", ramdisk = "deploy.initramfs",
+--                                       append = "nofb nomodeset vga=normal" })
+--   print(image.inspect(iso).el_torito[2].platform)   -- "UEFI"
+
+---@class image
+local image = {}
+
+---@class image.FloppyOpts
+---@field size? integer              image size in bytes, a multiple of 512 between 65536 and 12582912 (default 1474560 = 1.44 MB)
+---@field label? string              volume label, at most 11 bytes (default "ir-vfd-dev")
+---@field files? table<string,string> extra files: name on the floppy (may contain "/") -> local source path
+
+---@class image.ISOOpts
+---@field kernel string              local kernel image (stored as /vmlinuz)
+---@field ramdisk string             local ramdisk (stored as /initrd)
+---@field append? string             kernel command line (not recorded in run events: it may hold secrets)
+---@field uefi_from? string          deploy ISO holding efiboot.img and grub.cfg to reuse for UEFI boot
+---@field efi_loader? string         EFI loader (e.g. a GRUB BOOTX64.EFI) for efiboot.img; exclusive with uefi_from
+---@field bios_only? boolean         only the BIOS (isolinux) boot entry
+---@field uefi_only? boolean         only the UEFI boot entry
+---@field volume_id? string          volume id (default "VMEDIA_BOOT_ISO", or "config-2" when files include openstack/…)
+---@field files? table<string,string> extra files: ISO path -> local source path (each < 4 GiB)
+
+---@class image.BootEntry
+---@field platform "BIOS"|"UEFI"|"PPC"|"Mac"|string
+---@field bootable boolean
+---@field emulation string           "none", "floppy-1.44", "hard-disk", ...
+---@field load_sectors integer       512-byte sectors the firmware loads
+---@field lba integer                first 2048-byte block of the boot image
+---@field file string                path of the boot image in the ISO ("" when hidden)
+
+---@class image.File
+---@field path string                path inside the image, no leading slash
+---@field size integer               bytes (directory record size for directories)
+---@field dir boolean
+
+---@class image.Info
+---@field path string
+---@field kind "iso"|"fat"
+---@field size integer               image size in bytes
+---@field label string               ISO volume id or FAT volume label
+---@field el_torito image.BootEntry[] El Torito boot entries (ISO; empty when not bootable)
+---@field files image.File[]
+---@field params? table<string,string> parameters.txt of a floppy
+---@field kernel_cmdline? string     kernel command line of a boot ISO (isolinux APPEND or GRUB linux line)
+
+---Write a FAT12 parameters floppy: `parameters.txt` with one `key=value` per
+---line in sorted key order (values converted with tostring), plus opts.files.
+---Parameter values are not recorded in run events (only the keys).
+---@param path string                output image path
+---@param params table<string,string|number|boolean>
+---@param opts? image.FloppyOpts
+---@return string path               absolute path of the image
+function image.floppy(path, params, opts) end
+
+---Build a boot ISO from a kernel and ramdisk: BIOS (isolinux) + UEFI (GRUB in
+---boot/grub/efiboot.img, from uefi_from, efi_loader, or the host's
+---grub-mkstandalone) by default; Rock Ridge names; files of 4 GiB or more are
+---refused.
+---@param path string                output ISO path
+---@param opts image.ISOOpts
+---@return string path               absolute path of the ISO
+function image.iso(path, opts) end
+
+---Describe an ISO or FAT image: El Torito entries, files, floppy parameters,
+---kernel command line.
+---@param path string
+---@return image.Info
+function image.inspect(path) end
+
+return image
