@@ -35,6 +35,12 @@ func (g fatGeometry) dataOffset() int {
 func (g fatGeometry) clusterBytes() int { return g.sectorsPerCluster * g.bytesPerSector }
 
 func parseFATGeometry(img []byte) (fatGeometry, error) {
+	return parseBPB(img, int64(len(img)))
+}
+
+// parseBPB parses the FAT12/16 boot sector at the start of img, an image of
+// imgSize bytes (img may hold only the boot sector).
+func parseBPB(img []byte, imgSize int64) (fatGeometry, error) {
 	if len(img) < 512 || img[510] != 0x55 || img[511] != 0xAA {
 		return fatGeometry{}, errors.New("no FAT boot sector (missing 0x55AA signature)")
 	}
@@ -55,9 +61,9 @@ func parseFATGeometry(img []byte) (fatGeometry, error) {
 		g.sectorsPerCluster == 0, g.fats == 0, g.sectorsPerFAT == 0, g.rootEntries == 0:
 		return fatGeometry{}, errors.New("not a FAT12/FAT16 boot sector")
 	}
-	if g.totalSectors*g.bytesPerSector > len(img) {
+	if int64(g.totalSectors)*int64(g.bytesPerSector) > imgSize {
 		return fatGeometry{}, fmt.Errorf("FAT image is truncated: %d bytes, boot sector says %d",
-			len(img), g.totalSectors*g.bytesPerSector)
+			imgSize, g.totalSectors*g.bytesPerSector)
 	}
 	dataSectors := g.totalSectors - g.dataOffset()/g.bytesPerSector
 	if dataSectors <= 0 {

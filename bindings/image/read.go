@@ -167,7 +167,7 @@ func Inspect(path string) (*Info, error) {
 	if _, err := f.ReadAt(vd, 16*isoBlock); err == nil && string(vd[1:6]) == "CD001" {
 		return inspectISO(f, info)
 	}
-	if _, err := parseFATGeometry(head); err == nil {
+	if _, err := parseBPB(head, st.Size()); err == nil {
 		return inspectFAT(path, info)
 	}
 	return nil, fmt.Errorf("%s is neither an ISO 9660 nor a FAT12/FAT16 image", path)
@@ -224,21 +224,24 @@ func inspectFAT(path string, info *Info) (*Info, error) {
 			if name == "." || name == ".." {
 				continue
 			}
-			full := strings.TrimPrefix(dir+"/"+name, "/")
+			full := name
+			if dir != "." {
+				full = dir + "/" + name
+			}
 			fe := FileEntry{Path: full, Dir: e.IsDir()}
 			if fi, err := e.Info(); err == nil && !e.IsDir() {
 				fe.Size = fi.Size()
 			}
 			info.Files = append(info.Files, fe)
 			if e.IsDir() {
-				if err := walk("/"+full, depth+1); err != nil {
+				if err := walk(full, depth+1); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	}
-	if err := walk("/", 0); err != nil {
+	if err := walk(".", 0); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if data, err := fsys.ReadFile("/" + ParametersFile); err == nil {

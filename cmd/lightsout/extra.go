@@ -6,5 +6,7 @@ import "github.com/spf13/cobra"
 // binding's command lives in its own file of this package.
 func extraCommands(g *globals) []*cobra.Command {
 	_ = g
-	return nil
+	return []*cobra.Command{
+		newImageCmd(),
+	}
 }
