@@ -180,8 +180,8 @@ func TestLuaSetupForBootAndCleanup(t *testing.T) {
 		local vmedia = require("vmedia")
 		assert(vmedia.store() == "web")
 		res = vmedia.setup_for_boot(bmc, iso, {["ipa-api-url"]="http://127.0.0.1:6385", BOOTIF="52:54:00:12:34:56", ["coreos.configdrive"]=0})
-		assert(res.floppy_url:find("/image-` + nodeID + `?temp_url_sig=", 1, true), res.floppy_url)
-		assert(res.iso_url:find("/boot-` + nodeID + `.iso?temp_url_sig=", 1, true), res.iso_url)
+		assert(res.floppy_url:find("/image-`+nodeID+`?temp_url_sig=", 1, true), res.floppy_url)
+		assert(res.iso_url:find("/boot-`+nodeID+`.iso?temp_url_sig=", 1, true), res.iso_url)
 	`)
 	b := e.bmc
 	if got := strings.Join(b.calls, ","); got != "insert FLOPPY,insert CDROM,boot CDROM" {
@@ -246,8 +246,8 @@ func TestLuaPublishResolve(t *testing.T) {
 		u1 = vmedia.publish(f, {name="fw-1.bin", expires=60})
 		u2 = vmedia.resolve(f)
 		assert(vmedia.resolve("http://127.0.0.1:9/x.iso") == "http://127.0.0.1:9/x.iso")
-		g = vmedia.resolve("glance://` + nodeID + `")
-		assert(g:find("http://127.0.0.1:8080/v1/AUTH_g/glance/` + nodeID + `?temp_url_sig=", 1, true) == 1, g)
+		g = vmedia.resolve("glance://`+nodeID+`")
+		assert(g:find("http://127.0.0.1:8080/v1/AUTH_g/glance/`+nodeID+`?temp_url_sig=", 1, true) == 1, g)
 	`)
 	u1 := lua.LVAsString(e.L.GetGlobal("u1"))
 	u2 := lua.LVAsString(e.L.GetGlobal("u2"))
