@@ -44,12 +44,10 @@ func (e *Engine) newState(r *Run) *lua.LState {
 	pkg := L.GetGlobal("package").(*lua.LTable)
 	pkg.RawSetString("path", lua.LString(""))
 	pkg.RawSetString("cpath", lua.LString(""))
+	// require reads the registry's _LOADERS (the same table as
+	// package.loaders): keep the preload searcher, replace the file one.
 	loaders := pkg.RawGetString("loaders").(*lua.LTable)
-	preload := loaders.RawGetInt(1)
-	newLoaders := L.NewTable()
-	newLoaders.Append(preload)
-	newLoaders.Append(L.NewFunction(func(L *lua.LState) int { return e.loadModule(L, r) }))
-	pkg.RawSetString("loaders", newLoaders)
+	loaders.RawSetInt(2, L.NewFunction(func(L *lua.LState) int { return e.loadModule(L, r) }))
 
 	for _, m := range e.mods {
 		m := m

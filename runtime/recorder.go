@@ -20,6 +20,7 @@ type recorder struct {
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+	once    sync.Once
 }
 
 const (
@@ -83,7 +84,7 @@ func (r *recorder) flush(ctx context.Context) error {
 
 // close flushes and stops the background writer.
 func (r *recorder) close() error {
-	close(r.stop)
+	r.once.Do(func() { close(r.stop) })
 	<-r.done
 	return r.flush(context.Background())
 }

@@ -97,6 +97,9 @@ func Open(ctx context.Context, path string, cipher *secrets.Cipher) (*SQLite, er
 	if err := prepareFile(path); err != nil {
 		return nil, err
 	}
+	if err := checkOwner(ctx, path); err != nil {
+		return nil, err
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
 	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
@@ -140,22 +143,34 @@ func prepareFile(path string) error {
 	return nil
 }
 
-func (s *SQLite) migrate(ctx context.Context) error {
-	var appID, version int
-	if err := s.w.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
-		return fmt.Errorf("database %s is unreadable (corrupt?): %w: move it away or point [lightsout] database at another path", s.path, err)
+// checkOwner refuses a database that belongs to another application,
+// reading it without any pragma that would change the file.
+func checkOwner(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", path, err)
 	}
+	defer db.Close()
+	var appID, tables int
+	if err := db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		return fmt.Errorf("database %s is unreadable (corrupt?): %w: move it away or point [lightsout] database at another path", path, err)
+	}
+	if appID == applicationID {
+		return nil
+	}
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&tables); err != nil {
+		return fmt.Errorf("database %s is unreadable (corrupt?): %w: move it away or point [lightsout] database at another path", path, err)
+	}
+	if appID != 0 || tables > 0 {
+		return fmt.Errorf("database %s belongs to another application (application_id %#x): it was not modified; point [lightsout] database at another path", path, appID)
+	}
+	return nil
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	var version int
 	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return fmt.Errorf("read schema version of %s: %w", s.path, err)
-	}
-	if appID != applicationID {
-		var tables int
-		if err := s.w.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&tables); err != nil {
-			return fmt.Errorf("database %s is unreadable (corrupt?): %w", s.path, err)
-		}
-		if appID != 0 || tables > 0 {
-			return fmt.Errorf("database %s belongs to another application (application_id %#x): it was not modified; point [lightsout] database at another path", s.path, appID)
-		}
 	}
 	if version > len(migrations) {
 		return fmt.Errorf("database %s has schema version %d, newer than this lightsout (%d): upgrade lightsout", s.path, version, len(migrations))
