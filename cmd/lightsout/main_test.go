@@ -210,7 +210,9 @@ func TestSecretNeverLeaks(t *testing.T) {
 	c.must("run", p, "--node", "n1")
 }
 
-func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/10)) + string(rune('0'+i%10))) }
+func itoa(i int) string {
+	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/10)) + string(rune('0'+i%10)))
+}
 
 func TestTimeoutEndsRunAndUnlocks(t *testing.T) {
 	c := newCLI(t)
