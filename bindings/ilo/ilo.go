@@ -1,0 +1,456 @@
+// Package ilo drives HPE iLO 3 to 7 through one interface named after
+// proliantutils' IloClient: it probes the product name (RIBCL
+// GET_PRODUCT_NAME, or Redfish when RIBCL is disabled or absent) and
+// routes every operation to RIBCL (G7, Gen8) or Redfish (Gen9 with iLO 4
+// >= 2.30, Gen10, Gen11, Gen12) with proliantutils' fall-backs. It also
+// is the `ilo` Lua module (see Module).
+package ilo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"sync"
+
+	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
+	"github.com/lightsout/lightsout/bindings/ilo/redfish"
+	"github.com/lightsout/lightsout/bindings/ilo/ribcl"
+	"github.com/lightsout/lightsout/runtime/module"
+)
+
+// Re-exported shared types.
+type (
+	// Client is every iLO operation, named after proliantutils.
+	Client = iloapi.Client
+	// Options is how to reach and trust one iLO.
+	Options = iloapi.Options
+	// VMStatus is the state of a virtual media slot.
+	VMStatus = iloapi.VMStatus
+	// EssentialProperties is the inspection result.
+	EssentialProperties = iloapi.EssentialProperties
+	// HealthData summarises sensors.
+	HealthData = iloapi.HealthData
+	// Sensor is one sensor reading.
+	Sensor = iloapi.Sensor
+	// License is one installed licence.
+	License = iloapi.License
+	// Limiters are the per-iLO request limiters of a process.
+	Limiters = iloapi.Limiters
+	// PinMismatchError names the pinned and the presented fingerprint.
+	PinMismatchError = iloapi.PinMismatchError
+)
+
+// ParseDriverInfo builds Options from driver_info (see iloapi.ParseDriverInfo).
+func ParseDriverInfo(info map[string]any) (Options, error) { return iloapi.ParseDriverInfo(info) }
+
+// Probe is what the generation probe found; it is cached in the node's
+// driver_internal_info under "ilo_probe".
+type Probe struct {
+	Address    string
+	Model      string
+	Generation int  // 7 for G7, 8 for Gen8, ... 0 when unknown
+	RIBCL      bool // RIBCL answers
+	NoRedfish  bool // Redfish is known to be absent
+}
+
+// Map renders p for driver_internal_info.
+func (p Probe) Map() map[string]any {
+	return map[string]any{"address": p.Address, "model": p.Model, "generation": int64(p.Generation), "ribcl": p.RIBCL, "no_redfish": p.NoRedfish}
+}
+
+// ProbeFromMap reads a cached probe; ok is false when m is unusable.
+func ProbeFromMap(m map[string]any) (Probe, bool) {
+	if m == nil {
+		return Probe{}, false
+	}
+	p := Probe{}
+	p.Address, _ = m["address"].(string)
+	p.Model, _ = m["model"].(string)
+	switch g := m["generation"].(type) {
+	case int64:
+		p.Generation = int(g)
+	case int:
+		p.Generation = g
+	case float64:
+		p.Generation = int(g)
+	}
+	p.RIBCL, _ = m["ribcl"].(bool)
+	p.NoRedfish, _ = m["no_redfish"].(bool)
+	return p, p.Model != "" && p.Address != ""
+}
+
+var genRE = regexp.MustCompile(`\bGen(\d+)`)
+var gRE = regexp.MustCompile(`\bG(\d+)\b`)
+
+// GenerationOf returns the ProLiant generation in a product name: 7 for
+// "ProLiant ML110 G7", 10 for "ProLiant DL360 Gen10"; 0 when unknown.
+func GenerationOf(model string) int {
+	if m := genRE.FindStringSubmatch(model); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	if m := gRE.FindStringSubmatch(model); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+// Config are the optional hooks of Connect.
+type Config struct {
+	// Limiter is the shared per-iLO limiter (nil: a private one).
+	Limiter *iloapi.Limiter
+	// Probe is a cached probe; it is used when its address matches.
+	Probe *Probe
+	// OnProbe is called once with a fresh probe (to persist it).
+	OnProbe func(Probe)
+	// OnPin is called once with the fingerprint recorded on first use.
+	OnPin func(fingerprint string)
+	// Debug receives the RIBCL/Redfish traffic with passwords masked.
+	Debug io.Writer
+}
+
+// Router is the generation-routing Client.
+type Router struct {
+	opts Options
+	cfg  Config
+	t    *iloapi.Transport
+	rib  *ribcl.Client
+	rf   *redfish.Client
+
+	mu        sync.Mutex
+	probe     *Probe
+	pinStored bool
+}
+
+var _ Client = (*Router)(nil)
+
+// Connect returns a routing client for o. No traffic happens until the
+// first call.
+func Connect(o Options, cfg Config) (*Router, error) {
+	t, err := iloapi.NewTransport(o, cfg.Limiter)
+	if err != nil {
+		return nil, err
+	}
+	r := &Router{opts: o, cfg: cfg, t: t, rib: ribcl.New(t), rf: redfish.New(t), pinStored: o.CertPin != ""}
+	r.rib.Debug, r.rf.Debug = cfg.Debug, cfg.Debug
+	if cfg.Probe != nil && cfg.Probe.Address == o.Address() {
+		p := *cfg.Probe
+		r.probe = &p
+		r.rib.SetModel(p.Model)
+	}
+	return r, nil
+}
+
+// Transport returns the underlying transport (for tests and tuning).
+func (r *Router) Transport() *iloapi.Transport { return r.t }
+
+// RIBCL returns the RIBCL client.
+func (r *Router) RIBCL() *ribcl.Client { return r.rib }
+
+// Redfish returns the Redfish client.
+func (r *Router) Redfish() *redfish.Client { return r.rf }
+
+// Close drops idle connections.
+func (r *Router) Close() { r.t.Close() }
+
+// Probe returns the probe, running it when needed.
+func (r *Router) Probe(ctx context.Context) (Probe, error) {
+	r.mu.Lock()
+	if r.probe != nil {
+		p := *r.probe
+		r.mu.Unlock()
+		return p, nil
+	}
+	r.mu.Unlock()
+	p := Probe{Address: r.opts.Address()}
+	model, err := r.rib.GetProductName(ctx)
+	switch {
+	case err == nil:
+		p.Model, p.RIBCL = model, true
+	case module.CodeOf(err) == module.CodeLoginFailed || isPin(err):
+		return p, err
+	case iloapi.IsNotSupported(err) || module.CodeOf(err) == module.CodeILOError || module.CodeOf(err) == module.CodeError:
+		m, rerr := r.rf.GetProductName(ctx)
+		if rerr != nil {
+			return p, iloapi.WithOperation("probe", fmt.Errorf("neither RIBCL (%v) nor Redfish (%w) answered", err, rerr))
+		}
+		p.Model = m
+	default:
+		return p, err
+	}
+	p.Generation = GenerationOf(p.Model)
+	if p.Generation == 0 && !p.RIBCL {
+		p.Generation = 10
+	}
+	r.setProbe(p)
+	return p, nil
+}
+
+func isPin(err error) bool {
+	var pe *iloapi.PinMismatchError
+	return errors.As(err, &pe)
+}
+
+func (r *Router) setProbe(p Probe) {
+	r.mu.Lock()
+	r.probe = &p
+	r.mu.Unlock()
+	r.rib.SetModel(p.Model)
+	if r.cfg.OnProbe != nil {
+		r.cfg.OnProbe(p)
+	}
+}
+
+// afterCall persists a pin recorded on first use.
+func (r *Router) afterCall() {
+	if !r.opts.TOFU || r.cfg.OnPin == nil {
+		return
+	}
+	fp := r.t.Pin()
+	r.mu.Lock()
+	stored := r.pinStored
+	if fp != "" {
+		r.pinStored = true
+	}
+	r.mu.Unlock()
+	if fp != "" && !stored {
+		r.cfg.OnPin(fp)
+	}
+}
+
+type callInfoKey struct{}
+
+// callInfo is filled by the router with the protocol that served a call.
+type callInfo struct {
+	mu       sync.Mutex
+	protocol string
+	model    string
+}
+
+func noteProtocol(ctx context.Context, proto, model string) {
+	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
+		ci.mu.Lock()
+		ci.protocol, ci.model = proto, model
+		ci.mu.Unlock()
+	}
+}
+
+// pref says when RIBCL goes first on Gen9 and later (when it answers).
+type pref int
+
+const (
+	redfishFirst pref = iota // Redfish, RIBCL as the fall-back
+	ribclFirst               // RIBCL, Redfish as the fall-back
+	ribclOnGen9              // RIBCL first on Gen9 only
+)
+
+// route picks the protocol for op and falls back on not_supported.
+func route[T any](ctx context.Context, r *Router, op string, pr pref, fn func(c Client) (T, error)) (T, error) {
+	defer r.afterCall()
+	var zero T
+	p, err := r.Probe(ctx)
+	if err != nil {
+		return zero, iloapi.WithOperation(op, err)
+	}
+	type choice struct {
+		name string
+		c    Client
+	}
+	var order []choice
+	switch {
+	case p.Generation != 0 && p.Generation <= 8:
+		order = []choice{{"ribcl", r.rib}}
+	case p.NoRedfish:
+		order = []choice{{"ribcl", r.rib}}
+	case !p.RIBCL:
+		order = []choice{{"redfish", r.rf}}
+	case pr == ribclFirst || (pr == ribclOnGen9 && p.Generation == 9):
+		order = []choice{{"ribcl", r.rib}, {"redfish", r.rf}}
+	default:
+		order = []choice{{"redfish", r.rf}, {"ribcl", r.rib}}
+	}
+	for i, ch := range order {
+		v, err := fn(ch.c)
+		noteProtocol(ctx, ch.name, p.Model)
+		if err == nil || i == len(order)-1 || !iloapi.IsNotSupported(err) {
+			return v, err
+		}
+		if ch.name == "redfish" && iloapi.IsUnavailable(err) {
+			p.NoRedfish = true
+			r.setProbe(p)
+		}
+	}
+	return zero, nil // not reached
+}
+
+func do(ctx context.Context, r *Router, op string, pr pref, fn func(c Client) error) error {
+	_, err := route(ctx, r, op, pr, func(c Client) (struct{}, error) { return struct{}{}, fn(c) })
+	return err
+}
+
+// GetProductName returns the probed product name.
+func (r *Router) GetProductName(ctx context.Context) (string, error) {
+	defer r.afterCall()
+	p, err := r.Probe(ctx)
+	if err != nil {
+		return "", iloapi.WithOperation("get_product_name", err)
+	}
+	if p.RIBCL {
+		noteProtocol(ctx, "ribcl", p.Model)
+	} else {
+		noteProtocol(ctx, "redfish", p.Model)
+	}
+	return p.Model, nil
+}
+
+// GetHostPowerStatus returns ON or OFF.
+func (r *Router) GetHostPowerStatus(ctx context.Context) (string, error) {
+	return route(ctx, r, "get_host_power_status", redfishFirst, func(c Client) (string, error) { return c.GetHostPowerStatus(ctx) })
+}
+
+// SetHostPower switches the power ON or OFF.
+func (r *Router) SetHostPower(ctx context.Context, power string) error {
+	return do(ctx, r, "set_host_power", redfishFirst, func(c Client) error { return c.SetHostPower(ctx, power) })
+}
+
+// HoldPwrBtn presses and holds the power button.
+func (r *Router) HoldPwrBtn(ctx context.Context) error {
+	return do(ctx, r, "hold_pwr_btn", redfishFirst, func(c Client) error { return c.HoldPwrBtn(ctx) })
+}
+
+// PressPwrBtn presses the power button.
+func (r *Router) PressPwrBtn(ctx context.Context) error {
+	return do(ctx, r, "press_pwr_btn", redfishFirst, func(c Client) error { return c.PressPwrBtn(ctx) })
+}
+
+// ResetServer hard-resets the server.
+func (r *Router) ResetServer(ctx context.Context) error {
+	return do(ctx, r, "reset_server", redfishFirst, func(c Client) error { return c.ResetServer(ctx) })
+}
+
+// GetOneTimeBoot returns the one-time boot device or "Normal".
+func (r *Router) GetOneTimeBoot(ctx context.Context) (string, error) {
+	return route(ctx, r, "get_one_time_boot", redfishFirst, func(c Client) (string, error) { return c.GetOneTimeBoot(ctx) })
+}
+
+// SetOneTimeBoot sets the next boot device.
+func (r *Router) SetOneTimeBoot(ctx context.Context, device string) error {
+	return do(ctx, r, "set_one_time_boot", redfishFirst, func(c Client) error { return c.SetOneTimeBoot(ctx, device) })
+}
+
+// GetPersistentBootDevice returns the persistent boot device.
+func (r *Router) GetPersistentBootDevice(ctx context.Context) (string, error) {
+	return route(ctx, r, "get_persistent_boot_device", redfishFirst, func(c Client) (string, error) { return c.GetPersistentBootDevice(ctx) })
+}
+
+// UpdatePersistentBoot sets the persistent boot devices.
+func (r *Router) UpdatePersistentBoot(ctx context.Context, devices []string) error {
+	return do(ctx, r, "update_persistent_boot", redfishFirst, func(c Client) error { return c.UpdatePersistentBoot(ctx, devices) })
+}
+
+// GetCurrentBootMode returns LEGACY or UEFI.
+func (r *Router) GetCurrentBootMode(ctx context.Context) (string, error) {
+	return route(ctx, r, "get_current_boot_mode", redfishFirst, func(c Client) (string, error) { return c.GetCurrentBootMode(ctx) })
+}
+
+// GetPendingBootMode returns the boot mode of the next boot.
+func (r *Router) GetPendingBootMode(ctx context.Context) (string, error) {
+	return route(ctx, r, "get_pending_boot_mode", redfishFirst, func(c Client) (string, error) { return c.GetPendingBootMode(ctx) })
+}
+
+// SetPendingBootMode sets the boot mode applied at the next reset.
+func (r *Router) SetPendingBootMode(ctx context.Context, mode string) error {
+	return do(ctx, r, "set_pending_boot_mode", redfishFirst, func(c Client) error { return c.SetPendingBootMode(ctx, mode) })
+}
+
+// GetSupportedBootMode returns the supported boot modes.
+func (r *Router) GetSupportedBootMode(ctx context.Context) (string, error) {
+	return route(ctx, r, "get_supported_boot_mode", redfishFirst, func(c Client) (string, error) { return c.GetSupportedBootMode(ctx) })
+}
+
+// GetSecureBootMode reports whether secure boot is on.
+func (r *Router) GetSecureBootMode(ctx context.Context) (bool, error) {
+	return route(ctx, r, "get_secure_boot_mode", redfishFirst, func(c Client) (bool, error) { return c.GetSecureBootMode(ctx) })
+}
+
+// SetSecureBootMode switches secure boot.
+func (r *Router) SetSecureBootMode(ctx context.Context, enable bool) error {
+	return do(ctx, r, "set_secure_boot_mode", redfishFirst, func(c Client) error { return c.SetSecureBootMode(ctx, enable) })
+}
+
+// ResetSecureBootKeys restores the default keys.
+func (r *Router) ResetSecureBootKeys(ctx context.Context) error {
+	return do(ctx, r, "reset_secure_boot_keys", redfishFirst, func(c Client) error { return c.ResetSecureBootKeys(ctx) })
+}
+
+// ClearSecureBootKeys deletes all keys.
+func (r *Router) ClearSecureBootKeys(ctx context.Context) error {
+	return do(ctx, r, "clear_secure_boot_keys", redfishFirst, func(c Client) error { return c.ClearSecureBootKeys(ctx) })
+}
+
+// InsertVirtualMedia inserts url into device.
+func (r *Router) InsertVirtualMedia(ctx context.Context, url, device string) error {
+	return do(ctx, r, "insert_virtual_media", redfishFirst, func(c Client) error { return c.InsertVirtualMedia(ctx, url, device) })
+}
+
+// EjectVirtualMedia ejects device (no-op when empty).
+func (r *Router) EjectVirtualMedia(ctx context.Context, device string) error {
+	return do(ctx, r, "eject_virtual_media", redfishFirst, func(c Client) error { return c.EjectVirtualMedia(ctx, device) })
+}
+
+// GetVMStatus returns the state of device.
+func (r *Router) GetVMStatus(ctx context.Context, device string) (VMStatus, error) {
+	return route(ctx, r, "get_vm_status", redfishFirst, func(c Client) (VMStatus, error) { return c.GetVMStatus(ctx, device) })
+}
+
+// SetVMStatus sets the boot option and write protection of device.
+func (r *Router) SetVMStatus(ctx context.Context, device, bootOption, writeProtect string) error {
+	return do(ctx, r, "set_vm_status", redfishFirst, func(c Client) error { return c.SetVMStatus(ctx, device, bootOption, writeProtect) })
+}
+
+// ResetILO resets the iLO (RESET_RIB when RIBCL answers, as proliantutils
+// does on every generation) and waits until it answers again.
+func (r *Router) ResetILO(ctx context.Context) error {
+	return do(ctx, r, "reset_ilo", ribclFirst, func(c Client) error { return c.ResetILO(ctx) })
+}
+
+// ResetBIOSToDefault restores the BIOS defaults.
+func (r *Router) ResetBIOSToDefault(ctx context.Context) error {
+	return do(ctx, r, "reset_bios_to_default", redfishFirst, func(c Client) error { return c.ResetBIOSToDefault(ctx) })
+}
+
+// ResetILOCredential changes the login user's password.
+func (r *Router) ResetILOCredential(ctx context.Context, newPassword string) error {
+	return do(ctx, r, "reset_ilo_credential", redfishFirst, func(c Client) error { return c.ResetILOCredential(ctx, newPassword) })
+}
+
+// GetEssentialProperties inspects the server (RIBCL first on Gen9, as
+// proliantutils).
+func (r *Router) GetEssentialProperties(ctx context.Context) (EssentialProperties, error) {
+	return route(ctx, r, "get_essential_properties", ribclOnGen9, func(c Client) (EssentialProperties, error) { return c.GetEssentialProperties(ctx) })
+}
+
+// GetServerCapabilities returns the capabilities map.
+func (r *Router) GetServerCapabilities(ctx context.Context) (map[string]string, error) {
+	return route(ctx, r, "get_server_capabilities", redfishFirst, func(c Client) (map[string]string, error) { return c.GetServerCapabilities(ctx) })
+}
+
+// GetHostHealthData returns sensors (RIBCL GET_EMBEDDED_HEALTH when it answers).
+func (r *Router) GetHostHealthData(ctx context.Context) (HealthData, error) {
+	return route(ctx, r, "get_host_health_data", ribclFirst, func(c Client) (HealthData, error) { return c.GetHostHealthData(ctx) })
+}
+
+// GetAllLicenses lists the installed licences (RIBCL when it answers).
+func (r *Router) GetAllLicenses(ctx context.Context) ([]License, error) {
+	return route(ctx, r, "get_all_licenses", ribclFirst, func(c Client) ([]License, error) { return c.GetAllLicenses(ctx) })
+}
+
+// ActivateLicense installs a licence key.
+func (r *Router) ActivateLicense(ctx context.Context, key string) error {
+	return do(ctx, r, "activate_license", redfishFirst, func(c Client) error { return c.ActivateLicense(ctx, key) })
+}
+
