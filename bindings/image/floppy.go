@@ -317,9 +317,35 @@ func ReadFloppyFile(p, name string) ([]byte, error) {
 		return nil, err
 	}
 	defer closeFn()
-	data, err := fsys.ReadFile("/" + strings.TrimPrefix(name, "/"))
+	return readFATFile(fsys, p, name)
+}
+
+// readFATFile reads name from fsys. go-diskfs v1.9.4 may return the file
+// padded to a whole number of 512-byte blocks (a 1000-byte file reads as
+// 1024 bytes), so the data is cut to the size in the directory entry.
+func readFATFile(fsys filesystem.FileSystem, img, name string) ([]byte, error) {
+	rel := isoPath(name)
+	st, err := fsys.Stat(rel)
 	if err != nil {
-		return nil, fmt.Errorf("read %s from %s: %w", name, p, err)
+		return nil, fmt.Errorf("read %s from %s: %w", name, img, err)
+	}
+	if st.IsDir() {
+		return nil, invalidf("%s in %s is a directory", name, img)
+	}
+	if st.Size() > MaxFloppySize {
+		return nil, fmt.Errorf("%s in %s: size %d exceeds the image", name, img, st.Size())
+	}
+	f, err := fsys.OpenFile("/"+rel, os.O_RDONLY)
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %s: %w", name, img, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, st.Size()))
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %s: %w", name, img, err)
+	}
+	if int64(len(data)) != st.Size() {
+		return nil, fmt.Errorf("read %s from %s: got %d of %d bytes", name, img, len(data), st.Size())
 	}
 	return data, nil
 }

@@ -40,9 +40,12 @@ func ReadISOFile(path, name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s in %s: %w", name, path, err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxReadISOFile+1))
+	data, err := io.ReadAll(io.LimitReader(f, st.Size()))
 	if err != nil {
 		return nil, fmt.Errorf("read %s in %s: %w", name, path, err)
+	}
+	if int64(len(data)) != st.Size() {
+		return nil, fmt.Errorf("read %s in %s: got %d of %d bytes", name, path, len(data), st.Size())
 	}
 	return data, nil
 }
@@ -244,7 +247,7 @@ func inspectFAT(path string, info *Info) (*Info, error) {
 	if err := walk(".", 0); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if data, err := fsys.ReadFile("/" + ParametersFile); err == nil {
+	if data, err := readFATFile(fsys, path, ParametersFile); err == nil {
 		info.Params = ParseParams(data)
 	}
 	return info, nil
