@@ -2,8 +2,8 @@ package ilo
 
 import (
 	"context"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 
