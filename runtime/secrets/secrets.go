@@ -26,13 +26,16 @@ const Mask = "******"
 var maskKeys = []string{
 	"adminpass", "admin_pass", "password", "admin_password", "auth_token",
 	"new_pass", "auth_password", "secret_uuid", "secret", "sys_pswd", "token",
-	"configdrive", "chappassword", "encryption_key", "cert_key", "key",
-	"passphrase", "pswd", "credential", "image_url",
+	"configdrive", "chappassword", "encryption_key", "cert_key", "ssh_key",
+	"private_key", "passphrase", "pswd", "image_url",
 }
 
 // IsSecretKey reports whether a key such as "ilo_password" names a secret.
 func IsSecretKey(key string) bool {
 	k := strings.ToLower(key)
+	if k == "key" || strings.HasSuffix(k, "_key") { // temp_url_key, swift_temp_url_key, api_key, ...
+		return !strings.HasSuffix(k, "public_key")
+	}
 	for _, m := range maskKeys {
 		if strings.Contains(k, m) {
 			return true
