@@ -372,3 +372,27 @@ func (e *Engine) RunMany(ctx context.Context, req RunRequest, nodes []string, pa
 func SortResults(rs []Result) {
 	sort.Slice(rs, func(i, j int) bool { return rs[i].Node < rs[j].Node })
 }
+
+// CheckModules builds one LState exactly as a run would (safe libraries,
+// every binding preloaded), requires every module and closes it. It is the
+// cost paid per run before the script starts.
+func (e *Engine) CheckModules(ctx context.Context) error {
+	r := &Run{eng: e, ctx: ctx, script: &Script{Name: "check"}, params: map[string]string{}, stdout: io.Discard}
+	L := e.newState(r)
+	defer L.Close()
+	for _, m := range e.mods {
+		if err := L.DoString(`require("` + m.Name() + `")`); err != nil {
+			return fmt.Errorf("module %s: %w", m.Name(), err)
+		}
+	}
+	return nil
+}
+
+// ModuleNames lists the bindings' modules in require order.
+func (e *Engine) ModuleNames() []string {
+	out := make([]string, len(e.mods))
+	for i, m := range e.mods {
+		out[i] = m.Name()
+	}
+	return out
+}
