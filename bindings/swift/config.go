@@ -41,7 +41,7 @@ type Config struct {
 	TempURLDigest tempurl.Digest // [swift] temp_url_digest (sha256)
 
 	Threshold      int64 // [swift] large_object_threshold: bigger files become SLOs (1 GiB)
-	SegmentSize    int64 // [swift] segment_size (256 MiB)
+	SegmentSize    int64 // [swift] segment_size, else [ilo] swift_segment_size (256 MiB)
 	SegmentWorkers int   // [swift] segment_workers: parallel segment uploads (2)
 
 	Glance GlanceConfig
@@ -111,8 +111,13 @@ func ConfigFrom(c module.Config) (Config, error) {
 	if cfg.Threshold, err = size(c, "swift", "large_object_threshold", DefaultThreshold); err != nil {
 		return cfg, err
 	}
-	if cfg.SegmentSize, err = size(c, "swift", "segment_size", DefaultSegmentSize); err != nil {
+	if cfg.SegmentSize, err = size(c, "swift", "segment_size", 0); err != nil {
 		return cfg, err
+	}
+	if cfg.SegmentSize == 0 {
+		if cfg.SegmentSize, err = size(c, "ilo", "swift_segment_size", DefaultSegmentSize); err != nil {
+			return cfg, err
+		}
 	}
 	n, err := integer(c, "swift", "segment_workers", DefaultSegmentWorkers)
 	if err != nil {

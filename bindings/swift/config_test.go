@@ -54,6 +54,11 @@ func TestConfigFrom(t *testing.T) {
 				t.Fatalf("got %q", c.AuthURL)
 			}
 		}, ""},
+		{"ilo swift_segment_size alias", moduletest.MapConfig{"ilo.swift_segment_size": "1073741824"}, func(t *testing.T, c Config) {
+			if c.SegmentSize != 1<<30 {
+				t.Fatalf("segment size %d", c.SegmentSize)
+			}
+		}, ""},
 		{"bad auth_version", moduletest.MapConfig{"swift.auth_version": "4"}, nil, "[swift] auth_version"},
 		{"bad expiry", moduletest.MapConfig{"ilo.swift_object_expiry_timeout": "-1"}, nil, "swift_object_expiry_timeout"},
 		{"bad digest", moduletest.MapConfig{"swift.temp_url_digest": "md5"}, nil, "[swift] temp_url_digest"},
