@@ -226,8 +226,8 @@ func (s *Server) rfRoot() obj {
 		"Managers": link(rf + "/Managers/"), "Systems": link(rf + "/Systems/"),
 		"SessionService": link(rf + "/SessionService/"), "UpdateService": link(rf + "/UpdateService/"),
 		"Registries": link(rf + "/Registries/"), "JsonSchemas": link(rf + "/JsonSchemas/"),
-		"Links": obj{"Sessions": link(rf + "/SessionService/Sessions/")},
-		"Oem": obj{s.oem(): obj{"Manager": []obj{{"ManagerType": mgr, "ManagerFirmwareVersion": s.hw.iloVersion()}}}},
+		"Links":  obj{"Sessions": link(rf + "/SessionService/Sessions/")},
+		"Oem":    obj{s.oem(): obj{"Manager": []obj{{"ManagerType": mgr, "ManagerFirmwareVersion": s.hw.iloVersion()}}}},
 		"Vendor": "HPE", "Product": s.hw.Model,
 	}
 }
@@ -542,7 +542,7 @@ func (s *Server) rfRoute(w http.ResponseWriter, r *http.Request, rel string, ses
 		writeJSON(w, 200, obj{"@odata.id": fmt.Sprintf("%s/Chassis/1/Devices/%d/", rf, i), "Id": strconv.Itoa(i),
 			"Name": g.Name, "Manufacturer": g.Vendor, "DeviceType": "GPU", "Location": fmt.Sprintf("PCI-E Slot %d", i),
 			"DeviceInstances": []obj{link(fmt.Sprintf("%sPCIDevices/%d/", sys, len(hw.NICs)+i))},
-			"Status": obj{"Health": hw.Health, "State": "Enabled"}}, "GET, HEAD")
+			"Status":          obj{"Health": hw.Health, "State": "Enabled"}}, "GET, HEAD")
 	case rel == "/accountservice" && get:
 		writeJSON(w, 200, obj{"@odata.id": rf + "/AccountService/", "Id": "AccountService", "Name": "Account Service",
 			"MinPasswordLength": 8, "Accounts": link(rf + "/AccountService/Accounts/"), "ServiceEnabled": true}, "GET, HEAD, PATCH")
@@ -675,8 +675,8 @@ func (s *Server) rfSystem(st *State, hw *Hardware) obj {
 		"Status": obj{"Health": hw.Health, "HealthRollup": hw.Health, "State": state},
 		"Boot": obj{
 			"BootSourceOverrideEnabled": en, "BootSourceOverrideTarget": tgt, "BootSourceOverrideMode": mode,
-			"BootSourceOverrideTarget@Redfish.AllowableValues": allowableTargets,
-			"UefiTargetBootSourceOverride":                     "None",
+			"BootSourceOverrideTarget@Redfish.AllowableValues":     allowableTargets,
+			"UefiTargetBootSourceOverride":                         "None",
 			"UefiTargetBootSourceOverride@Redfish.AllowableValues": uefiTargets,
 		},
 		"MemorySummary":    obj{"TotalSystemMemoryGiB": hw.MemoryMB / 1024, "Status": obj{"HealthRollup": hw.Health}},
@@ -685,7 +685,7 @@ func (s *Server) rfSystem(st *State, hw *Hardware) obj {
 		"EthernetInterfaces": link(sys + "EthernetInterfaces/"), "Storage": link(sys + "Storage/"),
 		"SecureBoot": link(sys + "SecureBoot/"), "Bios": link(sys + "bios/"),
 		"TrustedModules": []obj{{"Status": obj{"State": "Enabled"}, "InterfaceType": "TPM2_0"}},
-		"Links": obj{"Chassis": []obj{link(rf + "/Chassis/1/")}, "ManagedBy": []obj{link(rf + "/Managers/1/")}},
+		"Links":          obj{"Chassis": []obj{link(rf + "/Chassis/1/")}, "ManagedBy": []obj{link(rf + "/Managers/1/")}},
 		"Actions": obj{"#ComputerSystem.Reset": obj{
 			"target":                            sys + "Actions/ComputerSystem.Reset/",
 			"ResetType@Redfish.AllowableValues": []string{"On", "ForceOff", "GracefulShutdown", "ForceRestart", "Nmi", "PushPowerButton", "GracefulRestart"},
@@ -891,7 +891,7 @@ func (s *Server) rfManager(st *State, hw *Hardware) obj {
 		"@odata.id": mgr, "@odata.type": "#Manager.v1_5_1.Manager", "Id": "1", "Name": "Manager", "ManagerType": "BMC",
 		"Model": model, "FirmwareVersion": fw, "UUID": hw.UUID, "Status": obj{"Health": "OK", "State": "Enabled"},
 		"VirtualMedia": link(mgr + "VirtualMedia/"), "EthernetInterfaces": link(mgr + "EthernetInterfaces/"),
-		"Links": obj{"ManagerForServers": []obj{link(rf + "/Systems/1/")}, "ManagerForChassis": []obj{link(rf + "/Chassis/1/")}},
+		"Links":   obj{"ManagerForServers": []obj{link(rf + "/Systems/1/")}, "ManagerForChassis": []obj{link(rf + "/Chassis/1/")}},
 		"Actions": obj{"#Manager.Reset": obj{"target": mgr + "Actions/Manager.Reset/"}},
 		"Oem": obj{s.oem(): obj{
 			"Firmware": obj{"Current": obj{"VersionString": fw, "Date": strings.SplitN(hw.ILOFirmware, " ", 2)[len(strings.SplitN(hw.ILOFirmware, " ", 2))-1]}},
@@ -1117,6 +1117,6 @@ func (s *Server) rfPower(st *State, hw *Hardware) obj {
 			"LastPowerOutputWatts": watts / max(hw.PowerSupplies, 1), "Status": obj{"Health": hw.Health, "State": "Enabled"}})
 	}
 	return obj{"@odata.id": rf + "/Chassis/1/Power/", "@odata.type": "#Power.v1_3_0.Power", "Id": "Power", "Name": "PowerMetrics",
-		"PowerControl": []obj{{"MemberId": "0", "PowerConsumedWatts": watts, "PowerCapacityWatts": 800 * hw.PowerSupplies}},
+		"PowerControl":  []obj{{"MemberId": "0", "PowerConsumedWatts": watts, "PowerCapacityWatts": 800 * hw.PowerSupplies}},
 		"PowerSupplies": psus}
 }

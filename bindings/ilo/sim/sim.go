@@ -35,10 +35,10 @@ import (
 
 // BootEvent describes a server starting up.
 type BootEvent struct {
-	Server     string            // server name, e.g. "gen10-0"
-	Generation string            // "gen8" | "gen9" | "gen10" | "gen11"
-	BootDevice string            // effective device this boot: "CDROM", "HDD", "NETWORK", ...
-	BootMode   string            // "LEGACY" | "UEFI" (after applying the pending mode)
+	Server     string // server name, e.g. "gen10-0"
+	Generation string // "gen8" | "gen9" | "gen10" | "gen11"
+	BootDevice string // effective device this boot: "CDROM", "HDD", "NETWORK", ...
+	BootMode   string // "LEGACY" | "UEFI" (after applying the pending mode)
 	SecureBoot bool
 	Media      map[string]string // attached virtual media: "CDROM"/"FLOPPY" -> URL
 	MACs       []string
