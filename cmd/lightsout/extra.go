@@ -8,5 +8,6 @@ func extraCommands(g *globals) []*cobra.Command {
 	_ = g
 	return []*cobra.Command{
 		newImageCmd(),
+		newSimCmd(),
 	}
 }
