@@ -95,3 +95,8 @@ func Benchmark1000Runs(b *testing.B) {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB")
 }
+
+func nodeSpec(name string) app.NodeSpec {
+	return app.NodeSpec{Name: name, Driver: "agent_ilo", DriverInfo: map[string]any{
+		"ilo_address": "127.0.0.1", "ilo_username": "admin", "ilo_password": "password-" + name}}
+}

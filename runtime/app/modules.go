@@ -3,13 +3,24 @@ package app
 import (
 	"context"
 
+	"github.com/lightsout/lightsout/bindings/ilo"
+	"github.com/lightsout/lightsout/bindings/image"
+	"github.com/lightsout/lightsout/bindings/swift"
+	"github.com/lightsout/lightsout/bindings/vmedia"
 	"github.com/lightsout/lightsout/runtime/module"
 )
 
 // defaultModules builds the bindings every script can require. Bindings
-// that need process-wide resources (limiters, servers) are created once per
-// App here and shut down at Close.
+// that hold process-wide resources (per-iLO limiters, the web store) are
+// created once per App here and shut down at Close.
 func (a *App) defaultModules(ctx context.Context) ([]module.Module, error) {
 	_ = ctx
-	return []module.Module{}, nil
+	vm := vmedia.NewModule()
+	a.OnClose(vm.Close)
+	return []module.Module{
+		ilo.NewModule(),
+		image.NewModule(),
+		swift.NewModule(),
+		vm,
+	}, nil
 }
