@@ -190,6 +190,16 @@ func (r *Router) Probe(ctx context.Context) (Probe, error) {
 	return p, nil
 }
 
+// probeError reports a failed probe as a failure of op, keeping the code.
+func probeError(op string, err error) error {
+	err = iloapi.WithOperation(op, err)
+	var me *module.Error
+	if errors.As(err, &me) && me.Operation != op {
+		return &module.Error{Code: me.Code, Operation: op, Message: "probing the iLO (" + me.Operation + "): " + me.Message, Err: err}
+	}
+	return err
+}
+
 func isPin(err error) bool {
 	var pe *iloapi.PinMismatchError
 	return errors.As(err, &pe)
@@ -254,7 +264,7 @@ func route[T any](ctx context.Context, r *Router, op string, pr pref, fn func(c 
 	var zero T
 	p, err := r.Probe(ctx)
 	if err != nil {
-		return zero, iloapi.WithOperation(op, err)
+		return zero, probeError(op, err)
 	}
 	type choice struct {
 		name string
@@ -297,7 +307,7 @@ func (r *Router) GetProductName(ctx context.Context) (string, error) {
 	defer r.afterCall()
 	p, err := r.Probe(ctx)
 	if err != nil {
-		return "", iloapi.WithOperation("get_product_name", err)
+		return "", probeError("get_product_name", err)
 	}
 	if p.RIBCL {
 		noteProtocol(ctx, "ribcl", p.Model)
@@ -453,4 +463,3 @@ func (r *Router) GetAllLicenses(ctx context.Context) ([]License, error) {
 func (r *Router) ActivateLicense(ctx context.Context, key string) error {
 	return do(ctx, r, "activate_license", redfishFirst, func(c Client) error { return c.ActivateLicense(ctx, key) })
 }
-
