@@ -13,12 +13,12 @@ import (
 func newSimCmd() *cobra.Command {
 	var (
 		nodes, inventory, stateDir, dir, adminAddr, deployISO, errorKinds, username string
-		faults                                                                       []string
-		latency, iloReset                                                            time.Duration
-		errorRate                                                                    float64
-		hang                                                                         bool
-		busy, sessionLimit                                                           int
-		diskSize                                                                     int64
+		faults                                                                      []string
+		latency, iloReset                                                           time.Duration
+		errorRate                                                                   float64
+		hang                                                                        bool
+		busy, sessionLimit                                                          int
+		diskSize                                                                    int64
 	)
 	cmd := &cobra.Command{
 		Use:   "sim --nodes gen8=2,gen10=1 --inventory FILE",
