@@ -42,6 +42,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Stdout receives print() output of scripts; defaults to io.Discard.
 	Stdout io.Writer
+	// OnEvent, when set, observes every recorded event (already redacted;
+	// data must not be modified) of every run, e.g. to count calls for
+	// metrics. It is called synchronously from the run: keep it cheap.
+	OnEvent func(kind, name string, data map[string]any)
 }
 
 // Engine runs scripts. It is safe for concurrent use; Close it to flush
@@ -58,6 +62,7 @@ type Engine struct {
 	rec      *recorder
 	host     string
 	pid      int
+	onEvent  func(kind, name string, data map[string]any)
 
 	protoMu sync.Mutex
 	protos  map[string]*lua.FunctionProto
@@ -85,7 +90,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	o.Redactor.Add(o.Config.SecretValues()...)
 	host, _ := os.Hostname()
 	e := &Engine{st: o.Store, cfg: o.Config, mods: o.Modules, scripts: NewScripts(dirs), redactor: o.Redactor,
-		log: o.Logger, stdout: o.Stdout, host: host, pid: os.Getpid(), protos: map[string]*lua.FunctionProto{}}
+		log: o.Logger, stdout: o.Stdout, host: host, pid: os.Getpid(), protos: map[string]*lua.FunctionProto{}, onEvent: o.OnEvent}
 	if _, err := RecoverInterrupted(ctx, o.Store); err != nil {
 		return nil, err
 	}
@@ -146,6 +151,10 @@ type RunRequest struct {
 	Stdout io.Writer
 	// OnStep is called with the name of each step as it starts (progress).
 	OnStep func(runID int64, node, step string)
+	// OnStart, when set, is called with the run's id once the run is
+	// recorded, before the node is locked and the script starts (callers
+	// that must link a run to their own records before it can act).
+	OnStart func(runID int64)
 }
 
 // Result is the outcome of one run.
@@ -251,6 +260,9 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{RunID: rec.ID, Script: sc.Name, Node: rec.NodeName, StartedAt: rec.StartedAt}
+	if req.OnStart != nil {
+		req.OnStart(rec.ID)
+	}
 
 	timeout := req.Timeout
 	if timeout <= 0 {
@@ -374,12 +386,16 @@ func SortResults(rs []Result) {
 }
 
 // CheckModules builds one LState exactly as a run would (safe libraries,
-// every binding preloaded), requires every module and closes it. It is the
-// cost paid per run before the script starts.
-func (e *Engine) CheckModules(ctx context.Context) error {
+// every binding preloaded), requires the named modules (all when requireAll)
+// and closes it. Without requires it is the cost paid per run before the
+// script starts.
+func (e *Engine) CheckModules(ctx context.Context, requireAll bool) error {
 	r := &Run{eng: e, ctx: ctx, script: &Script{Name: "check"}, params: map[string]string{}, stdout: io.Discard}
 	L := e.newState(r)
 	defer L.Close()
+	if !requireAll {
+		return nil
+	}
 	for _, m := range e.mods {
 		if err := L.DoString(`require("` + m.Name() + `")`); err != nil {
 			return fmt.Errorf("module %s: %w", m.Name(), err)

@@ -58,8 +58,11 @@ func (r *Run) Event(kind, name string, data map[string]any) {
 	if data != nil {
 		d, _ = r.eng.redactor.Value(data).(map[string]any)
 	}
-	r.eng.rec.add(store.Event{RunID: r.id, Seq: r.seq.Add(1), Time: time.Now().UTC(), Kind: kind,
-		Name: r.eng.redactor.String(name), Data: d})
+	name = r.eng.redactor.String(name)
+	r.eng.rec.add(store.Event{RunID: r.id, Seq: r.seq.Add(1), Time: time.Now().UTC(), Kind: kind, Name: name, Data: d})
+	if r.eng.onEvent != nil {
+		r.eng.onEvent(kind, name, d)
+	}
 }
 
 // Log implements module.Run.

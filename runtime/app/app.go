@@ -34,6 +34,8 @@ type Options struct {
 	// Modules overrides the bindings loaded into scripts (tests); nil means
 	// the default set (see modules.go).
 	Modules []module.Module
+	// OnEvent observes every recorded run event (see runtime.Options).
+	OnEvent func(kind, name string, data map[string]any)
 }
 
 // App is an opened lightsout installation.
@@ -108,7 +110,7 @@ func Open(ctx context.Context, o Options) (*App, error) {
 	}
 	dirs := append(append([]string{}, o.ScriptDirs...), cfg.ScriptsPath()...)
 	eng, err := runtime.New(ctx, runtime.Options{Store: st, Config: cfg, Modules: mods, ScriptDirs: dirs,
-		Redactor: red, Logger: log, Stdout: o.Stdout})
+		Redactor: red, Logger: log, Stdout: o.Stdout, OnEvent: o.OnEvent})
 	if err != nil {
 		a.Close()
 		return nil, err
