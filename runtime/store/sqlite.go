@@ -77,6 +77,41 @@ var migrations = []string{
 		deleted_at INTEGER
 	);
 	CREATE INDEX artifacts_node ON artifacts(node_uuid);`,
+	// 2: watch-folder job claims (jobs.go).
+	`CREATE TABLE jobs (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		job_id TEXT NOT NULL DEFAULT '',
+		name TEXT NOT NULL,
+		file TEXT NOT NULL,
+		queued TEXT NOT NULL DEFAULT '',
+		sha256 TEXT NOT NULL,
+		action TEXT NOT NULL DEFAULT '',
+		nodes TEXT NOT NULL DEFAULT '[]',
+		status TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		error TEXT NOT NULL DEFAULT '',
+		result TEXT NOT NULL DEFAULT '',
+		final TEXT NOT NULL DEFAULT '',
+		archived INTEGER NOT NULL DEFAULT 0,
+		host TEXT NOT NULL DEFAULT '',
+		pid INTEGER NOT NULL DEFAULT 0,
+		claimed_at INTEGER NOT NULL,
+		finished_at INTEGER
+	);
+	CREATE INDEX jobs_job_id ON jobs(job_id);
+	CREATE INDEX jobs_file ON jobs(file, sha256);
+	CREATE INDEX jobs_open ON jobs(archived, status);
+	CREATE TABLE job_runs (
+		job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+		node TEXT NOT NULL,
+		run_id INTEGER NOT NULL DEFAULT 0,
+		status TEXT NOT NULL,
+		error TEXT NOT NULL DEFAULT '',
+		previous TEXT NOT NULL DEFAULT '[]',
+		started_at INTEGER NOT NULL,
+		finished_at INTEGER,
+		PRIMARY KEY (job, node)
+	) WITHOUT ROWID;`,
 }
 
 // SQLite is the SQLite implementation of Store.

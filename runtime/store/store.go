@@ -135,6 +135,16 @@ type Store interface {
 	// process (host, pid) still exists.
 	RecoverInterrupted(ctx context.Context, alive func(host string, pid int) bool) ([]int64, error)
 
+	// Watch-folder jobs (see jobs.go).
+	CreateJob(ctx context.Context, j *Job) error
+	GetJob(ctx context.Context, id int64) (*Job, error)
+	// UpdateJob applies fn to the job inside one transaction and persists it.
+	UpdateJob(ctx context.Context, id int64, fn func(j *Job) error) (*Job, error)
+	ListJobs(ctx context.Context, f JobFilter) ([]*Job, error)
+	// SetJobRun inserts or replaces the run of a job on one node.
+	SetJobRun(ctx context.Context, jr *JobRun) error
+	JobRuns(ctx context.Context, job int64) ([]JobRun, error)
+
 	Close() error
 }
 

@@ -1,0 +1,298 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Job statuses of watch-folder jobs (runtime/watch).
+const (
+	// JobClaimed: the file was renamed into processing/, nothing ran yet.
+	JobClaimed = "claimed"
+	// JobRunning: runs of the job may exist.
+	JobRunning = "running"
+	// JobRequeued: interrupted (crash or shutdown) and moved back to incoming/.
+	JobRequeued = "requeued"
+	// JobDone: every run succeeded.
+	JobDone = "done"
+	// JobFailed: a run did not succeed, or the job was interrupted too often.
+	JobFailed = "failed"
+	// JobInvalid: the job was refused before anything ran.
+	JobInvalid = "invalid"
+	// JobDuplicate: a job with the same id already ran or is running.
+	JobDuplicate = "duplicate"
+	// JobLost: the claimed file disappeared from processing/ (removed by hand).
+	JobLost = "lost"
+)
+
+// JobFinal reports whether a job status is final (the job is in done/ or
+// failed/, or on its way there).
+func JobFinal(status string) bool {
+	switch status {
+	case JobDone, JobFailed, JobInvalid, JobDuplicate, JobLost:
+		return true
+	}
+	return false
+}
+
+// Job is the claim record of one watch-folder job file.
+type Job struct {
+	ID int64 `json:"row"`
+	// JobID is the job's "id", or one derived from its file name and
+	// content; empty until the file was parsed.
+	JobID string `json:"id"`
+	// Name is the file name as dropped into incoming/.
+	Name string `json:"name"`
+	// File is the file's name in processing/ while claimed.
+	File string `json:"file"`
+	// Queued is the file's name in incoming/ after a re-queue.
+	Queued string `json:"queued,omitempty"`
+	SHA256 string `json:"sha256"`
+	Action string `json:"action"`
+	// Nodes are the resolved node names the job runs on ("" for a node-less run).
+	Nodes    []string `json:"nodes"`
+	Status   string   `json:"status"`
+	Attempts int      `json:"attempts"`
+	Error    string   `json:"error"`
+	// Result is the result document written beside the job (JSON).
+	Result string `json:"result,omitempty"`
+	// Final is the job file's destination relative to the spool
+	// ("done/x.json"), chosen when the job finished.
+	Final string `json:"final,omitempty"`
+	// Archived is set once the file reached its final place (or was lost).
+	Archived   bool       `json:"archived"`
+	Host       string     `json:"host"`
+	PID        int        `json:"pid"`
+	ClaimedAt  time.Time  `json:"claimed_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+}
+
+// JobRun is the run of a job on one node. Previous lists the ids of earlier
+// runs on that node that were interrupted or cancelled and retried.
+type JobRun struct {
+	Job        int64      `json:"-"`
+	Node       string     `json:"node"`
+	RunID      int64      `json:"run_id"`
+	Status     string     `json:"status"`
+	Error      string     `json:"error"`
+	Previous   []int64    `json:"previous_run_ids,omitempty"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+}
+
+// JobFilter selects jobs for ListJobs; empty fields match everything.
+type JobFilter struct {
+	JobID  string
+	File   string
+	Queued string
+	SHA256 string
+	// Status lists the statuses to match.
+	Status []string
+	// Open selects only jobs that are not archived.
+	Open bool
+}
+
+const jobCols = `id, job_id, name, file, queued, sha256, action, nodes, status, attempts, error, result, final,
+	archived, host, pid, claimed_at, finished_at`
+
+func scanJob(row scanner) (*Job, error) {
+	var j Job
+	var nodes string
+	var archived int
+	var claimed int64
+	var finished sql.NullInt64
+	if err := row.Scan(&j.ID, &j.JobID, &j.Name, &j.File, &j.Queued, &j.SHA256, &j.Action, &nodes, &j.Status,
+		&j.Attempts, &j.Error, &j.Result, &j.Final, &archived, &j.Host, &j.PID, &claimed, &finished); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(nodes), &j.Nodes); err != nil {
+		return nil, fmt.Errorf("job %d: decode nodes: %w", j.ID, err)
+	}
+	j.Archived = archived != 0
+	j.ClaimedAt = fromTS(claimed)
+	if finished.Valid {
+		t := fromTS(finished.Int64)
+		j.FinishedAt = &t
+	}
+	return &j, nil
+}
+
+func jobArgs(j *Job) ([]any, error) {
+	nodes := j.Nodes
+	if nodes == nil {
+		nodes = []string{}
+	}
+	b, err := json.Marshal(nodes)
+	if err != nil {
+		return nil, err
+	}
+	var fin any
+	if j.FinishedAt != nil {
+		fin = ts(*j.FinishedAt)
+	}
+	return []any{j.JobID, j.Name, j.File, j.Queued, j.SHA256, j.Action, string(b), j.Status, j.Attempts, j.Error,
+		j.Result, j.Final, boolInt(j.Archived), j.Host, j.PID, ts(j.ClaimedAt), fin}, nil
+}
+
+// CreateJob implements Store.
+func (s *SQLite) CreateJob(ctx context.Context, j *Job) error {
+	if j.ClaimedAt.IsZero() {
+		j.ClaimedAt = time.Now().UTC()
+	}
+	if j.Status == "" {
+		j.Status = JobClaimed
+	}
+	args, err := jobArgs(j)
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", j.Name, err)
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO jobs (job_id, name, file, queued, sha256, action, nodes, status,
+		attempts, error, result, final, archived, host, pid, claimed_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, args...)
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", j.Name, err)
+	}
+	j.ID, err = res.LastInsertId()
+	return err
+}
+
+// GetJob implements Store.
+func (s *SQLite) GetJob(ctx context.Context, id int64) (*Job, error) {
+	return s.getJob(ctx, s.r, id)
+}
+
+func (s *SQLite) getJob(ctx context.Context, q querier, id int64) (*Job, error) {
+	j, err := scanJob(q.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("job %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+// UpdateJob implements Store.
+func (s *SQLite) UpdateJob(ctx context.Context, id int64, fn func(j *Job) error) (*Job, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("update job %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	j, err := s.getJob(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(j); err != nil {
+		return nil, err
+	}
+	j.ID = id
+	args, err := jobArgs(j)
+	if err != nil {
+		return nil, fmt.Errorf("update job %d: %w", id, err)
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE jobs SET job_id=?, name=?, file=?, queued=?, sha256=?, action=?, nodes=?,
+		status=?, attempts=?, error=?, result=?, final=?, archived=?, host=?, pid=?, claimed_at=?, finished_at=? WHERE id=?`,
+		append(args, id)...)
+	if err != nil {
+		return nil, fmt.Errorf("update job %d: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("update job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+// ListJobs implements Store: jobs matching f, oldest first.
+func (s *SQLite) ListJobs(ctx context.Context, f JobFilter) ([]*Job, error) {
+	q := `SELECT ` + jobCols + ` FROM jobs WHERE 1=1`
+	var args []any
+	for _, c := range []struct{ col, v string }{{"job_id", f.JobID}, {"file", f.File}, {"queued", f.Queued}, {"sha256", f.SHA256}} {
+		if c.v != "" {
+			q += ` AND ` + c.col + ` = ?`
+			args = append(args, c.v)
+		}
+	}
+	if len(f.Status) > 0 {
+		q += ` AND status IN (?` + strings.Repeat(",?", len(f.Status)-1) + `)`
+		for _, st := range f.Status {
+			args = append(args, st)
+		}
+	}
+	if f.Open {
+		q += ` AND archived = 0`
+	}
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []*Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// SetJobRun implements Store.
+func (s *SQLite) SetJobRun(ctx context.Context, jr *JobRun) error {
+	prev := jr.Previous
+	if prev == nil {
+		prev = []int64{}
+	}
+	b, err := json.Marshal(prev)
+	if err != nil {
+		return fmt.Errorf("set job run: %w", err)
+	}
+	if jr.StartedAt.IsZero() {
+		jr.StartedAt = time.Now().UTC()
+	}
+	var fin any
+	if jr.FinishedAt != nil {
+		fin = ts(*jr.FinishedAt)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT OR REPLACE INTO job_runs (job, node, run_id, status, error, previous, started_at, finished_at)
+		VALUES (?,?,?,?,?,?,?,?)`, jr.Job, jr.Node, jr.RunID, jr.Status, jr.Error, string(b), ts(jr.StartedAt), fin)
+	if err != nil {
+		return fmt.Errorf("set run of job %d on node %q: %w", jr.Job, jr.Node, err)
+	}
+	return nil
+}
+
+// JobRuns implements Store: the runs of a job, by node name.
+func (s *SQLite) JobRuns(ctx context.Context, job int64) ([]JobRun, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT node, run_id, status, error, previous, started_at, finished_at
+		FROM job_runs WHERE job = ? ORDER BY node`, job)
+	if err != nil {
+		return nil, fmt.Errorf("runs of job %d: %w", job, err)
+	}
+	defer rows.Close()
+	var out []JobRun
+	for rows.Next() {
+		jr := JobRun{Job: job}
+		var prev string
+		var started int64
+		var finished sql.NullInt64
+		if err := rows.Scan(&jr.Node, &jr.RunID, &jr.Status, &jr.Error, &prev, &started, &finished); err != nil {
+			return nil, fmt.Errorf("runs of job %d: %w", job, err)
+		}
+		if err := json.Unmarshal([]byte(prev), &jr.Previous); err != nil {
+			return nil, fmt.Errorf("runs of job %d: %w", job, err)
+		}
+		jr.StartedAt = fromTS(started)
+		if finished.Valid {
+			t := fromTS(finished.Int64)
+			jr.FinishedAt = &t
+		}
+		out = append(out, jr)
+	}
+	return out, rows.Err()
+}
