@@ -275,8 +275,9 @@ func errorInfo(body []byte) (id, msg string) {
 	id, msg = e.Error.Code, e.Error.Message
 	if len(e.Error.Extended) > 0 {
 		id = e.Error.Extended[0].MessageID
-		if e.Error.Extended[0].Message != "" {
-			msg = e.Error.Extended[0].Message
+		msg = e.Error.Extended[0].Message
+		if msg == "" {
+			msg = id
 		}
 	}
 	if id == "" && len(e.Messages) > 0 {
