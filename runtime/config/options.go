@@ -13,6 +13,8 @@ func Known() []Option {
 		{"lightsout", "publish_url", "", "external base URL of the built-in publisher (default derived from publish_address)"},
 		{"lightsout", "publish_tls_cert", "", "TLS certificate for the built-in publisher (HTTPS when set)"},
 		{"lightsout", "publish_tls_key", "", "TLS key for the built-in publisher"},
+		{"lightsout", "publish_dir", "", "directory the built-in publisher serves (default <state_dir>/published)"},
+		{"lightsout", "publish_digest", "sha256", "HMAC digest of the built-in publisher's temp URLs"},
 		{"lightsout", "agent_address", "127.0.0.1:0", "listen address of the agent callback API"},
 		{"lightsout", "metrics_address", "127.0.0.1:9180", "listen address of /healthz and /metrics (serve)"},
 		{"lightsout", "watch_dir", "", "watch folder for job files (serve)"},
@@ -36,7 +38,7 @@ func Known() []Option {
 		{"ilo", "file_permission", "0644", "mode of files published by the web store"},
 		{"ilo", "kernel_append_params", "nofb nomodeset vga=normal", "kernel command line for built ISOs"},
 		{"ilo", "max_requests_per_ilo", "4", "requests in flight per iLO, shared by all runs of a process"},
-		{"ilo", "swift_segment_size", "", "Swift SLO segment size in bytes (default 1 GiB)"},
+		{"ilo", "swift_segment_size", "", "Swift SLO segment size in bytes (default [swift] segment_size)"},
 
 		{"deploy", "http_url", "", "base URL of the web server for published images"},
 		{"deploy", "http_root", "/httpboot", "directory served at http_url"},
@@ -74,6 +76,9 @@ func Known() []Option {
 		{"swift", "temp_url_key", "", "temp URL key (default: read from account metadata)"},
 		{"swift", "temp_url_digest", "sha256", "temp URL HMAC digest: sha1, sha256 or sha512"},
 		{"swift", "swift_max_retries", "2", "retries of Swift requests"},
+		{"swift", "large_object_threshold", "1073741824", "uploads above this size (bytes) become SLOs"},
+		{"swift", "segment_size", "268435456", "SLO segment size (bytes)"},
+		{"swift", "segment_workers", "2", "parallel SLO segment uploads"},
 
 		{"keystone_authtoken", "auth_url", "", "fallback Swift auth URL"},
 		{"keystone_authtoken", "auth_uri", "", "fallback Swift auth URL (old name)"},
