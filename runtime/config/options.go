@@ -38,7 +38,7 @@ func Known() []Option {
 		{"ilo", "file_permission", "0644", "mode of files published by the web store"},
 		{"ilo", "kernel_append_params", "nofb nomodeset vga=normal", "kernel command line for built ISOs"},
 		{"ilo", "max_requests_per_ilo", "4", "requests in flight per iLO, shared by all runs of a process"},
-		{"ilo", "swift_segment_size", "", "Swift SLO segment size in bytes (default [swift] segment_size)"},
+		{"ilo", "swift_segment_size", "", "Swift SLO segment size in bytes when [swift] segment_size is unset (default 256 MiB)"},
 
 		{"deploy", "http_url", "", "base URL of the web server for published images"},
 		{"deploy", "http_root", "/httpboot", "directory served at http_url"},
@@ -77,7 +77,7 @@ func Known() []Option {
 		{"swift", "temp_url_digest", "sha256", "temp URL HMAC digest: sha1, sha256 or sha512"},
 		{"swift", "swift_max_retries", "2", "retries of Swift requests"},
 		{"swift", "large_object_threshold", "1073741824", "uploads above this size (bytes) become SLOs"},
-		{"swift", "segment_size", "268435456", "SLO segment size (bytes)"},
+		{"swift", "segment_size", "", "SLO segment size in bytes (default [ilo] swift_segment_size, else 256 MiB)"},
 		{"swift", "segment_workers", "2", "parallel SLO segment uploads"},
 
 		{"keystone_authtoken", "auth_url", "", "fallback Swift auth URL"},
