@@ -431,3 +431,18 @@ func (s *Sim) names() []string {
 	sort.Strings(out)
 	return out
 }
+
+// FleetOptions returns cheap options for a benchmark fleet of gen8 and
+// gen10 servers: a fixed password, 1 MiB virtual disks and default
+// inventories. One process serves 2,000 servers this way (one listener and
+// one accept goroutine per server, nothing else per server).
+func FleetOptions(gen8, gen10 int) Options {
+	var n []NodeSpec
+	if gen8 > 0 {
+		n = append(n, NodeSpec{Generation: Gen8, Count: gen8})
+	}
+	if gen10 > 0 {
+		n = append(n, NodeSpec{Generation: Gen10, Count: gen10})
+	}
+	return Options{Nodes: n, Password: "bench-password", DiskSize: 1 << 20}
+}
