@@ -2,8 +2,6 @@ package image
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -28,8 +26,9 @@ var grubInstallModules = []string{"part_gpt", "part_msdos", "iso9660", "fat", "s
 	"efi_gop", "efi_uga", "all_video", "video_fb", "test", "ls", "cat"}
 
 // grubStub is the configuration embedded in a standalone GRUB image and put
-// next to BOOTX64.EFI in efiboot.img: find the ISO by a file only this build
-// has, then read its EFI/BOOT/grub.cfg.
+// next to BOOTX64.EFI in efiboot.img: find the ISO by a stamp file that
+// every lightsout boot ISO has and efiboot.img has not, then read the ISO's
+// EFI/BOOT/grub.cfg.
 func grubStub(stamp string) string {
 	return fmt.Sprintf(`search --no-floppy --set=root --file /%s
 set prefix=($root)/EFI/BOOT
@@ -69,12 +68,6 @@ LABEL boot
   KERNEL /vmlinuz
   APPEND initrd=/initrd %s
 `, cmdline)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // makeGrubStandalone builds a standalone GRUB EFI image (BOOTX64.EFI) with

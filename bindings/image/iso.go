@@ -34,6 +34,7 @@ const (
 	isoRamdiskName = "initrd"
 	isoEFIBootPath = "boot/grub/efiboot.img"
 	isoGrubCfgPath = "EFI/BOOT/grub.cfg"
+	isoStampPath   = "EFI/BOOT/lightsout.stamp"
 	copyChunk      = 16 << 20
 )
 
@@ -168,7 +169,7 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 	}
 	payloads := []payload{kernel, ramdisk}
 	reserved := map[string]bool{isoKernelName: true, isoRamdiskName: true, "isolinux": true,
-		isoEFIBootPath: true, isoGrubCfgPath: true, "EFI/BOOT/BOOTX64.EFI": true}
+		isoEFIBootPath: true, isoGrubCfgPath: true, "EFI/BOOT/BOOTX64.EFI": true, isoStampPath: true}
 	volID := DefaultVolumeID
 	for _, name := range sortedKeys(opts.Files) {
 		n, err := cleanImageName("iso file", name)
@@ -322,10 +323,13 @@ func stageUEFI(ctx context.Context, opts ISOOptions, ws, scratch string) (string
 		if err := writeStaged(ws, grubcfg, grubConfig(opts.Append)); err != nil {
 			return "", err
 		}
+		// a lightsout-made deploy ISO's GRUB looks for the stamp
+		if err := writeStamp(ws); err != nil {
+			return "", err
+		}
 		return rel, nil
 	}
-	stamp := "EFI/BOOT/lightsout-" + randomHex(8)
-	stub := grubStub(stamp)
+	stub := grubStub(isoStampPath)
 	loader := opts.EFILoader
 	if loader == "" {
 		var err error
@@ -349,10 +353,20 @@ func stageUEFI(ctx context.Context, opts ISOOptions, ws, scratch string) (string
 	if err := writeStaged(ws, isoGrubCfgPath, grubConfig(opts.Append)); err != nil {
 		return "", err
 	}
-	if err := writeStaged(ws, stamp, "lightsout boot ISO\n"); err != nil {
+	if err := writeStamp(ws); err != nil {
 		return "", err
 	}
 	return isoEFIBootPath, nil
+}
+
+// writeStamp writes the file the GRUB stub searches to find the ISO among
+// the firmware's devices (it is absent from efiboot.img, so the stub never
+// picks the ESP itself).
+func writeStamp(ws string) error {
+	if _, err := os.Stat(filepath.Join(ws, filepath.FromSlash(isoStampPath))); err == nil {
+		return nil
+	}
+	return writeStaged(ws, isoStampPath, "lightsout boot ISO: GRUB searches for this file\n")
 }
 
 func checkEFIBootSize(p string) error {

@@ -7,7 +7,8 @@
 #               without installing anything
 #   initrd.img  busybox-static initramfs whose /init loads floppy/vfat, mounts the
 #               first vfat medium holding parameters.txt (fd0, then vda/sda...),
-#               prints its label, the kernel command line and parameters.txt,
+#               prints its FAT volume label, the kernel command line and
+#               parameters.txt,
 #               then DEPLOY-RAMDISK-OK (or DEPLOY-RAMDISK-FAIL), and powers off.
 #
 # usage: media-build-ramdisk.sh CACHE_DIR
@@ -97,7 +98,9 @@ while [ \$i -lt 50 ] && [ -z "\$found" ]; do
 done
 if [ -n "\$found" ]; then
   echo "RAMDISK-PARAMS-DEVICE \$found"
-  echo "RAMDISK-BLKID \$(blkid \$found)"
+  # the FAT volume label in the boot sector (no udev/blkid here: floppies are
+  # not in /proc/partitions, so busybox findfs cannot see them)
+  echo "RAMDISK-FAT-LABEL \$(dd if=\$found bs=1 skip=43 count=11 2>/dev/null | tr -d ' ')"
   echo "----- parameters.txt -----"
   cat /mnt/parameters.txt
   echo
