@@ -12,13 +12,13 @@ import (
 // newSimCmd builds `lightsout sim`: a fleet of simulated iLOs on 127.0.0.1.
 func newSimCmd() *cobra.Command {
 	var (
-		nodes, inventory, stateDir, dir, adminAddr, deployISO, errorKinds, username string
-		faults                                                                      []string
-		latency, iloReset                                                           time.Duration
-		errorRate                                                                   float64
-		hang                                                                        bool
-		busy, sessionLimit                                                          int
-		diskSize                                                                    int64
+		nodes, inventory, stateDir, dir, adminAddr, deployISO, errorKinds, username, hardware string
+		faults                                                                                []string
+		latency, iloReset                                                                     time.Duration
+		errorRate                                                                             float64
+		hang                                                                                  bool
+		busy, sessionLimit                                                                    int
+		diskSize                                                                              int64
 	)
 	cmd := &cobra.Command{
 		Use:   "sim --nodes gen8=2,gen10=1 --inventory FILE",
@@ -49,11 +49,17 @@ appear only in the inventory file.`,
 				}
 				per[name] = pf
 			}
+			var hwFn func(string, sim.Generation, int, *sim.Hardware)
+			if hardware != "" {
+				if hwFn, err = sim.LoadHardwareFile(hardware); err != nil {
+					return &usageError{err}
+				}
+			}
 			cfg := sim.CLIConfig{
 				Options: sim.Options{
 					Nodes: specs, Dir: dir, StateDir: stateDir, Username: username,
 					Password: os.Getenv("LIGHTSOUT_SIM_PASSWORD"), DiskSize: diskSize,
-					Faults: f, ILOResetTime: iloReset, DeployISO: deployISO,
+					Faults: f, ILOResetTime: iloReset, DeployISO: deployISO, Hardware: hwFn,
 				},
 				Inventory: inventory, AdminAddr: adminAddr, PerServer: per,
 			}
@@ -66,6 +72,7 @@ appear only in the inventory file.`,
 	fl.StringVar(&stateDir, "state-dir", "", "keep state (power, boot, media, passwords, ports, CA) here across restarts")
 	fl.StringVar(&dir, "dir", "", "directory for the CA file and virtual disks (default: the state dir, else a temporary dir)")
 	fl.StringVar(&adminAddr, "admin", "127.0.0.1:0", "admin endpoint address (loopback only; empty disables)")
+	fl.StringVar(&hardware, "hardware", "", `JSON inventory overrides by generation or server name, e.g. {"gen10": {"memory_mb": 262144}, "gen8-0": {"logical_drives_gb": []}}`)
 	fl.StringVar(&deployISO, "deploy-iso", "", "driver_info.ilo_deploy_iso written into the inventory")
 	fl.StringVar(&username, "username", "Administrator", "iLO administrator login")
 	fl.Int64Var(&diskSize, "disk-size", 1<<30, "size in bytes of each server's sparse virtual disk")

@@ -1,8 +1,11 @@
 package sim
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -270,4 +273,42 @@ func (h *Hardware) supportsMode(mode string) bool {
 func (h *Hardware) iloVersion() string {
 	v, _, _ := strings.Cut(h.ILOFirmware, " ")
 	return v
+}
+
+// overlay copies the fields set in o over h (a nil slice keeps h's; an
+// empty one, e.g. "logical_drives_gb": [], clears it).
+func (h *Hardware) overlay(o Hardware) {
+	def := *h
+	*h = o
+	h.fillDefaults(def)
+	if o.GPUs == nil {
+		h.GPUs = def.GPUs
+	}
+}
+
+// LoadHardwareFile reads per-server inventory overrides for Options.Hardware:
+// a JSON object whose keys are generations ("gen10") or server names
+// ("gen10-1", applied after the generation's entry) and whose values are
+// Hardware objects with only the fields to change, e.g.
+//
+//	{"gen10": {"memory_mb": 262144}, "gen8-0": {"logical_drives_gb": [], "gpus": [{"vendor": "NVIDIA", "name": "Tesla K80"}]}}
+func LoadHardwareFile(path string) (func(name string, g Generation, idx int, hw *Hardware), error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--hardware: %w", err)
+	}
+	var m map[string]Hardware
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("--hardware %s: %w (want {\"gen10\": {\"memory_mb\": 65536}, \"gen8-0\": {...}})", path, err)
+	}
+	return func(name string, g Generation, idx int, hw *Hardware) {
+		if o, ok := m[string(g)]; ok {
+			hw.overlay(o)
+		}
+		if o, ok := m[name]; ok {
+			hw.overlay(o)
+		}
+	}, nil
 }

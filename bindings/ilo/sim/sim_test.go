@@ -607,3 +607,33 @@ func TestConcurrentClients(t *testing.T) {
 		}
 	}
 }
+
+func TestHardwareFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := dir + "/hw.json"
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	fn, err := sim.LoadHardwareFile(write(`{"gen10": {"memory_mb": 262144}, "gen10-1": {"logical_drives_gb": [], "gpus": [{"vendor": "NVIDIA", "name": "A100"}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSim(t, sim.Options{Nodes: nodes(sim.Gen10, 2), Hardware: fn})
+	h0, h1 := s.Server(0).Hardware(), s.Server(1).Hardware()
+	if h0.MemoryMB != 262144 || h1.MemoryMB != 262144 || len(h0.LogicalDrivesGB) != 1 || h1.LocalGB() != 0 || len(h1.GPUs) != 1 {
+		t.Errorf("overrides not applied: %+v / %+v", h0, h1)
+	}
+	if h0.Model != "ProLiant DL360 Gen10" || len(h0.NICs) != 4 {
+		t.Errorf("defaults lost: %+v", h0)
+	}
+	if _, err := sim.LoadHardwareFile(write(`{"gen10": {"memory": 1}}`)); err == nil {
+		t.Error("unknown field accepted")
+	}
+	fn, _ = sim.LoadHardwareFile(write(`{"gen8": {"memory_mb": 1000}}`))
+	if _, err := sim.New(sim.Options{Nodes: nodes(sim.Gen8, 1), Hardware: fn, DiskSize: 1 << 20}); err == nil || !strings.Contains(err.Error(), "memory_mb") {
+		t.Errorf("invalid memory accepted: %v", err)
+	}
+}
