@@ -1,0 +1,139 @@
+-- deploy.lua: deploy an image with the agent ramdisk over iLO virtual media
+-- (Ironic agent_ilo / ilo-virtual-media + direct, ironic-ilo-behaviour
+-- §5.2, §5.4, Appendix B).
+--
+--   lightsout deploy NODE --image-source REF --image-checksum SUM
+--
+-- available (or deploy failed; active = rebuild) → deploying → wait call-back
+-- → deploying → active. On any failure: deploy failed, last_error set,
+-- powered off, published media removed.
+--
+-- Wrap it from a site deploy.lua:
+--   local deploy = require("bundled.deploy")
+--   deploy.add_step("write image", "register in CMDB", function(ctx) ... end)
+--   deploy.run()
+--
+-- Decisions on Ironic's quirks (§12): no take-over exists, so nothing runs
+-- on an ACTIVE node unless asked (§12.1: a rebuild is explicit); instances
+-- boot from the local disk only, so no instance boot ISO is needed and a
+-- deploy that cannot boot it never reports success (§12.2, §12.6); all
+-- deploy media are removed once the image is written.
+local agent = require("agent")
+local bootmode = require("bootmode")
+local params = require("params")
+local playbook = require("playbook")
+local power = require("power")
+local vmedia = require("vmedia")
+
+local M = {}
+
+local function seconds(section, key, default)
+  return tonumber(config[section] and config[section][key]) or default
+end
+
+-- Refuse bad requests before the node changes state.
+local function validate(ctx)
+  local n = ctx.node
+  if not (n.driver_info.ilo_deploy_iso or n.driver_info.deploy_iso) then
+    run.fail("invalid_argument", "driver_info.ilo_deploy_iso is not set on node " .. n.name)
+  end
+  params.check_image(n)
+  ctx.boot_mode = bootmode.for_deploy(n)
+  ctx.secure_boot = bootmode.secure_boot_requested(n)
+  run.log("info", "deploying " .. tostring(n.instance_info.image_source), {
+    boot_mode = ctx.boot_mode or "preserve current", secure_boot = ctx.secure_boot })
+end
+
+local function start(ctx)
+  local event = ctx.node.provision_state == "active" and "rebuild" or "deploy"
+  ctx.node:set_last_error("")
+  ctx.node:transition(event)
+end
+
+-- Power off, secure boot off, boot mode from the request or the current one.
+local function prepare_node(ctx)
+  ctx.boot_mode = bootmode.prepare_node_for_deploy(ctx.bmc, ctx.node)
+end
+
+-- Floppy with the ramdisk parameters, deploy ISO as CDROM, one-time CDROM, power on.
+local function boot_ramdisk(ctx)
+  playbook.boot_ramdisk(ctx, params.ramdisk(ctx.node))
+  ctx.node:transition("wait")
+end
+
+local function wait_for_agent(ctx)
+  local hb = agent.wait_heartbeat(nil, { timeout = seconds("conductor", "deploy_callback_timeout", 1800) })
+  run.log("info", "agent is up", { agent_url = hb.agent_url, agent_version = hb.agent_version })
+  ctx.node:transition("resume")
+end
+
+-- The agent downloads the image, checks its checksum and writes it to disk.
+local function write_image(ctx)
+  local info = params.image_info(ctx.node)
+  agent.command(nil, "standby.prepare_image", {
+    image_info = info, configdrive = ctx.node.instance_info.configdrive }, { wait = false })
+  local res = agent.wait_command(nil, "standby.prepare_image")
+  run.log("info", "image written", { result = res.command_result and res.command_result.result })
+  if ctx.node.instance_info.image_type == "partition" then
+    local ids = agent.command(nil, "standby.get_partition_uuids", {}).command_result or {}
+    agent.command(nil, "image.install_bootloader", {
+      root_uuid = ids["root uuid"], efi_system_part_uuid = ids["efi system partition uuid"],
+      target_boot_mode = ctx.boot_mode }, { wait = false })
+    agent.wait_command(nil, "image.install_bootloader")
+  end
+end
+
+-- Boot from disk from now on, in the deploy boot mode, with secure boot when asked.
+local function configure_boot(ctx)
+  ctx.bmc:update_persistent_boot({ "HDD" })
+  ctx.boot_mode = bootmode.update(ctx.bmc, ctx.node)
+  bootmode.configure_secure_boot(ctx.bmc, ctx.node)
+end
+
+local function power_off_ramdisk(ctx)
+  power.off_via_agent(ctx.bmc, agent)
+  agent.forget()
+end
+
+local function clean_up_media(ctx)
+  local res = vmedia.cleanup(ctx.node, ctx.bmc)
+  for loc, err in pairs(res.errors or {}) do run.log("warn", "could not delete " .. loc .. ": " .. err) end
+end
+
+local function boot_instance(ctx)
+  power.on(ctx.bmc)
+  ctx.node:transition("done")
+end
+
+M.phases = {
+  { "prepare node", prepare_node },
+  { "boot deploy ramdisk", boot_ramdisk },
+  { "wait for agent", wait_for_agent },
+  { "write image", write_image },
+  { "configure boot", configure_boot },
+  { "power off ramdisk", power_off_ramdisk },
+  { "clean up media", clean_up_media },
+  { "boot instance", boot_instance },
+}
+
+--- Inserts a phase named name running fn(ctx) after the phase called after.
+function M.add_step(after, name, fn)
+  for i, p in ipairs(M.phases) do
+    if p[1] == after then
+      table.insert(M.phases, i + 1, { name, fn })
+      return
+    end
+  end
+  run.fail("invalid_argument", ("deploy.add_step: no phase %q"):format(tostring(after)))
+end
+
+--- Runs the deploy on the run's node.
+function M.run()
+  local ctx = playbook.context()
+  run.step("validate", function() validate(ctx) end)
+  run.step("start", function() start(ctx) end)
+  playbook.run(ctx, M.phases, { what = "deploy", states = { deploying = true, ["wait call-back"] = true } })
+end
+
+if ... == nil then M.run() end -- run as a playbook, not required
+return M

@@ -1,0 +1,102 @@
+-- playbook: what every bundled playbook shares — a context with the node's
+-- BMC, phases run as recorded steps, and the failure path that leaves the
+-- node in its documented failed state (last_error set, powered off,
+-- published media removed, agent token withdrawn).
+--
+--   local playbook = require("playbook")
+--   local ctx = playbook.context()
+--   playbook.run(ctx, phases, { event = "fail", what = "deploy" })
+local M = {}
+
+--- A context for the run's node: ctx.node, ctx.bmc (ilo.connect; no
+--- traffic until the first call) and ctx.reconnect() after a credential change.
+function M.context(n)
+  local ilo = require("ilo")
+  local ctx = { node = n or node }
+  ctx.bmc = ilo.connect(ctx.node)
+  function ctx.reconnect() ctx.bmc = ilo.connect(ctx.node) end
+  return ctx
+end
+
+--- Renders an error value (a lightsout error table or a string) as text.
+function M.message(err)
+  if type(err) == "table" then
+    local s = tostring(err.message or "error")
+    if err.operation and err.operation ~= "" then s = err.operation .. ": " .. s end
+    if err.code and err.code ~= "" then s = s .. " (" .. err.code .. ")" end
+    return s
+  end
+  return tostring(err)
+end
+
+--- Runs phases ({ {name, fn(ctx)}, ... }) top to bottom, each as a recorded
+--- step. On the first error: M.fail(ctx, err, opts), then the error is
+--- raised again so the run fails.
+function M.run(ctx, phases, opts)
+  local ok, err = pcall(function()
+    for _, p in ipairs(phases) do
+      ctx.phase = p[1]
+      run.step(p[1], function() return p[2](ctx) end)
+    end
+  end)
+  if not ok then
+    M.fail(ctx, err, opts)
+    error(err, 0)
+  end
+end
+
+-- Runs fn, logging (not raising) its error: the failure path must go on.
+local function try(what, fn, ...)
+  local ok, err = pcall(fn, ...)
+  if not ok then run.log("warn", what .. " failed: " .. M.message(err)) end
+  return ok
+end
+
+--- Quirk §12.8 (L/M eject raises on the first failure, K only logs): the
+--- normal path raises (vmedia.eject_all), the failure path logs and goes on.
+---
+--- The failure path (Ironic's set_failed_state / cleaning_error_handler):
+--- last_error, agent token withdrawn, hard power off, published media
+--- deleted and ejected, then opts.event (default "fail") when the state
+--- allows it, and maintenance when opts.maintenance. Every action is
+--- attempted even when an earlier one fails (e.g. an unreachable iLO).
+function M.fail(ctx, err, opts)
+  opts = opts or {}
+  local n = ctx.node
+  local what = opts.what or run.script
+  local msg = ("%s failed in step %q: %s"):format(what, tostring(ctx.phase or "?"), M.message(err))
+  run.step("handle failure", function()
+    run.log("error", msg)
+    try("set last_error", n.set_last_error, n, msg)
+    local ok_agent, agent = pcall(require, "agent")
+    if ok_agent then try("withdraw the agent token", agent.forget, n.uuid) end
+    try("power off", require("power").off, ctx.bmc)
+    local vmedia = require("vmedia")
+    if not try("remove published media and eject", vmedia.cleanup, n, ctx.bmc) then
+      try("remove published media", vmedia.cleanup, n)
+    end
+    if opts.maintenance then try("set maintenance", n.set_maintenance, n, true, msg) end
+    local event = opts.event or "fail"
+    if opts.states == nil or opts.states[n.provision_state] then
+      try("provision state " .. event, n.transition, n, event)
+    end
+  end)
+end
+
+--- Boots the deploy ramdisk from virtual media: ejects what is attached,
+--- publishes and inserts the floppy with params, inserts driver_info
+--- ilo_deploy_iso (or deploy_iso) as CDROM, sets one-time CDROM boot and
+--- powers on (resets when on).
+function M.boot_ramdisk(ctx, params)
+  local vmedia, power = require("vmedia"), require("power")
+  local iso = ctx.node.driver_info.ilo_deploy_iso or ctx.node.driver_info.deploy_iso
+  if iso == nil or iso == "" then
+    run.fail("invalid_argument", "driver_info.ilo_deploy_iso is not set: give the deploy ramdisk ISO"
+      .. " (`lightsout node set " .. ctx.node.name .. " -i ilo_deploy_iso=REF`)")
+  end
+  vmedia.eject_all(ctx.bmc)
+  vmedia.setup_for_boot(ctx.bmc, iso, params)
+  power.reboot(ctx.bmc)
+end
+
+return M

@@ -1,0 +1,13 @@
+-- site_steps: extra clean steps of this site. The bundled file adds none.
+-- Put a site_steps.lua in a site script directory (--scripts DIR or
+-- [lightsout] scripts_path) to add steps to every cleaning, e.g.:
+--
+--   return {
+--     { step = "wipe_raid_config", interface = "raid", priority = 40,
+--       fn = function(ctx, args) ctx.bmc:reset_bios_to_default() end },
+--   }
+--
+-- Each step is a table as described in steps.lua; a step with priority 0
+-- runs only when asked for by manual cleaning (`lightsout clean --steps`).
+-- See docs/playbooks.md.
+return {}
