@@ -1,0 +1,213 @@
+package watch
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Spool sub-directories.
+const (
+	Incoming   = "incoming"
+	Processing = "processing"
+	Done       = "done"
+	Failed     = "failed"
+)
+
+// lockName is the file a watcher holds (flock) so that only one process
+// claims jobs of a spool at a time.
+const lockName = ".lightsout-watch.lock"
+
+// spool is the folder layout: DIR/incoming, processing, done, failed.
+type spool struct {
+	dir  string
+	lock *os.File
+}
+
+func (s *spool) path(sub string, name ...string) string {
+	return filepath.Join(append([]string{s.dir, sub}, name...)...)
+}
+
+// openSpool creates the sub-directories if missing, checks that each is a
+// writable directory, and takes the spool lock.
+func openSpool(dir string) (*spool, error) {
+	if dir == "" {
+		return nil, errors.New("watch: no folder given: pass DIR (or set [lightsout] watch_dir)")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("watch folder %s: %w", dir, err)
+	}
+	s := &spool{dir: abs}
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("watch folder %s is a file, not a directory: point the watch folder at a directory", abs)
+	}
+	for _, sub := range []string{Incoming, Processing, Done, Failed} {
+		p := s.path(sub)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) && errors.Is(pe.Err, syscall.ENOTDIR) {
+				return nil, fmt.Errorf("watch folder: %s exists but is not a directory: move it away so lightsout can create the %s/ folder", p, sub)
+			}
+			return nil, fmt.Errorf("watch folder: cannot create %s: %w (check the owner and permissions of %s)", p, err, abs)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("watch folder: %w", err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("watch folder: %s exists but is not a directory: move it away so lightsout can create the %s/ folder", p, sub)
+		}
+		// W_OK|X_OK: needed to rename files in and out.
+		if err := syscall.Access(p, 0x2|0x1); err != nil {
+			return nil, fmt.Errorf("watch folder: no permission to write %s: %w (give the lightsout user write access to %s)", p, err, abs)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(abs, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("watch folder: lock file: %w (check the permissions of %s)", err, abs)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := io.ReadAll(io.LimitReader(f, 64))
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("watch folder %s is already watched by another lightsout process (pid %s): stop it first, one process per folder", abs, strings.TrimSpace(string(holder)))
+		}
+		if !errors.Is(err, syscall.ENOLCK) && !errors.Is(err, syscall.EOPNOTSUPP) {
+			return nil, fmt.Errorf("watch folder: lock %s: %w", abs, err)
+		}
+		// No lock support on this file system: continue unlocked.
+		f, _ = os.OpenFile(filepath.Join(abs, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	}
+	if f != nil {
+		_ = f.Truncate(0)
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	s.lock = f
+	return s, nil
+}
+
+func (s *spool) close() error {
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close() // releases the flock
+	s.lock = nil
+	return err
+}
+
+// jobFile reports whether a name in incoming/ is a job to consider:
+// dotfiles, *.tmp and *.part are ignored (writers write then rename).
+func jobFile(name string) (consider bool, known bool) {
+	lower := strings.ToLower(name)
+	if strings.HasPrefix(name, ".") || strings.HasSuffix(lower, ".tmp") || strings.HasSuffix(lower, ".part") {
+		return false, false
+	}
+	switch strings.ToLower(extOf(name)) {
+	case ".json", ".yaml", ".yml", ".lua":
+		return true, true
+	}
+	return false, false
+}
+
+// stem is the name without its job extension.
+func stem(name string) string {
+	switch strings.ToLower(extOf(name)) {
+	case ".json", ".yaml", ".yml", ".lua":
+		return name[:len(name)-len(extOf(name))]
+	}
+	return name
+}
+
+// resultName is the result file name of a job file name.
+func resultName(name string) string { return stem(name) + ".result.json" }
+
+// free returns name, or "stem~N.ext" with the smallest N, such that
+// taken reports false.
+func free(name string, taken func(string) bool) string {
+	if !taken(name) {
+		return name
+	}
+	st, ext := stem(name), name[len(stem(name)):]
+	for i := 2; ; i++ {
+		n := st + "~" + strconv.Itoa(i) + ext
+		if !taken(n) {
+			return n
+		}
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// fingerprint reads a job file (at most max bytes) and returns its
+// content hash. A file larger than max is not read: its fingerprint is
+// derived from its size, and data is nil.
+func fingerprint(p string, max int64) (sum string, data []byte, size int64, err error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return "special:" + fi.Mode().Type().String(), nil, fi.Size(), nil
+	}
+	if fi.Size() > max {
+		return "oversize:" + strconv.FormatInt(fi.Size(), 10), nil, fi.Size(), nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	defer f.Close()
+	data, err = io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return "", nil, 0, err
+	}
+	if int64(len(data)) > max {
+		return "oversize:" + strconv.Itoa(len(data)), nil, int64(len(data)), nil
+	}
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:]), data, int64(len(data)), nil
+}
+
+// writeAtomic writes data to p through a temporary dotfile and a rename,
+// synced so a crash leaves either nothing or the whole file.
+func writeAtomic(p string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+// syncDir flushes a directory so renames into it survive a power loss.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
