@@ -171,7 +171,7 @@ func TestLuaDeployCycle(t *testing.T) {
 		agent.command(nil, "standby.prepare_image", { image_info = {
 			id = "img", urls = { IMG_URL }, checksum = IMG_MD5, disk_format = "raw" } }, { wait = false })
 		local res = agent.wait_command(nil, "standby.prepare_image", { timeout = 30, interval = 0.05 })
-		local steps = agent.command(nil, "clean.get_clean_steps", { node = { uuid = "` + nodeUUID + `" }, ports = {} })
+		local steps = agent.command(nil, "clean.get_clean_steps", { node = { uuid = "`+nodeUUID+`" }, ports = {} })
 		local prio = {}
 		for _, s in ipairs(steps.command_result.clean_steps.GenericHardwareManager) do prio[s.step] = s.priority end
 		local list = agent.commands()
