@@ -66,6 +66,7 @@ func walkISO(r io.ReaderAt) (isoVolume, []isoRecord, error) {
 	}
 	var out []isoRecord
 	seen := map[uint32]bool{}
+	budget := int64(64 << 20) // total directory bytes read: bounds hostile images
 	var walk func(dir string, extent, size uint32, depth int) error
 	walk = func(dir string, extent, size uint32, depth int) error {
 		if depth > 16 {
@@ -75,8 +76,15 @@ func walkISO(r io.ReaderAt) (isoVolume, []isoRecord, error) {
 			return fmt.Errorf("ISO directory loop at block %d", extent)
 		}
 		seen[extent] = true
-		if size > 64<<20 {
-			return fmt.Errorf("ISO directory %q is implausibly large (%d bytes)", dir, size)
+		budget -= int64(size)
+		if budget < 0 {
+			return fmt.Errorf("ISO directories are implausibly large (at %q, %d bytes)", dir, size)
+		}
+		// probe the last byte before allocating: a bogus size fails cheaply
+		if size > 0 {
+			if _, err := r.ReadAt(make([]byte, 1), int64(extent)*isoBlock+int64(size)-1); err != nil {
+				return fmt.Errorf("read ISO directory %q: %w", dir, err)
+			}
 		}
 		data := make([]byte, size)
 		if _, err := r.ReadAt(data, int64(extent)*isoBlock); err != nil {
