@@ -154,8 +154,9 @@ func (r *Router) RIBCL() *ribcl.Client { return r.rib }
 // Redfish returns the Redfish client.
 func (r *Router) Redfish() *redfish.Client { return r.rf }
 
-// Close drops idle connections.
-func (r *Router) Close() { r.t.Close() }
+// Close logs out Redfish sessions whose logout failed earlier (bounded by
+// client_timeout) and drops idle connections.
+func (r *Router) Close() { r.rf.Close(context.Background()) }
 
 // Probe returns the probe, running it when needed.
 func (r *Router) Probe(ctx context.Context) (Probe, error) {

@@ -26,8 +26,9 @@ type Client struct {
 	// ResetPollInterval and ResetSettle tune ResetILO's wait (5 s, 10 s).
 	ResetPollInterval, ResetSettle time.Duration
 
-	mu   sync.Mutex
-	root *rootInfo
+	mu    sync.Mutex
+	root  *rootInfo
+	stale []staleSession
 }
 
 var _ iloapi.Client = (*Client)(nil)

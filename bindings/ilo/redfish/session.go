@@ -45,6 +45,7 @@ var _ schemas.Client = (*session)(nil)
 // withSession opens a session (or basic auth), runs fn and always deletes
 // the session afterwards, even when ctx is done.
 func (c *Client) withSession(ctx context.Context, op string, fn func(s *session) error) error {
+	c.retryStaleLogouts(ctx)
 	s := &session{c: c, ctx: ctx, op: op}
 	if err := s.login(); err != nil {
 		return err
@@ -114,14 +115,62 @@ func (s *session) logout() {
 	h := http.Header{}
 	h.Set("X-Auth-Token", s.token)
 	h.Set("OData-Version", "4.0")
-	resp, err := s.c.t.Do(ctx, iloapi.Request{Method: http.MethodDelete, Path: s.location, Header: h})
-	switch {
-	case err != nil:
-		s.c.logf("session logout failed: %v", err)
-	case resp.Status >= 300 && resp.Status != http.StatusNotFound:
-		s.c.logf("session logout answered HTTP %d", resp.Status)
+	if !s.c.deleteSession(ctx, s.token, s.location) {
+		// Keep it and try again before the next operation: an iLO that
+		// hung or failed now must not keep a session slot forever.
+		s.c.mu.Lock()
+		s.c.stale = append(s.c.stale, staleSession{s.token, s.location})
+		s.c.mu.Unlock()
 	}
 	s.token = ""
+}
+
+// staleSession is a session whose DELETE failed.
+type staleSession struct{ token, location string }
+
+func (c *Client) deleteSession(ctx context.Context, token, location string) bool {
+	h := http.Header{}
+	h.Set("X-Auth-Token", token)
+	h.Set("OData-Version", "4.0")
+	resp, err := c.t.Do(ctx, iloapi.Request{Method: http.MethodDelete, Path: location, Header: h})
+	switch {
+	case err != nil:
+		c.logf("session logout failed: %v", err)
+		return false
+	case resp.Status >= 500:
+		c.logf("session logout answered HTTP %d", resp.Status)
+		return false
+	}
+	return true // 2xx, or 4xx: the session is gone or unknown
+}
+
+// retryStaleLogouts deletes sessions whose logout failed earlier.
+func (c *Client) retryStaleLogouts(ctx context.Context) {
+	c.mu.Lock()
+	stale := c.stale
+	c.stale = nil
+	c.mu.Unlock()
+	if len(stale) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(10*time.Second, c.t.Options().Timeout))
+	defer cancel()
+	var keep []staleSession
+	for _, st := range stale {
+		if !c.deleteSession(ctx, st.token, st.location) {
+			keep = append(keep, st)
+		}
+	}
+	c.mu.Lock()
+	c.stale = append(c.stale, keep...)
+	c.mu.Unlock()
+}
+
+// Close deletes sessions whose logout failed earlier (best effort,
+// bounded by ctx) and drops idle connections.
+func (c *Client) Close(ctx context.Context) {
+	c.retryStaleLogouts(ctx)
+	c.t.Close()
 }
 
 func jsonHeader() http.Header {
