@@ -47,7 +47,7 @@ func (oneNode) NodeByMACs(_ context.Context, macs []string) (agentapi.Node, erro
 }
 
 // callback starts the agent callback API on 127.0.0.1.
-func callback(t *testing.T) *agentapi.Server {
+func callback(t testing.TB) *agentapi.Server {
 	t.Helper()
 	s := agentapi.New(oneNode{}, agentapi.Options{Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -66,7 +66,7 @@ type fileServer struct {
 	hits  map[string]int
 }
 
-func newFileServer(t *testing.T) *fileServer {
+func newFileServer(t testing.TB) *fileServer {
 	fs := &fileServer{files: map[string][]byte{}, hits: map[string]int{}}
 	fs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fs.mu.Lock()
