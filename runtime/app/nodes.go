@@ -268,12 +268,28 @@ func (a *App) ResolveNodes(ctx context.Context, names []string, all bool) ([]str
 	return names, nil
 }
 
-// Provide moves a manageable node to available. Automated cleaning runs
-// through the bundled clean playbook when it is installed (see Clean);
-// without it the node passes through cleaning directly.
+// Provide moves a manageable node to available through automated
+// cleaning: the clean playbook in effect (bundled clean.lua, or a site
+// one) runs with mode=automated and transitions the node itself. With
+// [conductor] clean_nodes = false the node passes through cleaning
+// directly. A failed cleaning returns a *RunFailedError (the node is then
+// in clean failed, in maintenance).
 func (a *App) Provide(ctx context.Context, ref string) (*store.Node, error) {
-	if _, err := a.Store.Transition(ctx, ref, "provide"); err != nil {
-		return nil, asValidation(err)
+	n, err := a.Store.GetNode(ctx, ref)
+	if err != nil {
+		return nil, &ValidationError{err}
 	}
-	return a.Store.Transition(ctx, ref, "done")
+	if _, err := states.Next(n.ProvisionState, "provide"); err != nil {
+		return nil, &ValidationError{fmt.Errorf("node %s: %w", n.Name, err)}
+	}
+	if !a.Config.Bool("conductor", "clean_nodes", true) {
+		if _, err := a.Store.Transition(ctx, ref, "provide"); err != nil {
+			return nil, asValidation(err)
+		}
+		return a.Store.Transition(ctx, ref, "done")
+	}
+	if _, err := a.RunPlaybook(ctx, ScriptClean, n.UUID, map[string]string{"mode": "automated"}); err != nil {
+		return nil, err
+	}
+	return a.Store.GetNode(ctx, n.UUID)
 }

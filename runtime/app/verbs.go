@@ -1,0 +1,226 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/lightsout/lightsout/runtime"
+	"github.com/lightsout/lightsout/runtime/states"
+	"github.com/lightsout/lightsout/runtime/store"
+)
+
+// The playbooks behind the verbs. A site script of the same name replaces
+// the bundled one (and can wrap it with require("bundled.<name>")).
+const (
+	ScriptInspect       = "inspect"
+	ScriptDeploy        = "deploy"
+	ScriptTeardown      = "teardown"
+	ScriptClean         = "clean"
+	ScriptBootISO       = "boot_into_iso"
+	internalManualClean = "manual_clean_steps"
+)
+
+// DeployOptions are what `lightsout deploy` sets in instance_info before
+// the deploy playbook runs. Empty fields keep the node's current values.
+type DeployOptions struct {
+	// ImageSource is any image reference vmedia resolves: a local path, an
+	// http(s) URL, swift:container/object, glance://UUID.
+	ImageSource string
+	// ImageChecksum is an md5 hex digest, or "<algo>:<hex>" (sha256, sha512).
+	ImageChecksum string
+	// ImageDiskFormat is raw (default) or qcow2.
+	ImageDiskFormat string
+	// Capabilities go to instance_info.capabilities (boot_mode, secure_boot).
+	Capabilities map[string]string
+}
+
+var hexDigits = "0123456789abcdefABCDEF"
+
+func isHex(s string) bool {
+	for _, r := range s {
+		if !strings.ContainsRune(hexDigits, r) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// checkChecksum validates --image-checksum.
+func checkChecksum(c string) error {
+	algo, val, ok := strings.Cut(c, ":")
+	if !ok {
+		algo, val = "md5", c
+	}
+	want := map[string]int{"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}[strings.ToLower(algo)]
+	if want == 0 {
+		return fmt.Errorf("--image-checksum %q: algorithm %q is not md5, sha1, sha256 or sha512 (use a bare md5 or ALGO:HEX)", c, algo)
+	}
+	if len(val) != want || !isHex(val) {
+		return fmt.Errorf("--image-checksum %q: a %s digest is %d hex digits", c, strings.ToLower(algo), want)
+	}
+	return nil
+}
+
+// PrepareDeploy validates o and stores it in the node's instance_info, so
+// the deploy playbook (and a later rebuild) finds it there. The node must
+// be available, deploy failed or active (rebuild).
+func (a *App) PrepareDeploy(ctx context.Context, ref string, o DeployOptions) (*store.Node, error) {
+	if o.ImageChecksum != "" {
+		if err := checkChecksum(o.ImageChecksum); err != nil {
+			return nil, &ValidationError{err}
+		}
+	}
+	switch strings.ToLower(o.ImageDiskFormat) {
+	case "", "raw", "qcow2":
+	default:
+		return nil, invalid("--image-disk-format %q: use raw or qcow2", o.ImageDiskFormat)
+	}
+	for k, v := range o.Capabilities {
+		switch k {
+		case "boot_mode":
+			if v != "bios" && v != "uefi" {
+				return nil, invalid("capability boot_mode=%q: use bios or uefi", v)
+			}
+		case "secure_boot":
+			if v != "true" && v != "false" {
+				return nil, invalid("capability secure_boot=%q: use true or false", v)
+			}
+		}
+	}
+	n, err := a.Store.UpdateNode(ctx, ref, func(n *store.Node) error {
+		switch n.ProvisionState {
+		case states.Available, states.DeployFailed, states.Active:
+		default:
+			return invalid("node %s is %s: deploy needs an available node (run `lightsout node provide %s` first)",
+				n.Name, n.ProvisionState, n.Name)
+		}
+		if n.Reservation != 0 {
+			return invalid("node %s is locked by run %d", n.Name, n.Reservation)
+		}
+		if o.ImageSource != "" {
+			if o.ImageSource != n.InstanceInfo["image_source"] {
+				// a new image: its old checksum must not be reused
+				delete(n.InstanceInfo, "image_checksum")
+				delete(n.InstanceInfo, "image_os_hash_algo")
+				delete(n.InstanceInfo, "image_os_hash_value")
+			}
+			n.InstanceInfo["image_source"] = o.ImageSource
+		}
+		if o.ImageChecksum != "" {
+			n.InstanceInfo["image_checksum"] = o.ImageChecksum
+		}
+		if o.ImageDiskFormat != "" {
+			n.InstanceInfo["image_disk_format"] = strings.ToLower(o.ImageDiskFormat)
+		}
+		if len(o.Capabilities) > 0 {
+			caps := map[string]any{}
+			if old, ok := n.InstanceInfo["capabilities"].(map[string]any); ok {
+				for k, v := range old {
+					caps[k] = v
+				}
+			}
+			for k, v := range o.Capabilities {
+				caps[k] = v
+			}
+			n.InstanceInfo["capabilities"] = caps
+		}
+		if n.InstanceInfo["image_source"] == nil {
+			return invalid("node %s has no instance_info.image_source: pass --image-source REF", n.Name)
+		}
+		if n.InstanceInfo["image_checksum"] == nil && n.InstanceInfo["image_os_hash_value"] == nil {
+			return invalid("node %s has no image checksum: pass --image-checksum MD5 or ALGO:HEX", n.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, asValidation(err)
+	}
+	return n, nil
+}
+
+// CleanStep is one step of a manual cleaning request (Ironic's shape).
+type CleanStep struct {
+	Interface string         `json:"interface"`
+	Step      string         `json:"step"`
+	Args      map[string]any `json:"args,omitempty"`
+}
+
+// ParseCleanSteps parses `--steps JSON`: a list of {"interface", "step",
+// "args"} objects, as Ironic's manual cleaning takes.
+func ParseCleanSteps(js string) ([]CleanStep, error) {
+	var steps []CleanStep
+	dec := json.NewDecoder(strings.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&steps); err != nil {
+		return nil, invalid(`--steps: %v; expected a JSON list such as [{"interface": "deploy", "step": "erase_devices"}]`, err)
+	}
+	if len(steps) == 0 {
+		return nil, invalid(`--steps: the list is empty; name at least one step, e.g. [{"interface": "deploy", "step": "erase_devices"}]`)
+	}
+	for i, s := range steps {
+		switch s.Interface {
+		case "power", "management", "deploy", "bios", "raid":
+		default:
+			return nil, invalid("--steps[%d].interface %q: use power, management, deploy, bios or raid", i, s.Interface)
+		}
+		if s.Step == "" {
+			return nil, invalid("--steps[%d].step is empty: name the step, e.g. erase_devices", i)
+		}
+	}
+	return steps, nil
+}
+
+// PrepareClean records a manual cleaning request in the node's
+// driver_internal_info.manual_clean_steps (the clean playbook reads and
+// clears it). The node must be manageable.
+func (a *App) PrepareClean(ctx context.Context, ref string, steps []CleanStep) (*store.Node, error) {
+	list := make([]any, len(steps))
+	for i, s := range steps {
+		m := map[string]any{"interface": s.Interface, "step": s.Step}
+		if len(s.Args) > 0 {
+			m["args"] = s.Args
+		}
+		list[i] = m
+	}
+	n, err := a.Store.UpdateNode(ctx, ref, func(n *store.Node) error {
+		if n.ProvisionState != states.Manageable {
+			return invalid("node %s is %s: manual cleaning needs a manageable node (`lightsout node manage %s`)",
+				n.Name, n.ProvisionState, n.Name)
+		}
+		n.DriverInternalInfo[internalManualClean] = list
+		return nil
+	})
+	return n, asValidation(err)
+}
+
+// RunFailedError reports a playbook run that did not succeed.
+type RunFailedError struct{ Result runtime.Result }
+
+func (e *RunFailedError) Error() string {
+	msg := e.Result.Error
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return fmt.Sprintf("run %d (%s on %s) %s: %s (see `lightsout runs show %d`)",
+		e.Result.RunID, e.Result.Script, e.Result.Node, e.Result.Status, msg, e.Result.RunID)
+}
+
+// RunPlaybook runs one playbook on one node and turns a failed run into a
+// *RunFailedError.
+func (a *App) RunPlaybook(ctx context.Context, script, ref string, params map[string]string) (runtime.Result, error) {
+	res, err := a.Engine.Run(ctx, runtime.RunRequest{Script: script, Node: ref, Params: params})
+	if err != nil && res.RunID == 0 {
+		var ue *runtime.UsageError
+		if errors.As(err, &ue) {
+			return res, &ValidationError{err}
+		}
+		return res, err
+	}
+	if !res.Succeeded() {
+		return res, &RunFailedError{Result: res}
+	}
+	return res, err
+}

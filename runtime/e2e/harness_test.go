@@ -1,0 +1,464 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/bindings/agent"
+	"github.com/lightsout/lightsout/bindings/ilo"
+	"github.com/lightsout/lightsout/bindings/ilo/sim"
+	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
+	"github.com/lightsout/lightsout/bindings/image"
+	"github.com/lightsout/lightsout/bindings/swift"
+	"github.com/lightsout/lightsout/bindings/vmedia"
+	"github.com/lightsout/lightsout/runtime"
+	"github.com/lightsout/lightsout/runtime/agentapi"
+	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/module"
+	"github.com/lightsout/lightsout/runtime/store"
+)
+
+// fleet is a simulator whose servers boot the emulated IPA ramdisk from
+// virtual media, plus a deploy ISO the ramdisk can read.
+type fleet struct {
+	sim       *sim.Sim
+	rd        *ramdisk.Ramdisk
+	deployISO string
+	dir       string
+}
+
+type fleetOptions struct {
+	nodes    []sim.NodeSpec
+	diskSize int64
+	hardware func(name string, g sim.Generation, idx int, hw *sim.Hardware)
+}
+
+func newFleet(t testing.TB, o fleetOptions) *fleet {
+	t.Helper()
+	dir := t.TempDir()
+	if o.diskSize == 0 {
+		o.diskSize = 32 << 20
+	}
+	iso := buildDeployISO(t, dir)
+	rd := ramdisk.New(ramdisk.Options{HeartbeatInterval: time.Second, LookupInterval: 20 * time.Millisecond,
+		WorkDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	s, err := sim.New(sim.Options{Nodes: o.nodes, Dir: dir, DiskSize: o.diskSize, DeployISO: iso,
+		Hardware: o.hardware, Logger: slog.New(slog.DiscardHandler),
+		BootHook: func(ctx context.Context, ev sim.BootEvent) { _ = rd.Boot(ctx, ramdisk.BootEvent(ev)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd.SetPowerOff(func(_ context.Context, server string) error { return s.PowerOff(server) })
+	t.Cleanup(func() {
+		rd.Close()
+		s.Close()
+	})
+	return &fleet{sim: s, rd: rd, deployISO: iso, dir: dir}
+}
+
+// server returns the simulated server behind a node name.
+func (f *fleet) server(t testing.TB, name string) *sim.Server {
+	t.Helper()
+	srv, ok := f.sim.ServerByName(name)
+	if !ok {
+		t.Fatalf("no simulated server %s", name)
+	}
+	return srv
+}
+
+// buildDeployISO builds a BIOS boot ISO (placeholder kernel and boot
+// loader: only the emulated ramdisk reads it) whose kernel command line
+// tells IPA to read its parameters from the virtual floppy.
+func buildDeployISO(t testing.TB, dir string) string {
+	t.Helper()
+	for _, n := range []string{"vmlinuz", "initrd", "isolinux.bin", "ldlinux.c32"} {
+		if err := os.WriteFile(filepath.Join(dir, n), bytes.Repeat([]byte(n), 512), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "ipa-deploy.iso")
+	err := image.WriteISO(context.Background(), out, image.ISOOptions{
+		Kernel: filepath.Join(dir, "vmlinuz"), Ramdisk: filepath.Join(dir, "initrd"),
+		Append: "nofb nomodeset vga=normal boot_method=vmedia", BIOSOnly: true,
+		Isolinux: filepath.Join(dir, "isolinux.bin"), Ldlinux: filepath.Join(dir, "ldlinux.c32"), TempDir: dir,
+	})
+	if err != nil {
+		t.Fatalf("deploy ISO: %v", err)
+	}
+	return out
+}
+
+// storeNodes finds nodes for the agent callback API in the App's store.
+type storeNodes struct {
+	mu sync.Mutex
+	st store.Store
+}
+
+func (s *storeNodes) store() store.Store {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+func toAgentNode(n *store.Node) agentapi.Node {
+	return agentapi.Node{UUID: n.UUID, Name: n.Name, Driver: n.Driver, Properties: n.Properties,
+		InstanceInfo: n.InstanceInfo, DriverInternalInfo: n.DriverInternalInfo}
+}
+
+func (s *storeNodes) NodeByUUID(ctx context.Context, uuid string) (agentapi.Node, error) {
+	n, err := s.store().GetNode(ctx, uuid)
+	if err != nil {
+		return agentapi.Node{}, fmt.Errorf("%w: %v", agentapi.ErrNotFound, err)
+	}
+	return toAgentNode(n), nil
+}
+
+func (s *storeNodes) NodeByMACs(ctx context.Context, macs []string) (agentapi.Node, error) {
+	ns, err := s.store().ListNodes(ctx)
+	if err != nil {
+		return agentapi.Node{}, err
+	}
+	var found []*store.Node
+	for _, n := range ns {
+		for _, p := range n.Ports {
+			for _, m := range macs {
+				if strings.EqualFold(p.Address, m) {
+					found = append(found, n)
+				}
+			}
+		}
+	}
+	if len(found) == 0 {
+		return agentapi.Node{}, agentapi.ErrNotFound
+	}
+	for _, n := range found[1:] {
+		if n.UUID != found[0].UUID {
+			return agentapi.Node{}, fmt.Errorf("%w: MACs on several nodes", agentapi.ErrNotFound)
+		}
+	}
+	return toAgentNode(found[0]), nil
+}
+
+// env is an opened lightsout installation driving a fleet.
+type env struct {
+	t     testing.TB
+	app   *app.App
+	fleet *fleet
+	dir   string
+}
+
+// baseConfig keeps the polls of the playbooks short: the simulator
+// answers at once, so only the product's own poll intervals matter.
+const baseConfig = `
+[ilo]
+power_wait = 0.02
+client_timeout = 30
+[agent]
+post_deploy_get_power_state_retries = 500
+post_deploy_get_power_state_retry_interval = 0.02
+[conductor]
+deploy_callback_timeout = 60
+clean_callback_timeout = 60
+`
+
+// open opens an App on a fresh state dir with baseConfig plus extra
+// (INI text; later keys win) and the given site script directories.
+func open(t testing.TB, f *fleet, extra string, scriptDirs ...string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "lightsout.conf")
+	text := "[lightsout]\nstate_dir = " + dir + "\n" + mergeINI(baseConfig, extra)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	nodes := &storeNodes{}
+	srv := agentapi.New(nodes, agentapi.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.Listen(ctx, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	vm := vmedia.NewModule()
+	mods := []module.Module{ilo.NewModule(), image.NewModule(), swift.NewModule(), vm, agent.NewModule(srv)}
+	a, err := app.Open(ctx, app.Options{ConfigPath: conf, ScriptDirs: scriptDirs, Modules: mods,
+		Stdout: io.Discard, Stderr: io.Discard, LogLevel: "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes.mu.Lock()
+	nodes.st = a.Store
+	nodes.mu.Unlock()
+	t.Cleanup(func() {
+		a.Close()
+		vm.Close()
+		cancel()
+		srv.Close()
+	})
+	return &env{t: t, app: a, fleet: f, dir: dir}
+}
+
+// mergeINI concatenates INI texts section by section (later keys win).
+func mergeINI(texts ...string) string {
+	type kv struct{ k, v string }
+	order := []string{}
+	secs := map[string][]kv{}
+	for _, text := range texts {
+		sec := ""
+		for _, line := range strings.Split(text, "\n") {
+			line = strings.TrimSpace(line)
+			switch {
+			case line == "" || line[0] == '#':
+			case line[0] == '[':
+				sec = strings.Trim(line, "[]")
+				if _, ok := secs[sec]; !ok {
+					order = append(order, sec)
+					secs[sec] = nil
+				}
+			default:
+				k, v, _ := strings.Cut(line, "=")
+				k = strings.TrimSpace(k)
+				list := secs[sec]
+				replaced := false
+				for i := range list {
+					if list[i].k == k {
+						list[i].v, replaced = strings.TrimSpace(v), true
+					}
+				}
+				if !replaced {
+					list = append(list, kv{k, strings.TrimSpace(v)})
+				}
+				secs[sec] = list
+			}
+		}
+	}
+	var b strings.Builder
+	for _, s := range order {
+		fmt.Fprintf(&b, "[%s]\n", s)
+		for _, e := range secs[s] {
+			fmt.Fprintf(&b, "%s = %s\n", e.k, e.v)
+		}
+	}
+	return b.String()
+}
+
+// importFleet imports every simulated server as a node and manages it.
+func (e *env) importFleet() {
+	e.t.Helper()
+	ctx := context.Background()
+	inv := filepath.Join(e.dir, "inventory.json")
+	if err := e.fleet.sim.WriteInventory(inv); err != nil {
+		e.t.Fatal(err)
+	}
+	// The simulator writes the iLO's "legacy" as the boot_mode capability;
+	// Ironic's value is "bios".
+	data, err := os.ReadFile(inv)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(inv, bytes.ReplaceAll(data, []byte("boot_mode:legacy"), []byte("boot_mode:bios")), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	ns, err := e.app.ImportNodes(ctx, inv)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, n := range ns {
+		if _, err := e.app.Manage(ctx, n.Name); err != nil {
+			e.t.Fatalf("manage %s: %v", n.Name, err)
+		}
+	}
+}
+
+// node reads a node.
+func (e *env) node(name string) *store.Node {
+	e.t.Helper()
+	n, err := e.app.Store.GetNode(context.Background(), name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// makeAvailable moves a manageable node to available without cleaning
+// (for tests whose subject is not cleaning).
+func (e *env) makeAvailable(name string) {
+	e.t.Helper()
+	ctx := context.Background()
+	for _, ev := range []string{"provide", "done"} {
+		if _, err := e.app.Store.Transition(ctx, name, ev); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// runs runs script on nodes in parallel and returns the results by node.
+func (e *env) runs(script string, nodes []string, params map[string]string) map[string]runtime.Result {
+	e.t.Helper()
+	res, _ := e.app.Engine.RunMany(context.Background(), runtime.RunRequest{Script: script, Params: params,
+		Timeout: 2 * time.Minute}, nodes, len(nodes), nil)
+	out := map[string]runtime.Result{}
+	for _, r := range res {
+		out[r.Node] = r
+	}
+	return out
+}
+
+// mustSucceed fails the test with the run's timeline when r failed.
+func (e *env) mustSucceed(r runtime.Result) {
+	e.t.Helper()
+	if !r.Succeeded() {
+		e.t.Fatalf("run %d (%s on %s) %s: %s\n%s", r.RunID, r.Script, r.Node, r.Status, r.Error, e.timeline(r.RunID))
+	}
+}
+
+// timeline renders a run's events, for failure messages.
+func (e *env) timeline(id int64) string {
+	evs, _ := e.app.Store.Events(context.Background(), id)
+	var b strings.Builder
+	for _, ev := range evs {
+		d, _ := json.Marshal(ev.Data)
+		fmt.Fprintf(&b, "  %s %s %s\n", ev.Kind, ev.Name, d)
+	}
+	return b.String()
+}
+
+// steps lists the names of the steps a run started, in order.
+func (e *env) steps(id int64, prefix string) []string {
+	e.t.Helper()
+	evs, err := e.app.Store.Events(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range evs {
+		if ev.Kind == store.EventStepStart && strings.HasPrefix(ev.Name, prefix) {
+			out = append(out, strings.TrimPrefix(ev.Name, prefix))
+		}
+	}
+	return out
+}
+
+// stepStatus returns the end status of each step with the prefix.
+func (e *env) stepStatus(id int64, prefix string) map[string]string {
+	e.t.Helper()
+	evs, _ := e.app.Store.Events(context.Background(), id)
+	out := map[string]string{}
+	for _, ev := range evs {
+		if ev.Kind == store.EventStepEnd && strings.HasPrefix(ev.Name, prefix) {
+			out[strings.TrimPrefix(ev.Name, prefix)], _ = ev.Data["status"].(string)
+		}
+	}
+	return out
+}
+
+// logs returns the messages of a run's log events at level.
+func (e *env) logs(id int64, level string) []string {
+	evs, _ := e.app.Store.Events(context.Background(), id)
+	var out []string
+	for _, ev := range evs {
+		if ev.Kind == store.EventLog && ev.Name == level {
+			if m, ok := ev.Data["msg"].(string); ok {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// noMediaLeft checks that nothing the node's runs published is left: no
+// undeleted artifact and no file in the web store's directory for it.
+func (e *env) noMediaLeft(name string) {
+	e.t.Helper()
+	n := e.node(name)
+	left, err := e.app.Store.Artifacts(context.Background(), n.UUID, false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if len(left) > 0 {
+		e.t.Errorf("%s: published objects left: %+v", name, left)
+	}
+	entries, _ := os.ReadDir(filepath.Join(e.dir, "published"))
+	for _, en := range entries {
+		if strings.Contains(en.Name(), n.UUID) {
+			e.t.Errorf("%s: published file left: %s", name, en.Name())
+		}
+	}
+}
+
+// testImage writes a random raw image of size bytes and returns its path,
+// md5-free sha256 and md5 digests.
+func testImage(t testing.TB, dir string, size int) (path string, data []byte) {
+	t.Helper()
+	data = make([]byte, size)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(dir, "image.raw")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, data
+}
+
+func sha512hex(b []byte) string {
+	s := sha512.Sum512(b)
+	return hex.EncodeToString(s[:])
+}
+
+func sha256hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// diskPrefixHash hashes the first n bytes of a virtual disk.
+func diskPrefixHash(t testing.TB, path string, n int) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, int64(n)); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// diskIsZero reports whether every byte of the virtual disk is zero.
+func diskIsZero(t testing.TB, path string) bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := f.Read(buf)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false
+			}
+		}
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
