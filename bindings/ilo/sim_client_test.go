@@ -122,7 +122,7 @@ func TestAgainstSimulator(t *testing.T) {
 			defer L.Close()
 			L.SetGlobal("IMAGE", lua.LString(img))
 			L.SetGlobal("SECURE", lua.LBool(gen != "gen8"))
-					if err := L.DoString(simLifecycle); err != nil {
+			if err := L.DoString(simLifecycle); err != nil {
 				t.Fatalf("%v\ncalls: %v", err, run.Calls())
 			}
 			if n := srv.Sessions(); n != 0 {

@@ -93,7 +93,6 @@ type Request struct {
 	Path   string
 	Header http.Header
 	Body   []byte
-	// NoBody sends no body even for POST (Content-Length 0).
 }
 
 // Response is a fully read HTTP response.
