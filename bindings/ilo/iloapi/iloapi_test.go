@@ -27,7 +27,9 @@ func TestRetry(t *testing.T) {
 			}
 			return nil
 		}, "", 3},
-		{"permanent is not retried", func(int) error { return ILOError("op", &StatusError{Protocol: "ribcl", Status: "0x0035", Message: "bad"}) }, module.CodeILOError, 1},
+		{"permanent is not retried", func(int) error {
+			return ILOError("op", &StatusError{Protocol: "ribcl", Status: "0x0035", Message: "bad"})
+		}, module.CodeILOError, 1},
 		{"login is not retried", func(int) error { return LoginFailed("op", "no", nil) }, module.CodeLoginFailed, 1},
 		{"transient until client_timeout", func(int) error { return Transient("op", "503", nil) }, module.CodeTransient, 0},
 	}
