@@ -8,6 +8,8 @@ func extraCommands(g *globals) []*cobra.Command {
 	_ = g
 	return []*cobra.Command{
 		newImageCmd(),
+		newWatchCmd(g),
+		newServeCmd(g),
 		newSimCmd(),
 	}
 }
