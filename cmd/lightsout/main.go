@@ -64,6 +64,7 @@ deploy, clean and inspect procedures as editable Lua scripts, recording every ru
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newNodeCmd(g), newRunCmd(g), newRunsCmd(g), newScriptsCmd(g), newConfigCmd(g))
+	root.AddCommand(verbCommands(g)...)
 	for _, c := range extraCommands(g) {
 		root.AddCommand(c)
 	}

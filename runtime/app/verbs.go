@@ -224,3 +224,66 @@ func (a *App) RunPlaybook(ctx context.Context, script, ref string, params map[st
 	}
 	return res, err
 }
+
+// verbStates lists the provision states each verb starts from (boot-iso
+// also accepts any node in maintenance).
+var verbStates = map[string][]string{
+	ScriptInspect:  {states.Manageable, states.InspectFailed},
+	ScriptDeploy:   {states.Available, states.DeployFailed, states.Active},
+	ScriptTeardown: {states.Active, states.DeployFailed, states.WaitCallBack, states.Error},
+	ScriptClean:    {states.Manageable},
+	ScriptBootISO:  {states.Manageable},
+}
+
+// NodesFor resolves the nodes a verb acts on: the named ones (each must be
+// in a state the verb starts from), or with all every node in such a state
+// (none is not an error: the caller reports it).
+func (a *App) NodesFor(ctx context.Context, script string, names []string, all bool) ([]string, error) {
+	allowed := verbStates[script]
+	ok := func(n *store.Node) bool {
+		if script == ScriptBootISO && n.Maintenance {
+			return true
+		}
+		for _, s := range allowed {
+			if n.ProvisionState == s {
+				return true
+			}
+		}
+		return false
+	}
+	if all {
+		ns, err := a.Store.ListNodes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, n := range ns {
+			if ok(n) && n.Reservation == 0 {
+				out = append(out, n.Name)
+			}
+		}
+		return out, nil
+	}
+	for _, name := range names {
+		n, err := a.Store.GetNode(ctx, name)
+		if err != nil {
+			return nil, &ValidationError{err}
+		}
+		if !ok(n) {
+			return nil, invalid("node %s is %s: %s starts from %s", n.Name, n.ProvisionState, verbName(script),
+				strings.Join(allowed, ", "))
+		}
+	}
+	return names, nil
+}
+
+// verbName is the CLI verb of a playbook.
+func verbName(script string) string {
+	switch script {
+	case ScriptTeardown:
+		return "undeploy"
+	case ScriptBootISO:
+		return "boot-iso"
+	}
+	return script
+}
