@@ -1,13 +1,11 @@
 package ramdisk
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk/internal/ptable"
 )
 
 // newHash returns the hash for an IPA os_hash_algo name.
@@ -43,12 +43,23 @@ func expectedChecksum(info map[string]any) (algo, value string, err error) {
 	algo, _ = info["os_hash_algo"].(string)
 	value, _ = info["os_hash_value"].(string)
 	if algo != "" && value != "" {
-		return strings.ToLower(algo), strings.ToLower(value), nil
+		value = strings.ToLower(strings.TrimSpace(value))
+		if _, err := hex.DecodeString(value); err != nil {
+			return "", "", fmt.Errorf("os_hash_value %q is not a hex digest", value)
+		}
+		return strings.ToLower(algo), value, nil
 	}
 	value, _ = info["checksum"].(string)
 	value = strings.ToLower(strings.TrimSpace(value))
 	if i := strings.Index(value, ":"); i > 0 { // "sha256:<hex>"
-		return value[:i], value[i+1:], nil
+		algo, value = value[:i], value[i+1:]
+		if _, err := hex.DecodeString(value); err != nil {
+			return "", "", fmt.Errorf("checksum %q is not a hex digest", value)
+		}
+		return algo, value, nil
+	}
+	if _, err := hex.DecodeString(value); err != nil {
+		return "", "", fmt.Errorf("checksum %q is not a hex digest", value)
 	}
 	switch len(value) {
 	case 32:
@@ -246,71 +257,15 @@ func eraseMetadata(diskPath string) error {
 	return err
 }
 
-// ESP partition type GUID (C12A7328-F81F-11D2-BA4B-00A0C93EC93B) as stored on disk.
-var espType = guidBytes("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
-
-// guidBytes encodes a GUID string in GPT's mixed-endian layout.
-func guidBytes(s string) []byte {
-	h, _ := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
-	out := make([]byte, 16)
-	out[0], out[1], out[2], out[3] = h[3], h[2], h[1], h[0]
-	out[4], out[5] = h[5], h[4]
-	out[6], out[7] = h[7], h[6]
-	copy(out[8:], h[8:])
-	return out
-}
-
-// guidString decodes a GPT mixed-endian GUID.
-func guidString(b []byte) string {
-	return fmt.Sprintf("%08x-%04x-%04x-%x-%x",
-		binary.LittleEndian.Uint32(b[0:4]), binary.LittleEndian.Uint16(b[4:6]),
-		binary.LittleEndian.Uint16(b[6:8]), b[8:10], b[10:16])
-}
-
 // partitionUUIDs answers standby.get_partition_uuids for a whole-disk
-// image: "root uuid" is the disk identifier (GPT disk GUID, or the MBR
-// signature as 0x%08x) and "efi system partition uuid" the ESP's unique
-// GUID on GPT disks. Values are nil when the disk has no partition table.
+// image (see ptable.Read).
 func partitionUUIDs(diskPath string) (map[string]any, error) {
-	out := map[string]any{"root uuid": nil, "efi system partition uuid": nil, "partitions": map[string]any{}}
 	f, err := os.Open(diskPath)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	head := make([]byte, 1024)
-	if n, _ := io.ReadFull(f, head); n < 1024 {
-		return out, nil
-	}
-	if bytes.Equal(head[512:520], []byte("EFI PART")) {
-		out["root uuid"] = guidString(head[512+56 : 512+72])
-		entriesLBA := binary.LittleEndian.Uint64(head[512+72:])
-		count := binary.LittleEndian.Uint32(head[512+80:])
-		size := binary.LittleEndian.Uint32(head[512+84:])
-		if size < 128 || size > 4096 || count > 1024 {
-			return out, nil
-		}
-		buf := make([]byte, int(count)*int(size))
-		n, _ := f.ReadAt(buf, int64(entriesLBA)*512)
-		parts := map[string]any{}
-		for i := 0; (i+1)*int(size) <= n; i++ {
-			e := buf[i*int(size) : (i+1)*int(size)]
-			if bytes.Equal(e[0:16], make([]byte, 16)) {
-				continue
-			}
-			uid := guidString(e[16:32])
-			parts[fmt.Sprintf("%s%d", filepath.Base(diskPath), i+1)] = uid
-			if bytes.Equal(e[0:16], espType) && out["efi system partition uuid"] == nil {
-				out["efi system partition uuid"] = uid
-			}
-		}
-		out["partitions"] = parts
-		return out, nil
-	}
-	if head[510] == 0x55 && head[511] == 0xaa {
-		out["root uuid"] = fmt.Sprintf("0x%08x", binary.LittleEndian.Uint32(head[440:444]))
-	}
-	return out, nil
+	return ptable.Read(f, filepath.Base(diskPath)), nil
 }
 
 // flipFirst changes the first hex digit of a digest.
