@@ -123,9 +123,7 @@ func (r *Ramdisk) SetPowerOff(fn func(ctx context.Context, server string) error)
 	r.powerOff = fn
 }
 
-func (r *Ramdisk) failuresFor(server string) Failures {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (r *Ramdisk) failuresLocked(server string) Failures {
 	if f, ok := r.failures[server]; ok {
 		return f
 	}
@@ -176,20 +174,20 @@ func (r *Ramdisk) Boot(ctx context.Context, ev BootEvent) error {
 			urls = append(urls, u)
 		}
 	}
+	// Register the agent under the lock it is started with, so it is
+	// visible through Agent before its first heartbeat.
 	r.mu.Lock()
-	powerOff := r.powerOff
-	r.mu.Unlock()
 	a, err := StartAgent(ctx, AgentConfig{
 		Server: ev.Server, APIURLs: urls, Token: params["ipa-agent-token"], MACs: ev.MACs,
-		DiskPath: ev.DiskPath, Params: params, Failures: r.failuresFor(ev.Server),
+		DiskPath: ev.DiskPath, Params: params, Failures: r.failuresLocked(ev.Server),
 		HeartbeatInterval: r.opts.HeartbeatInterval, LookupInterval: r.opts.LookupInterval,
-		WorkDir: dir, HTTPClient: r.opts.HTTPClient, PowerOff: powerOff, QemuImg: r.opts.QemuImg,
+		WorkDir: dir, HTTPClient: r.opts.HTTPClient, PowerOff: r.powerOff, QemuImg: r.opts.QemuImg,
 		Logger: r.log,
 	})
 	if err != nil {
+		r.mu.Unlock()
 		return fmt.Errorf("ramdisk %s: %w", ev.Server, err)
 	}
-	r.mu.Lock()
 	if old := r.agents[ev.Server]; old != nil {
 		old.cancel() // a reboot ends the previous ramdisk
 	}
