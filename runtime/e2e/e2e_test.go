@@ -294,13 +294,26 @@ erase_devices_metadata_priority = 0
 			}
 		}
 	})
-	t.Run("in-band disabled", func(t *testing.T) {
+	t.Run("in-band disabled, a site step", func(t *testing.T) {
+		site := t.TempDir()
+		if err := os.WriteFile(filepath.Join(site, "site_steps.lua"), []byte(`
+return {
+  { step = "check_power_supplies", interface = "management", priority = 25,
+    fn = function(ctx, args)
+      local h = ctx.bmc:get_host_health_data()
+      ctx.node:set_property("site_power_supplies", #h.power_supplies)
+    end },
+  { step = "never_automated", priority = 0, fn = function() error("must not run") end },
+}
+`), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		e := open(t, f, `
 [ilo]
 clean_priority_erase_devices = 0
 [deploy]
 erase_devices_metadata_priority = 0
-`)
+`, site)
 		e.importFleet()
 		srv := f.server(t, "gen10-1")
 		boots := srv.State().BootCount
@@ -308,9 +321,13 @@ erase_devices_metadata_priority = 0
 			t.Fatal(err)
 		}
 		runs, _ := e.app.Store.ListRuns(ctx, store.RunFilter{Node: "gen10-1"})
-		want := []string{"management.reset_ilo_credential", "management.reset_secure_boot_keys_to_default", "management.reset_bios_to_default"}
+		want := []string{"management.reset_ilo_credential", "management.check_power_supplies",
+			"management.reset_secure_boot_keys_to_default", "management.reset_bios_to_default"}
 		if got := e.steps(runs[0].ID, "clean step "); !slices.Equal(got, want) {
 			t.Errorf("order %v, want %v", got, want)
+		}
+		if got := e.node("gen10-1").Properties["site_power_supplies"]; fmt.Sprint(got) != fmt.Sprint(srv.Hardware().PowerSupplies) {
+			t.Errorf("the site step did not run: site_power_supplies = %v", got)
 		}
 		if b := srv.State().BootCount; b != boots {
 			t.Errorf("the server booted %d times; no ramdisk is needed without in-band steps", b-boots)
