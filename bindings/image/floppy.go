@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -261,6 +262,34 @@ func putFATFile(fsys filesystem.FileSystem, f fatFile) error {
 // writerOnly hides ReadFrom so io.CopyBuffer uses our buffer size.
 type writerOnly struct{ io.Writer }
 
+// writeSparse writes data to the empty file f, skipping all-zero 4 KiB
+// blocks (a fresh FAT image is mostly zeros): the file is sized with
+// Truncate and reads back identically.
+func writeSparse(f *os.File, data []byte) error {
+	const blk = 4096
+	if err := f.Truncate(int64(len(data))); err != nil {
+		return err
+	}
+	zero := make([]byte, blk)
+	isZero := func(b []byte) bool { return bytes.Equal(b, zero[:len(b)]) }
+	for off := 0; off < len(data); {
+		if isZero(data[off:min(off+blk, len(data))]) {
+			off += blk
+			continue
+		}
+		end := off + blk
+		for end < len(data) && !isZero(data[end:min(end+blk, len(data))]) {
+			end += blk
+		}
+		end = min(end, len(data))
+		if _, err := f.WriteAt(data[off:end], int64(off)); err != nil {
+			return err
+		}
+		off = end
+	}
+	return nil
+}
+
 // writeFileAtomic writes data to a temporary file next to path and renames
 // it into place.
 func writeFileAtomic(path string, data []byte) error {
@@ -269,7 +298,7 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
+	if err := writeSparse(tmp, data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -87,8 +87,10 @@ type payload struct {
 	size   int64
 }
 
-// PayloadSize returns the total number of bytes the payload files of opts
-// (kernel, ramdisk, extra files) hold, e.g. for a progress bar.
+// PayloadSize returns the bytes of the kernel, ramdisk and extra files of
+// opts, e.g. to size a progress bar before the build. (Progress reports a
+// slightly larger total: ldlinux.c32 and BOOTX64.EFI are streamed the same
+// way.)
 func (o ISOOptions) PayloadSize() int64 {
 	var n int64
 	for _, p := range append([]string{o.Kernel, o.Ramdisk}, mapValues(o.Files)...) {
@@ -227,23 +229,26 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 		if err := copyLocal(isolinux, filepath.Join(ws, "isolinux", "isolinux.bin")); err != nil {
 			return err
 		}
-		if err := copyLocal(ldlinux, filepath.Join(ws, "isolinux", "ldlinux.c32")); err != nil {
+		ld, err := statPayload("ldlinux.c32", "isolinux/ldlinux.c32", ldlinux)
+		if err != nil {
 			return err
 		}
+		payloads = append(payloads, ld)
 		if err := writeStaged(ws, "isolinux/isolinux.cfg", isolinuxConfig(opts.Append)); err != nil {
 			return err
 		}
 		e := &iso9660.ElToritoEntry{Platform: iso9660.BIOS, Emulation: iso9660.NoEmulation,
-			BootFile: "/isolinux/isolinux.bin", BootTable: true}
+			BootFile: "/isolinux/isolinux.bin"} // boot info table: see patchBootInfoTable
 		e.SetLoadSize(4)
 		entries = append(entries, e)
 		catalog = "/isolinux/boot.cat"
 	}
 	if uefi {
-		efiboot, err := stageUEFI(ctx, opts, ws, scratch)
+		efiboot, extra, err := stageUEFI(ctx, opts, ws, scratch)
 		if err != nil {
 			return err
 		}
+		payloads = append(payloads, extra...)
 		entries = append(entries, &iso9660.ElToritoEntry{Platform: iso9660.EFI,
 			Emulation: iso9660.NoEmulation, BootFile: "/" + efiboot})
 	}
@@ -289,6 +294,11 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 	if err := appendPayloads(ctx, out, payloads, opts.Progress); err != nil {
 		return err
 	}
+	if bios {
+		if err := patchBootInfoTable(out, "isolinux/isolinux.bin"); err != nil {
+			return err
+		}
+	}
 	if err := out.Chmod(0o644); err != nil {
 		return err
 	}
@@ -305,58 +315,60 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 }
 
 // stageUEFI puts the UEFI boot files into the workspace and returns the
-// path (relative to the ISO root) of the El Torito EFI image.
-func stageUEFI(ctx context.Context, opts ISOOptions, ws, scratch string) (string, error) {
+// path (relative to the ISO root) of the El Torito EFI image and the boot
+// files to stream as payloads.
+func stageUEFI(ctx context.Context, opts ISOOptions, ws, scratch string) (string, []payload, error) {
 	if opts.UEFIFrom != "" {
 		fsys, closeFn, efiboot, grubcfg, err := deployISOFiles(opts.UEFIFrom)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		defer closeFn()
 		rel := efiboot
 		if err := copyOutOfISO(ctx, fsys, efiboot, filepath.Join(ws, filepath.FromSlash(rel))); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if err := checkEFIBootSize(filepath.Join(ws, filepath.FromSlash(rel))); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if err := writeStaged(ws, grubcfg, grubConfig(opts.Append)); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		// a lightsout-made deploy ISO's GRUB looks for the stamp
 		if err := writeStamp(ws); err != nil {
-			return "", err
+			return "", nil, err
 		}
-		return rel, nil
+		return rel, nil, nil
 	}
 	stub := grubStub(isoStampPath)
 	loader := opts.EFILoader
 	if loader == "" {
 		var err error
 		if loader, err = makeGrubStandalone(ctx, opts.GrubMkstandalone, scratch, stub); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
 	efi := filepath.Join(ws, filepath.FromSlash(isoEFIBootPath))
 	if err := os.MkdirAll(filepath.Dir(efi), 0o755); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := buildEFIBoot(ctx, efi, loader, stub); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := checkEFIBootSize(efi); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if err := copyLocal(loader, filepath.Join(ws, "EFI", "BOOT", "BOOTX64.EFI")); err != nil {
-		return "", err
+	efiPayload, err := statPayload("EFI loader", "EFI/BOOT/BOOTX64.EFI", loader)
+	if err != nil {
+		return "", nil, err
 	}
 	if err := writeStaged(ws, isoGrubCfgPath, grubConfig(opts.Append)); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := writeStamp(ws); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return isoEFIBootPath, nil
+	return isoEFIBootPath, []payload{efiPayload}, nil
 }
 
 // writeStamp writes the file the GRUB stub searches to find the ISO among
@@ -493,6 +505,44 @@ func appendPayloads(ctx context.Context, out *os.File, payloads []payload, progr
 		return err
 	}
 	return nil
+}
+
+// patchBootInfoTable writes the El Torito boot information table
+// (mkisofs -boot-info-table) into the boot file at name: at offset 8 the
+// LBA of the primary volume descriptor, the file's LBA and length, and the
+// 32-bit sum of its words from offset 64. isolinux needs it to find itself.
+// (go-diskfs can do this, but reads the file 4 bytes per syscall.)
+func patchBootInfoTable(out *os.File, name string) error {
+	_, recs, err := walkISO(out)
+	if err != nil {
+		return fmt.Errorf("read back ISO: %w", err)
+	}
+	for _, r := range recs {
+		if r.Path != name || r.Dir {
+			continue
+		}
+		if r.Size < 64 {
+			return fmt.Errorf("boot file %s is only %d bytes", name, r.Size)
+		}
+		data := make([]byte, (int(r.Size)+3)&^3)
+		if _, err := out.ReadAt(data[:r.Size], int64(r.Extent)*isoBlock); err != nil {
+			return fmt.Errorf("read boot file %s: %w", name, err)
+		}
+		var sum uint32
+		for i := 64; i < len(data); i += 4 {
+			sum += binary.LittleEndian.Uint32(data[i:])
+		}
+		table := make([]byte, 56)
+		binary.LittleEndian.PutUint32(table[0:], 16)
+		binary.LittleEndian.PutUint32(table[4:], r.Extent)
+		binary.LittleEndian.PutUint32(table[8:], r.Size)
+		binary.LittleEndian.PutUint32(table[12:], sum)
+		if _, err := out.WriteAt(table, int64(r.Extent)*isoBlock+8); err != nil {
+			return fmt.Errorf("write boot info table: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("boot file %s not found in the ISO", name)
 }
 
 // isoPath normalises an ISO path for lookups ("/a/b" and "a/b" are equal).

@@ -160,7 +160,12 @@ an EFI binary (--efi-loader), or the host's grub-mkstandalone (grub-efi-amd64-bi
 					progressbar.OptionShowBytes(true),
 					progressbar.OptionThrottle(100_000_000),
 					progressbar.OptionClearOnFinish())
-				o.Progress = func(written, _ int64) { _ = bar.Set64(written) }
+				o.Progress = func(written, total int64) {
+					if total != bar.GetMax64() {
+						bar.ChangeMax64(total)
+					}
+					_ = bar.Set64(written)
+				}
 			}
 			err = image.WriteISO(cmd.Context(), out, o)
 			if bar != nil {
