@@ -499,7 +499,19 @@ func (w *Watcher) recordClaim(ctx context.Context, name, proc, sum string) (*sto
 
 // process validates and runs one claimed job.
 func (w *Watcher) process(ctx context.Context, row *store.Job, data []byte, size int64) {
+	if row.Attempts > w.o.MaxAttempts {
+		res := w.newResult(row)
+		res.Error = fmt.Sprintf("claimed %d times without finishing: giving up after --max-attempts %d", row.Attempts, w.o.MaxAttempts)
+		w.finish(ctx, row, store.JobFailed, res)
+		return
+	}
 	spec, err := w.prepare(ctx, row, data, size)
+	var te *transientError
+	if errors.As(err, &te) {
+		w.log.Error("store: cannot validate a job; it goes back to incoming/", "file", row.Name, "err", te.err)
+		w.requeue(ctx, row, false)
+		return
+	}
 	if err != nil {
 		res := w.newResult(row)
 		res.Error = "invalid job: " + flatten(err)
@@ -518,7 +530,8 @@ func (w *Watcher) process(ctx context.Context, row *store.Job, data []byte, size
 		Status: []string{store.JobClaimed, store.JobRunning, store.JobRequeued, store.JobDone, store.JobFailed}})
 	if err != nil {
 		w.dedupeMu.Unlock()
-		w.log.Error("store: cannot check for duplicates; the job is retried at the next start", "file", row.Name, "err", err)
+		w.log.Error("store: cannot check for duplicates; the job goes back to incoming/", "file", row.Name, "err", err)
+		w.requeue(ctx, row, false)
 		return
 	}
 	var dup *store.Job
@@ -637,11 +650,18 @@ func (w *Watcher) resolveScript(spec *Spec) error {
 	return nil
 }
 
+// transientError marks a store failure while validating: the job is not
+// invalid, it is retried.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
 func (w *Watcher) resolveNodes(ctx context.Context, spec *Spec) ([]string, error) {
 	if spec.All {
 		ns, err := w.a.Store.ListNodes(ctx)
 		if err != nil {
-			return nil, err
+			return nil, &transientError{err}
 		}
 		if len(ns) == 0 {
 			return nil, fieldErr("all", "there are no nodes (see `lightsout node create` or `node import`)")
@@ -665,7 +685,7 @@ func (w *Watcher) resolveNodes(ctx context.Context, spec *Spec) ([]string, error
 				errs = append(errs, fieldErr(fmt.Sprintf("nodes[%d]", i), "node %q not found (see `lightsout node list`)", ref))
 				continue
 			}
-			return nil, err
+			return nil, &transientError{err}
 		}
 		if seen[n.Name] {
 			errs = append(errs, fieldErr(fmt.Sprintf("nodes[%d]", i), "%q is node %s, already listed", ref, n.Name))
