@@ -99,6 +99,10 @@ func TestExitCodesAndBadInput(t *testing.T) {
 
 func TestNodeLifecycleAndJSONSchema(t *testing.T) {
 	c := newCLI(t)
+	// No BMC here: provide skips automated cleaning ([conductor] clean_nodes).
+	conf := filepath.Join(t.TempDir(), "l.conf")
+	os.WriteFile(conf, []byte("[conductor]\nclean_nodes = false\n"), 0o644)
+	t.Setenv("LIGHTSOUT_CONFIG", conf)
 	c.createNode("n1")
 	c.must("node", "set", "n1", "--port", "52:54:00:aa:bb:cc", "-i", "client_port=8443")
 	c.must("node", "manage", "n1")

@@ -47,6 +47,7 @@ type App struct {
 	Log      *slog.Logger
 	Stdout   io.Writer
 	closers  []func() error
+	agent    *lazyAgent
 }
 
 // ConfigError marks a configuration or state problem (exit code 2).

@@ -17,10 +17,12 @@ func (a *App) defaultModules(ctx context.Context) ([]module.Module, error) {
 	_ = ctx
 	vm := vmedia.NewModule()
 	a.OnClose(vm.Close)
+	a.agent = a.agentModule()
 	return []module.Module{
 		ilo.NewModule(),
 		image.NewModule(),
 		swift.NewModule(),
 		vm,
+		a.agent,
 	}, nil
 }
