@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/ilo/sim"
+	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
 	"github.com/spf13/cobra"
 )
 
@@ -14,7 +15,7 @@ func newSimCmd() *cobra.Command {
 	var (
 		nodes, inventory, stateDir, dir, adminAddr, deployISO, errorKinds, username, hardware string
 		faults                                                                                []string
-		latency, iloReset                                                                     time.Duration
+		latency, iloReset, heartbeat                                                          time.Duration
 		errorRate                                                                             float64
 		hang                                                                                  bool
 		busy, sessionLimit                                                                    int
@@ -63,6 +64,11 @@ appear only in the inventory file.`,
 				},
 				Inventory: inventory, AdminAddr: adminAddr, PerServer: per,
 			}
+			// Servers booted from virtual media run the emulated IPA ramdisk.
+			rd := ramdisk.New(ramdisk.Options{HeartbeatInterval: heartbeat, WorkDir: dir})
+			defer rd.Close()
+			cfg.Options.BootHook = rd.Hook()
+			cfg.OnStart = func(s *sim.Sim) { rd.UseSim(s) }
 			return sim.RunCLI(cmd.Context(), cfg, cmd.OutOrStdout())
 		},
 	}
@@ -76,6 +82,7 @@ appear only in the inventory file.`,
 	fl.StringVar(&deployISO, "deploy-iso", "", "driver_info.ilo_deploy_iso written into the inventory")
 	fl.StringVar(&username, "username", "Administrator", "iLO administrator login")
 	fl.Int64Var(&diskSize, "disk-size", 1<<30, "size in bytes of each server's sparse virtual disk")
+	fl.DurationVar(&heartbeat, "heartbeat-interval", 2*time.Second, "heartbeat interval of the emulated IPA ramdisk")
 	fl.DurationVar(&iloReset, "ilo-reset-time", 2*time.Second, "how long an iLO is unreachable after reset_ilo")
 	fl.DurationVar(&latency, "latency", 0, "fault: latency added to every answer (all servers)")
 	fl.Float64Var(&errorRate, "error-rate", 0, "fault: probability 0..1 that a request fails (all servers)")

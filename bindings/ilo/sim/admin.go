@@ -217,6 +217,9 @@ type CLIConfig struct {
 	Inventory string            // path of the inventory to write
 	AdminAddr string            // "" disables the admin endpoint
 	PerServer map[string]Faults // faults by server name
+	// OnStart, if set, is called with the running simulator before the
+	// inventory is written (e.g. to attach an emulated ramdisk).
+	OnStart func(s *Sim)
 }
 
 // RunCLI runs a simulator until ctx is cancelled: it prints the certificate
@@ -228,6 +231,9 @@ func RunCLI(ctx context.Context, cfg CLIConfig, out io.Writer) error {
 		return err
 	}
 	defer s.Close()
+	if cfg.OnStart != nil {
+		cfg.OnStart(s)
+	}
 	for name, f := range cfg.PerServer {
 		srv, ok := s.ServerByName(name)
 		if !ok {
