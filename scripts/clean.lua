@@ -160,7 +160,11 @@ function M.run(opts)
     return
   end
   playbook.run(ctx, M.phases, { what = "cleaning", maintenance = true,
-    states = { cleaning = true, ["clean wait"] = true } })
+    states = { cleaning = true, ["clean wait"] = true },
+    on_fail = function(c) -- Ironic's cleaning_error_handler clears the current step
+      c.node:set_internal("clean_step", nil)
+      c.node:set_internal("manual_clean_steps", nil)
+    end })
 end
 
 if ... == nil then M.run() end -- run as a playbook, not required

@@ -57,8 +57,9 @@ end
 ---
 --- The failure path (Ironic's set_failed_state / cleaning_error_handler):
 --- last_error, agent token withdrawn, hard power off, published media
---- deleted and ejected, then opts.event (default "fail") when the state
---- allows it, and maintenance when opts.maintenance. Every action is
+--- deleted and ejected, opts.on_fail(ctx), maintenance when
+--- opts.maintenance, then opts.event (default "fail") when the node is in
+--- one of opts.states (any state when opts.states is nil). Every action is
 --- attempted even when an earlier one fails (e.g. an unreachable iLO).
 function M.fail(ctx, err, opts)
   opts = opts or {}
@@ -75,6 +76,7 @@ function M.fail(ctx, err, opts)
     if not try("remove published media and eject", vmedia.cleanup, n, ctx.bmc) then
       try("remove published media", vmedia.cleanup, n)
     end
+    if opts.on_fail then try("on_fail", opts.on_fail, ctx) end
     if opts.maintenance then try("set maintenance", n.set_maintenance, n, true, msg) end
     local event = opts.event or "fail"
     if opts.states == nil or opts.states[n.provision_state] then

@@ -510,6 +510,9 @@ func TestFailures(t *testing.T) {
 				t.Errorf("server power %s media %+v, want off with nothing inserted", st.Power, st.Media)
 			}
 			e.noMediaLeft(tt.node)
+			if n.DriverInternalInfo["clean_step"] != nil {
+				t.Errorf("clean_step left set: %v", n.DriverInternalInfo["clean_step"])
+			}
 			if strings.Contains(n.LastError, "wrong-password") {
 				t.Errorf("last_error shows the password: %q", n.LastError)
 			}

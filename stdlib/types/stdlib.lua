@@ -227,13 +227,13 @@ function playbook.message(err) end
 ---Runs phases as recorded steps; on failure runs playbook.fail and raises again.
 ---@param ctx PlaybookContext
 ---@param phases table[] { {name, fn(ctx)}, ... }
----@param opts? {what?: string, event?: string, states?: table<string, boolean>, maintenance?: boolean}
+---@param opts? {what?: string, event?: string, states?: table<string, boolean>, maintenance?: boolean, on_fail?: fun(ctx: PlaybookContext)}
 function playbook.run(ctx, phases, opts) end
 
 ---The failure path: last_error, token withdrawn, power off, media removed, fail event, maintenance.
 ---@param ctx PlaybookContext
 ---@param err any
----@param opts? {what?: string, event?: string, states?: table<string, boolean>, maintenance?: boolean}
+---@param opts? {what?: string, event?: string, states?: table<string, boolean>, maintenance?: boolean, on_fail?: fun(ctx: PlaybookContext)}
 function playbook.fail(ctx, err, opts) end
 
 ---Boots the deploy ramdisk: eject, floppy with params, ilo_deploy_iso as CDROM, one-time CDROM, power on.
