@@ -14,21 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/lightsout/lightsout/bindings/agent"
-	"github.com/lightsout/lightsout/bindings/ilo"
 	"github.com/lightsout/lightsout/bindings/ilo/sim"
 	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
 	"github.com/lightsout/lightsout/bindings/image"
-	"github.com/lightsout/lightsout/bindings/swift"
-	"github.com/lightsout/lightsout/bindings/vmedia"
 	"github.com/lightsout/lightsout/runtime"
-	"github.com/lightsout/lightsout/runtime/agentapi"
 	"github.com/lightsout/lightsout/runtime/app"
-	"github.com/lightsout/lightsout/runtime/module"
 	"github.com/lightsout/lightsout/runtime/store"
 )
 
@@ -102,57 +95,6 @@ func buildDeployISO(t testing.TB, dir string) string {
 	return out
 }
 
-// storeNodes finds nodes for the agent callback API in the App's store.
-type storeNodes struct {
-	mu sync.Mutex
-	st store.Store
-}
-
-func (s *storeNodes) store() store.Store {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st
-}
-
-func toAgentNode(n *store.Node) agentapi.Node {
-	return agentapi.Node{UUID: n.UUID, Name: n.Name, Driver: n.Driver, Properties: n.Properties,
-		InstanceInfo: n.InstanceInfo, DriverInternalInfo: n.DriverInternalInfo}
-}
-
-func (s *storeNodes) NodeByUUID(ctx context.Context, uuid string) (agentapi.Node, error) {
-	n, err := s.store().GetNode(ctx, uuid)
-	if err != nil {
-		return agentapi.Node{}, fmt.Errorf("%w: %v", agentapi.ErrNotFound, err)
-	}
-	return toAgentNode(n), nil
-}
-
-func (s *storeNodes) NodeByMACs(ctx context.Context, macs []string) (agentapi.Node, error) {
-	ns, err := s.store().ListNodes(ctx)
-	if err != nil {
-		return agentapi.Node{}, err
-	}
-	var found []*store.Node
-	for _, n := range ns {
-		for _, p := range n.Ports {
-			for _, m := range macs {
-				if strings.EqualFold(p.Address, m) {
-					found = append(found, n)
-				}
-			}
-		}
-	}
-	if len(found) == 0 {
-		return agentapi.Node{}, agentapi.ErrNotFound
-	}
-	for _, n := range found[1:] {
-		if n.UUID != found[0].UUID {
-			return agentapi.Node{}, fmt.Errorf("%w: MACs on several nodes", agentapi.ErrNotFound)
-		}
-	}
-	return toAgentNode(found[0]), nil
-}
-
 // env is an opened lightsout installation driving a fleet.
 type env struct {
 	t     testing.TB
@@ -185,28 +127,12 @@ func open(t testing.TB, f *fleet, extra string, scriptDirs ...string) *env {
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	nodes := &storeNodes{}
-	srv := agentapi.New(nodes, agentapi.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.Listen(ctx, "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	vm := vmedia.NewModule()
-	mods := []module.Module{ilo.NewModule(), image.NewModule(), swift.NewModule(), vm, agent.NewModule(srv)}
-	a, err := app.Open(ctx, app.Options{ConfigPath: conf, ScriptDirs: scriptDirs, Modules: mods,
+	a, err := app.Open(context.Background(), app.Options{ConfigPath: conf, ScriptDirs: scriptDirs,
 		Stdout: io.Discard, Stderr: io.Discard, LogLevel: "error"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes.mu.Lock()
-	nodes.st = a.Store
-	nodes.mu.Unlock()
-	t.Cleanup(func() {
-		a.Close()
-		vm.Close()
-		cancel()
-		srv.Close()
-	})
+	t.Cleanup(func() { a.Close() })
 	return &env{t: t, app: a, fleet: f, dir: dir}
 }
 
