@@ -73,11 +73,7 @@ func (m *memBackend) Sys() (*os.File, error)                  { return nil, back
 func (m *memBackend) Writable() (backend.WritableFile, error) { return m, nil }
 func (m *memBackend) Path() string                            { return "" }
 func (m *memBackend) Bytes() []byte                           { return m.buf }
-func (m *memBackend) writeTo(w io.Writer) (int64, error) {
-	n, err := w.Write(m.buf)
-	return int64(n), err
-}
-func (m *memBackend) size() int64  { return int64(len(m.buf)) }
+
 func (memInfo) Name() string       { return "image" }
 func (i memInfo) Size() int64      { return i.size }
 func (memInfo) Mode() fs.FileMode  { return 0o644 }

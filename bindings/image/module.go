@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -151,6 +153,36 @@ func (b *binding) optFiles(L *lua.LState, t *lua.LTable, op string) map[string]s
 	return out
 }
 
+// paramMap converts a Lua table of parameters to strings: strings as they
+// are, integral numbers without exponent (1000000, not 1e+06), other numbers
+// with %g, booleans as true/false. Anything else is reported in bad.
+func paramMap(t *lua.LTable) (out map[string]string, bad string) {
+	out = map[string]string{}
+	t.ForEach(func(k, v lua.LValue) {
+		ks, ok := k.(lua.LString)
+		if !ok {
+			bad = fmt.Sprintf("params keys must be strings, got %s", k.Type())
+			return
+		}
+		switch x := v.(type) {
+		case lua.LString:
+			out[string(ks)] = string(x)
+		case lua.LNumber:
+			f := float64(x)
+			if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+				out[string(ks)] = strconv.FormatInt(int64(f), 10)
+			} else {
+				out[string(ks)] = strconv.FormatFloat(f, 'g', -1, 64)
+			}
+		case lua.LBool:
+			out[string(ks)] = strconv.FormatBool(bool(x))
+		default:
+			bad = fmt.Sprintf("params.%s must be a string, number or boolean, got %s", ks, v.Type())
+		}
+	})
+	return out, bad
+}
+
 // floppy implements image.floppy(path, params, {size=, label=, files=}) -> path.
 func (b *binding) floppy(L *lua.LState) int {
 	const op = "image.floppy"
@@ -161,7 +193,11 @@ func (b *binding) floppy(L *lua.LState) int {
 	var params map[string]string
 	switch v := L.Get(2).(type) {
 	case *lua.LTable:
-		params = module.StringMap(v)
+		var bad string
+		params, bad = paramMap(v)
+		if bad != "" {
+			L.Error(module.ErrorValue(L, module.CodeInvalid, op, bad), 1)
+		}
 	case *lua.LNilType:
 		params = map[string]string{}
 	default:

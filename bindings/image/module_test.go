@@ -32,13 +32,15 @@ func TestModuleFloppyAndInspect(t *testing.T) {
 	r, err := runLua(t, dir, fmt.Sprintf(`
 		local image = require("image")
 		local p = image.floppy("params.img", {["ipa-api-url"] = "http://127.0.0.1:6385", ["ipa-agent-token"] = %q,
-			["coreos.configdrive"] = 0}, {files = {["etc/ca.crt"] = "ca.crt"}})
+			["coreos.configdrive"] = 0, port = 1000000, ratio = 1.5, flag = true}, {files = {["etc/ca.crt"] = "ca.crt"}})
 		assert(p == %q, "path " .. p)
 		local info = image.inspect("params.img")
 		assert(info.kind == "fat", info.kind)
 		assert(info.label == "ir-vfd-dev", info.label)
 		assert(info.params["ipa-agent-token"] == %q)
 		assert(info.params["coreos.configdrive"] == "0", info.params["coreos.configdrive"])
+		assert(info.params.port == "1000000", info.params.port)
+		assert(info.params.ratio == "1.5" and info.params.flag == "true")
 		local names = {}
 		for _, f in ipairs(info.files) do names[f.path] = f.size end
 		assert(names["parameters.txt"] and names["etc/ca.crt"] == 4, "files")
@@ -119,6 +121,8 @@ func TestModuleErrors(t *testing.T) {
 	}{
 		{"floppy path not a string", `image.floppy(nil, {})`, module.CodeInvalid},
 		{"floppy params not a table", `image.floppy("f.img", "x")`, module.CodeInvalid},
+		{"floppy nested param", `image.floppy("f.img", {a = {1}})`, module.CodeInvalid},
+		{"floppy numeric key", `image.floppy("f.img", {"x"})`, module.CodeInvalid},
 		{"floppy bad size", `image.floppy("f.img", {}, {size = 100})`, module.CodeInvalid},
 		{"floppy size not a number", `image.floppy("f.img", {}, {size = "big"})`, module.CodeInvalid},
 		{"floppy files not a table", `image.floppy("f.img", {}, {files = "x"})`, module.CodeInvalid},

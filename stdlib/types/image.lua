@@ -60,7 +60,7 @@ local image = {}
 ---line in sorted key order (values converted with tostring), plus opts.files.
 ---Parameter values are not recorded in run events (only the keys).
 ---@param path string                output image path
----@param params table<string,string|number|boolean>
+---@param params table<string,string|number|boolean> integral numbers are written without exponent, booleans as true/false
 ---@param opts? image.FloppyOpts
 ---@return string path               absolute path of the image
 function image.floppy(path, params, opts) end
