@@ -33,6 +33,11 @@ kernel_dir() {
   v=$(ls "$CACHE"/kernel/linux-image-*/boot/vmlinuz-* 2>/dev/null | grep -v cloud | sort -V | tail -1 || true)
   if [ -z "$v" ]; then
     pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
+    if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+      # package lists missing (fresh container): fetch them once
+      apt-get update -qq >/dev/null 2>&1 || true
+      pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
+    fi
     [ -n "$pkg" ] || die "cannot resolve linux-image-amd64 (run apt-get update, or testdata/tools/deps.sh)"
     local tmp; tmp=$(mktemp -d "$CACHE/.dl.XXXXXX")
     ( cd "$tmp" && apt-get download "$pkg" >/dev/null 2>&1 ) || { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
