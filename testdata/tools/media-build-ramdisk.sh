@@ -137,5 +137,7 @@ if [ ! -f "$OUT/initrd.img" ] || [ ! -f "$OUT/vmlinuz" ]; then
   mkdir -p "$OUT"
   cp "$VMLINUZ" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
   make_initrd "$MODDIR" "$OUT/initrd.img"
+  # drop ramdisks built by older versions of this script
+  find "$CACHE" -maxdepth 1 -name 'ramdisk-*' ! -name "ramdisk-$KEY" -exec rm -rf {} + 2>/dev/null || true
 fi
 echo "$OUT/vmlinuz $OUT/initrd.img"
