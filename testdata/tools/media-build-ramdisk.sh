@@ -121,11 +121,11 @@ poweroff -f
 EOF
   chmod +x "$root/init"
   if command -v cpio >/dev/null 2>&1; then
-    ( cd "$root" && find . | cpio -o -H newc --quiet | gzip -6 ) > "$out.tmp"
+    ( cd "$root" && find . | cpio -o -H newc --quiet | gzip -6 ) > "$out.tmp.$$"
   else
-    ( cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -6 ) > "$out.tmp"
+    ( cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -6 ) > "$out.tmp.$$"
   fi
-  mv "$out.tmp" "$out"
+  mv "$out.tmp.$$" "$out"
   rm -rf "$root"
 }
 
@@ -135,7 +135,7 @@ KEY=$( (sha256sum "$0"; echo "$VMLINUZ"; sha256sum /bin/busybox) | sha256sum | c
 OUT="$CACHE/ramdisk-$KEY"
 if [ ! -f "$OUT/initrd.img" ] || [ ! -f "$OUT/vmlinuz" ]; then
   mkdir -p "$OUT"
-  cp "$VMLINUZ" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
+  cp "$VMLINUZ" "$OUT/vmlinuz.tmp.$$" && mv "$OUT/vmlinuz.tmp.$$" "$OUT/vmlinuz"
   make_initrd "$MODDIR" "$OUT/initrd.img"
   # drop ramdisks built by older versions of this script
   find "$CACHE" -maxdepth 1 -name 'ramdisk-*' ! -name "ramdisk-$KEY" -exec rm -rf {} + 2>/dev/null || true
