@@ -1,7 +1,7 @@
 # lightsout Makefile. `make demo` and `make test` are the two set-up commands.
 GO ?= go
 BIN := bin/lightsout
-STATICCHECK_VERSION := 2026.1
+STATICCHECK_VERSION := v0.7.0
 export CGO_ENABLED := 0
 
 .PHONY: build test unit deps bench fuzz lint demo clean
@@ -36,7 +36,8 @@ fuzz:
 lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	"$$($(GO) env GOPATH)/bin/staticcheck" ./...
 
 demo: build
 	./testdata/tools/demo.sh $(BIN)

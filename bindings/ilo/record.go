@@ -2,6 +2,7 @@ package ilo
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/lightsout/lightsout/runtime/module"
@@ -197,7 +198,7 @@ func (r *Recorded) ClearSecureBootKeys(ctx context.Context) error {
 // InsertVirtualMedia implements Client. The URL is recorded through the
 // run's redaction (temp-URL signatures registered as secrets are hidden).
 func (r *Recorded) InsertVirtualMedia(ctx context.Context, url, device string) error {
-	return r.none(ctx, "insert_virtual_media", map[string]any{"device": device, "url": r.run.Redact(url)}, func(ctx context.Context) error {
+	return r.none(ctx, "insert_virtual_media", map[string]any{"device": device, "url": r.run.Redact(stripQuery(url))}, func(ctx context.Context) error {
 		return r.inner.InsertVirtualMedia(ctx, url, device)
 	})
 }
@@ -299,4 +300,13 @@ func (r *Recorded) GetAllLicenses(ctx context.Context) ([]License, error) {
 func (r *Recorded) ActivateLicense(ctx context.Context, key string) error {
 	r.run.AddSecret(key)
 	return r.none(ctx, "activate_license", nil, func(ctx context.Context) error { return r.inner.ActivateLicense(ctx, key) })
+}
+
+// stripQuery drops the query of a URL for recording: temp URLs carry their
+// signature (a bearer credential) there.
+func stripQuery(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i] + "?…"
+	}
+	return u
 }

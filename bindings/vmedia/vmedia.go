@@ -16,7 +16,6 @@ package vmedia
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -455,6 +454,3 @@ func (m *Media) Cleanup(ctx context.Context, r module.Run, nodeUUID string, bmc 
 	}
 	return res, nil
 }
-
-// errNoBMC is raised when a Lua argument is not a BMC.
-var errNoBMC = errors.New("argument must be a BMC from ilo.connect(node)")

@@ -29,7 +29,6 @@ func ParseGeneration(s string) (Generation, error) {
 	return "", fmt.Errorf("unknown generation %q: use gen8, gen9, gen10 or gen11", s)
 }
 
-func (g Generation) ribcl() bool   { return true } // gen11 answers RIBCL with "disabled"
 func (g Generation) ribclOn() bool { return g != Gen11 }
 func (g Generation) rest() bool    { return g == Gen9 }
 func (g Generation) redfish() bool { return g != Gen8 }

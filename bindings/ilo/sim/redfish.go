@@ -131,9 +131,6 @@ func canon(p string) string {
 
 func (s *Server) oem() string { return s.gen.oem() }
 
-// oemType prefixes OEM type names: "Hp" or "Hpe".
-func (s *Server) oemName(base string) string { return s.oem() + base }
-
 const rf = "/redfish/v1"
 
 func (s *Server) serveRedfish(w http.ResponseWriter, r *http.Request) {

@@ -388,7 +388,7 @@ func (s *Sim) Inventory() []Node {
 			"cpu_arch":  "x86_64",
 			"local_gb":  hw.LocalGB(),
 			"capabilities": fmt.Sprintf("boot_mode:%s,server_model:%s",
-				strings.ToLower(st.BootMode), hw.Model),
+				genericBootMode(st.BootMode), hw.Model),
 		}
 		n := Node{Name: srv.Name(), Driver: "agent_ilo", DriverInfo: di, Properties: props}
 		for _, nic := range hw.NICs {
@@ -445,4 +445,13 @@ func FleetOptions(gen8, gen10 int) Options {
 		n = append(n, NodeSpec{Generation: Gen10, Count: gen10})
 	}
 	return Options{Nodes: n, Password: "bench-password", DiskSize: 1 << 20}
+}
+
+// genericBootMode maps the iLO boot mode to Ironic's capability value
+// (LEGACY -> bios, UEFI -> uefi).
+func genericBootMode(mode string) string {
+	if strings.EqualFold(mode, "LEGACY") {
+		return "bios"
+	}
+	return strings.ToLower(mode)
 }

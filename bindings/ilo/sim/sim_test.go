@@ -119,7 +119,7 @@ func TestProtocolsPerGeneration(t *testing.T) {
 			if tc.ribclStatus == `STATUS="0x0000"` && !strings.Contains(body, tc.model) {
 				t.Errorf("RIBCL product name missing: %s", body)
 			}
-			resp, body := do(t, c, "GET", srv.URL()+"/redfish/v1/", "", "")
+			resp, _ := do(t, c, "GET", srv.URL()+"/redfish/v1/", "", "")
 			if resp.StatusCode != tc.redfish {
 				t.Errorf("GET /redfish/v1/ = %d", resp.StatusCode)
 			}
@@ -388,8 +388,7 @@ func TestBootHook(t *testing.T) {
 		ctx context.Context
 	}
 	events := make(chan event, 8)
-	var s *sim.Sim
-	s = newSim(t, sim.Options{Nodes: nodes(sim.Gen10, 1), BootHook: func(ctx context.Context, ev sim.BootEvent) {
+	s := newSim(t, sim.Options{Nodes: nodes(sim.Gen10, 1), BootHook: func(ctx context.Context, ev sim.BootEvent) {
 		events <- event{ev, ctx}
 		<-ctx.Done()
 	}})

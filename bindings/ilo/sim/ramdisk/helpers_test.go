@@ -91,12 +91,6 @@ func (fs *fileServer) put(name string, data []byte) string {
 	return fs.URL + "/" + name + "?temp_url_sig=deadbeefsecret&temp_url_expires=9999999999"
 }
 
-func (fs *fileServer) hitCount(name string) int {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	return fs.hits["/"+name]
-}
-
 // makeISO builds a BIOS boot ISO whose isolinux.cfg APPEND line is appendLine.
 func makeISO(t *testing.T, appendLine string) []byte {
 	t.Helper()
