@@ -188,15 +188,6 @@ func (e *env) importFleet() {
 	if err := e.fleet.sim.WriteInventory(inv); err != nil {
 		e.t.Fatal(err)
 	}
-	// The simulator writes the iLO's "legacy" as the boot_mode capability;
-	// Ironic's value is "bios".
-	data, err := os.ReadFile(inv)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.WriteFile(inv, bytes.ReplaceAll(data, []byte("boot_mode:legacy"), []byte("boot_mode:bios")), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
 	ns, err := e.app.ImportNodes(ctx, inv)
 	if err != nil {
 		e.t.Fatal(err)

@@ -49,8 +49,6 @@ for _ in $(seq 1 300); do
 done
 grep -q '^ready' sim.log || { echo "the simulator did not start"; cat sim.log; exit 1; }
 cat sim.log
-# Ironic's capability value is "bios" where the iLO says "legacy".
-sed -i 's/boot_mode:legacy/boot_mode:bios/' fleet.json
 
 say lightsout node import fleet.json
 "$BIN" node import fleet.json
