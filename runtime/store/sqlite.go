@@ -771,5 +771,11 @@ func (s *SQLite) RecoverInterrupted(ctx context.Context, alive func(host string,
 			return nil, fmt.Errorf("recover run %d: %w", id, err)
 		}
 	}
+	// A process killed between finishing a run and unlocking its node
+	// leaves a finished run holding the node: release those locks too.
+	if _, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = NULL
+		WHERE reservation IN (SELECT id FROM runs WHERE status != ?)`, StatusRunning); err != nil {
+		return nil, fmt.Errorf("release locks of finished runs: %w", err)
+	}
 	return dead, nil
 }
