@@ -436,8 +436,14 @@ func TestKill9AtManyMoments(t *testing.T) {
 		waitFor(t, 60*time.Second, fmt.Sprintf("%d jobs finished", at), func() bool { return finished() >= at })
 		p.kill9(t)
 	}
-	in.serve(site, "--parallel", "8", "--max-attempts", "5")
-	waitFor(t, 60*time.Second, "all jobs finished", func() bool { return finished() == len(names) })
+	last := in.serve(site, "--parallel", "8", "--max-attempts", "5")
+	deadline := time.Now().Add(60 * time.Second)
+	for finished() != len(names) {
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs not finished: incoming %v processing %v\n%s", in.files(watch.Incoming), in.files(watch.Processing), last.out.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
 	where := in.exactlyOnce(names)
 	runs := in.runsList()
 	retried := 0

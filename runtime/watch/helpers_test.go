@@ -30,7 +30,7 @@ func siteScripts() map[string]string {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	a     *app.App
 	dir   string // spool
 	state string
@@ -39,7 +39,7 @@ type env struct {
 
 // newEnv opens a real installation (SQLite, engine with no bindings) with
 // n nodes n00..n(n-1) and the site scripts.
-func newEnv(t *testing.T, nodes int) *env {
+func newEnv(t testing.TB, nodes int) *env {
 	t.Helper()
 	state := t.TempDir()
 	site := t.TempDir()
@@ -123,7 +123,7 @@ func (e *env) start(o Options) *running {
 }
 
 // stop cancels the watcher and waits for Run to return.
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	r.once.Do(func() {
 		r.cancel()
 		select {
@@ -138,7 +138,7 @@ func (r *running) stop(t *testing.T) {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -185,7 +185,7 @@ func (e *env) finished(name string, d time.Duration) (string, Result) {
 }
 
 // finishedIn waits until name is in one of subs.
-func (e *env) finishedIn(t *testing.T, name string, d time.Duration, subs ...string) (string, Result) {
+func (e *env) finishedIn(t testing.TB, name string, d time.Duration, subs ...string) (string, Result) {
 	t.Helper()
 	var sub string
 	waitFor(t, d, name+" to finish", func() bool {
@@ -203,7 +203,7 @@ func (e *env) finishedIn(t *testing.T, name string, d time.Duration, subs ...str
 }
 
 // checkClean asserts no run is left running and no node locked.
-func checkClean(t *testing.T, st store.Store) {
+func checkClean(t testing.TB, st store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	runs, err := st.ListRuns(ctx, store.RunFilter{Status: store.StatusRunning})

@@ -610,3 +610,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkJobThroughput: jobs of a trivial script through the whole
+// protocol (claim, record, run, result, move), 16 jobs at once on 20 nodes.
+func BenchmarkJobThroughput(b *testing.B) {
+	e := newEnv(b, 20)
+	for i := range b.N {
+		e.drop(fmt.Sprintf("b%06d.json", i), fmt.Sprintf(`{"action":"run","script":"trivial","nodes":["n%02d"]}`, i%20))
+	}
+	b.ResetTimer()
+	w, err := New(e.a, Options{Dir: e.dir, Once: true, Settle: -1, Parallel: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Run(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if n := len(e.jobs(Done)); n != b.N {
+		b.Fatalf("%d done, want %d", n, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+}
