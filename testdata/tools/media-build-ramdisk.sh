@@ -91,7 +91,7 @@ for m in $MODULES; do
 done
 found=""
 i=0
-while [ \$i -lt 50 ] && [ -z "\$found" ]; do
+while [ \$i -lt 150 ] && [ -z "\$found" ]; do
   for d in /dev/fd0 /dev/vda /dev/vdb /dev/sda /dev/sdb; do
     [ -b "\$d" ] || continue
     if mount -t vfat -o ro "\$d" /mnt 2>/dev/null; then
