@@ -26,6 +26,15 @@ func siteScripts() map[string]string {
 		"deploy.lua": `run.step("check instance_info", function()
 			assert(node.instance_info.image_source == "http://127.0.0.1/img.qcow2", "image_source not applied")
 		end)`,
+		"clean.lua": `run.step("check", function()
+			if params.mode == "manual" then
+				local s = node.driver_internal_info.manual_clean_steps
+				assert(s and s[1].step == "erase_devices" and s[1].args.passes == 2, "steps not recorded")
+			else
+				assert(params.mode == "automated", "mode " .. tostring(params.mode))
+			end
+			print("clean mode " .. params.mode)
+		end)`,
 	}
 }
 
@@ -75,6 +84,17 @@ func (e *env) node(name string) {
 	_, err := e.a.CreateNode(context.Background(), app.NodeSpec{Name: name, Driver: "agent_ilo",
 		DriverInfo: map[string]any{"ilo_address": "127.0.0.1", "ilo_username": "admin", "ilo_password": "Sentinel-W4tch"}})
 	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// setState puts a node in a provision state (the verbs check it).
+func (e *env) setState(name, state string) {
+	e.t.Helper()
+	if _, err := e.a.Store.UpdateNode(context.Background(), name, func(n *store.Node) error {
+		n.ProvisionState = state
+		return nil
+	}); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -14,25 +14,29 @@ import (
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lightsout/lightsout/runtime/app"
 )
 
-// action maps a job action to the playbook it runs.
+// action maps a job action to the playbook it runs, as the CLI verbs do.
 type action struct {
 	name   string
 	script string // "" for "run": the job names the script
+	// params are set for the playbook (they override the job's params).
+	params map[string]string
 }
 
 // actions is the one table of job actions. The playbook verbs run the
-// bundled (or site-overriding) scripts of the same purpose; a verb whose
-// script is not installed fails validation with a clear result.
+// playbooks of the CLI verbs (a site script of the same name replaces the
+// bundled one); a verb whose playbook is not installed fails validation.
 func actions() []action {
 	return []action{
-		{"inspect", "inspect"},
-		{"deploy", "deploy"},
-		{"undeploy", "teardown"},
-		{"clean", "clean"},
-		{"provide", "provide"},
-		{"run", ""},
+		{"inspect", app.ScriptInspect, nil},
+		{"deploy", app.ScriptDeploy, nil},
+		{"undeploy", app.ScriptTeardown, nil},
+		{"clean", app.ScriptClean, map[string]string{"mode": "manual"}},
+		{"provide", app.ScriptClean, map[string]string{"mode": "automated"}},
+		{"run", "", nil},
 	}
 }
 
@@ -45,6 +49,16 @@ func ActionScript(name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// actionParams returns the parameters an action sets for its playbook.
+func actionParams(name string) map[string]string {
+	for _, a := range actions() {
+		if a.name == name {
+			return a.params
+		}
+	}
+	return nil
 }
 
 func actionNames() string {
@@ -65,8 +79,10 @@ type Spec struct {
 	All          bool
 	Params       map[string]string
 	InstanceInfo map[string]any
-	Timeout      time.Duration
-	Parallel     int
+	// Steps are the manual clean steps of a "clean" job.
+	Steps    []app.CleanStep
+	Timeout  time.Duration
+	Parallel int
 }
 
 // FieldError is a problem with one field of a job ("" for the whole file).
@@ -88,7 +104,7 @@ func fieldErr(field, format string, args ...any) error {
 
 // knownFields are the fields of a job document.
 func knownFields() []string {
-	return []string{"action", "all", "id", "instance_info", "nodes", "parallel", "params", "script", "timeout"}
+	return []string{"action", "all", "id", "instance_info", "nodes", "parallel", "params", "script", "steps", "timeout"}
 }
 
 // Parse decodes a job document (JSON for .json, YAML for .yaml/.yml) and
@@ -251,6 +267,25 @@ func parseMap(m map[string]any) (*Spec, error) {
 		default:
 			s.InstanceInfo = normalize(im).(map[string]any)
 		}
+	}
+	if v, ok := m["steps"]; ok {
+		list, isList := v.([]any)
+		switch {
+		case !isList:
+			add(fieldErr("steps", `must be a list such as [{"interface": "deploy", "step": "erase_devices"}], got %s`, kindOf(v)))
+		case s.Action != "" && s.Action != "clean":
+			add(fieldErr("steps", "only for action \"clean\""))
+		default:
+			b, err := json.Marshal(normalize(list))
+			if err == nil {
+				s.Steps, err = app.ParseCleanSteps(string(b))
+			}
+			if err != nil {
+				add(fieldErr("steps", "%s", strings.ReplaceAll(strings.TrimPrefix(err.Error(), "--steps: "), "--steps", "steps")))
+			}
+		}
+	} else if s.Action == "clean" && s.Params["steps"] == "" {
+		add(fieldErr("steps", `missing: manual cleaning needs a step list, e.g. "steps": [{"interface": "deploy", "step": "erase_devices"}]`))
 	}
 	if v, ok := m["timeout"]; ok {
 		d, err := duration(v)

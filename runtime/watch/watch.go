@@ -657,20 +657,36 @@ type transientError struct{ err error }
 func (e *transientError) Error() string { return e.err.Error() }
 func (e *transientError) Unwrap() error { return e.err }
 
+// resolveNodes returns the node names of a job. For the playbook verbs,
+// as for the CLI verbs, "all" selects the nodes in a state the verb starts
+// from (and not locked), and a named node must be in such a state unless a
+// run holds it (then the job waits for it, and the playbook checks the
+// state it finds).
 func (w *Watcher) resolveNodes(ctx context.Context, spec *Spec) ([]string, error) {
+	verb := spec.Action != "run"
 	if spec.All {
+		var names []string
+		if verb {
+			ns, err := w.a.NodesFor(ctx, spec.Script, nil, true)
+			if err != nil {
+				return nil, &transientError{err}
+			}
+			if len(ns) == 0 {
+				return nil, fieldErr("all", "no node is in a state %s starts from (see `lightsout node list`)", spec.Action)
+			}
+			return ns, nil
+		}
 		ns, err := w.a.Store.ListNodes(ctx)
 		if err != nil {
 			return nil, &transientError{err}
 		}
-		if len(ns) == 0 {
+		for _, n := range ns {
+			names = append(names, n.Name)
+		}
+		if len(names) == 0 {
 			return nil, fieldErr("all", "there are no nodes (see `lightsout node create` or `node import`)")
 		}
-		out := make([]string, len(ns))
-		for i, n := range ns {
-			out[i] = n.Name
-		}
-		return out, nil
+		return names, nil
 	}
 	if len(spec.Nodes) == 0 {
 		return []string{""}, nil // a node-less run
@@ -679,19 +695,30 @@ func (w *Watcher) resolveNodes(ctx context.Context, spec *Spec) ([]string, error
 	out := make([]string, 0, len(spec.Nodes))
 	seen := map[string]bool{}
 	for i, ref := range spec.Nodes {
+		field := fmt.Sprintf("nodes[%d]", i)
 		n, err := w.a.Store.GetNode(ctx, ref)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				errs = append(errs, fieldErr(fmt.Sprintf("nodes[%d]", i), "node %q not found (see `lightsout node list`)", ref))
+				errs = append(errs, fieldErr(field, "node %q not found (see `lightsout node list`)", ref))
 				continue
 			}
 			return nil, &transientError{err}
 		}
 		if seen[n.Name] {
-			errs = append(errs, fieldErr(fmt.Sprintf("nodes[%d]", i), "%q is node %s, already listed", ref, n.Name))
+			errs = append(errs, fieldErr(field, "%q is node %s, already listed", ref, n.Name))
 			continue
 		}
 		seen[n.Name] = true
+		if verb && n.Reservation == 0 {
+			if _, err := w.a.NodesFor(ctx, spec.Script, []string{n.Name}, false); err != nil {
+				var ve *app.ValidationError
+				if !errors.As(err, &ve) {
+					return nil, &transientError{err}
+				}
+				errs = append(errs, fieldErr(field, "%v", err))
+				continue
+			}
+		}
 		out = append(out, n.Name)
 	}
 	return out, errors.Join(errs...)
@@ -714,17 +741,6 @@ func runFinal(status string) bool {
 // execute runs the job on each node not already finished by an earlier
 // attempt, then finishes or (on shutdown) re-queues it.
 func (w *Watcher) execute(ctx context.Context, row *store.Job, spec *Spec) {
-	if len(spec.InstanceInfo) > 0 {
-		for _, n := range row.Nodes {
-			if _, err := w.a.UpdateNode(ctx, n, app.NodeChange{InstanceInfo: spec.InstanceInfo}); err != nil {
-				res := w.newResult(row)
-				res.Action, res.Script = spec.Action, spec.Script
-				res.Error = fmt.Sprintf("instance_info could not be applied to node %s: %v", n, err)
-				w.finish(ctx, row, store.JobFailed, res)
-				return
-			}
-		}
-	}
 	prior, err := w.a.Store.JobRuns(ctx, row.ID)
 	if err != nil {
 		w.log.Error("store: cannot read the runs of a job; it is retried at the next start", "file", row.Name, "err", err)
@@ -781,7 +797,22 @@ func (w *Watcher) execute(ctx context.Context, row *store.Job, spec *Spec) {
 // starts and when it ends.
 func (w *Watcher) runNode(ctx context.Context, row *store.Job, spec *Spec, node string, prev []int64) {
 	jr := &store.JobRun{Job: row.ID, Node: node, Status: store.StatusRunning, Previous: prev, StartedAt: time.Now().UTC()}
-	req := runtime.RunRequest{Script: spec.Script, Node: node, Params: spec.Params, Timeout: spec.Timeout, Wait: true,
+	if err := w.prepareNode(ctx, spec, node); err != nil {
+		now := time.Now().UTC()
+		jr.Status, jr.Error, jr.FinishedAt = store.StatusFailed, "no run was started: "+w.a.Redactor.String(err.Error()), &now
+		if err := w.a.Store.SetJobRun(ctx, jr); err != nil {
+			w.log.Error("store: cannot record the outcome of a node of a job", "node", node, "file", row.Name, "err", err)
+		}
+		return
+	}
+	params := map[string]string{}
+	for k, v := range spec.Params {
+		params[k] = v
+	}
+	for k, v := range actionParams(spec.Action) {
+		params[k] = v
+	}
+	req := runtime.RunRequest{Script: spec.Script, Node: node, Params: params, Timeout: spec.Timeout, Wait: true,
 		OnStart: func(id int64) {
 			jr.RunID = id
 			if err := w.a.Store.SetJobRun(ctx, jr); err != nil {
@@ -806,6 +837,22 @@ func (w *Watcher) runNode(ctx context.Context, row *store.Job, spec *Spec, node 
 	if err := w.a.Store.SetJobRun(ctx, jr); err != nil {
 		w.log.Error("store: cannot record the end of a run of a job", "run", jr.RunID, "file", row.Name, "err", err)
 	}
+}
+
+// prepareNode records what the verb's playbook reads from the node, as
+// the CLI verbs do: a deploy job's instance_info, a clean job's steps.
+func (w *Watcher) prepareNode(ctx context.Context, spec *Spec, node string) error {
+	if len(spec.InstanceInfo) > 0 {
+		if _, err := w.a.UpdateNode(ctx, node, app.NodeChange{InstanceInfo: spec.InstanceInfo}); err != nil {
+			return fmt.Errorf("instance_info could not be applied to node %s: %w", node, err)
+		}
+	}
+	if len(spec.Steps) > 0 {
+		if _, err := w.a.PrepareClean(ctx, node, spec.Steps); err != nil {
+			return fmt.Errorf("clean steps could not be recorded on node %s: %w", node, err)
+		}
+	}
+	return nil
 }
 
 func errString(err error) string {

@@ -63,7 +63,7 @@ func TestManyJobsManyNodes(t *testing.T) {
 // TestBadInput covers each bad input of the issue: each ends in failed/
 // with a result naming the problem, and the watcher keeps running.
 func TestBadInput(t *testing.T) {
-	e := newEnv(t, 2)
+	e := newEnv(t, 3) // n02: only for the state check (a locked node skips it)
 	big := filepath.Join(e.dir, Incoming, "big.json")
 	tests := []struct{ name, file, body, want, status string }{
 		{"malformed JSON", "badjson.json", `{"action": "run", "script": "trivial",,}`, "malformed JSON: line 1, column 39", store.JobInvalid},
@@ -84,6 +84,10 @@ func TestBadInput(t *testing.T) {
 		{"nested param", "param.json", `{"action":"run","script":"trivial","params":{"x":{"y":1}}}`, `field "params.x": must be a string, number or boolean`, store.JobInvalid},
 		{"instance_info on inspect", "ii.json", `{"action":"clean","nodes":["n00"],"instance_info":{"a":1}}`, `field "instance_info": only for action "deploy"`, store.JobInvalid},
 		{"both nodes and all", "both.json", `{"action":"run","script":"trivial","nodes":["n00"],"all":true}`, `use either "nodes" or "all"`, store.JobInvalid},
+		{"verb on a node in the wrong state", "state.json", `{"action":"inspect","nodes":["n02"]}`, `field "nodes[0]": node n02 is enroll: inspect starts from manageable`, store.JobInvalid},
+		{"all with no node in the state", "stateall.json", `{"action":"undeploy","all":true}`, `field "all": no node is in a state undeploy starts from`, store.JobInvalid},
+		{"clean without steps", "nosteps.json", `{"action":"clean","nodes":["n00"]}`, `field "steps": missing: manual cleaning needs a step list`, store.JobInvalid},
+		{"bad clean step", "badstep.json", `{"action":"clean","nodes":["n00"],"steps":[{"interface":"disk","step":"x"}]}`, `field "steps": steps[0].interface "disk"`, store.JobInvalid},
 		{"script fails", "fails.json", `{"action":"run","script":"fail","nodes":["n00","n01"]}`, "2 of 2 runs did not succeed: n00 failed: ", store.JobFailed},
 	}
 	// A 100 MB file (sparse: cheap to create) is refused without being read.
@@ -361,6 +365,7 @@ func TestLockedNodeWaits(t *testing.T) {
 // on the node before the run.
 func TestDeployAppliesInstanceInfo(t *testing.T) {
 	e := newEnv(t, 1)
+	e.setState("n00", "available")
 	e.start(Options{})
 	e.drop("deploy.yaml", "action: deploy\nnodes: [n00]\ninstance_info:\n  image_source: http://127.0.0.1/img.qcow2\n  root_gb: 10\n")
 	sub, r := e.finished("deploy.yaml", 30*time.Second)
@@ -370,6 +375,30 @@ func TestDeployAppliesInstanceInfo(t *testing.T) {
 	n, _ := e.a.Store.GetNode(context.Background(), "n00")
 	if n.InstanceInfo["image_source"] != "http://127.0.0.1/img.qcow2" {
 		t.Fatalf("instance_info: %v", n.InstanceInfo)
+	}
+}
+
+// TestCleanAndProvide: a clean job records its steps on the node and runs
+// the clean playbook in manual mode; provide runs it in automated mode.
+func TestCleanAndProvide(t *testing.T) {
+	e := newEnv(t, 2)
+	e.setState("n00", "manageable")
+	e.setState("n01", "manageable")
+	e.start(Options{})
+	e.drop("clean.json", `{"action":"clean","nodes":["n00"],"steps":[{"interface":"deploy","step":"erase_devices","args":{"passes":2}}]}`)
+	e.drop("provide.yaml", "action: provide\nnodes: [n01]\n")
+	for _, n := range []string{"clean.json", "provide.yaml"} {
+		sub, r := e.finished(n, 30*time.Second)
+		if sub != Done || r.Script != "clean" {
+			t.Fatalf("%s: %s %+v", n, sub, r)
+		}
+	}
+	ctx := context.Background()
+	for node, mode := range map[string]string{"n00": "manual", "n01": "automated"} {
+		runs, _ := e.a.Store.ListRuns(ctx, store.RunFilter{Node: node})
+		if len(runs) != 1 || runs[0].Params["mode"] != mode {
+			t.Fatalf("%s: runs %+v", node, runs)
+		}
 	}
 }
 
@@ -567,6 +596,11 @@ func TestParseTable(t *testing.T) {
 		{"yaml undeploy", "a.yaml", "action: undeploy\nall: true\ntimeout: 90\n",
 			func(s *Spec) bool { return s.Script == "teardown" && s.All && s.Timeout == 90*time.Second }, ""},
 		{"run without nodes", "a.yml", "action: run\nscript: hello\n", func(s *Spec) bool { return s.Script == "hello" && len(s.Nodes) == 0 }, ""},
+		{"clean steps", "a.yaml", "action: clean\nnodes: [a]\nsteps:\n  - {interface: deploy, step: erase_devices, args: {passes: 1}}\n",
+			func(s *Spec) bool {
+				return s.Script == "clean" && len(s.Steps) == 1 && s.Steps[0].Args["passes"] == float64(1)
+			}, ""},
+		{"provide", "a.json", `{"action":"provide","all":true}`, func(s *Spec) bool { return s.Script == "clean" && s.All }, ""},
 		{"script on verb", "a.json", `{"action":"clean","script":"x","all":true}`, nil, `field "script": only for action "run"`},
 		{"run without script", "a.json", `{"action":"run"}`, nil, `field "script": missing`},
 		{"verb without nodes", "a.json", `{"action":"inspect"}`, nil, `action "inspect" needs "nodes"`},
