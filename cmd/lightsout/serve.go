@@ -39,12 +39,11 @@ them (their jobs are re-queued); a second SIGTERM cancels at once.`,
 				o := f.options(dir)
 				wo = &o
 			}
-			// HOOK(lead): the agent callback API (runtime/agentapi) and the
-			// built-in publisher (bindings/webstore) are created by the App's
-			// bindings; once app exposes them (e.g. a.Services()), pass them
-			// here as daemon.Options.Services so serve starts them up front
-			// and closes them after the watcher drained.
-			d, err := daemon.New(daemon.Options{App: a, Metrics: m, Addr: listen, Watch: wo})
+			// HOOK(lead): the built-in publisher (bindings/webstore) is
+			// created lazily inside the vmedia module; once app exposes it,
+			// add it here as a daemon.Service so serve starts it up front.
+			services := []daemon.Service{daemon.AgentAPI(a)}
+			d, err := daemon.New(daemon.Options{App: a, Metrics: m, Addr: listen, Watch: wo, Services: services})
 			if err != nil {
 				return &app.ConfigError{Err: err}
 			}
