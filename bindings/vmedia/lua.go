@@ -337,3 +337,22 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 	}))
 	return t
 }
+
+// StartWebStore starts the built-in web store now (instead of on the first
+// publish) when it is the configured publisher, and returns it; it returns
+// nil when Swift is the publisher. `lightsout serve` calls it at start-up.
+func (m *Module) StartWebStore(cfg module.Config) (*webstore.Server, error) {
+	sc, err := swift.ConfigFrom(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := WebConfigFrom(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if UseSwift(sc, w) {
+		return nil, nil
+	}
+	s, _, err := m.webStore(w)
+	return s, err
+}

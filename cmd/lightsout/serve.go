@@ -39,10 +39,7 @@ them (their jobs are re-queued); a second SIGTERM cancels at once.`,
 				o := f.options(dir)
 				wo = &o
 			}
-			// HOOK(lead): the built-in publisher (bindings/webstore) is
-			// created lazily inside the vmedia module; once app exposes it,
-			// add it here as a daemon.Service so serve starts it up front.
-			services := []daemon.Service{daemon.AgentAPI(a)}
+			services := []daemon.Service{daemon.AgentAPI(a), daemon.Publisher(a)}
 			d, err := daemon.New(daemon.Options{App: a, Metrics: m, Addr: listen, Watch: wo, Services: services})
 			if err != nil {
 				return &app.ConfigError{Err: err}

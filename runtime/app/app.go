@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/lightsout/lightsout/bindings/vmedia"
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/config"
 	"github.com/lightsout/lightsout/runtime/module"
@@ -48,6 +49,20 @@ type App struct {
 	Stdout   io.Writer
 	closers  []func() error
 	agent    *lazyAgent
+	vmedia   *vmedia.Module
+}
+
+// Publisher starts the built-in web store when it is the configured
+// publisher and returns its base URL ("" when Swift publishes).
+func (a *App) Publisher() (string, error) {
+	if a.vmedia == nil {
+		return "", errors.New("the vmedia module is not loaded in this process")
+	}
+	s, err := a.vmedia.StartWebStore(a.Config)
+	if err != nil || s == nil {
+		return "", err
+	}
+	return s.URL(), nil
 }
 
 // ConfigError marks a configuration or state problem (exit code 2).

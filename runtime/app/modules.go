@@ -17,6 +17,7 @@ func (a *App) defaultModules(ctx context.Context) ([]module.Module, error) {
 	_ = ctx
 	vm := vmedia.NewModule()
 	a.OnClose(vm.Close)
+	a.vmedia = vm
 	a.agent = a.agentModule()
 	return []module.Module{
 		ilo.NewModule(),

@@ -369,6 +369,9 @@ func Test200JobsOn50Nodes(t *testing.T) {
 	if !regexp.MustCompile(`msg="agent callback API listening" url=http://127\.0\.0\.1:\d+`).MatchString(p.out.String()) {
 		t.Errorf("serve did not start the agent callback API:\n%s", p.out.String())
 	}
+	if !regexp.MustCompile(`msg="built-in publisher listening" url=http://127\.0\.0\.1:\d+`).MatchString(p.out.String()) {
+		t.Errorf("serve did not start the built-in publisher:\n%s", p.out.String())
+	}
 	if strings.Contains(p.out.String(), "Sentinel-D43mon") {
 		t.Fatal("a node secret reached the log")
 	}
