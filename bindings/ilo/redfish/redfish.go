@@ -991,36 +991,10 @@ func (c *Client) ResetILO(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return waitUntilUp(ctx, op, c.ResetSettle, c.ResetPollInterval, c.t.Options().Timeout+120*time.Second, func(ctx context.Context) error {
+	return iloapi.WaitUntilUp(ctx, op, c.ResetSettle, c.ResetPollInterval, c.t.Options().Timeout+120*time.Second, func(ctx context.Context) error {
 		_, err := c.GetProductName(ctx)
 		return err
 	})
-}
-
-func waitUntilUp(ctx context.Context, op string, settle, interval, limit time.Duration, probe func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	wait := settle
-	var last error
-	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			msg := "iLO did not come back after reset"
-			if last != nil {
-				msg += ": " + last.Error()
-			}
-			return iloapi.Transient(op, msg, ctx.Err())
-		case <-t.C:
-		}
-		err := probe(ctx)
-		if err == nil {
-			return nil
-		}
-		last = err
-		wait = interval
-	}
 }
 
 // ResetILOCredential PATCHes the Password of the account whose UserName is

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
-	"github.com/lightsout/lightsout/runtime/module"
 )
 
 // Sections and modes.
@@ -548,44 +547,11 @@ func (c *Client) ResetILO(ctx context.Context) error {
 	if _, err := c.Call(ctx, op, ribInfo, write, cmd("RESET_RIB")); err != nil {
 		return err
 	}
-	return WaitUntilUp(ctx, op, c.ResetSettle, c.ResetPollInterval, c.t.Options().Timeout+120*time.Second, func(ctx context.Context) error {
+	return iloapi.WaitUntilUp(ctx, op, c.ResetSettle, c.ResetPollInterval, c.t.Options().Timeout+120*time.Second, func(ctx context.Context) error {
 		_, err := c.GetProductName(ctx)
 		return err
 	})
 }
-
-// WaitUntilUp sleeps settle, then calls probe every interval until it
-// succeeds or limit passes.
-func WaitUntilUp(ctx context.Context, op string, settle, interval, limit time.Duration, probe func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	wait := settle
-	var last error
-	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			msg := "iLO did not come back after reset"
-			if last != nil {
-				msg += ": " + last.Error()
-			}
-			return iloapi.Transient(op, msg, ctx.Err())
-		case <-t.C:
-		}
-		err := probe(ctx)
-		if err == nil {
-			return nil
-		}
-		if iloapi.IsNotSupported(err) || isLogin(err) {
-			return err
-		}
-		last = err
-		wait = interval
-	}
-}
-
-func isLogin(err error) bool { return module.CodeOf(err) == module.CodeLoginFailed }
 
 // ResetILOCredential sends MOD_USER for the login user with a new password.
 func (c *Client) ResetILOCredential(ctx context.Context, newPassword string) error {
