@@ -131,3 +131,16 @@ func (e *usageError) Error() string { return e.err.Error() }
 func usage(format string, args ...any) error {
 	return &usageError{fmt.Errorf(format, args...)}
 }
+
+// withApp adapts a command body that needs the opened app: it opens it with
+// the global flags, runs fn and closes it.
+func (g *globals) withApp(fn func(cmd *cobra.Command, args []string, a *app.App) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		a, err := g.open(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		return fn(cmd, args, a)
+	}
+}

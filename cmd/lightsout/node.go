@@ -105,12 +105,7 @@ func nodeListCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List nodes",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			nodes, err := a.Store.ListNodes(cmd.Context())
 			if err != nil {
 				return err
@@ -131,7 +126,7 @@ func nodeListCmd(g *globals) *cobra.Command {
 				t.row(n.Name, n.UUID, n.Driver, n.ProvisionState, orDash(n.PowerState), n.Maintenance, lock)
 			}
 			return t.flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -178,18 +173,13 @@ func nodeShowCmd(g *globals) *cobra.Command {
 		Use:   "show NAME",
 		Short: "Show a node (secrets masked)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			n, err := a.Store.GetNode(cmd.Context(), args[0])
 			if err != nil {
 				return &app.ValidationError{Err: err}
 			}
 			return showNode(g, a, n, asJSON)
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -249,19 +239,14 @@ func nodeUnsetCmd(g *globals) *cobra.Command {
 		Use:   "unset NAME [-i KEY]... [-p KEY]... [--instance-info KEY]... [--port MAC]...",
 		Short: "Remove keys or ports from a node",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			n, err := a.UpdateNode(cmd.Context(), args[0], app.NodeChange{UnsetDriverInfo: info, UnsetProperties: props,
 				UnsetInstanceInfo: inst, RemovePorts: ports})
 			if err != nil {
 				return err
 			}
 			return showNode(g, a, n, false)
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&info, "driver-info", "i", nil, "driver_info key to remove (repeatable)")
@@ -276,12 +261,7 @@ func nodeDeleteCmd(g *globals) *cobra.Command {
 		Use:   "delete NAME...",
 		Short: "Delete nodes (refused while a run holds the node)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			for _, name := range args {
 				if err := a.Store.DeleteNode(cmd.Context(), name); err != nil {
 					return &app.ValidationError{Err: err}
@@ -289,7 +269,7 @@ func nodeDeleteCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.stdout, "deleted %s\n", name)
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -298,18 +278,13 @@ func nodeImportCmd(g *globals) *cobra.Command {
 		Use:   "import FILE",
 		Short: "Import nodes from JSON or YAML (node show --json shape, Ironic or Bifrost lists)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			nodes, err := a.ImportNodes(cmd.Context(), args[0])
 			for _, n := range nodes {
 				fmt.Fprintf(g.stdout, "imported %s (%s)\n", n.Name, n.UUID)
 			}
 			return err
-		},
+		}),
 	}
 }
 
@@ -318,12 +293,7 @@ func stateCmd(g *globals, use, short string, fn func(a *app.App, cmd *cobra.Comm
 		Use:   use + " NAME...",
 		Short: short,
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			for _, name := range args {
 				n, err := fn(a, cmd, name)
 				if err != nil {
@@ -332,7 +302,7 @@ func stateCmd(g *globals, use, short string, fn func(a *app.App, cmd *cobra.Comm
 				fmt.Fprintf(g.stdout, "%s: %s\n", n.Name, n.ProvisionState)
 			}
 			return nil
-		},
+		}),
 	}
 }
 

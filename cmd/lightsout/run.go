@@ -154,14 +154,9 @@ Exit status: 0 when every run succeeded, 1 when any failed, 2 on bad usage.`,
 			}
 			return out, cobra.ShellCompDirectiveNoFileComp
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			return f.execute(cmd, g, a, args[0], nil)
-		},
+		}),
 	}
 	f.register(cmd)
 	return cmd
@@ -197,12 +192,7 @@ func runsListCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List runs",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			runs, err := a.Store.ListRuns(cmd.Context(), store.RunFilter{Node: node, Status: status, Limit: limit})
 			if err != nil {
 				return err
@@ -223,7 +213,7 @@ func runsListCmd(g *globals) *cobra.Command {
 				t.row(r.ID, r.Script, orDash(r.NodeName), r.Status, fmtTime(r.StartedAt), dur, firstLine(a.Redactor.String(r.Error)))
 			}
 			return t.flush()
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&node, "node", "", "only runs of this node")
