@@ -233,7 +233,10 @@ func TestSimulatorFaults(t *testing.T) {
 		}
 	}
 
-	// Exhausted session limit on the Redfish server: basic-auth fall-back.
+	// Exhausted session limit on the Redfish server (another client holds
+	// the only slot): the session login and the basic-auth fall-back are
+	// both refused, so the call ends transient within client_timeout plus
+	// retries, leaving no session behind; once the slot is free it works.
 	srv := s.Server(1)
 	if n := srv.Sessions(); n != 0 {
 		t.Fatalf("%d sessions left after the faults were cleared", n)
@@ -252,13 +255,24 @@ func TestSimulatorFaults(t *testing.T) {
 		t.Fatalf("holding session not created: %d (%s)", srv.Sessions(), resp.Status)
 	}
 	r := simRouter(t, s, 1, timeout)
-	if _, err := r.GetSecureBootMode(ctx); err != nil {
-		t.Fatalf("with the session limit reached: %v", err)
+	start := time.Now()
+	_, err = r.GetSecureBootMode(ctx)
+	if module.CodeOf(err) != module.CodeTransient || !strings.Contains(err.Error(), "SessionLimitExceeded") {
+		t.Fatalf("with the session limit reached: %v (code %s), want transient naming SessionLimitExceeded", err, module.CodeOf(err))
+	}
+	if d := time.Since(start); d > limit {
+		t.Fatalf("session limit: gave up after %s, want within %s", d, limit)
 	}
 	if srv.Sessions() != 1 {
 		t.Fatalf("sessions %d, want only the holding one", srv.Sessions())
 	}
 	_ = srv.SetFaults(sim.Faults{})
+	if _, err := r.GetSecureBootMode(ctx); err != nil {
+		t.Fatalf("after the session limit was lifted: %v", err)
+	}
+	if srv.Sessions() != 1 {
+		t.Fatalf("sessions %d after recovery, want only the holding one", srv.Sessions())
+	}
 	hc.CloseIdleConnections()
 
 	// No goroutine outlives the clients.

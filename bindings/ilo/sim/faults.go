@@ -24,7 +24,8 @@ type Faults struct {
 	// or UnableToModifyDuringSystemPOST; RIBCL: HTTP 503).
 	Busy int `json:"busy"`
 	// SessionLimit caps concurrent Redfish sessions (0: no limit). Further
-	// logins get HTTP 503 with Base.1.4.SessionLimitExceeded.
+	// logins, and basic-auth requests while every slot is taken, get HTTP
+	// 503 with Base.1.4.SessionLimitExceeded.
 	SessionLimit int `json:"session_limit"`
 }
 

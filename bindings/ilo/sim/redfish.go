@@ -145,7 +145,11 @@ func (s *Server) serveRedfish(w http.ResponseWriter, r *http.Request) {
 		s.rfLogin(w, r)
 		return
 	}
-	user, sess, ok := s.rfAuth(r)
+	user, sess, ok, full := s.rfAuth(r)
+	if full {
+		rfMessage(w, http.StatusServiceUnavailable, "Base.1.4.SessionLimitExceeded", sessionLimitMsg)
+		return
+	}
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="iLO"`)
 		rfMessage(w, http.StatusUnauthorized, "Base.1.4.NoValidSession", "")
@@ -165,20 +169,28 @@ func (s *Server) serveRedfish(w http.ResponseWriter, r *http.Request) {
 	s.rfRoute(w, r, rel, sess)
 }
 
-// rfAuth accepts a session token or basic credentials.
-func (s *Server) rfAuth(r *http.Request) (string, *session, bool) {
+// sessionLimitMsg is the iLO's message when every session slot is taken.
+const sessionLimitMsg = "The session establishment failed due to the number of simultaneous sessions exceeding the limit of the implementation."
+
+// rfAuth accepts a session token or basic credentials. Like a real iLO, a
+// basic-auth request needs a (short-lived) session slot too: full reports
+// that the session limit refuses it.
+func (s *Server) rfAuth(r *http.Request) (user string, se *session, ok, full bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if tok := r.Header.Get("X-Auth-Token"); tok != "" {
 		if se, ok := s.sessions[tok]; ok {
-			return se.user, se, true
+			return se.user, se, true, false
 		}
-		return "", nil, false
+		return "", nil, false, false
 	}
 	if u, p, ok := basicAuth(r); ok && s.checkLoginLocked(u, p) {
-		return u, nil, true
+		if lim := s.faults.SessionLimit; lim > 0 && len(s.sessions) >= lim {
+			return "", nil, false, true
+		}
+		return u, nil, true, false
 	}
-	return "", nil, false
+	return "", nil, false, false
 }
 
 func (s *Server) rfLogin(w http.ResponseWriter, r *http.Request) {
@@ -197,8 +209,7 @@ func (s *Server) rfLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if lim := s.faults.SessionLimit; lim > 0 && len(s.sessions) >= lim {
 		s.mu.Unlock()
-		rfMessage(w, http.StatusServiceUnavailable, "Base.1.4.SessionLimitExceeded",
-			"The session establishment failed due to the number of simultaneous sessions exceeding the limit of the implementation.")
+		rfMessage(w, http.StatusServiceUnavailable, "Base.1.4.SessionLimitExceeded", sessionLimitMsg)
 		return
 	}
 	s.nextSession++
