@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
 	"github.com/lightsout/lightsout/bindings/ilo/redfish"
@@ -111,6 +112,10 @@ type Config struct {
 	OnPin func(fingerprint string)
 	// Debug receives the RIBCL/Redfish traffic with passwords masked.
 	Debug io.Writer
+	// ResetSettle is how long reset_ilo waits before it polls the iLO
+	// again (0: 10 s, as proliantutils); polls follow every
+	// min(ResetSettle, 5 s).
+	ResetSettle time.Duration
 }
 
 // Router is the generation-routing Client.
@@ -137,6 +142,11 @@ func Connect(o Options, cfg Config) (*Router, error) {
 	}
 	r := &Router{opts: o, cfg: cfg, t: t, rib: ribcl.New(t), rf: redfish.New(t), pinStored: o.CertPin != ""}
 	r.rib.Debug, r.rf.Debug = cfg.Debug, cfg.Debug
+	if cfg.ResetSettle > 0 {
+		poll := min(cfg.ResetSettle, r.rib.ResetPollInterval)
+		r.rib.ResetSettle, r.rib.ResetPollInterval = cfg.ResetSettle, poll
+		r.rf.ResetSettle, r.rf.ResetPollInterval = cfg.ResetSettle, poll
+	}
 	if cfg.Probe != nil && cfg.Probe.Address == o.Address() {
 		p := *cfg.Probe
 		r.probe = &p

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -68,7 +69,7 @@ func (m *Module) Connect(run module.Run, info map[string]any, node module.Node) 
 		return nil, nil, &module.Error{Code: module.CodeInvalid, Operation: "ilo.connect", Message: err.Error()}
 	}
 	run.AddSecret(o.Password)
-	cfg := Config{Limiter: m.Limiters(run.Config()).Get(o.Address())}
+	cfg := Config{Limiter: m.Limiters(run.Config()).Get(o.Address()), ResetSettle: resetSettle(run.Config())}
 	name := ""
 	if node != nil {
 		name = node.Name()
@@ -402,4 +403,17 @@ func luaMethods() map[string]luaMethod {
 			return c.ActivateLicense(ctx, L.CheckString(2))
 		}),
 	}
+}
+
+// resetSettle reads [ilo] reset_ilo_settle (seconds; unset: the default).
+func resetSettle(c module.Config) time.Duration {
+	v, ok := c.Get("ilo", "reset_ilo_settle")
+	if !ok || v == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		return 0
+	}
+	return time.Duration(f * float64(time.Second))
 }

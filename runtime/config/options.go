@@ -38,6 +38,7 @@ func Known() []Option {
 		{"ilo", "file_permission", "0644", "mode of files published by the web store"},
 		{"ilo", "kernel_append_params", "nofb nomodeset vga=normal", "kernel command line for built ISOs"},
 		{"ilo", "max_requests_per_ilo", "4", "requests in flight per iLO, shared by all runs of a process"},
+		{"ilo", "reset_ilo_settle", "10", "seconds reset_ilo waits before polling the iLO again"},
 		{"ilo", "swift_segment_size", "", "Swift SLO segment size in bytes when [swift] segment_size is unset (default 256 MiB)"},
 
 		{"deploy", "http_url", "", "base URL of the web server for published images"},

@@ -260,6 +260,8 @@ clean_priority_reset_bios_to_default = 0
 clean_priority_reset_secure_boot_keys_to_default = 0
 clean_priority_clear_secure_boot_keys = 5
 clean_priority_erase_devices = 40
+clean_priority_reset_ilo = 2
+reset_ilo_settle = 0.2
 [deploy]
 erase_devices_metadata_priority = 0
 `)
@@ -274,11 +276,15 @@ erase_devices_metadata_priority = 0
 			t.Fatal(err)
 		}
 		runs, _ := e.app.Store.ListRuns(ctx, store.RunFilter{Node: "gen10-0"})
-		want := []string{"deploy.erase_devices", "management.reset_ilo_credential", "management.clear_secure_boot_keys"}
+		want := []string{"deploy.erase_devices", "management.reset_ilo_credential", "management.clear_secure_boot_keys",
+			"management.reset_ilo"}
 		if got := e.steps(runs[0].ID, "clean step "); !slices.Equal(got, want) {
 			t.Errorf("order %v, want %v", got, want)
 		}
 		after := srv.State()
+		if after.ILOResets != before.ILOResets+1 {
+			t.Errorf("iLO resets %d→%d, want one reset_ilo", before.ILOResets, after.ILOResets)
+		}
 		if after.BIOSResets != before.BIOSResets || before.SecureBootKeys != "default" || after.SecureBootKeys != "deleted" ||
 			!diskIsZero(t, srv.DiskPath()) {
 			t.Errorf("BIOS resets %d→%d, secure boot keys %s→%s, disk zero %v", before.BIOSResets, after.BIOSResets,
