@@ -181,6 +181,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 		c.run("runs", "show", itoa(i))
 		c.run("runs", "show", itoa(i), "--json")
 		c.run("runs", "log", itoa(i))
+		c.run("runs", "log", itoa(i), "--json")
 	}
 	c.must("node", "show", "n1")
 	c.must("node", "show", "n1", "--json")

@@ -403,7 +403,8 @@ func describeEvent(e store.Event) string {
 }
 
 func runsLogCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "log ID",
 		Short: "Print a run's log and print() output",
 		Args:  cobra.ExactArgs(1),
@@ -412,24 +413,32 @@ func runsLogCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := g.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			if _, err := a.Store.GetRun(cmd.Context(), id); err != nil {
-				return &app.ValidationError{Err: err}
-			}
-			evs, err := a.Store.Events(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			for _, e := range evs {
-				if e.Kind == store.EventLog {
+			return g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
+				if _, err := a.Store.GetRun(cmd.Context(), id); err != nil {
+					return &app.ValidationError{Err: err}
+				}
+				evs, err := a.Store.Events(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				logs := []eventJSON{}
+				for _, e := range evs {
+					if e.Kind != store.EventLog {
+						continue
+					}
+					if asJSON {
+						logs = append(logs, eventJSON{Seq: e.Seq, Kind: e.Kind, Name: e.Name, Data: e.Data, Time: e.Time})
+						continue
+					}
 					fmt.Fprintf(g.stdout, "%s %s\n", e.Time.Local().Format("15:04:05.000"), a.Redactor.String(describeEvent(e)))
 				}
-			}
-			return nil
+				if asJSON {
+					return printJSON(g.stdout, logs)
+				}
+				return nil
+			})(cmd, args)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (the log events of runs show --json)")
+	return cmd
 }
