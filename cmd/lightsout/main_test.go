@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -215,9 +216,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 	c.must("run", p, "--node", "n1")
 }
 
-func itoa(i int) string {
-	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/10)) + string(rune('0'+i%10)))
-}
+func itoa(i int) string { return strconv.Itoa(i) }
 
 func TestTimeoutEndsRunAndUnlocks(t *testing.T) {
 	c := newCLI(t)
