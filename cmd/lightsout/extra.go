@@ -11,5 +11,6 @@ func extraCommands(g *globals) []*cobra.Command {
 		newWatchCmd(g),
 		newServeCmd(g),
 		newSimCmd(),
+		newSwiftCmd(g),
 	}
 }

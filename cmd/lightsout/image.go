@@ -12,7 +12,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/lightsout/lightsout/bindings/image"
 	"github.com/lightsout/lightsout/runtime/secrets"
@@ -153,7 +152,7 @@ an EFI binary (--efi-loader), or the host's grub-mkstandalone (grub-efi-amd64-bi
 			}
 			o.Files = f
 			var bar *progressbar.ProgressBar
-			if stderr, ok := cmd.ErrOrStderr().(*os.File); ok && !noProg && term.IsTerminal(int(stderr.Fd())) {
+			if stderr := cmd.ErrOrStderr(); !noProg && isTerminal(stderr) {
 				bar = progressbar.NewOptions64(o.PayloadSize(),
 					progressbar.OptionSetWriter(stderr),
 					progressbar.OptionSetDescription("writing "+out),

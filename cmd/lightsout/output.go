@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // printJSON writes v as indented JSON.
@@ -71,4 +74,10 @@ func fmtMap(m map[string]any) string {
 		fmt.Fprintf(&b, "%s=%s", k, v)
 	}
 	return b.String()
+}
+
+// isTerminal reports whether w is a terminal (progress displays only go there).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

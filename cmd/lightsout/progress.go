@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
 	"github.com/lightsout/lightsout/runtime"
@@ -20,13 +19,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer, total int) *progress {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	return &progress{w: w, tty: tty, total: total}
+	return &progress{w: w, tty: isTerminal(w), total: total}
 }
 
 func (p *progress) step(runID int64, node, step string) {
