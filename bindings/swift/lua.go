@@ -105,7 +105,7 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		}
 		after := seconds2(o.RawGetString("expires"))
 		var res Result
-		err := module.Record(r, op, map[string]any{"file": file, "container": cont, "object": name, "delete_after_s": after.Seconds()}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"file": file, "container": cont, "object": name, "delete_after_s": after.Seconds()}, func(ctx context.Context) error {
 			var err error
 			res, err = c.UploadFile(ctx, cont, name, file, UploadOptions{DeleteAfter: after})
 			if err == nil {
@@ -113,9 +113,6 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 			}
 			return err
 		})
-		if err != nil {
-			module.Raise(L, op, err)
-		}
 		L.Push(module.ToLua(L, map[string]any{"container": res.Container, "object": res.Object, "bytes": res.Bytes, "segments": res.Segments}))
 		return 1
 	}))
@@ -136,7 +133,7 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 			ttl = c.Config().Expiry
 		}
 		var u string
-		err := module.Record(r, op, map[string]any{"file": file, "container": cont, "object": name, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"file": file, "container": cont, "object": name, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
 			if _, err := c.UploadFile(ctx, cont, name, file, UploadOptions{DeleteAfter: ttl}); err != nil {
 				return err
 			}
@@ -147,9 +144,6 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 			u, err = tempURL(ctx, c, cont, name, o)
 			return err
 		})
-		if err != nil {
-			module.Raise(L, op, err)
-		}
 		L.Push(lua.LString(u))
 		return 1
 	}))
@@ -162,14 +156,11 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		c := client(L, op)
 		cont := container(c, o)
 		var u string
-		err := module.Record(r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
 			var err error
 			u, err = tempURL(ctx, c, cont, obj, o)
 			return err
 		})
-		if err != nil {
-			module.Raise(L, op, err)
-		}
 		L.Push(lua.LString(u))
 		return 1
 	}))
@@ -181,12 +172,9 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		o := module.OptTable(L, 2, op)
 		c := client(L, op)
 		cont := container(c, o)
-		err := module.Record(r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
 			return c.DeleteObject(ctx, cont, obj)
 		})
-		if err != nil {
-			module.Raise(L, op, err)
-		}
 		return 0
 	}))
 
@@ -198,14 +186,11 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		c := client(L, op)
 		cont := container(c, o)
 		var n int64
-		err := module.Record(r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
 			var err error
 			n, err = c.Stat(ctx, cont, obj)
 			return err
 		})
-		if err != nil {
-			module.Raise(L, op, err)
-		}
 		L.Push(lua.LNumber(n))
 		return 1
 	}))
@@ -220,14 +205,11 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		}
 		r.AddSecret(cfg.Glance.TempURLKey)
 		var u string
-		err = module.Record(r, op, map[string]any{"image": id}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"image": id}, func(ctx context.Context) error {
 			var err error
 			u, err = GlanceTempURL(cfg.Glance, id, time.Now())
 			return err
 		})
-		if err != nil {
-			module.Raise(L, op, err)
-		}
 		L.Push(lua.LString(u))
 		return 1
 	}))

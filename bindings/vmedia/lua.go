@@ -194,7 +194,7 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		kind := lua.LVAsString(o.RawGetString("kind"))
 		md := media(L, op)
 		var p Published
-		err := module.Record(r, op, map[string]any{"file": file, "name": name, "store": md.StoreKind, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"file": file, "name": name, "store": md.StoreKind, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
 			var err error
 			p, err = md.Publish(ctx, file, name, kind, ttl)
 			if err == nil {
@@ -203,9 +203,6 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 			}
 			return err
 		})
-		if err != nil {
-			module.Raise(L, op, err)
-		}
 		L.Push(lua.LString(p.URL))
 		return 1
 	}))
@@ -219,7 +216,7 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		ttl := time.Duration(lua.LVAsNumber(o.RawGetString("expires"))) * time.Second
 		md := media(L, op)
 		var u string
-		err := module.Record(r, op, map[string]any{"ref": redactRef(ref)}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"ref": redactRef(ref)}, func(ctx context.Context) error {
 			if k, a, _, err := ParseRef(ref); err == nil && k == RefLocal && name == "" {
 				name = DefaultName(a, nodeUUID())
 			}
@@ -234,9 +231,6 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 			}
 			return err
 		})
-		if err != nil {
-			module.Raise(L, op, err)
-		}
 		L.Push(lua.LString(u))
 		return 1
 	}))
@@ -249,15 +243,12 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		params := module.StringMap(module.OptTable(L, 3, op))
 		md := media(L, op)
 		var s Setup
-		err := module.Record(r, op, map[string]any{"iso": redactRef(ref), "params": len(params), "store": md.StoreKind}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"iso": redactRef(ref), "params": len(params), "store": md.StoreKind}, func(ctx context.Context) error {
 			var err error
 			s, err = md.SetupForBoot(ctx, bmc, nodeUUID(), ref, params, h)
 			addSwiftKey(r, md)
 			return err
 		})
-		if err != nil {
-			module.Raise(L, op, err)
-		}
 		res := L.NewTable()
 		if s.FloppyURL != "" {
 			res.RawSetString("floppy_url", lua.LString(s.FloppyURL))
@@ -271,12 +262,9 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 	L.SetField(t, "eject_all", L.NewFunction(func(L *lua.LState) int {
 		const op = "vmedia.eject_all"
 		bmc := checkBMC(L, 1, op)
-		err := module.Record(r, op, nil, func(ctx context.Context) error {
+		module.Do(L, r, op, nil, func(ctx context.Context) error {
 			return EjectAll(ctx, bmc, h)
 		})
-		if err != nil {
-			module.Raise(L, op, err)
-		}
 		return 0
 	}))
 
@@ -307,14 +295,11 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		}
 		md := media(L, op)
 		var res CleanupResult
-		err := module.Record(r, op, map[string]any{"node": uuid, "eject": bmc != nil}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"node": uuid, "eject": bmc != nil}, func(ctx context.Context) error {
 			var err error
 			res, err = md.Cleanup(ctx, r, uuid, bmc, h)
 			return err
 		})
-		if err != nil {
-			module.Raise(L, op, err)
-		}
 		for loc, msg := range res.Errors {
 			r.Log(slog.LevelWarn, "vmedia cleanup: could not delete", map[string]any{"location": loc, "error": msg})
 		}

@@ -118,3 +118,12 @@ func Record(r Run, op string, fields map[string]any, fn func(ctx context.Context
 	r.Event("call", op, data)
 	return err
 }
+
+// Do is Record for a Lua-facing function: it records fn as one call and
+// raises its error in L (with its code), so a binding's function body is
+// just the call.
+func Do(L *lua.LState, r Run, op string, fields map[string]any, fn func(ctx context.Context) error) {
+	if err := Record(r, op, fields, fn); err != nil {
+		Raise(L, op, err)
+	}
+}
