@@ -26,7 +26,7 @@ func Known() []Option {
 		{"ilo", "use_web_server_for_images", "false", "publish images with the built-in web store instead of Swift"},
 		{"ilo", "power_retry", "6", "power state polls"},
 		{"ilo", "power_wait", "2", "seconds between power state polls"},
-		{"ilo", "clean_priority_reset_ilo", "0", "clean step priority (0 disables)"},
+		{"ilo", "clean_priority_reset_ilo", "1", "clean step priority (0 disables)"},
 		{"ilo", "clean_priority_reset_bios_to_default", "10", "clean step priority (0 disables)"},
 		{"ilo", "clean_priority_reset_secure_boot_keys_to_default", "20", "clean step priority (0 disables)"},
 		{"ilo", "clean_priority_clear_secure_boot_keys", "0", "clean step priority (0 disables)"},
@@ -38,7 +38,7 @@ func Known() []Option {
 		{"ilo", "file_permission", "0644", "mode of files published by the web store"},
 		{"ilo", "kernel_append_params", "nofb nomodeset vga=normal", "kernel command line for built ISOs"},
 		{"ilo", "max_requests_per_ilo", "4", "requests in flight per iLO, shared by all runs of a process"},
-		{"ilo", "reset_ilo_settle", "10", "seconds reset_ilo waits before polling the iLO again"},
+		{"ilo", "reset_ilo_settle", "10", "seconds reset_ilo waits at most for the iLO to go down before it polls for its return"},
 		{"ilo", "swift_segment_size", "", "Swift SLO segment size in bytes when [swift] segment_size is unset (default 256 MiB)"},
 
 		{"deploy", "http_url", "", "base URL of the web server for published images"},

@@ -136,7 +136,7 @@ func TestDeployUndeploy(t *testing.T) {
 	runs, _ := e.app.Store.ListRuns(ctx, store.RunFilter{Node: "gen10-0"})
 	cleanRun := runs[0].ID
 	wantOrder := []string{"deploy.erase_devices_metadata", "management.reset_ilo_credential",
-		"management.reset_secure_boot_keys_to_default", "management.reset_bios_to_default", "deploy.erase_devices"}
+		"management.reset_secure_boot_keys_to_default", "management.reset_bios_to_default", "deploy.erase_devices", "management.reset_ilo"}
 	if got := e.steps(cleanRun, "clean step "); !slices.Equal(got, wantOrder) {
 		t.Errorf("gen10-0 automated clean order %v, want %v", got, wantOrder)
 	}
@@ -328,7 +328,7 @@ erase_devices_metadata_priority = 0
 		}
 		runs, _ := e.app.Store.ListRuns(ctx, store.RunFilter{Node: "gen10-1"})
 		want := []string{"management.reset_ilo_credential", "management.check_power_supplies",
-			"management.reset_secure_boot_keys_to_default", "management.reset_bios_to_default"}
+			"management.reset_secure_boot_keys_to_default", "management.reset_bios_to_default", "management.reset_ilo"}
 		if got := e.steps(runs[0].ID, "clean step "); !slices.Equal(got, want) {
 			t.Errorf("order %v, want %v", got, want)
 		}

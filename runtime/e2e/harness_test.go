@@ -109,6 +109,7 @@ const baseConfig = `
 [ilo]
 power_wait = 0.02
 client_timeout = 30
+reset_ilo_settle = 0.1
 [agent]
 post_deploy_get_power_state_retries = 500
 post_deploy_get_power_state_retry_interval = 0.02

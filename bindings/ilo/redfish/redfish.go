@@ -35,7 +35,7 @@ var _ iloapi.Client = (*Client)(nil)
 
 // New returns a Redfish client over t.
 func New(t *iloapi.Transport) *Client {
-	return &Client{t: t, ResetPollInterval: 5 * time.Second, ResetSettle: 10 * time.Second}
+	return &Client{t: t, ResetPollInterval: 2 * time.Second, ResetSettle: 10 * time.Second}
 }
 
 func (c *Client) forceBasic() bool { return c.BasicAuth }

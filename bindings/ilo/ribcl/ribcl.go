@@ -46,7 +46,7 @@ var _ iloapi.Client = (*Client)(nil)
 
 // New returns a RIBCL client over t (credentials come from t's options).
 func New(t *iloapi.Transport) *Client {
-	return &Client{t: t, ResetPollInterval: 5 * time.Second, ResetSettle: 10 * time.Second}
+	return &Client{t: t, ResetPollInterval: 2 * time.Second, ResetSettle: 10 * time.Second}
 }
 
 // SetModel tells the client the product name (it decides the G7 health
