@@ -54,7 +54,9 @@ func TestWaitUntilUp(t *testing.T) {
 			}
 		})
 	}
-	login := func(context.Context) error { return &module.Error{Code: module.CodeLoginFailed, Message: "bad password"} }
+	login := func(context.Context) error {
+		return &module.Error{Code: module.CodeLoginFailed, Message: "bad password"}
+	}
 	if err := WaitUntilUp(context.Background(), "reset_ilo", time.Second, iv, time.Second, login); module.CodeOf(err) != module.CodeLoginFailed {
 		t.Fatalf("login failure: %v", err)
 	}
