@@ -423,7 +423,7 @@ func mapSupported(op, v string) (string, error) {
 // --- secure boot: not in RIBCL -----------------------------------------------
 
 func notInRIBCL(op string) error {
-	return iloapi.NotSupported(op, "the specified operation is not supported on current platform (RIBCL has no secure boot commands)", nil)
+	return iloapi.NotSupported(op, "the specified operation is not supported on current platform (RIBCL has no "+op+" command; it needs iLO 4 REST/Redfish, Gen9 or later)", nil)
 }
 
 // GetSecureBootMode is not supported over RIBCL.
