@@ -4,7 +4,7 @@ BIN := bin/lightsout
 STATICCHECK_VERSION := v0.7.0
 export CGO_ENABLED := 0
 
-.PHONY: build test unit deps bench fuzz lint demo clean
+.PHONY: build test unit deps bench fuzz lint vet demo clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/lightsout
@@ -14,7 +14,7 @@ deps:
 
 # The full suite: installs what integration tests need, then runs every test
 # (a missing tool fails instead of skipping) and each fuzzer briefly.
-test: deps build
+test: deps build vet
 	LIGHTSOUT_INTEGRATION=1 $(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) fuzz FUZZTIME=5s
 
@@ -33,9 +33,12 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$dir || exit 1; \
 	done
 
-lint:
+# go vet and gofmt: cheap, part of `make test`.
+vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+lint: vet
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	"$$($(GO) env GOPATH)/bin/staticcheck" ./...
 
