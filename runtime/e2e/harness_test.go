@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -378,5 +379,50 @@ func diskIsZero(t testing.TB, path string) bool {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// noSecretsAtRest closes the App (flushing every event) and checks that no
+// state file but the key files (and the test's own sim inventory) holds a secret in clear: the given values
+// (agent tokens, iLO passwords), the publisher's temp-URL key, or a temp-URL
+// signature.
+func (e *env) noSecretsAtRest(values []string) {
+	e.t.Helper()
+	if key, err := os.ReadFile(filepath.Join(e.dir, "webstore.key")); err == nil {
+		values = append(values, strings.TrimSpace(string(key)))
+	}
+	if err := e.app.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	sig := regexp.MustCompile(`temp_url_sig=[0-9a-fA-F]{16,}`)
+	checked := 0
+	err := filepath.Walk(e.dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		name := filepath.Base(p)
+		if name == "secret.key" || name == "webstore.key" || name == "inventory.json" || strings.HasPrefix(p, filepath.Join(e.dir, "published")) {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		checked++
+		for _, v := range values {
+			if len(v) >= 4 && bytes.Contains(data, []byte(v)) {
+				e.t.Errorf("%s holds a secret in clear (%.4s…)", p, v)
+			}
+		}
+		if m := sig.Find(data); m != nil {
+			e.t.Errorf("%s holds a temp-URL signature: %.24s…", p, m)
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if checked == 0 {
+		e.t.Fatal("no state file was checked")
 	}
 }
