@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +35,41 @@ type fleet struct {
 	rd        *ramdisk.Ramdisk
 	deployISO string
 	dir       string
+
+	mu     sync.Mutex
+	tokens []string // ipa-agent-token of every ramdisk boot, read off its floppy
+}
+
+// agentTokens returns the agent tokens the ramdisks were booted with.
+func (f *fleet) agentTokens() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.tokens...)
+}
+
+// recordToken reads the agent token off the floppy a server boots with.
+func (f *fleet) recordToken(ev sim.BootEvent) {
+	u, ok := ev.Media["FLOPPY"]
+	if !ok {
+		return
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	tmp, err := os.CreateTemp(f.dir, "floppy-*.img")
+	if err != nil {
+		return
+	}
+	defer os.Remove(tmp.Name())
+	_, _ = io.Copy(tmp, resp.Body)
+	tmp.Close()
+	if p, err := image.ReadFloppyParams(tmp.Name()); err == nil && p["ipa-agent-token"] != "" {
+		f.mu.Lock()
+		f.tokens = append(f.tokens, p["ipa-agent-token"])
+		f.mu.Unlock()
+	}
 }
 
 type fleetOptions struct {
@@ -50,18 +87,23 @@ func newFleet(t testing.TB, o fleetOptions) *fleet {
 	iso := buildDeployISO(t, dir)
 	rd := ramdisk.New(ramdisk.Options{HeartbeatInterval: time.Second, LookupInterval: 20 * time.Millisecond,
 		WorkDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	f := &fleet{rd: rd, deployISO: iso, dir: dir}
 	s, err := sim.New(sim.Options{Nodes: o.nodes, Dir: dir, DiskSize: o.diskSize, DeployISO: iso,
 		Hardware: o.hardware, Logger: slog.New(slog.DiscardHandler),
-		BootHook: func(ctx context.Context, ev sim.BootEvent) { _ = rd.Boot(ctx, ramdisk.BootEvent(ev)) }})
+		BootHook: func(ctx context.Context, ev sim.BootEvent) {
+			f.recordToken(ev)
+			_ = rd.Boot(ctx, ramdisk.BootEvent(ev))
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.sim = s
 	rd.SetPowerOff(func(_ context.Context, server string) error { return s.PowerOff(server) })
 	t.Cleanup(func() {
 		rd.Close()
 		s.Close()
 	})
-	return &fleet{sim: s, rd: rd, deployISO: iso, dir: dir}
+	return f
 }
 
 // server returns the simulated server behind a node name.
