@@ -34,8 +34,11 @@ end
 -- Refuse bad requests before the node changes state.
 local function validate(ctx)
   local n = ctx.node
-  if not (n.driver_info.ilo_deploy_iso or n.driver_info.deploy_iso) then
-    run.fail("invalid_argument", "driver_info.ilo_deploy_iso is not set on node " .. n.name)
+  local di, cond = n.driver_info, config.conductor or {}
+  if not (di.ilo_deploy_iso or di.deploy_iso or (di.deploy_kernel and di.deploy_ramdisk)
+      or (cond.deploy_kernel ~= "" and cond.deploy_ramdisk ~= "")) then
+    run.fail("invalid_argument", "node " .. n.name .. " has no deploy ramdisk: set driver_info.ilo_deploy_iso,"
+      .. " or deploy_kernel and deploy_ramdisk")
   end
   params.check_image(n)
   ctx.boot_mode = bootmode.for_deploy(n)

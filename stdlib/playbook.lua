@@ -85,17 +85,48 @@ function M.fail(ctx, err, opts)
   end)
 end
 
+local function set(v) return v ~= nil and v ~= "" end
+
+--- The deploy ramdisk ISO of a node: driver_info ilo_deploy_iso (or
+--- deploy_iso), else — as Ironic's ilo-virtual-media boot interface — one
+--- built from deploy_kernel + deploy_ramdisk (driver_info, else [conductor]
+--- deploy_kernel/deploy_ramdisk; local files), BIOS-only when the deploy
+--- boot mode is bios, hybrid BIOS+UEFI otherwise (the EFI loader from
+--- driver_info bootloader or [conductor] bootloader when it is an EFI
+--- binary, else the host's GRUB). Without either it raises
+--- invalid_argument naming what to set.
+function M.deploy_iso(ctx, boot_mode)
+  local di, cond = ctx.node.driver_info, config.conductor or {}
+  local iso = di.ilo_deploy_iso or di.deploy_iso
+  if set(iso) then return iso end
+  local kernel, ramdisk = di.deploy_kernel, di.deploy_ramdisk
+  if not (set(kernel) and set(ramdisk)) then kernel, ramdisk = cond.deploy_kernel, cond.deploy_ramdisk end
+  if not (set(kernel) and set(ramdisk)) then
+    run.fail("invalid_argument", "node " .. ctx.node.name .. " has no deploy ramdisk: set driver_info.ilo_deploy_iso"
+      .. " (`lightsout node set " .. ctx.node.name .. " -i ilo_deploy_iso=REF`), or deploy_kernel and deploy_ramdisk")
+  end
+  if kernel:match("^%a+://") or ramdisk:match("^%a+://") then
+    run.fail("invalid_argument", "deploy_kernel and deploy_ramdisk must be local files to build a deploy ISO"
+      .. " (or set driver_info.ilo_deploy_iso to a prebuilt ISO URL)")
+  end
+  local loader = di.bootloader
+  if not set(loader) then loader = cond.bootloader end
+  local out = config.lightsout.state_dir .. "/deploy-iso/deploy-" .. ctx.node.uuid .. ".iso"
+  return require("image").iso(out, {
+    kernel = kernel, ramdisk = ramdisk,
+    append = (config.ilo.kernel_append_params or "") .. " boot_method=vmedia",
+    bios_only = boot_mode == "bios",
+    efi_loader = (boot_mode ~= "bios" and set(loader) and loader:match("%.[Ee][Ff][Ii]$")) and loader or nil,
+  })
+end
+
 --- Boots the deploy ramdisk from virtual media: ejects what is attached,
---- publishes and inserts the floppy with params, inserts driver_info
---- ilo_deploy_iso (or deploy_iso) as CDROM, sets one-time CDROM boot and
---- powers on (resets when on).
+--- publishes and inserts the floppy with params, inserts the deploy ISO
+--- (M.deploy_iso) as CDROM, sets one-time CDROM boot and powers on (resets
+--- when on).
 function M.boot_ramdisk(ctx, params)
   local vmedia, power = require("vmedia"), require("power")
-  local iso = ctx.node.driver_info.ilo_deploy_iso or ctx.node.driver_info.deploy_iso
-  if iso == nil or iso == "" then
-    run.fail("invalid_argument", "driver_info.ilo_deploy_iso is not set: give the deploy ramdisk ISO"
-      .. " (`lightsout node set " .. ctx.node.name .. " -i ilo_deploy_iso=REF`)")
-  end
+  local iso = M.deploy_iso(ctx, ctx.boot_mode)
   vmedia.eject_all(ctx.bmc)
   vmedia.setup_for_boot(ctx.bmc, iso, params)
   power.reboot(ctx.bmc)

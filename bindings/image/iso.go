@@ -267,6 +267,9 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 		}
 	}
 
+	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", outPath, err)
+	}
 	out, err := os.CreateTemp(filepath.Dir(outPath), "."+filepath.Base(outPath)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("create %s: %w", outPath, err)

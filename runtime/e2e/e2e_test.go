@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"crypto/md5"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -581,5 +582,76 @@ deploy.run()
 		if ev.Kind == store.EventState && ev.Name == "started" && ev.Data["origin"] != "site" {
 			t.Errorf("the bundled deploy ran instead of the site one: %v", ev.Data)
 		}
+	}
+}
+
+// TestDeployFromKernelAndRamdisk: a node without ilo_deploy_iso but with
+// deploy_kernel + deploy_ramdisk (a pxe_ilo node, or Ironic's
+// ilo-virtual-media with kernel/ramdisk) gets a deploy ISO built on the
+// fly: BIOS-only for a BIOS deploy, hybrid for UEFI (host GRUB). The
+// emulated ramdisk boots from it, reads its kernel command line and the
+// floppy, and the image lands on the disk.
+func TestDeployFromKernelAndRamdisk(t *testing.T) {
+	f := newFleet(t, fleetOptions{nodes: gens(1, 0, 1)})
+	e := open(t, f, "")
+	e.importFleet()
+	ctx := context.Background()
+	dir := t.TempDir()
+	kernel, ramdisk := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd")
+	for _, p := range []string{kernel, ramdisk} {
+		b := make([]byte, 64<<10)
+		rand.Read(b)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uefi := "gen10-0"
+	if _, err := exec.LookPath("grub-mkstandalone"); err != nil && os.Getenv("LIGHTSOUT_INTEGRATION") == "" {
+		uefi = "" // no host GRUB for the UEFI half of a hybrid ISO
+	}
+	img, data := testImage(t, t.TempDir(), 1<<20)
+	names := []string{"gen8-0"}
+	if uefi != "" {
+		names = append(names, uefi)
+	}
+	for _, name := range names {
+		if _, err := e.app.UpdateNode(ctx, name, app.NodeChange{UnsetDriverInfo: []string{"ilo_deploy_iso"},
+			DriverInfo: map[string]any{"deploy_kernel": kernel, "deploy_ramdisk": ramdisk}}); err != nil {
+			t.Fatal(err)
+		}
+		e.makeAvailable(name)
+		if _, err := e.app.PrepareDeploy(ctx, name, app.DeployOptions{ImageSource: img,
+			ImageChecksum: "sha256:" + sha256hex(data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := e.runs(app.ScriptDeploy, names, nil)
+	for _, name := range names {
+		e.mustSucceed(res[name])
+		srv := f.server(t, name)
+		if got := diskPrefixHash(t, srv.DiskPath(), len(data)); got != sha256hex(data) {
+			t.Errorf("%s: the disk does not hold the image", name)
+		}
+		if !strings.Contains(e.timeline(res[name].RunID), "call image.iso") {
+			t.Errorf("%s: no deploy ISO was built:\n%s", name, e.timeline(res[name].RunID))
+		}
+		e.noMediaLeft(name)
+	}
+	// Neither a deploy ISO nor a kernel + ramdisk: refused before the node changes state.
+	if _, err := e.app.UpdateNode(ctx, "gen8-0", app.NodeChange{UnsetDriverInfo: []string{"deploy_kernel", "deploy_ramdisk"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Store.Transition(ctx, "gen8-0", "rebuild"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Store.Transition(ctx, "gen8-0", "fail"); err != nil { // deploy failed: deployable again
+		t.Fatal(err)
+	}
+	r := e.runs(app.ScriptDeploy, []string{"gen8-0"}, nil)["gen8-0"]
+	if r.Succeeded() || !strings.Contains(r.Error, "no deploy ramdisk") {
+		t.Fatalf("deploy without a ramdisk: %s %q", r.Status, r.Error)
+	}
+	if n := e.node("gen8-0"); n.ProvisionState != states.DeployFailed {
+		t.Fatalf("state %s", n.ProvisionState)
 	}
 }

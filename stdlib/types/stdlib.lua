@@ -236,7 +236,14 @@ function playbook.run(ctx, phases, opts) end
 ---@param opts? {what?: string, event?: string, states?: table<string, boolean>, maintenance?: boolean, on_fail?: fun(ctx: PlaybookContext)}
 function playbook.fail(ctx, err, opts) end
 
----Boots the deploy ramdisk: eject, floppy with params, ilo_deploy_iso as CDROM, one-time CDROM, power on.
+---The node's deploy ISO: driver_info ilo_deploy_iso (or deploy_iso), else one built from
+---deploy_kernel + deploy_ramdisk (driver_info, else [conductor]); BIOS-only when boot_mode is "bios".
+---@param ctx PlaybookContext
+---@param boot_mode? "bios"|"uefi"
+---@return string iso a reference vmedia.setup_for_boot accepts
+function playbook.deploy_iso(ctx, boot_mode) end
+
+---Boots the deploy ramdisk: eject, floppy with params, the deploy ISO as CDROM, one-time CDROM, power on.
 ---@param ctx PlaybookContext
 ---@param params table<string, string>
 function playbook.boot_ramdisk(ctx, params) end
