@@ -37,7 +37,7 @@ type DeployOptions struct {
 	Capabilities map[string]string
 }
 
-var hexDigits = "0123456789abcdefABCDEF"
+const hexDigits = "0123456789abcdefABCDEF"
 
 func isHex(s string) bool {
 	for _, r := range s {
