@@ -18,18 +18,27 @@ import (
 // the [swift] store of the configuration (the same client the playbooks use).
 func newSwiftCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "swift", Short: "Upload to Swift and sign temp URLs with the configured [swift] account"}
-	client := func(a *app.App) (*swift.Client, error) {
+	var container, name string
+	// open returns the client and the container (--container, else [ilo]
+	// swift_ilo_container).
+	open := func(a *app.App) (*swift.Client, string, error) {
 		cfg, err := swift.ConfigFrom(a.Config)
 		if err != nil {
-			return nil, &app.ConfigError{Err: err}
+			return nil, "", &app.ConfigError{Err: err}
 		}
 		if !cfg.Configured() {
-			return nil, &app.ConfigError{Err: fmt.Errorf("no Swift is configured: set [swift] auth_url, username and password")}
+			return nil, "", &app.ConfigError{Err: fmt.Errorf("no Swift is configured: set [swift] auth_url, username and password")}
 		}
 		a.Redactor.Add(cfg.Password, cfg.TempURLKey)
-		return swift.New(cfg)
+		c, err := swift.New(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		if container == "" {
+			return c, cfg.Container, nil
+		}
+		return c, container, nil
 	}
-	var container, name string
 	var expires time.Duration
 	var keep, noProgress bool
 	upload := &cobra.Command{
@@ -37,12 +46,9 @@ func newSwiftCmd(g *globals) *cobra.Command {
 		Short: "Upload FILE (SLO segments when large) and print a temp URL for it",
 		Args:  cobra.ExactArgs(1),
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
-			c, err := client(a)
+			c, container, err := open(a)
 			if err != nil {
 				return err
-			}
-			if container == "" {
-				container = c.Config().Container
 			}
 			if name == "" {
 				name = filepath.Base(args[0])
@@ -94,12 +100,9 @@ func newSwiftCmd(g *globals) *cobra.Command {
 		Short: "Print a temp URL for OBJECT in the container",
 		Args:  cobra.ExactArgs(1),
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
-			c, err := client(a)
+			c, container, err := open(a)
 			if err != nil {
 				return err
-			}
-			if container == "" {
-				container = c.Config().Container
 			}
 			u, err := c.TempURL(cmd.Context(), container, args[0], expires, swift.TempURLOptions{})
 			if err != nil {
@@ -116,12 +119,9 @@ func newSwiftCmd(g *globals) *cobra.Command {
 		Short: "Delete objects (and SLO segments); a missing object is not an error",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
-			c, err := client(a)
+			c, container, err := open(a)
 			if err != nil {
 				return err
-			}
-			if container == "" {
-				container = c.Config().Container
 			}
 			for _, o := range args {
 				if err := c.DeleteObject(cmd.Context(), container, o); err != nil {
