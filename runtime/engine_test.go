@@ -173,17 +173,17 @@ func TestLockedNodeFailsAtOnce(t *testing.T) {
 			t.Fatalf("script ran on a locked node: %+v", ev)
 		}
 	}
-	// --wait: the run proceeds once the lock is released.
+	// --wait: the run proceeds once the lock is released. The holder lets
+	// go only once the waiting run is recorded as running (polled).
 	go func() {
-		for {
-			n, _ := e.st.GetNode(ctx, "n1")
-			if n != nil {
-				runs, _ := e.st.ListRuns(ctx, store.RunFilter{Status: store.StatusRunning})
-				if len(runs) > 0 {
-					e.st.UnlockNode(ctx, e.node.UUID, 999)
-					return
-				}
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			runs, _ := e.st.ListRuns(ctx, store.RunFilter{Status: store.StatusRunning})
+			if len(runs) > 0 {
+				e.st.UnlockNode(ctx, e.node.UUID, 999)
+				return
 			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 	res = e.run(t, `run.log("info", "ran")`, func(r *runtime.RunRequest) { r.Wait = true })
