@@ -99,6 +99,9 @@ func ValidateDriverInfo(driver string, info map[string]any, deploy bool) error {
 	switch driver {
 	case "agent_ilo", "iscsi_ilo":
 		need = []string{"ilo_deploy_iso"}
+		if !isEmpty(info["deploy_kernel"]) && !isEmpty(info["deploy_ramdisk"]) {
+			need = nil // the deploy ISO is built from them (ilo-virtual-media)
+		}
 	case "pxe_ilo":
 		need = []string{"deploy_kernel", "deploy_ramdisk"}
 	}

@@ -31,6 +31,8 @@ func TestValidateDriverInfo(t *testing.T) {
 		{"verify_ca bool string", "agent_ilo", with("ilo_verify_ca", "False"), false, ""},
 		{"verify_ca bad", "agent_ilo", with("ilo_verify_ca", "/no/such/ca.pem"), false, "Boolean or the path"},
 		{"agent deploy iso", "agent_ilo", full, true, "Missing are: ['ilo_deploy_iso']"},
+		{"agent kernel+ramdisk instead of an ISO", "agent_ilo", with("deploy_kernel", "/k", "deploy_ramdisk", "/r"), true, ""},
+		{"agent kernel alone is not enough", "agent_ilo", with("deploy_kernel", "/k"), true, "['ilo_deploy_iso']"},
 		{"pxe deploy keys", "pxe_ilo", full, true, "['deploy_kernel', 'deploy_ramdisk']"},
 		{"unknown driver", "ipmi", full, false, "unknown driver"},
 	}
