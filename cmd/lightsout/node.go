@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -164,7 +165,21 @@ func showNode(g *globals, a *app.App, n *store.Node, asJSON bool) error {
 	if j.Reservation != 0 {
 		t.row("locked_by", fmt.Sprintf("run %d", j.Reservation))
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	// The node's last runs: what was done to it, and where to look.
+	runs, err := a.Store.ListRuns(context.Background(), store.RunFilter{Node: n.UUID, Limit: 5})
+	if err != nil || len(runs) == 0 {
+		return err
+	}
+	fmt.Fprintln(g.stdout, "\nLast runs (lightsout runs show ID):")
+	rt := newTable(g.stdout, "  ID", "SCRIPT", "STATUS", "STARTED", "ERROR")
+	for i := len(runs) - 1; i >= 0; i-- {
+		r := runs[i]
+		rt.row(fmt.Sprintf("  %d", r.ID), r.Script, r.Status, fmtTime(r.StartedAt), firstLine(a.Redactor.String(r.Error)))
+	}
+	return rt.flush()
 }
 
 func nodeShowCmd(g *globals) *cobra.Command {
