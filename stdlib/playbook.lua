@@ -90,7 +90,8 @@ local function set(v) return v ~= nil and v ~= "" end
 --- The deploy ramdisk ISO of a node: driver_info ilo_deploy_iso (or
 --- deploy_iso), else — as Ironic's ilo-virtual-media boot interface — one
 --- built from deploy_kernel + deploy_ramdisk (driver_info, else [conductor]
---- deploy_kernel/deploy_ramdisk; local files), BIOS-only when the deploy
+--- deploy_kernel/deploy_ramdisk; any image reference: local paths, http(s),
+--- swift:, Glance — downloaded into the state dir), BIOS-only when the deploy
 --- boot mode is bios, hybrid BIOS+UEFI otherwise (the EFI loader from
 --- driver_info bootloader or [conductor] bootloader when it is an EFI
 --- binary, else the host's GRUB). Without either it raises
@@ -105,13 +106,13 @@ function M.deploy_iso(ctx, boot_mode)
     run.fail("invalid_argument", "node " .. ctx.node.name .. " has no deploy ramdisk: set driver_info.ilo_deploy_iso"
       .. " (`lightsout node set " .. ctx.node.name .. " -i ilo_deploy_iso=REF`), or deploy_kernel and deploy_ramdisk")
   end
-  if kernel:match("^%a+://") or ramdisk:match("^%a+://") then
-    run.fail("invalid_argument", "deploy_kernel and deploy_ramdisk must be local files to build a deploy ISO"
-      .. " (or set driver_info.ilo_deploy_iso to a prebuilt ISO URL)")
-  end
+  local vmedia = require("vmedia")
+  local dir = config.lightsout.state_dir .. "/deploy-iso/"
+  kernel = vmedia.fetch(kernel, dir .. ctx.node.uuid .. ".kernel")
+  ramdisk = vmedia.fetch(ramdisk, dir .. ctx.node.uuid .. ".initramfs")
   local loader = di.bootloader
   if not set(loader) then loader = cond.bootloader end
-  local out = config.lightsout.state_dir .. "/deploy-iso/deploy-" .. ctx.node.uuid .. ".iso"
+  local out = dir .. "deploy-" .. ctx.node.uuid .. ".iso"
   return require("image").iso(out, {
     kernel = kernel, ramdisk = ramdisk,
     append = (config.ilo.kernel_append_params or "") .. " boot_method=vmedia",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type Module struct {
 	webDir string
 	cancel context.CancelFunc
 	swifts map[string]*swift.Client
+	http   *http.Client
 }
 
 // NewModule returns the vmedia module.
@@ -235,6 +237,22 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		return 1
 	}))
 
+	// vmedia.fetch(ref, path) -> local path (a local ref as it is, else downloaded to path)
+	L.SetField(t, "fetch", L.NewFunction(func(L *lua.LState) int {
+		const op = "vmedia.fetch"
+		ref := L.CheckString(1)
+		dst := L.CheckString(2)
+		md := media(L, op)
+		var p string
+		module.Do(L, r, op, map[string]any{"ref": redactRef(ref), "path": dst}, func(ctx context.Context) error {
+			var err error
+			p, err = md.Fetch(ctx, m.httpClient(), ref, dst)
+			return err
+		})
+		L.Push(lua.LString(p))
+		return 1
+	}))
+
 	// vmedia.setup_for_boot(bmc, iso_ref, params) -> {floppy_url=, iso_url=}
 	L.SetField(t, "setup_for_boot", L.NewFunction(func(L *lua.LState) int {
 		const op = "vmedia.setup_for_boot"
@@ -340,4 +358,16 @@ func (m *Module) StartWebStore(cfg module.Config) (*webstore.Server, error) {
 	}
 	s, _, err := m.webStore(w)
 	return s, err
+}
+
+// httpClient is the client downloads use (no overall timeout: the run's
+// context bounds them).
+func (m *Module) httpClient() *http.Client {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.http == nil {
+		m.http = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
+			ResponseHeaderTimeout: 60 * time.Second, MaxIdleConnsPerHost: 4}}
+	}
+	return m.http
 }

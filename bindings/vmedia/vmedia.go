@@ -16,7 +16,11 @@ package vmedia
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -453,4 +457,74 @@ func (m *Media) Cleanup(ctx context.Context, r module.Run, nodeUUID string, bmc 
 		}
 	}
 	return res, nil
+}
+
+// Fetch makes an image reference available as a local file: a local path
+// is returned as it is; anything else is resolved to a URL (http(s)
+// verbatim, swift: and Glance as temp URLs) and downloaded to dst (parent
+// directories created, written to a temporary name and renamed, so a
+// failed download leaves nothing at dst).
+func (m *Media) Fetch(ctx context.Context, client *http.Client, ref, dst string) (string, error) {
+	k, a, _, err := ParseRef(ref)
+	if err != nil {
+		return "", err
+	}
+	if k == RefLocal {
+		if _, err := os.Stat(a); err != nil {
+			return "", &module.Error{Code: module.CodeNotFound, Operation: "vmedia fetch", Message: err.Error(), Err: err}
+		}
+		return a, nil
+	}
+	u, _, err := m.Resolve(ctx, ref, "", "", 0)
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", module.Errorf(module.CodeInvalid, "vmedia fetch", "%s: %v", redactRef(ref), err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", &module.Error{Code: module.CodeTransient, Operation: "vmedia fetch",
+			Message: fmt.Sprintf("download %s: %v", redactRef(ref), stripURLs(err)), Err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		code := module.CodeError
+		if resp.StatusCode == http.StatusNotFound {
+			code = module.CodeNotFound
+		}
+		return "", module.Errorf(code, "vmedia fetch", "download %s: HTTP %s", redactRef(ref), resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("vmedia fetch: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part*")
+	if err != nil {
+		return "", fmt.Errorf("vmedia fetch: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, resp.Body); err != nil {
+		tmp.Close()
+		return "", &module.Error{Code: module.CodeTransient, Operation: "vmedia fetch",
+			Message: fmt.Sprintf("download %s: %v", redactRef(ref), stripURLs(err)), Err: err}
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("vmedia fetch: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", fmt.Errorf("vmedia fetch: %w", err)
+	}
+	return dst, nil
+}
+
+// stripURLs renders err without the URL's query (a temp URL's signature).
+func stripURLs(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if i := strings.IndexByte(ue.URL, '?'); i >= 0 {
+			ue.URL = ue.URL[:i]
+		}
+	}
+	return err.Error()
 }

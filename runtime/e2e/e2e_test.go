@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -605,6 +607,9 @@ func TestDeployFromKernelAndRamdisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// gen10-0 gets its kernel and ramdisk over HTTP (downloaded), gen8-0 as local files.
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer srv.Close()
 	uefi := "gen10-0"
 	if _, err := exec.LookPath("grub-mkstandalone"); err != nil && os.Getenv("LIGHTSOUT_INTEGRATION") == "" {
 		uefi = "" // no host GRUB for the UEFI half of a hybrid ISO
@@ -615,8 +620,12 @@ func TestDeployFromKernelAndRamdisk(t *testing.T) {
 		names = append(names, uefi)
 	}
 	for _, name := range names {
+		k, r := kernel, ramdisk
+		if name == uefi {
+			k, r = srv.URL+"/vmlinuz", srv.URL+"/initrd"
+		}
 		if _, err := e.app.UpdateNode(ctx, name, app.NodeChange{UnsetDriverInfo: []string{"ilo_deploy_iso"},
-			DriverInfo: map[string]any{"deploy_kernel": kernel, "deploy_ramdisk": ramdisk}}); err != nil {
+			DriverInfo: map[string]any{"deploy_kernel": k, "deploy_ramdisk": r}}); err != nil {
 			t.Fatal(err)
 		}
 		e.makeAvailable(name)
@@ -634,6 +643,9 @@ func TestDeployFromKernelAndRamdisk(t *testing.T) {
 		}
 		if !strings.Contains(e.timeline(res[name].RunID), "call image.iso") {
 			t.Errorf("%s: no deploy ISO was built:\n%s", name, e.timeline(res[name].RunID))
+		}
+		if name == uefi && strings.Count(e.timeline(res[name].RunID), "call vmedia.fetch") != 2 {
+			t.Errorf("%s: kernel and ramdisk not fetched:\n%s", name, e.timeline(res[name].RunID))
 		}
 		e.noMediaLeft(name)
 	}

@@ -61,6 +61,14 @@ function vmedia.publish(file, opts) end
 ---@return string url
 function vmedia.resolve(ref, opts) end
 
+--- Makes an image reference a local file: a local path is returned as it is;
+--- an http(s) URL, swift: or Glance reference is downloaded to path (parent
+--- directories created; nothing left at path when the download fails).
+---@param ref string
+---@param path string
+---@return string path the local file
+function vmedia.fetch(ref, path) end
+
 --- Ironic's setup_vmedia_for_boot + one-time boot: with params, builds the
 --- floppy image-<node uuid> (parameters.txt), publishes it and inserts it as
 --- FLOPPY; inserts the ISO (a local ISO is published as boot-<node uuid>.iso)
