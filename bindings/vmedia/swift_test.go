@@ -6,9 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -16,45 +14,22 @@ import (
 	"github.com/lightsout/lightsout/bindings/swift"
 	"github.com/lightsout/lightsout/bindings/swift/swiftaio"
 	"github.com/lightsout/lightsout/runtime/module/moduletest"
-	"github.com/lightsout/lightsout/runtime/testenv"
 )
 
-var realSwift struct {
-	once sync.Once
-	aio  *swiftaio.AIO
-	err  error
-	dir  string
-}
+// realSwift is the package's Swift all-in-one, started on first use.
+var realSwift swiftaio.Shared
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if realSwift.aio != nil {
-		if err := realSwift.aio.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-	}
-	if realSwift.dir != "" {
-		os.RemoveAll(realSwift.dir)
+	if err := realSwift.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
 }
 
 func needSwift(t *testing.T) *swiftaio.AIO {
 	t.Helper()
-	testenv.RequireTools(t, swiftaio.Tools...)
-	realSwift.once.Do(func() {
-		realSwift.dir, realSwift.err = os.MkdirTemp("", "lightsout-vmedia-swift-")
-		if realSwift.err != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		realSwift.aio, realSwift.err = swiftaio.Start(ctx, realSwift.dir)
-	})
-	if realSwift.err != nil {
-		t.Fatalf("starting Swift all-in-one: %v", realSwift.err)
-	}
-	return realSwift.aio
+	return realSwift.Get(t)
 }
 
 func TestSwiftStore(t *testing.T) {

@@ -15,7 +15,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"testing"
 	"time"
+
+	"github.com/lightsout/lightsout/runtime/testenv"
 )
 
 // Tools are the programs the all-in-one needs.
@@ -152,4 +156,45 @@ func (a *AIO) Swift(ctx context.Context, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "swift", full...)
 	cmd.Env = append(os.Environ(), "PYTHONWARNINGS=ignore")
 	return cmd.CombinedOutput()
+}
+
+// Shared is one all-in-one per test binary, started on first use: declare
+// one in the test package and call Stop from TestMain.
+type Shared struct {
+	once sync.Once
+	aio  *AIO
+	err  error
+	dir  string
+}
+
+// Get returns the running all-in-one, starting it on the first call. It
+// skips (or, under `make test`, fails) t when the Swift packages are missing.
+func (s *Shared) Get(t testing.TB) *AIO {
+	t.Helper()
+	testenv.RequireTools(t, Tools...)
+	s.once.Do(func() {
+		s.dir, s.err = os.MkdirTemp("", "lightsout-swift-aio-")
+		if s.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		s.aio, s.err = Start(ctx, s.dir)
+	})
+	if s.err != nil {
+		t.Fatalf("starting Swift all-in-one: %v", s.err)
+	}
+	return s.aio
+}
+
+// Stop stops the all-in-one (if it was started) and removes its directory.
+func (s *Shared) Stop() error {
+	var err error
+	if s.aio != nil {
+		err = s.aio.Stop()
+	}
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
+	return err
 }
