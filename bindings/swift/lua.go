@@ -92,17 +92,23 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		return u, err
 	}
 
+	// fileArgs reads the (file, {container=, name=, ...}) arguments of
+	// upload and publish; name defaults to the file's base name.
+	fileArgs := func(L *lua.LState, op string) (file string, o *lua.LTable, c *Client, cont, name string) {
+		file = L.CheckString(1)
+		o = module.OptTable(L, 2, op)
+		c = client(L, op)
+		cont = container(c, o)
+		if name = lua.LVAsString(o.RawGetString("name")); name == "" {
+			name = filepath.Base(file)
+		}
+		return file, o, c, cont, name
+	}
+
 	// swift.upload(file, {container=, name=, expires=}) -> {container, object, bytes, segments}
 	L.SetField(t, "upload", L.NewFunction(func(L *lua.LState) int {
 		const op = "swift.upload"
-		file := L.CheckString(1)
-		o := module.OptTable(L, 2, op)
-		c := client(L, op)
-		cont := container(c, o)
-		name := lua.LVAsString(o.RawGetString("name"))
-		if name == "" {
-			name = filepath.Base(file)
-		}
+		file, o, c, cont, name := fileArgs(L, op)
 		after := seconds2(o.RawGetString("expires"))
 		var res Result
 		module.Do(L, r, op, map[string]any{"file": file, "container": cont, "object": name, "delete_after_s": after.Seconds()}, func(ctx context.Context) error {
@@ -120,14 +126,7 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 	// swift.publish(file, {container=, name=, expires=}) -> temp URL
 	L.SetField(t, "publish", L.NewFunction(func(L *lua.LState) int {
 		const op = "swift.publish"
-		file := L.CheckString(1)
-		o := module.OptTable(L, 2, op)
-		c := client(L, op)
-		cont := container(c, o)
-		name := lua.LVAsString(o.RawGetString("name"))
-		if name == "" {
-			name = filepath.Base(file)
-		}
+		file, o, c, cont, name := fileArgs(L, op)
 		ttl := seconds2(o.RawGetString("expires"))
 		if ttl <= 0 {
 			ttl = c.Config().Expiry
