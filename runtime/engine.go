@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -378,11 +377,6 @@ func (e *Engine) RunMany(ctx context.Context, req RunRequest, nodes []string, pa
 	}
 	wg.Wait()
 	return results, errors.Join(errs...)
-}
-
-// SortResults orders results by node name.
-func SortResults(rs []Result) {
-	sort.Slice(rs, func(i, j int) bool { return rs[i].Node < rs[j].Node })
 }
 
 // CheckModules builds one LState exactly as a run would (safe libraries,

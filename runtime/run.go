@@ -324,7 +324,8 @@ func (r *Run) sleep(L *lua.LState) int {
 	return 0
 }
 
-// maskedConfig builds the read-only config table: config.section.key.
+// configTable builds the read-only `config` global: config.section.key,
+// secret options masked.
 func (r *Run) configTable(L *lua.LState) lua.LValue {
 	root := L.NewTable()
 	for _, v := range r.eng.cfg.Values() {
@@ -353,8 +354,8 @@ func readOnly(L *lua.LState, t *lua.LTable, name string) *lua.LTable {
 	return proxy
 }
 
-// secretParamsMasked returns params with secret values (already registered
-// for redaction) still readable by the script.
+// paramsTable builds the `params` global. Secret values stay readable by
+// the script; they were registered for redaction when the run started.
 func (r *Run) paramsTable(L *lua.LState) *lua.LTable {
 	t := L.CreateTable(0, len(r.params))
 	for k, v := range r.params {

@@ -15,7 +15,7 @@ type progress struct {
 	w     io.Writer
 	tty   bool
 	total int
-	done_ int
+	finished int
 }
 
 func newProgress(w io.Writer, total int) *progress {
@@ -28,18 +28,16 @@ func (p *progress) step(runID int64, node, step string) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "\r\033[K[%d/%d] %s (run %d): %s", p.done_, p.total, node, runID, step)
+	fmt.Fprintf(p.w, "\r\033[K[%d/%d] %s (run %d): %s", p.finished, p.total, node, runID, step)
 }
 
 func (p *progress) done(r runtime.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.done_++
+	p.finished++
 	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K[%d/%d] %s: %s\n", p.done_, p.total, r.Node, r.Status)
+		fmt.Fprintf(p.w, "\r\033[K[%d/%d] %s: %s\n", p.finished, p.total, r.Node, r.Status)
 	} else if p.total > 1 {
-		fmt.Fprintf(p.w, "[%d/%d] %s: run %d %s\n", p.done_, p.total, r.Node, r.RunID, r.Status)
+		fmt.Fprintf(p.w, "[%d/%d] %s: run %d %s\n", p.finished, p.total, r.Node, r.RunID, r.Status)
 	}
 }
-
-func (p *progress) finish() {}

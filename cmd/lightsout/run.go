@@ -84,7 +84,6 @@ func (f *runFlags) execute(cmd *cobra.Command, g *globals, a *app.App, script st
 		progress := newProgress(g.stderr, len(nodes))
 		req.OnStep = progress.step
 		results, _ = a.Engine.RunMany(ctx, req, nodes, f.parallel, progress.done)
-		progress.finish()
 	}
 	return printResults(g, results, f.asJSON)
 }
