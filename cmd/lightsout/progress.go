@@ -11,10 +11,10 @@ import (
 // progress shows per-node progress on a terminal: the current step of each
 // node as it starts and each run's end; off a terminal only run ends.
 type progress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	tty   bool
-	total int
+	mu       sync.Mutex
+	w        io.Writer
+	tty      bool
+	total    int
 	finished int
 }
 
