@@ -283,7 +283,7 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 		status, msg = store.StatusFailed, compileErr.Error()
 	case n != nil:
 		if err := e.lock(runCtx, n, rec.ID, req.Wait); err != nil {
-			status, msg = classify(runCtx, ctx, err)
+			status, msg = classify(runCtx, ctx, err.Error())
 		} else {
 			locked = true
 		}
@@ -335,16 +335,16 @@ func (e *Engine) lock(ctx context.Context, n *store.Node, runID int64, wait bool
 	}
 }
 
-// classify maps an error to a run status: timed_out when the run's deadline
-// passed, cancelled when the caller cancelled, else failed.
-func classify(runCtx, parent context.Context, err error) (string, string) {
+// classify maps a run's error message to its status: timed_out when the
+// run's deadline passed, cancelled when the caller cancelled, else failed.
+func classify(runCtx, parent context.Context, msg string) (status, message string) {
 	switch {
 	case parent.Err() != nil:
-		return store.StatusCancelled, "run cancelled: " + err.Error()
+		return store.StatusCancelled, "run cancelled: " + msg
 	case errors.Is(runCtx.Err(), context.DeadlineExceeded):
-		return store.StatusTimedOut, "run timed out: " + err.Error()
+		return store.StatusTimedOut, "run timed out: " + msg
 	}
-	return store.StatusFailed, err.Error()
+	return store.StatusFailed, msg
 }
 
 // RunMany runs one run per node, at most parallel at once, and returns the

@@ -184,14 +184,7 @@ func (r *Run) execute(proto *lua.FunctionProto, parent context.Context) (status,
 	if err == nil {
 		return store.StatusSucceeded, ""
 	}
-	msg = r.errorMessage(L, err)
-	switch {
-	case parent.Err() != nil:
-		return store.StatusCancelled, "run cancelled: " + msg
-	case errors.Is(r.ctx.Err(), context.DeadlineExceeded):
-		return store.StatusTimedOut, "run timed out: " + msg
-	}
-	return store.StatusFailed, msg
+	return classify(r.ctx, parent, r.errorMessage(L, err))
 }
 
 // errorMessage renders a Lua error with its code and traceback.
