@@ -69,6 +69,7 @@ func TestExitCodesAndBadInput(t *testing.T) {
 	}{
 		{"unknown driver", []string{"node", "create", "x", "--driver", "bogus", "-i", "ilo_address=a"}, 2, "unknown driver"},
 		{"-i without =", []string{"node", "create", "x", "--driver", "agent_ilo", "-i", "ilo_address"}, 2, "expected KEY=VALUE"},
+		{"-i without = does not echo a password", []string{"node", "create", "x", "--driver", "agent_ilo", "-i", "ilo_password:" + sentinel}, 2, `"******": expected KEY=VALUE`},
 		{"missing keys named together", []string{"node", "create", "x", "--driver", "agent_ilo", "-i", "ilo_address=a"}, 2,
 			"['ilo_username', 'ilo_password']"},
 		{"non-integers named together", []string{"node", "create", "x", "--driver", "agent_ilo", "-i", "ilo_address=a",
@@ -89,6 +90,9 @@ func TestExitCodesAndBadInput(t *testing.T) {
 				t.Fatalf("exit %d (want %d), output %q lacks %q", code, tt.code, out+errOut, tt.msg)
 			}
 		})
+	}
+	if strings.Contains(c.allOut.String(), sentinel) {
+		t.Fatal("a bad-input error echoed the password")
 	}
 	// The duplicate attempt did not change the original node.
 	var n map[string]any

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/google/uuid"
 
 	"github.com/lightsout/lightsout/runtime/inventory"
+	"github.com/lightsout/lightsout/runtime/secrets"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"
 )
@@ -39,11 +41,14 @@ func ParseKV(flag string, args []string) (map[string]any, error) {
 	return out, nil
 }
 
-// redactArg hides everything after '=' of an argument that names a secret,
-// and never echoes a bare value that might be a password.
+// redactArg renders a malformed KEY=VALUE argument for an error message
+// without echoing what may be a password: only a short plain key name that
+// does not name a secret is shown.
 func redactArg(a string) string {
-	if len(a) > 40 {
-		return a[:12] + "…"
+	if len(a) > 40 || secrets.IsSecretKey(a) || strings.TrimFunc(a, func(r rune) bool {
+		return r == '_' || r == '-' || r == '.' || unicode.IsLetter(r) || unicode.IsDigit(r)
+	}) != "" {
+		return secrets.Mask
 	}
 	return a
 }
