@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -307,23 +306,32 @@ func TestKill9MarksRunInterrupted(t *testing.T) {
 	os.WriteFile(script, []byte(`run.step("spin", function() while true do end end)`), 0o644)
 	cmd := exec.Command(bin, "run", script, "--node", "n1")
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+c.state)
+	var childOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &childOut, &childOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Poll (with a pause, so the poller does not starve the child of the
+	// database) until the run is recorded as running.
+	deadline := time.After(30 * time.Second)
 	for {
 		_, out, _ := c.run("runs", "list", "--status", "running", "--json")
 		if strings.Contains(out, `"status": "running"`) {
 			break
 		}
-		if ctx.Err() != nil {
+		select {
+		case err := <-exited:
+			t.Fatalf("lightsout run exited before it was killed: %v\n%s", err, childOut.String())
+		case <-deadline:
 			cmd.Process.Kill()
-			t.Fatal("run never appeared as running")
+			t.Fatalf("run never appeared as running\n%s", childOut.String())
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	<-exited
 	out := c.must("runs", "list", "--json")
 	var runs []map[string]any
 	json.Unmarshal([]byte(out), &runs)
