@@ -8,11 +8,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
-
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 )
 
 // grubModules are built into the standalone GRUB image made with
@@ -130,40 +126,20 @@ func buildEFIBoot(ctx context.Context, dst, loader, stub string) error {
 // Ironic did with a loop mount): efiboot.img is the first found in a
 // depth-first sorted walk; grub.cfg prefers EFI/BOOT/grub.cfg, then
 // boot/grub/grub.cfg, then the first found.
-func deployISOFiles(p string) (fsys *iso9660.FileSystem, closeFn func() error, efiboot, grubcfg string, err error) {
-	fsys, closeFn, err = openISO(p)
+func deployISOFiles(p string) (tree *isoTree, closeFn func() error, efiboot, grubcfg string, err error) {
+	tree, closeFn, err = openISOTree(p)
 	if err != nil {
 		return nil, nil, "", "", err
 	}
 	var efis, grubs []string
-	var walk func(dir string, depth int) error
-	walk = func(dir string, depth int) error {
-		if depth > 16 {
-			return nil
+	for _, e := range tree.Entries { // depth-first, sorted
+		switch {
+		case e.Dir:
+		case strings.EqualFold(path.Base(e.Path), "efiboot.img"):
+			efis = append(efis, e.Path)
+		case strings.EqualFold(path.Base(e.Path), "grub.cfg"):
+			grubs = append(grubs, e.Path)
 		}
-		entries, err := fsys.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("read %s in %s: %w", dir, p, err)
-		}
-		sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-		for _, e := range entries {
-			full := path.Join(dir, e.Name())
-			switch {
-			case e.IsDir():
-				if err := walk(full, depth+1); err != nil {
-					return err
-				}
-			case strings.EqualFold(e.Name(), "efiboot.img"):
-				efis = append(efis, full)
-			case strings.EqualFold(e.Name(), "grub.cfg"):
-				grubs = append(grubs, full)
-			}
-		}
-		return nil
-	}
-	if err = walk(".", 0); err != nil {
-		closeFn()
-		return nil, nil, "", "", err
 	}
 	if len(efis) == 0 || len(grubs) == 0 {
 		closeFn()
@@ -180,35 +156,19 @@ func deployISOFiles(p string) (fsys *iso9660.FileSystem, closeFn func() error, e
 		}
 	}
 found:
-	return fsys, closeFn, efis[0], grubcfg, nil
+	return tree, closeFn, efis[0], grubcfg, nil
 }
 
-// openISO opens the ISO image at p read-only with go-diskfs.
-func openISO(p string) (*iso9660.FileSystem, func() error, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, nil, err
+// copyOutOfISO copies the file src of the ISO tree to dst.
+func copyOutOfISO(ctx context.Context, tree *isoTree, src, dst string) error {
+	e, ok := tree.Lookup(src)
+	if !ok {
+		return fmt.Errorf("open %s in ISO: %w", src, os.ErrNotExist)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	fsys, err := iso9660.Read(file.New(f, true), st.Size(), 0, isoBlock)
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s is not a readable ISO 9660 image: %w", p, err)
-	}
-	return fsys, f.Close, nil
-}
-
-// copyOutOfISO streams the file src of fsys to the local file dst.
-func copyOutOfISO(ctx context.Context, fsys *iso9660.FileSystem, src, dst string) error {
-	in, err := fsys.Open(src)
+	in, err := e.Open()
 	if err != nil {
 		return fmt.Errorf("open %s in ISO: %w", src, err)
 	}
-	defer in.Close()
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}

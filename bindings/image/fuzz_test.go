@@ -26,7 +26,8 @@ func FuzzReadImage(f *testing.F) {
 	f.Add(iso)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := shiftedReaderAt{data: data, shift: 16 * isoBlock}
-		_, _, _ = walkISO(r)
+		_, _ = readISOTree(r)
+		_, _, _ = writtenISORecords(r)
 		_, _, _ = readElTorito(r)
 		_, _ = rockRidgeName(r, data)
 
@@ -47,5 +48,14 @@ type shiftedReaderAt struct {
 }
 
 func (s shiftedReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	return bytesReaderAt(append(make([]byte, s.shift), s.data...)).ReadAt(p, off)
+	n := 0
+	for n < len(p) && off+int64(n) < s.shift {
+		p[n] = 0
+		n++
+	}
+	if n == len(p) {
+		return n, nil
+	}
+	m, err := bytesReaderAt(s.data).ReadAt(p[n:], off+int64(n)-s.shift)
+	return n + m, err
 }

@@ -297,6 +297,9 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 	if err := appendPayloads(ctx, out, payloads, opts.Progress); err != nil {
 		return err
 	}
+	if err := declareRRIP1991A(out); err != nil {
+		return fmt.Errorf("write ISO metadata: %w", err)
+	}
 	if bios {
 		if err := patchBootInfoTable(out, "isolinux/isolinux.bin"); err != nil {
 			return err
@@ -431,7 +434,7 @@ func appendPayloads(ctx context.Context, out *os.File, payloads []payload, progr
 	if err != nil {
 		return fmt.Errorf("read back ISO: %w", err)
 	}
-	_, recs, err := walkISO(out)
+	_, recs, err := writtenISORecords(out)
 	if err != nil {
 		return fmt.Errorf("read back ISO: %w", err)
 	}
@@ -521,36 +524,37 @@ func appendPayloads(ctx context.Context, out *os.File, payloads []payload, progr
 // 32-bit sum of its words from offset 64. isolinux needs it to find itself.
 // (go-diskfs can do this, but reads the file 4 bytes per syscall.)
 func patchBootInfoTable(out *os.File, name string) error {
-	_, recs, err := walkISO(out)
+	tree, err := readISOTree(out)
 	if err != nil {
 		return fmt.Errorf("read back ISO: %w", err)
 	}
-	for _, r := range recs {
-		if r.Path != name || r.Dir {
-			continue
-		}
-		if r.Size < 64 {
-			return fmt.Errorf("boot file %s is only %d bytes", name, r.Size)
-		}
-		data := make([]byte, (int(r.Size)+3)&^3)
-		if _, err := out.ReadAt(data[:r.Size], int64(r.Extent)*isoBlock); err != nil {
-			return fmt.Errorf("read boot file %s: %w", name, err)
-		}
-		var sum uint32
-		for i := 64; i < len(data); i += 4 {
-			sum += binary.LittleEndian.Uint32(data[i:])
-		}
-		table := make([]byte, 56)
-		binary.LittleEndian.PutUint32(table[0:], 16)
-		binary.LittleEndian.PutUint32(table[4:], r.Extent)
-		binary.LittleEndian.PutUint32(table[8:], r.Size)
-		binary.LittleEndian.PutUint32(table[12:], sum)
-		if _, err := out.WriteAt(table, int64(r.Extent)*isoBlock+8); err != nil {
-			return fmt.Errorf("write boot info table: %w", err)
-		}
-		return nil
+	e, ok := tree.Lookup(name)
+	if !ok || e.Dir {
+		return fmt.Errorf("boot file %s not found in the ISO", name)
 	}
-	return fmt.Errorf("boot file %s not found in the ISO", name)
+	if e.Size < 64 {
+		return fmt.Errorf("boot file %s is only %d bytes", name, e.Size)
+	}
+	if e.Size > math.MaxUint32 {
+		return fmt.Errorf("boot file %s is %d bytes, too large for a boot info table", name, e.Size)
+	}
+	data := make([]byte, (int(e.Size)+3)&^3)
+	if _, err := out.ReadAt(data[:e.Size], int64(e.LBA)*isoBlock); err != nil {
+		return fmt.Errorf("read boot file %s: %w", name, err)
+	}
+	var sum uint32
+	for i := 64; i < len(data); i += 4 {
+		sum += binary.LittleEndian.Uint32(data[i:])
+	}
+	table := make([]byte, 56)
+	binary.LittleEndian.PutUint32(table[0:], 16)
+	binary.LittleEndian.PutUint32(table[4:], e.LBA)
+	binary.LittleEndian.PutUint32(table[8:], uint32(e.Size))
+	binary.LittleEndian.PutUint32(table[12:], sum)
+	if _, err := out.WriteAt(table, int64(e.LBA)*isoBlock+8); err != nil {
+		return fmt.Errorf("write boot info table: %w", err)
+	}
+	return nil
 }
 
 // isoPath normalises an ISO path for lookups ("/a/b" and "a/b" are equal).

@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -280,18 +281,17 @@ func TestWriteISOStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, recs, err := walkISO(bytesReaderAt(data))
+	tree, err := readISOTree(bytesReaderAt(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	src, _ := os.ReadFile(big)
-	for _, r := range recs {
-		if r.Path == "initrd" {
-			got := data[int64(r.Extent)*isoBlock : int64(r.Extent)*isoBlock+int64(r.Size)]
-			if string(got) != string(src) {
-				t.Fatal("initrd content differs")
-			}
-		}
+	e, ok := tree.Lookup("initrd")
+	if !ok {
+		t.Fatal("initrd not found in the written ISO")
+	}
+	if got := data[int64(e.LBA)*isoBlock : int64(e.LBA)*isoBlock+e.Size]; string(got) != string(src) {
+		t.Fatal("initrd content differs")
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -366,7 +366,7 @@ func TestReadForeignISO(t *testing.T) {
 	}
 	if len(info.ElTorito) != 2 || info.ElTorito[0].File != "isolinux/isolinux.bin" || info.ElTorito[1].File != "EFI/efiboot.img" ||
 		info.ElTorito[1].Platform != "UEFI" || info.Label != "DEPLOY" {
-		t.Fatalf("Inspect(xorriso ISO) = %+v", info)
+		t.Fatalf("Inspect(xorriso ISO) = %+v\n%v", info, info.Files)
 	}
 	if got, err := KernelCmdline(deploy); err != nil || got != "console=ttyS0 ipa-api-url=http://127.0.0.1:6385" {
 		t.Fatalf("KernelCmdline = %q, %v", got, err)
@@ -429,4 +429,134 @@ func TestKernelCmdlineParsers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadISOMadeByOtherTools reads ISOs made by xorriso and genisoimage,
+// with and without Rock Ridge (and with Joliet), through the reader
+// library: the file list, sizes, contents, volume id, El Torito boot file
+// and the kernel command line must match what was put in.
+func TestReadISOMadeByOtherTools(t *testing.T) {
+	testenv.RequireTools(t, "xorriso", "genisoimage")
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	files := map[string]string{
+		"isolinux/isolinux.cfg": "DEFAULT a\nLABEL a\n  KERNEL /vmlinuz\n  APPEND initrd=/initrd.img console=ttyS0 x=1\n",
+		"isolinux/boot.bin":     strings.Repeat("B", 4096),
+		"vmlinuz":               strings.Repeat("k", 70_001),
+		"sub/deeper/data.txt":   "hello",
+	}
+	for name, data := range files {
+		if err := writeStaged(tree, name, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// names as ISO 9660 level 1 keeps them without Rock Ridge (upper case, 8.3)
+	plainName := map[string]string{
+		"isolinux/isolinux.cfg": "ISOLINUX/ISOLINUX.CFG", "isolinux/boot.bin": "ISOLINUX/BOOT.BIN",
+		"vmlinuz": "VMLINUZ", "sub/deeper/data.txt": "SUB/DEEPER/DATA.TXT",
+	}
+	boot := []string{"-b", "isolinux/boot.bin", "-c", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4"}
+	tests := []struct {
+		name      string
+		tool      string
+		args      []string
+		rockRidge bool
+	}{
+		{"xorriso rock ridge", "xorriso", []string{"-as", "mkisofs", "-quiet", "-r"}, true},
+		{"xorriso rock ridge and joliet", "xorriso", []string{"-as", "mkisofs", "-quiet", "-r", "-J"}, true},
+		{"xorriso plain iso 9660", "xorriso", []string{"-as", "mkisofs", "-quiet", "--norock"}, false},
+		{"genisoimage rock ridge", "genisoimage", []string{"-quiet", "-R"}, true},
+		{"genisoimage plain iso 9660", "genisoimage", []string{"-quiet"}, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			iso := filepath.Join(dir, fmt.Sprintf("%d.iso", i))
+			args := append(append(append([]string{}, tt.args...), "-o", iso, "-V", "FOREIGN"), boot...)
+			if out, rc := runCmd(t, tt.tool, append(args, tree)...); rc != 0 {
+				t.Fatalf("%s: %s", tt.tool, out)
+			}
+			info, err := Inspect(iso)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Label != "FOREIGN" {
+				t.Errorf("label %q, want FOREIGN", info.Label)
+			}
+			listed := map[string]FileEntry{}
+			for _, f := range info.Files {
+				listed[f.Path] = f
+			}
+			for name, data := range files {
+				want := name
+				if !tt.rockRidge {
+					want = plainName[name]
+				}
+				f, ok := listed[want]
+				if !ok || f.Dir || f.Size != int64(len(data)) {
+					t.Errorf("file %s: listed as %+v (found %v); files %v", want, f, ok, info.Files)
+				}
+				// lookups by the lower-case name work with and without Rock Ridge
+				got, err := ReadISOFile(iso, name)
+				if err != nil || string(got) != data {
+					t.Errorf("ReadISOFile(%s) = %d bytes, %v; want %d bytes", name, len(got), err, len(data))
+				}
+			}
+			if d, ok := listed[map[bool]string{true: "sub/deeper", false: "SUB/DEEPER"}[tt.rockRidge]]; !ok || !d.Dir {
+				t.Errorf("directory sub/deeper not listed as a directory: %v", info.Files)
+			}
+			wantBoot := map[bool]string{true: "isolinux/boot.bin", false: "ISOLINUX/BOOT.BIN"}[tt.rockRidge]
+			if len(info.ElTorito) != 1 || info.ElTorito[0].File != wantBoot || info.ElTorito[0].Platform != "BIOS" {
+				t.Errorf("El Torito %+v, want one BIOS entry for %s", info.ElTorito, wantBoot)
+			}
+			if info.KernelCmdline != "console=ttyS0 x=1" {
+				t.Errorf("kernel command line %q", info.KernelCmdline)
+			}
+		})
+	}
+}
+
+// TestReadISORefusesHostileTrees: a directory whose extent points back at
+// the root (a loop) and truncated images are errors, not hangs or panics.
+func TestReadISORefusesHostileTrees(t *testing.T) {
+	iso := make([]byte, 20*isoBlock)
+	pvd := iso[16*isoBlock:]
+	copy(pvd, "\x01CD001\x01")
+	copy(pvd[40:], "LOOP")
+	root := pvd[156:]
+	isoDirRecord(root, 18, isoBlock, "\x00", true)
+	copy(iso[17*isoBlock:], "\xffCD001\x01")
+	dir := iso[18*isoBlock:]
+	n := isoDirRecord(dir, 18, isoBlock, "\x00", true)
+	n += isoDirRecord(dir[n:], 18, isoBlock, "\x01", true)
+	isoDirRecord(dir[n:], 18, isoBlock, "LOOP", true) // child = root again
+	if _, err := readISOTree(bytesReaderAt(iso)); err == nil || !strings.Contains(err.Error(), "deeper than") {
+		t.Fatalf("loop: err = %v, want a depth error", err)
+	}
+	for _, cut := range []int{17 * isoBlock, 16*isoBlock + 100, 18*isoBlock + 10} {
+		if _, err := readISOTree(bytesReaderAt(iso[:cut])); err == nil {
+			t.Errorf("truncated at %d: no error", cut)
+		}
+	}
+}
+
+// isoDirRecord writes a minimal ISO 9660 directory record into b and
+// returns its length.
+func isoDirRecord(b []byte, extent, size uint32, id string, dir bool) int {
+	l := 33 + len(id)
+	if l%2 == 1 {
+		l++
+	}
+	b[0] = byte(l)
+	binary.LittleEndian.PutUint32(b[2:], extent)
+	binary.BigEndian.PutUint32(b[6:], extent)
+	binary.LittleEndian.PutUint32(b[10:], size)
+	binary.BigEndian.PutUint32(b[14:], size)
+	if dir {
+		b[25] = 2
+	}
+	binary.LittleEndian.PutUint16(b[28:], 1)
+	binary.BigEndian.PutUint16(b[30:], 1)
+	b[32] = byte(len(id))
+	copy(b[33:], id)
+	return l
 }

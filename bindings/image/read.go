@@ -19,33 +19,31 @@ const maxReadISOFile = 64 << 20
 // at path. Rock Ridge names are used when the image has them. Files larger
 // than 64 MiB are refused.
 func ReadISOFile(path, name string) ([]byte, error) {
-	fsys, closeFn, err := openISO(path)
+	tree, closeFn, err := openISOTree(path)
 	if err != nil {
 		return nil, err
 	}
 	defer closeFn()
-	p := isoPath(name)
-	st, err := fsys.Stat(p)
-	if err != nil {
-		return nil, fmt.Errorf("%s in %s: %w", name, path, err)
+	e, ok := tree.Lookup(name)
+	if !ok {
+		return nil, fmt.Errorf("%s in %s: %w", name, path, os.ErrNotExist)
 	}
-	if st.IsDir() {
+	if e.Dir {
 		return nil, fmt.Errorf("%s in %s is a directory", name, path)
 	}
-	if st.Size() > maxReadISOFile {
-		return nil, fmt.Errorf("%s in %s is %d bytes; ReadISOFile reads at most %d", name, path, st.Size(), maxReadISOFile)
+	if e.Size > maxReadISOFile {
+		return nil, fmt.Errorf("%s in %s is %d bytes; ReadISOFile reads at most %d", name, path, e.Size, maxReadISOFile)
 	}
-	f, err := fsys.Open(p)
+	r, err := e.Open()
 	if err != nil {
 		return nil, fmt.Errorf("%s in %s: %w", name, path, err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, st.Size()))
+	data, err := io.ReadAll(io.LimitReader(r, e.Size))
 	if err != nil {
 		return nil, fmt.Errorf("read %s in %s: %w", name, path, err)
 	}
-	if int64(len(data)) != st.Size() {
-		return nil, fmt.Errorf("read %s in %s: got %d of %d bytes", name, path, len(data), st.Size())
+	if int64(len(data)) != e.Size {
+		return nil, fmt.Errorf("read %s in %s: got %d of %d bytes", name, path, len(data), e.Size)
 	}
 	return data, nil
 }
@@ -178,16 +176,18 @@ func Inspect(path string) (*Info, error) {
 
 func inspectISO(f *os.File, info *Info) (*Info, error) {
 	info.Kind = "iso"
-	vol, recs, err := walkISO(f)
+	tree, err := readISOTree(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", info.Path, err)
 	}
-	info.Label = vol.VolumeID
+	info.Label = tree.Label
 	byLBA := map[uint32]string{}
-	for _, r := range recs {
-		info.Files = append(info.Files, FileEntry{Path: r.Path, Size: int64(r.Size), Dir: r.Dir})
-		if !r.Dir {
-			byLBA[r.Extent] = r.Path
+	for _, e := range tree.Entries {
+		info.Files = append(info.Files, FileEntry{Path: e.Path, Size: e.Size, Dir: e.Dir})
+		if !e.Dir {
+			if _, seen := byLBA[e.LBA]; !seen {
+				byLBA[e.LBA] = e.Path
+			}
 		}
 	}
 	boot, _, err := readElTorito(f)

@@ -9,6 +9,7 @@ PKGS=(
   # bindings/image: floppy + ISO checks and media boot under qemu
   dosfstools mtools xorriso isolinux syslinux-common grub-efi-amd64-bin busybox-static cpio
   qemu-system-x86 ovmf qemu-utils
+  genisoimage  # ISOs made by another tool, for the ISO reader tests
   # bindings/swift: Swift all-in-one with tempauth + tempurl
   swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached attr
 )

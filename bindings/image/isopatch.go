@@ -1,5 +1,13 @@
 package image
 
+// This file is the one hand-written ISO 9660 directory walker left, and it
+// serves only the ISO writer (iso.go): go-diskfs writes the payload files'
+// directory records with size 0 and lightsout streams the payloads after
+// the image, so the writer must find those records' on-disk positions to
+// patch their extents and sizes. No reader library exposes record positions.
+// Every other read of an ISO (files, directories, Rock Ridge names, volume
+// id, file extents) goes through kdomanski/iso9660 in isoread.go.
+
 import (
 	"bytes"
 	"encoding/binary"
@@ -12,7 +20,7 @@ import (
 
 const isoBlock = 2048
 
-// isoRecord is one ISO 9660 directory record found by walkISO.
+// isoRecord is one ISO 9660 directory record found by writtenISORecords.
 type isoRecord struct {
 	Path   string // slash-separated, no leading slash; Rock Ridge name when present
 	Extent uint32 // first logical block
@@ -23,7 +31,7 @@ type isoRecord struct {
 	offset    int    // byte offset of the record inside that directory
 }
 
-// isoVolume is what walkISO reads from the primary volume descriptor.
+// isoVolume is what readPVD reads from the primary volume descriptor.
 type isoVolume struct {
 	VolumeID   string
 	Blocks     uint32 // volume space size
@@ -57,9 +65,10 @@ func readPVD(r io.ReaderAt) (isoVolume, error) {
 	return isoVolume{}, errors.New("ISO image has no volume descriptor terminator")
 }
 
-// walkISO lists every directory record of the image (depth first, in
-// on-disk order), naming entries by their Rock Ridge NM name when present.
-func walkISO(r io.ReaderAt) (isoVolume, []isoRecord, error) {
+// writtenISORecords lists every directory record of the ISO the writer just
+// wrote (depth first, in on-disk order) with its position, naming entries
+// by their Rock Ridge NM name when present. It stays bounded on any input.
+func writtenISORecords(r io.ReaderAt) (isoVolume, []isoRecord, error) {
 	vol, err := readPVD(r)
 	if err != nil {
 		return vol, nil, err
@@ -220,94 +229,82 @@ func patchISORecords(rw interface {
 	return nil
 }
 
-// BootEntry is one El Torito boot catalog entry.
-type BootEntry struct {
-	Platform    string `json:"platform"` // "BIOS", "UEFI", "PPC", "Mac" or a hex id
-	Bootable    bool   `json:"bootable"`
-	Emulation   string `json:"emulation"` // "none", "floppy-1.2", "floppy-1.44", "floppy-2.88", "hard-disk"
-	LoadSectors uint16 `json:"load_sectors"`
-	LBA         uint32 `json:"lba"`
-	File        string `json:"file,omitempty"` // path of the boot image file, when it is visible
-}
+// rripIdentifier is the Rock Ridge extension identifier mkisofs, xorriso and
+// genisoimage write, and the one kdomanski/iso9660 (our reader) requires.
+const rripIdentifier = "RRIP_1991A"
 
-// readElTorito returns the boot catalog entries of the ISO image r (nil
-// when it has no El Torito boot record).
-func readElTorito(r io.ReaderAt) ([]BootEntry, uint32, error) {
-	var catalog uint32
-	found := false
-	for i := int64(16); i < 64 && !found; i++ {
-		vd := make([]byte, isoBlock)
-		if _, err := r.ReadAt(vd, i*isoBlock); err != nil {
-			return nil, 0, fmt.Errorf("read volume descriptor %d: %w", i, err)
-		}
-		if string(vd[1:6]) != "CD001" || vd[0] == 255 {
-			break
-		}
-		if vd[0] == 0 && strings.HasPrefix(string(vd[7:39]), "EL TORITO SPECIFICATION") {
-			catalog = binary.LittleEndian.Uint32(vd[0x47:])
-			found = true
-		}
+// declareRRIP1991A rewrites the Rock Ridge ER record of the ISO the writer
+// just wrote from go-diskfs' "IEEE_P1282" to "RRIP_1991A" (both ten bytes,
+// in place). Readers that only know the 1991 identifier (kdomanski/iso9660,
+// some firmware) otherwise ignore the Rock Ridge names and show 8.3 upper-case
+// ISO 9660 names. The ER record lives in the system use area of the root's
+// "." record or in its continuation (CE) area.
+func declareRRIP1991A(rw interface {
+	io.ReaderAt
+	io.WriterAt
+}) error {
+	vol, err := readPVD(rw)
+	if err != nil {
+		return err
 	}
-	if !found {
-		return nil, 0, nil
+	dot := make([]byte, 255)
+	if _, err := rw.ReadAt(dot, int64(vol.rootExtent)*isoBlock); err != nil {
+		return fmt.Errorf("read root directory: %w", err)
 	}
-	cat := make([]byte, isoBlock)
-	if _, err := r.ReadAt(cat, int64(catalog)*isoBlock); err != nil {
-		return nil, 0, fmt.Errorf("read boot catalog: %w", err)
+	l := int(dot[0])
+	if l < 34 || int(dot[32]) != 1 {
+		return errors.New("root directory has no \".\" record")
 	}
-	if cat[0] != 1 || cat[0x1e] != 0x55 || cat[0x1f] != 0xAA {
-		return nil, 0, errors.New("boot catalog has no valid validation entry")
-	}
-	platform := cat[1]
-	var out []BootEntry
-	entry := func(e []byte, plat byte) BootEntry {
-		emu := [...]string{"none", "floppy-1.2", "floppy-1.44", "floppy-2.88", "hard-disk"}
-		be := BootEntry{
-			Platform:    platformName(plat),
-			Bootable:    e[0] == 0x88,
-			Emulation:   fmt.Sprintf("0x%02x", e[1]&0x0f),
-			LoadSectors: binary.LittleEndian.Uint16(e[6:]),
-			LBA:         binary.LittleEndian.Uint32(e[8:]),
-		}
-		if int(e[1]&0x0f) < len(emu) {
-			be.Emulation = emu[e[1]&0x0f]
-		}
-		return be
-	}
-	out = append(out, entry(cat[32:64], platform))
-	for off := 64; off+32 <= len(cat); {
-		h := cat[off : off+32]
-		if h[0] != 0x90 && h[0] != 0x91 {
-			break
-		}
-		n := int(binary.LittleEndian.Uint16(h[2:]))
-		plat := h[1]
-		off += 32
-		for j := 0; j < n && off+32 <= len(cat); j++ {
-			if cat[off] == 0x44 { // extension entry
-				off += 32
+	suStart := 34 // 33 + identifier length 1, already even
+	areas := []struct {
+		off int64
+		su  []byte
+	}{{int64(vol.rootExtent)*isoBlock + int64(suStart), dot[suStart:l]}}
+	for hop := 0; hop < len(areas) && hop < 8; hop++ {
+		su, base := areas[hop].su, areas[hop].off
+		for pos := 0; pos+4 <= len(su); {
+			sig, n := string(su[pos:pos+2]), int(su[pos+2])
+			if n < 4 || pos+n > len(su) {
+				break
+			}
+			e := su[pos : pos+n]
+			switch sig {
+			case "ER":
+				if n >= 8 && int(e[4]) == len(rripIdentifier) && 8+len(rripIdentifier) <= n {
+					id := string(e[8 : 8+len(rripIdentifier)])
+					if id == rripIdentifier {
+						return nil
+					}
+					if id == "IEEE_P1282" {
+						if _, err := rw.WriteAt([]byte(rripIdentifier), base+int64(pos)+8); err != nil {
+							return fmt.Errorf("write Rock Ridge ER record: %w", err)
+						}
+						return nil
+					}
+				}
+			case "CE":
+				if n >= 28 {
+					blk := binary.LittleEndian.Uint32(e[4:])
+					off := binary.LittleEndian.Uint32(e[12:])
+					size := binary.LittleEndian.Uint32(e[20:])
+					if size > isoBlock {
+						return errors.New("oversized Rock Ridge continuation area")
+					}
+					area := make([]byte, size)
+					if _, err := rw.ReadAt(area, int64(blk)*isoBlock+int64(off)); err != nil {
+						return fmt.Errorf("read Rock Ridge continuation area: %w", err)
+					}
+					areas = append(areas, struct {
+						off int64
+						su  []byte
+					}{int64(blk)*isoBlock + int64(off), area})
+				}
+			case "ST":
+				pos = len(su)
 				continue
 			}
-			out = append(out, entry(cat[off:off+32], plat))
-			off += 32
-		}
-		if h[0] == 0x91 {
-			break
+			pos += n
 		}
 	}
-	return out, catalog, nil
-}
-
-func platformName(p byte) string {
-	switch p {
-	case 0:
-		return "BIOS"
-	case 1:
-		return "PPC"
-	case 2:
-		return "Mac"
-	case 0xef:
-		return "UEFI"
-	}
-	return fmt.Sprintf("0x%02x", p)
+	return errors.New("no Rock Ridge ER record found in the root directory")
 }
