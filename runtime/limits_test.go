@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/config"
 	"github.com/lightsout/lightsout/runtime/module"
@@ -127,6 +126,7 @@ func TestBombsFailTheirRunOnly(t *testing.T) {
 	}
 	res := e.run(t, `local t = {} for i = 1, 1000 do t[i] = ("%d"):format(i) end assert(table.concat(t, ","):find("999,1000$"))
 		assert(select(2, ("a,b,c"):gsub(",", ";")) == 2)
+		assert(_printregs == nil, "_printregs is exposed")
 		local co = coroutine.wrap(function() coroutine.yield(1) return 2 end) assert(co() == 1 and co() == 2)`)
 	if !res.Succeeded() {
 		t.Fatalf("normal script after bombs: %s %s", res.Status, res.Error)
