@@ -137,4 +137,3 @@ func concatSize(L *lua.LState) float64 {
 	}
 	return total
 }
-
