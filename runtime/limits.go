@@ -26,7 +26,7 @@ const (
 	memSampleInterval       = 5 * time.Millisecond
 	heapMetric              = "/memory/classes/heap/objects:bytes"
 	measureOverheadRatio    = 10 // a run spends at most ~1/10 of its time measuring itself
-	heapGrowthForcesMeasure = 4  // a heap growth of limit/4 since the last measurement forces one
+	heapGrowthForcesMeasure = 1  // a heap growth of a whole limit since the last measurement forces one
 	sizeString              = 16
 	sizeNumber              = 8
 	sizeArraySlot           = 16
@@ -158,7 +158,7 @@ func (g *guard) err() *module.Error {
 
 // poll is called on a new pressure epoch: it measures the run's Lua data
 // (rate-limited so measuring costs at most ~10% of the run's time, unless
-// the heap grew by a quarter of the limit since) and cancels the run with a
+// the heap grew by a whole limit since) and cancels the run with a
 // resource_limit cause when it holds more than its limit.
 func (g *guard) poll(epoch uint64) {
 	g.seen = epoch
@@ -298,7 +298,13 @@ func (m *sizer) run() {
 			}
 			m.total += sizeTable
 			m.push(x.Metatable)
-			for k, val := x.Next(lua.LNil); k != lua.LNil && m.total <= m.limit; k, val = x.Next(k) {
+			// The array part's slots alone may be over the limit: then
+			// stop before walking it.
+			if m.total+int64(x.MaxN())*sizeArraySlot > m.limit {
+				m.total += int64(x.MaxN()) * sizeArraySlot
+				return
+			}
+			x.ForEach(func(k, val lua.LValue) {
 				if _, isNum := k.(lua.LNumber); isNum {
 					m.total += sizeArraySlot
 				} else {
@@ -306,7 +312,7 @@ func (m *sizer) run() {
 					m.push(k)
 				}
 				m.push(val)
-			}
+			})
 		case *lua.LFunction:
 			if x == nil || !m.first(unsafe.Pointer(x)) {
 				continue

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	lua "github.com/yuin/gopher-lua"
+
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/config"
 	"github.com/lightsout/lightsout/runtime/module"
@@ -130,5 +132,29 @@ func TestBombsFailTheirRunOnly(t *testing.T) {
 		local co = coroutine.wrap(function() coroutine.yield(1) return 2 end) assert(co() == 1 and co() == 2)`)
 	if !res.Succeeded() {
 		t.Fatalf("normal script after bombs: %s %s", res.Status, res.Error)
+	}
+}
+
+// panicky is a module whose function hits a Go runtime panic (a binding
+// bug): it fails its run only.
+type panicky struct{}
+
+func (panicky) Name() string { return "panicky" }
+func (panicky) Open(L *lua.LState, r module.Run) lua.LValue {
+	return L.NewFunction(func(L *lua.LState) int {
+		var m map[string]int
+		m["boom"] = 1
+		return 0
+	})
+}
+
+func TestGoPanicFailsOnlyItsRun(t *testing.T) {
+	e := newLimitEnv(t, "", panicky{})
+	res := e.run(t, `require("panicky")()`)
+	if res.Status != store.StatusFailed || !strings.Contains(res.Error, "assignment to entry in nil map") || strings.Contains(res.Error, "goroutine ") {
+		t.Fatalf("got %s %q, want failed with the panic's message and no Go stack", res.Status, res.Error)
+	}
+	if res := e.run(t, `assert(1 + 1 == 2)`); !res.Succeeded() {
+		t.Fatalf("after the panic: %s %s", res.Status, res.Error)
 	}
 }
