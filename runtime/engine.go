@@ -65,6 +65,8 @@ type Engine struct {
 
 	protoMu sync.Mutex
 	protos  map[string]*lua.FunctionProto
+
+	mem memWatch // heap sampler behind the runs' memory limits
 }
 
 // New returns an Engine. It recovers runs left "running" by processes that
@@ -387,6 +389,7 @@ func (e *Engine) CheckModules(ctx context.Context, requireAll bool) error {
 	r := &Run{eng: e, ctx: ctx, script: &Script{Name: "check"}, params: map[string]string{}, stdout: io.Discard}
 	L := e.newState(r)
 	defer L.Close()
+	defer r.guard.close()
 	if !requireAll {
 		return nil
 	}

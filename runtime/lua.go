@@ -26,7 +26,10 @@ func (e *Engine) newState(r *Run) *lua.LState {
 		L.Push(lua.LString(lib.name))
 		L.Call(1, 0)
 	}
-	L.SetContext(r.ctx)
+	// The run's limits: memory, coroutines, bounded string builders and
+	// interruptible pattern functions (limits.go, limits_lib.go).
+	r.guard = e.newGuard(r.ctx, L)
+	r.guard.bound(L)
 
 	g := L.G.Global
 	// No file or process access: dofile/loadfile and the os functions that

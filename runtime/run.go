@@ -31,6 +31,8 @@ type Run struct {
 	mu        sync.Mutex
 	node      *store.Node
 	traceback string // of the first error raised inside a step
+
+	guard *guard // the run's resource limits, set by newState
 }
 
 var _ module.Run = (*Run)(nil)
@@ -175,14 +177,25 @@ func copyMap(m map[string]any) map[string]any {
 }
 
 // execute runs the compiled chunk in a fresh LState.
+// A Go panic anywhere in it (a binding bug, a gopher-lua panic) fails this
+// run only.
 func (r *Run) execute(proto *lua.FunctionProto, parent context.Context) (status, msg string) {
+	defer func() {
+		if v := recover(); v != nil {
+			status, msg = store.StatusFailed, panicMessage(v)
+		}
+	}()
 	L := r.eng.newState(r)
 	defer L.Close()
+	defer r.guard.close()
 	r.Event(store.EventState, "started", map[string]any{"script": r.script.Name, "origin": r.script.Origin, "path": r.script.Path})
 	L.Push(L.NewFunctionFromProto(proto))
 	err := L.PCall(0, 0, nil)
 	if err == nil {
 		return store.StatusSucceeded, ""
+	}
+	if le := r.guard.err(); le != nil {
+		return store.StatusFailed, le.Error() + " (" + le.Code + ")"
 	}
 	return classify(r.ctx, parent, r.errorMessage(L, err))
 }

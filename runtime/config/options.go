@@ -9,6 +9,8 @@ func Known() []Option {
 		{"lightsout", "scripts_path", "", "site script directories, ':'-separated, searched before the bundled ones"},
 		{"lightsout", "max_parallel", "64", "default --parallel for runs across nodes"},
 		{"lightsout", "run_timeout", "1h", "default --timeout of a run"},
+		{"lightsout", "run_memory_limit", "256M", "Lua data one run may hold (bytes, K/M/G suffix); a run over it fails with resource_limit"},
+		{"lightsout", "run_max_coroutines", "1000", "coroutines one run may have alive at once"},
 		{"lightsout", "publish_address", "127.0.0.1:0", "address of the built-in image publisher"},
 		{"lightsout", "publish_url", "", "external base URL of the built-in publisher (default derived from publish_address)"},
 		{"lightsout", "publish_tls_cert", "", "TLS certificate for the built-in publisher (HTTPS when set)"},

@@ -20,6 +20,8 @@ const (
 	CodeCancelled    = "cancelled"        // the run was cancelled
 	CodeNotFound     = "not_found"        // object, node, or file does not exist
 	CodeError        = "error"            // anything else
+
+	CodeResourceLimit = "resource_limit" // the run went over a resource limit (memory, coroutines)
 )
 
 // Error is an error with a machine-readable code, raised to Lua as a table
