@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +36,12 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.timeout, "timeout", 0, "timeout of each run (default [lightsout] run_timeout)")
 	fl.BoolVar(&f.wait, "wait", false, "wait for locked nodes instead of failing")
 	fl.BoolVar(&f.asJSON, "json", false, "print the results as JSON")
+}
+
+// check validates the numeric flags (before anything changes).
+func (f *runFlags) check(cmd *cobra.Command) error {
+	fl := cmd.Flags()
+	return app.CheckRunLimits(f.parallel, fl.Changed("parallel"), f.timeout, fl.Changed("timeout"))
 }
 
 func (f *runFlags) paramMap() (map[string]string, error) {
@@ -153,6 +160,7 @@ Exit status: 0 when every run succeeded, 1 when any failed, 2 on bad usage.`,
 			}
 			return out, cobra.ShellCompDirectiveNoFileComp
 		},
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return f.check(cmd) },
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			return f.execute(cmd, g, a, args[0], nil)
 		}),
@@ -192,6 +200,9 @@ func runsListCmd(g *globals) *cobra.Command {
 		Short: "List runs",
 		Args:  cobra.NoArgs,
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
+			if err := app.CheckIntFlag("limit", int64(limit), 0, math.MaxInt32, "0 lists every run"); err != nil {
+				return err
+			}
 			runs, err := a.Store.ListRuns(cmd.Context(), store.RunFilter{Node: node, Status: status, Limit: limit})
 			if err != nil {
 				return err
