@@ -295,7 +295,7 @@ func runsShowCmd(g *globals) *cobra.Command {
 				out := runShowJSON{runJSON: toRunJSON(a, r), ScriptSHA: r.ScriptSHA, Params: r.Params, Host: r.Host, PID: r.PID,
 					Events: make([]eventJSON, len(evs)), Artifacts: arts}
 				for i, e := range evs {
-					out.Events[i] = eventJSON{Seq: e.Seq, Kind: e.Kind, Name: e.Name, Data: e.Data, Time: e.Time}
+					out.Events[i] = eventJSON{Seq: e.Seq, Kind: e.Kind, Name: e.Name, Data: jsonBounded(e.Data), Time: e.Time}
 				}
 				return printJSON(g.stdout, out)
 			}
@@ -347,7 +347,7 @@ func printRun(g *globals, a *app.App, r *store.Run, evs []store.Event, arts []st
 		if e.Kind == store.EventStepEnd && depth > 0 {
 			depth--
 		}
-		indent := strings.Repeat("  ", depth)
+		indent := strings.Repeat("  ", min(depth, 20))
 		fmt.Fprintf(w, "  %8.3fs %s%s\n", off, indent, a.Redactor.String(describeEvent(e)))
 		if e.Kind == store.EventStepStart {
 			depth++
@@ -365,7 +365,11 @@ func short(s string) string {
 
 // describeEvent renders one timeline line.
 func describeEvent(e store.Event) string {
-	d := e.Data
+	return cutLine(describeEventFull(e))
+}
+
+func describeEventFull(e store.Event) string {
+	d := boundedMap(e.Data, textDepth, textItems, textString)
 	str := func(k string) string {
 		if v, ok := d[k]; ok && v != nil {
 			return fmt.Sprint(v)
@@ -437,7 +441,7 @@ func runsLogCmd(g *globals) *cobra.Command {
 						continue
 					}
 					if asJSON {
-						logs = append(logs, eventJSON{Seq: e.Seq, Kind: e.Kind, Name: e.Name, Data: e.Data, Time: e.Time})
+						logs = append(logs, eventJSON{Seq: e.Seq, Kind: e.Kind, Name: e.Name, Data: jsonBounded(e.Data), Time: e.Time})
 						continue
 					}
 					fmt.Fprintf(g.stdout, "%s %s\n", e.Time.Local().Format("15:04:05.000"), a.Redactor.String(describeEvent(e)))

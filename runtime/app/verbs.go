@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/lightsout/lightsout/runtime"
+	"github.com/lightsout/lightsout/runtime/jsonstrict"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"
 )
@@ -152,6 +153,9 @@ type CleanStep struct {
 // "args"} objects, as Ironic's manual cleaning takes.
 func ParseCleanSteps(js string) ([]CleanStep, error) {
 	var steps []CleanStep
+	if err := jsonstrict.Check([]byte(js)); err != nil {
+		return nil, invalid(`--steps: %v; expected a JSON list such as [{"interface": "deploy", "step": "erase_devices"}]`, err)
+	}
 	dec := json.NewDecoder(strings.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&steps); err != nil {
