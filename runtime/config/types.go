@@ -276,7 +276,7 @@ func optionTypes() map[string]Type {
 		"ilo.swift_object_expiry_timeout":                      Seconds(1, 7*day),
 		"ilo.use_web_server_for_images":                        Bool(),
 		"ilo.power_retry":                                      Int(1, 10000),
-		"ilo.power_wait":                                       Seconds(0, 3600),
+		"ilo.power_wait":                                       Number(false, 3600),
 		"ilo.clean_priority_reset_ilo":                         Priority(),
 		"ilo.clean_priority_reset_bios_to_default":             Priority(),
 		"ilo.clean_priority_reset_secure_boot_keys_to_default": Priority(),
@@ -312,7 +312,7 @@ func optionTypes() map[string]Type {
 
 		"agent.heartbeat_timeout":                          Seconds(1, day),
 		"agent.post_deploy_get_power_state_retries":        Int(0, 10000),
-		"agent.post_deploy_get_power_state_retry_interval": Seconds(0, 3600),
+		"agent.post_deploy_get_power_state_retry_interval": Number(false, 3600),
 
 		"pxe.pxe_append_params":        Text(),
 		"pxe.default_ephemeral_format": NonEmpty(),

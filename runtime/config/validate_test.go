@@ -188,3 +188,16 @@ func TestUnknownOptionSuggestsNearest(t *testing.T) {
 		}
 	}
 }
+
+// TestDecimalSecondsAccepted: options read as decimal seconds (tests and
+// fast simulators use fractions) accept them.
+func TestDecimalSecondsAccepted(t *testing.T) {
+	p := writeConf(t, "[ilo]\npower_wait = 0.02\nreset_ilo_settle = 0.1\n[agent]\npost_deploy_get_power_state_retry_interval = 0.02\n")
+	if _, err := Load(p); err != nil {
+		t.Fatal(err)
+	}
+	p = writeConf(t, "[ilo]\npower_wait = -1\n")
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "a number from 0 to 3600") {
+		t.Fatalf("Load = %v", err)
+	}
+}
