@@ -98,6 +98,8 @@ func TestValidationExitsTwo(t *testing.T) {
 			"clean step #1 deploy.erase_everything is not known; known steps: "},
 		{"duplicate key in --steps", []string{"clean", "n1", "--steps", `[{"interface": "deploy", "step": "erase_devices", "step": "x"}]`},
 			`duplicate key "step"`},
+		{"invalid UTF-8 name", []string{"node", "create", "n\xff2", "--driver", "agent_ilo", "-i", "ilo_address=a", "-i", "ilo_username=u", "-i", "ilo_password=p"},
+			"is not valid UTF-8 text"},
 		{"import an object", []string{"node", "import", imp(`{"name": "n2"}`)}, `key "name" holds a string, not a node object`},
 		{"import unknown field", []string{"node", "import", imp(`[{"name": "n2", "colour": "red"}]`)}, `entry 1 (n2): unknown field(s) "colour"`},
 		{"import a taken MAC", []string{"node", "import", imp(`[{"name": "n2", "driver_info": {"ilo_address": "192.0.2.1", "ilo_username": "u", "ilo_password": "p"}, "ports": [{"address": "52:54:00:00:00:01"}]}]`)},

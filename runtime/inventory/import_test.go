@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/lightsout/lightsout/runtime/store"
 )
 
 const goodNode = `{"name": "n1", "driver": "agent_ilo", "driver_info": {"ilo_address": "192.0.2.1", "ilo_username": "u", "ilo_password": "p"}, "ports": [{"address": "52:54:00:00:00:01"}]}`
@@ -59,6 +62,41 @@ func TestReadImportShapes(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "\xff") {
 				t.Errorf("error echoes invalid UTF-8: %q", err)
+			}
+		})
+	}
+}
+
+// TestValidateNodeRefusesInvalidUTF8: names, keys and values that are not
+// UTF-8 are refused (never stored mangled), naming the field only.
+func TestValidateNodeRefusesInvalidUTF8(t *testing.T) {
+	di := func() map[string]any {
+		return map[string]any{"ilo_address": "192.0.2.1", "ilo_username": "u", "ilo_password": "p"}
+	}
+	tests := []struct {
+		name string
+		mod  func(n *store.Node)
+		want string
+	}{
+		{"name", func(n *store.Node) { n.Name = "n\xff1" }, "not valid UTF-8"},
+		{"control character in name", func(n *store.Node) { n.Name = "n\x071" }, "control characters"},
+		{"driver_info value", func(n *store.Node) { n.DriverInfo["ilo_password"] = "se\xffcret" }, "driver_info/ilo_password"},
+		{"nested instance_info", func(n *store.Node) { n.InstanceInfo["x"] = map[string]any{"y": []any{"ok", "b\xfe"}} }, "instance_info/x/y[1]"},
+		{"properties key", func(n *store.Node) { n.Properties["k\xff"] = "v" }, "properties/k?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &store.Node{Name: "n1", Driver: "agent_ilo", DriverInfo: di(), Properties: map[string]any{}, InstanceInfo: map[string]any{}}
+			if err := ValidateNode(n); err != nil {
+				t.Fatalf("valid node refused: %v", err)
+			}
+			tt.mod(n)
+			err := ValidateNode(n)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("ValidateNode = %v, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "se\xffcret") || !utf8.ValidString(err.Error()) {
+				t.Errorf("error echoes the raw value: %q", err)
 			}
 		})
 	}
