@@ -27,6 +27,9 @@ type Run struct {
 	stdout io.Writer
 	onStep func(runID int64, node, step string)
 	seq    atomic.Int64
+	// probe marks a state built only to read scripts (CleanSteps): it has
+	// no run record, so its events are dropped.
+	probe bool
 
 	mu        sync.Mutex
 	node      *store.Node
@@ -56,6 +59,9 @@ func (r *Run) Node() module.Node {
 
 // Event implements module.Run: data is redacted before it is recorded.
 func (r *Run) Event(kind, name string, data map[string]any) {
+	if r.probe {
+		return
+	}
 	var d map[string]any
 	if data != nil {
 		d, _ = r.eng.redactor.Value(data).(map[string]any)

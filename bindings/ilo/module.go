@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,7 +65,7 @@ func (m *Module) Limiters(cfg module.Config) *iloapi.Limiters {
 // table's fields). When node is non-nil the probe and the TOFU pin are
 // cached in its driver_internal_info.
 func (m *Module) Connect(run module.Run, info map[string]any, node module.Node) (*Recorded, *Router, error) {
-	o, err := iloapi.ParseDriverInfo(info)
+	o, err := iloapi.ParseDriverInfo(withConfigDefaults(info, run.Config()))
 	if err != nil {
 		return nil, nil, &module.Error{Code: module.CodeInvalid, Operation: "ilo.connect", Message: err.Error()}
 	}
@@ -403,6 +404,37 @@ func luaMethods() map[string]luaMethod {
 			return c.ActivateLicense(ctx, L.CheckString(2))
 		}),
 	}
+}
+
+// withConfigDefaults returns info with [ilo] client_timeout and client_port
+// (validated at config load) filled in where driver_info sets neither name,
+// as Ironic uses them as the defaults of driver_info's.
+func withConfigDefaults(info map[string]any, c module.Config) map[string]any {
+	if c == nil {
+		return info
+	}
+	out, copied := info, false
+	for _, k := range [][2]string{{"client_timeout", "timeout"}, {"client_port", "port"}} {
+		if _, set := info[k[0]]; set {
+			continue
+		}
+		if _, set := info[k[1]]; set {
+			continue
+		}
+		v, ok := c.Get("ilo", k[0])
+		if !ok || strings.TrimSpace(v) == "" {
+			continue
+		}
+		if !copied {
+			copied = true
+			out = make(map[string]any, len(info)+2)
+			for kk, vv := range info {
+				out[kk] = vv
+			}
+		}
+		out[k[0]] = strings.TrimSpace(v)
+	}
+	return out
 }
 
 // resetSettle reads [ilo] reset_ilo_settle (seconds; unset: the default).

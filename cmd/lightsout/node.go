@@ -36,10 +36,10 @@ func toNodeJSON(a *app.App, n *store.Node) nodeJSON {
 		ports = []store.Port{}
 	}
 	return nodeJSON{Name: n.Name, UUID: n.UUID, Driver: n.Driver,
-		DriverInfo:         secrets.MaskMap(n.DriverInfo),
-		Properties:         a.Redactor.Value(n.Properties).(map[string]any),
-		InstanceInfo:       secrets.MaskMap(n.InstanceInfo),
-		DriverInternalInfo: secrets.MaskMap(n.DriverInternalInfo),
+		DriverInfo:         jsonBounded(secrets.MaskMap(n.DriverInfo)),
+		Properties:         jsonBounded(a.Redactor.Value(n.Properties).(map[string]any)),
+		InstanceInfo:       jsonBounded(secrets.MaskMap(n.InstanceInfo)),
+		DriverInternalInfo: jsonBounded(secrets.MaskMap(n.DriverInternalInfo)),
 		Ports:              ports, ProvisionState: n.ProvisionState, PowerState: n.PowerState,
 		LastError: a.Redactor.String(n.LastError), Maintenance: n.Maintenance, Reservation: n.Reservation}
 }

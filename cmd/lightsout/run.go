@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +36,12 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.timeout, "timeout", 0, "timeout of each run (default [lightsout] run_timeout)")
 	fl.BoolVar(&f.wait, "wait", false, "wait for locked nodes instead of failing")
 	fl.BoolVar(&f.asJSON, "json", false, "print the results as JSON")
+}
+
+// check validates the numeric flags (before anything changes).
+func (f *runFlags) check(cmd *cobra.Command) error {
+	fl := cmd.Flags()
+	return app.CheckRunLimits(f.parallel, fl.Changed("parallel"), f.timeout, fl.Changed("timeout"))
 }
 
 func (f *runFlags) paramMap() (map[string]string, error) {
@@ -153,6 +160,7 @@ Exit status: 0 when every run succeeded, 1 when any failed, 2 on bad usage.`,
 			}
 			return out, cobra.ShellCompDirectiveNoFileComp
 		},
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return f.check(cmd) },
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			return f.execute(cmd, g, a, args[0], nil)
 		}),
@@ -192,6 +200,9 @@ func runsListCmd(g *globals) *cobra.Command {
 		Short: "List runs",
 		Args:  cobra.NoArgs,
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
+			if err := app.CheckIntFlag("limit", int64(limit), 0, math.MaxInt32, "0 lists every run"); err != nil {
+				return err
+			}
 			runs, err := a.Store.ListRuns(cmd.Context(), store.RunFilter{Node: node, Status: status, Limit: limit})
 			if err != nil {
 				return err
@@ -284,7 +295,7 @@ func runsShowCmd(g *globals) *cobra.Command {
 				out := runShowJSON{runJSON: toRunJSON(a, r), ScriptSHA: r.ScriptSHA, Params: r.Params, Host: r.Host, PID: r.PID,
 					Events: make([]eventJSON, len(evs)), Artifacts: arts}
 				for i, e := range evs {
-					out.Events[i] = eventJSON{Seq: e.Seq, Kind: e.Kind, Name: e.Name, Data: e.Data, Time: e.Time}
+					out.Events[i] = eventJSON{Seq: e.Seq, Kind: e.Kind, Name: e.Name, Data: jsonBounded(e.Data), Time: e.Time}
 				}
 				return printJSON(g.stdout, out)
 			}
@@ -336,7 +347,7 @@ func printRun(g *globals, a *app.App, r *store.Run, evs []store.Event, arts []st
 		if e.Kind == store.EventStepEnd && depth > 0 {
 			depth--
 		}
-		indent := strings.Repeat("  ", depth)
+		indent := strings.Repeat("  ", min(depth, 20))
 		fmt.Fprintf(w, "  %8.3fs %s%s\n", off, indent, a.Redactor.String(describeEvent(e)))
 		if e.Kind == store.EventStepStart {
 			depth++
@@ -354,7 +365,11 @@ func short(s string) string {
 
 // describeEvent renders one timeline line.
 func describeEvent(e store.Event) string {
-	d := e.Data
+	return cutLine(describeEventFull(e))
+}
+
+func describeEventFull(e store.Event) string {
+	d := boundedMap(e.Data, textDepth, textItems, textString)
 	str := func(k string) string {
 		if v, ok := d[k]; ok && v != nil {
 			return fmt.Sprint(v)
@@ -426,7 +441,7 @@ func runsLogCmd(g *globals) *cobra.Command {
 						continue
 					}
 					if asJSON {
-						logs = append(logs, eventJSON{Seq: e.Seq, Kind: e.Kind, Name: e.Name, Data: e.Data, Time: e.Time})
+						logs = append(logs, eventJSON{Seq: e.Seq, Kind: e.Kind, Name: e.Name, Data: jsonBounded(e.Data), Time: e.Time})
 						continue
 					}
 					fmt.Fprintf(g.stdout, "%s %s\n", e.Time.Local().Format("15:04:05.000"), a.Redactor.String(describeEvent(e)))

@@ -2,12 +2,15 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/ilo/sim"
 	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
 	"github.com/spf13/cobra"
+
+	"github.com/lightsout/lightsout/runtime/app"
 )
 
 // newSimCmd builds `lightsout sim`: a fleet of simulated iLOs on 127.0.0.1.
@@ -32,6 +35,9 @@ interrupted. Passwords are random per server (or $LIGHTSOUT_SIM_PASSWORD) and
 appear only in the inventory file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkSimFlags(diskSize, heartbeat, iloReset, latency, errorRate, busy, sessionLimit); err != nil {
+				return err
+			}
 			specs, err := sim.ParseNodes(nodes)
 			if err != nil {
 				return &usageError{err}
@@ -92,4 +98,24 @@ appear only in the inventory file.`,
 	fl.IntVar(&sessionLimit, "session-limit", 0, "fault: max concurrent Redfish sessions per server (0: unlimited)")
 	fl.StringArrayVar(&faults, "fault", nil, "per-server fault NAME:latency=2s,error-rate=0.5,error-kinds=503+reset,hang,busy=3,session-limit=2 (repeatable)")
 	return cmd
+}
+
+// checkSimFlags validates the simulator's numeric flags.
+func checkSimFlags(diskSize int64, heartbeat, iloReset, latency time.Duration, errorRate float64, busy, sessionLimit int) error {
+	for _, err := range []error{
+		app.CheckIntFlag("disk-size", diskSize, 1<<20, 1<<50, "bytes"),
+		app.CheckDurationFlag("heartbeat-interval", heartbeat, time.Millisecond, time.Hour, ""),
+		app.CheckDurationFlag("ilo-reset-time", iloReset, 0, time.Hour, ""),
+		app.CheckDurationFlag("latency", latency, 0, time.Hour, ""),
+		app.CheckIntFlag("busy", int64(busy), 0, math.MaxInt32, ""),
+		app.CheckIntFlag("session-limit", int64(sessionLimit), 0, math.MaxInt32, "0: unlimited"),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if !(errorRate >= 0 && errorRate <= 1) {
+		return &app.ValidationError{Err: fmt.Errorf("--error-rate %g: must be a probability from 0 to 1", errorRate)}
+	}
+	return nil
 }

@@ -19,9 +19,15 @@ import (
 func newSwiftCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "swift", Short: "Upload to Swift and sign temp URLs with the configured [swift] account"}
 	var container, name string
+	var expires time.Duration
 	// open returns the client and the container (--container, else [ilo]
 	// swift_ilo_container).
 	open := func(a *app.App) (*swift.Client, string, error) {
+		if expires != 0 {
+			if err := app.CheckDurationFlag("expires", expires, time.Second, 365*24*time.Hour, "omit it to use [ilo] swift_object_expiry_timeout"); err != nil {
+				return nil, "", err
+			}
+		}
 		cfg, err := swift.ConfigFrom(a.Config)
 		if err != nil {
 			return nil, "", &app.ConfigError{Err: err}
@@ -39,7 +45,6 @@ func newSwiftCmd(g *globals) *cobra.Command {
 		}
 		return c, container, nil
 	}
-	var expires time.Duration
 	var keep, noProgress bool
 	upload := &cobra.Command{
 		Use:   "upload FILE",

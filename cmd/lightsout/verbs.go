@@ -38,6 +38,9 @@ func verb(g *globals, use, short, long, script string, prepare func(ctx context.
 			if f.all == (len(args) > 0) {
 				return usage("name the nodes or use --all (not both)")
 			}
+			if err := f.check(cmd); err != nil {
+				return err
+			}
 			a, err := g.open(cmd.Context())
 			if err != nil {
 				return err

@@ -114,6 +114,12 @@ func Open(ctx context.Context, o Options) (*App, error) {
 	if err != nil {
 		return nil, &ConfigError{err}
 	}
+	if dups, err := st.DuplicatePorts(ctx); err == nil {
+		for _, d := range dups {
+			log.Warn("port address held by several nodes (the agent lookup cannot tell them apart): remove it from all but one with `lightsout node unset NODE --port MAC`",
+				"address", d.Address, "nodes", strings.Join(d.Nodes, ","))
+		}
+	}
 	a := &App{Config: cfg, Store: st, Redactor: red, Log: log, Stdout: o.Stdout}
 	a.closers = append(a.closers, st.Close)
 	mods := o.Modules

@@ -98,7 +98,8 @@ func (a *App) insert(ctx context.Context, n *store.Node) error {
 	a.Redactor.AddFromMap(n.DriverInfo)
 	if err := a.Store.CreateNode(ctx, n); err != nil {
 		var dup *store.DuplicateError
-		if errors.As(err, &dup) {
+		var pc *store.PortConflictError
+		if errors.As(err, &dup) || errors.As(err, &pc) {
 			return &ValidationError{err}
 		}
 		return err
@@ -120,9 +121,37 @@ func (a *App) ImportNodes(ctx context.Context, path string) ([]*store.Node, erro
 	if err != nil {
 		return nil, &ValidationError{err}
 	}
+	existing, err := a.Store.ListNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	owner := map[string]string{} // port key → node name
+	for _, n := range existing {
+		for _, p := range n.Ports {
+			owner[store.PortKey(p.Address)] = n.Name
+		}
+	}
 	for _, n := range nodes {
 		if _, err := a.Store.GetNode(ctx, n.Name); err == nil {
 			return nil, &ValidationError{fmt.Errorf("import %s: node %q already exists (delete it first or rename the entry)", path, n.Name)}
+		}
+	}
+	for _, n := range nodes {
+		mine := map[string]bool{}
+		for _, p := range n.Ports {
+			k := store.PortKey(p.Address)
+			if o, taken := owner[k]; taken && !mine[k] {
+				return nil, &ValidationError{fmt.Errorf("import %s: node %s: %w", path, n.Name,
+					&store.PortConflictError{Address: p.Address, Node: n.Name, Owner: o})}
+			}
+			if mine[k] {
+				return nil, &ValidationError{fmt.Errorf("import %s: %w", path,
+					&store.PortConflictError{Address: p.Address, Node: n.Name, Owner: n.Name})}
+			}
+			mine[k] = true
+		}
+		for k := range mine {
+			owner[k] = n.Name
 		}
 	}
 	for i, n := range nodes {
@@ -201,7 +230,8 @@ func (a *App) UpdateNode(ctx context.Context, ref string, c NodeChange) (*store.
 	})
 	if err != nil {
 		var dup *store.DuplicateError
-		if errors.As(err, &dup) {
+		var pc *store.PortConflictError
+		if errors.As(err, &dup) || errors.As(err, &pc) {
 			return nil, &ValidationError{err}
 		}
 		return nil, err
@@ -246,7 +276,8 @@ func asValidation(err error) error {
 	if errors.As(err, &te) {
 		return &ValidationError{err}
 	}
-	if errors.Is(err, store.ErrNotFound) {
+	var pc *store.PortConflictError
+	if errors.Is(err, store.ErrNotFound) || errors.As(err, &pc) {
 		return &ValidationError{err}
 	}
 	return err

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/lightsout/lightsout/runtime"
+	"github.com/lightsout/lightsout/runtime/jsonstrict"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"
 )
@@ -152,6 +153,9 @@ type CleanStep struct {
 // "args"} objects, as Ironic's manual cleaning takes.
 func ParseCleanSteps(js string) ([]CleanStep, error) {
 	var steps []CleanStep
+	if err := jsonstrict.Check([]byte(js)); err != nil {
+		return nil, invalid(`--steps: %v; expected a JSON list such as [{"interface": "deploy", "step": "erase_devices"}]`, err)
+	}
 	dec := json.NewDecoder(strings.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&steps); err != nil {
@@ -173,10 +177,34 @@ func ParseCleanSteps(js string) ([]CleanStep, error) {
 	return steps, nil
 }
 
+// CheckCleanSteps refuses a step that is not known (runtime.Engine.CleanSteps:
+// the bundled iLO steps, the agent's, site_steps.lua and steps a site
+// clean.lua registers), naming it and listing the known ones.
+func (a *App) CheckCleanSteps(ctx context.Context, steps []CleanStep) error {
+	known, err := a.Engine.CleanSteps(ctx)
+	if err != nil {
+		return &ValidationError{fmt.Errorf("clean steps cannot be checked: %w (fix site_steps.lua or the site clean.lua)", err)}
+	}
+	set := make(map[string]bool, len(known))
+	for _, k := range known {
+		set[k] = true
+	}
+	for i, s := range steps {
+		if !set[s.Interface+"."+s.Step] {
+			return invalid("clean step #%d %s.%s is not known; known steps: %s (a site adds steps in site_steps.lua, see docs/playbooks.md)",
+				i+1, s.Interface, s.Step, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
 // PrepareClean records a manual cleaning request in the node's
 // driver_internal_info.manual_clean_steps (the clean playbook reads and
 // clears it). The node must be manageable.
 func (a *App) PrepareClean(ctx context.Context, ref string, steps []CleanStep) (*store.Node, error) {
+	if err := a.CheckCleanSteps(ctx, steps); err != nil {
+		return nil, err
+	}
 	list := make([]any, len(steps))
 	for i, s := range steps {
 		m := map[string]any{"interface": s.Interface, "step": s.Step}

@@ -92,7 +92,7 @@ func Load(path string) (*Config, error) {
 			line := lines[id]
 			src := fmt.Sprintf("%s:%d", path, line)
 			if _, known := c.values[id]; !known {
-				c.Warnings = append(c.Warnings, fmt.Sprintf("%s: unknown option %q in section [%s] (ignored; see `lightsout config show`)", src, k.Name(), name))
+				c.Warnings = append(c.Warnings, fmt.Sprintf("%s: unknown option %q in section [%s] (ignored%s; see `lightsout config show --all`)", src, k.Name(), name, suggest(name, k.Name())))
 			}
 			c.values[id] = Value{Section: name, Key: k.Name(), Value: k.Value(), Source: src, Secret: secrets.IsSecretKey(k.Name())}
 		}
@@ -110,11 +110,8 @@ func (c *Config) finish() (*Config, error) {
 		v.Value = filepath.Join(c.StateDir(), "lightsout.db")
 		c.values["lightsout.database"] = v
 	}
-	for _, id := range []string{"ilo.client_timeout", "ilo.client_port", "ilo.swift_object_expiry_timeout", "lightsout.max_parallel"} {
-		v := c.values[id]
-		if _, err := strconv.Atoi(v.Value); err != nil {
-			return nil, fmt.Errorf("%s: [%s] %s = %q must be an integer", v.Source, v.Section, v.Key, v.Value)
-		}
+	if err := c.validate(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -95,6 +95,8 @@ func Known() []Option {
 		{"keystone_authtoken", "user_domain_name", "", "fallback user domain"},
 		{"keystone_authtoken", "project_domain_name", "", "fallback project domain"},
 		{"keystone_authtoken", "insecure", "false", "skip TLS verification of Keystone"},
+		{"keystone_authtoken", "www_authenticate_uri", "", "fallback Swift auth URL (newest name)"},
+		{"keystone_authtoken", "region_name", "", "fallback Keystone region"},
 
 		{"glance", "swift_temp_url_key", "", "Glance's Swift temp URL key"},
 		{"glance", "swift_temp_url_duration", "1200", "Glance temp URL lifetime (s)"},

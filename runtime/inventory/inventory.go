@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/lightsout/lightsout/runtime/store"
 )
@@ -266,8 +268,19 @@ func ValidateNode(n *store.Node) error {
 	if strings.TrimSpace(n.Name) == "" {
 		return &ValidationError{Field: "name", Problems: []string{"the node name is empty: give every node a unique name"}}
 	}
+	if !utf8.ValidString(n.Name) || strings.ContainsFunc(n.Name, unicode.IsControl) {
+		return &ValidationError{Field: "name", Problems: []string{fmt.Sprintf("node name %q is not valid UTF-8 text (or holds control characters): use letters, digits, '-', '_' and '.'", strings.ToValidUTF8(n.Name, "?"))}}
+	}
 	if strings.ContainsAny(n.Name, " \t\n/") {
 		return &ValidationError{Field: "name", Problems: []string{fmt.Sprintf("node name %q must not contain spaces or '/'", n.Name)}}
+	}
+	for _, f := range []struct {
+		name string
+		m    map[string]any
+	}{{"driver_info", n.DriverInfo}, {"properties", n.Properties}, {"instance_info", n.InstanceInfo}} {
+		if path := invalidUTF8(f.m, f.name); path != "" {
+			return &ValidationError{Field: path, Problems: []string{path + " is not valid UTF-8: give the value (and key) as UTF-8 text"}}
+		}
 	}
 	if err := ValidateDriverInfo(n.Driver, n.DriverInfo, false); err != nil {
 		return err
@@ -298,4 +311,32 @@ func instanceCaps(v any) any {
 		}
 	}
 	return v
+}
+
+// invalidUTF8 returns the path of the first key or string value of v that
+// is not valid UTF-8 ("" when all are), so it is refused instead of stored
+// mangled (JSON replaces invalid bytes with U+FFFD).
+func invalidUTF8(v any, path string) string {
+	switch x := v.(type) {
+	case string:
+		if !utf8.ValidString(x) {
+			return path
+		}
+	case map[string]any:
+		for _, k := range sortedKeys(x) {
+			if !utf8.ValidString(k) {
+				return path + "/" + strings.ToValidUTF8(k, "?")
+			}
+			if p := invalidUTF8(x[k], path+"/"+k); p != "" {
+				return p
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if p := invalidUTF8(e, fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
 }

@@ -348,9 +348,20 @@ func (s *SQLite) CreateNode(ctx context.Context, n *Node) error {
 	if err != nil {
 		return fmt.Errorf("create node %s: %w", n.Name, err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO nodes (`+nodeCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?)`,
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create node %s: %w", n.Name, err)
+	}
+	defer tx.Rollback()
+	if err := checkPorts(ctx, tx, n, nil); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO nodes (`+nodeCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?)`,
 		n.UUID, n.Name, n.Driver, di, props, ii, dii, ports, n.ProvisionState, n.PowerState, n.LastError,
 		boolInt(n.Maintenance), n.MaintenanceReason, ts(now), ts(now))
+	if err == nil {
+		err = tx.Commit()
+	}
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE constraint failed: nodes.name") {
 			return &DuplicateError{Field: "name", Value: n.Name}
@@ -421,7 +432,11 @@ func (s *SQLite) UpdateNode(ctx context.Context, ref string, fn func(n *Node) er
 	}
 	before := n.ProvisionState
 	uuid, name := n.UUID, n.Name
+	portsBefore := append([]Port(nil), n.Ports...)
 	if err := fn(n); err != nil {
+		return nil, err
+	}
+	if err := checkPorts(ctx, tx, n, portsBefore); err != nil {
 		return nil, err
 	}
 	if n.UUID != uuid {

@@ -12,10 +12,12 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/jsonstrict"
 )
 
 // action maps a job action to the playbook it runs, as the CLI verbs do.
@@ -114,6 +116,9 @@ func Parse(name string, data []byte) (*Spec, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fieldErr("", "empty job file: write the job document (JSON or YAML) to a temporary name, then rename it into incoming/")
 	}
+	if !utf8.Valid(data) {
+		return nil, fieldErr("", "%s", strings.TrimPrefix(jsonstrict.Check(data).Error(), "invalid JSON: "))
+	}
 	var doc any
 	switch ext := strings.ToLower(extOf(name)); ext {
 	case ".json":
@@ -124,6 +129,9 @@ func Parse(name string, data []byte) (*Spec, error) {
 		}
 		if dec.More() {
 			return nil, fieldErr("", "malformed JSON: more than one document in the file; put one job per file")
+		}
+		if err := jsonstrict.Check(data); err != nil { // duplicate keys: encoding/json keeps the last silently
+			return nil, fieldErr("", "malformed JSON: %s", err)
 		}
 	case ".yaml", ".yml":
 		if err := yaml.Unmarshal(data, &doc); err != nil {

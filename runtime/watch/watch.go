@@ -611,6 +611,11 @@ func (w *Watcher) prepare(ctx context.Context, row *store.Job, data []byte, size
 		if err := w.resolveScript(spec); err != nil {
 			return spec, err
 		}
+		if len(spec.Steps) > 0 {
+			if err := w.a.CheckCleanSteps(ctx, spec.Steps); err != nil {
+				return spec, fieldErr("steps", "%s", strings.TrimPrefix(err.Error(), "clean "))
+			}
+		}
 	}
 	nodes, err := w.resolveNodes(ctx, spec)
 	if err != nil {

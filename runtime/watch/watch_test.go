@@ -88,6 +88,12 @@ func TestBadInput(t *testing.T) {
 		{"all with no node in the state", "stateall.json", `{"action":"undeploy","all":true}`, `field "all": no node is in a state undeploy starts from`, store.JobInvalid},
 		{"clean without steps", "nosteps.json", `{"action":"clean","nodes":["n00"]}`, `field "steps": missing: manual cleaning needs a step list`, store.JobInvalid},
 		{"bad clean step", "badstep.json", `{"action":"clean","nodes":["n00"],"steps":[{"interface":"disk","step":"x"}]}`, `field "steps": steps[0].interface "disk"`, store.JobInvalid},
+		{"duplicate key", "dupkey.json", `{"action":"run","script":"trivial","nodes":["n00"],"script":"fail"}`, `malformed JSON: line 1, column 52 ($): duplicate key "script"`, store.JobInvalid},
+		{"duplicate key deep", "dupdeep.json", `{"action":"run","script":"trivial","params":{"a":"1","a":"2"}}`, `($.params): duplicate key "a"`, store.JobInvalid},
+		{"duplicate key yaml", "dupyaml.yaml", "action: run\nscript: trivial\nscript: fail\n", `malformed YAML`, store.JobInvalid},
+		{"invalid UTF-8", "utf8.json", "{\"action\":\"run\",\"script\":\"trivial\",\"params\":{\"x\":\"\xff\"}}", "invalid UTF-8 (byte 0xff", store.JobInvalid},
+		{"invalid UTF-8 yaml", "badutf.yaml", "action: run\nscript: trivial\nparams: {x: \"\xfe\"}\n", "line 3, column 14: invalid UTF-8", store.JobInvalid},
+		{"unknown clean step", "unknownstep.json", `{"action":"clean","nodes":["n00"],"steps":[{"interface":"deploy","step":"erase_everything"}]}`, `field "steps": step #1 deploy.erase_everything is not known; known steps: `, store.JobInvalid},
 		{"script fails", "fails.json", `{"action":"run","script":"fail","nodes":["n00","n01"]}`, "2 of 2 runs did not succeed: n00 failed: ", store.JobFailed},
 	}
 	// A 100 MB file (sparse: cheap to create) is refused without being read.
