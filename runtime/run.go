@@ -30,13 +30,18 @@ type Run struct {
 
 	mu        sync.Mutex
 	node      *store.Node
-	traceback string // of the first error raised inside a step
+	traceback string         // of the first error raised inside a step
+	onAbort   *lua.LFunction // run.on_abort: the failure path after a cancellation
 }
 
 var _ module.Run = (*Run)(nil)
 
 // Context implements module.Run.
-func (r *Run) Context() context.Context { return r.ctx }
+func (r *Run) Context() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ctx
+}
 
 // ID implements module.Run.
 func (r *Run) ID() int64 { return r.id }
@@ -127,7 +132,7 @@ func (r *Run) updateNode(fn func(n *store.Node) error) (*store.Node, error) {
 	r.mu.Lock()
 	uuid := r.node.UUID
 	r.mu.Unlock()
-	n, err := r.eng.st.UpdateNode(context.WithoutCancel(r.ctx), uuid, fn)
+	n, err := r.eng.st.UpdateNodeAs(context.WithoutCancel(r.ctx), r.id, uuid, fn)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +189,32 @@ func (r *Run) execute(proto *lua.FunctionProto, parent context.Context) (status,
 	if err == nil {
 		return store.StatusSucceeded, ""
 	}
-	return classify(r.ctx, parent, r.errorMessage(L, err))
+	runCtx := r.Context()
+	status, msg = classify(runCtx, parent, r.errorMessage(L, err))
+	if runCtx.Err() != nil && r.onAbort != nil {
+		r.failurePath(L, parent, interruption(runCtx, parent))
+	}
+	return status, msg
+}
+
+// failurePath runs the handler the script registered with run.on_abort
+// after the run was cancelled (signal, abort, timeout): every call of the
+// cancelled run fails at once, so the handler gets a fresh context bounded
+// by [lightsout] abort_grace (a second signal ends the process sooner).
+func (r *Run) failurePath(L *lua.LState, parent context.Context, cause string) {
+	grace := r.eng.cfg.Duration("lightsout", "abort_grace", 60*time.Second)
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(parent), grace)
+	defer cancel()
+	r.mu.Lock()
+	r.ctx = gctx
+	fn := r.onAbort
+	r.onAbort = nil
+	r.mu.Unlock()
+	L.SetContext(gctx)
+	r.Event(store.EventState, "failure path", map[string]any{"cause": cause, "grace_s": grace.Seconds()})
+	if err := L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, lua.LString("interrupted: "+cause)); err != nil {
+		r.Log(slog.LevelError, "the failure path did not complete: "+r.errorMessage(L, err), nil)
+	}
 }
 
 // errorMessage renders a Lua error with its code and traceback.

@@ -9,6 +9,7 @@ func Known() []Option {
 		{"lightsout", "scripts_path", "", "site script directories, ':'-separated, searched before the bundled ones"},
 		{"lightsout", "max_parallel", "64", "default --parallel for runs across nodes"},
 		{"lightsout", "run_timeout", "1h", "default --timeout of a run"},
+		{"lightsout", "abort_grace", "60s", "time a cancelled run (signal, node abort, timeout) has to run its playbook's failure path"},
 		{"lightsout", "publish_address", "127.0.0.1:0", "address of the built-in image publisher"},
 		{"lightsout", "publish_url", "", "external base URL of the built-in publisher (default derived from publish_address)"},
 		{"lightsout", "publish_tls_cert", "", "TLS certificate for the built-in publisher (HTTPS when set)"},
