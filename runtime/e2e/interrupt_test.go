@@ -1,0 +1,410 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
+	"github.com/lightsout/lightsout/runtime/states"
+	"github.com/lightsout/lightsout/runtime/store"
+)
+
+// These tests drive real lightsout processes (built from cmd/lightsout)
+// against the simulator and the emulated ramdisk of this process, and
+// interrupt them with real signals. They synchronise on the runs' events
+// in the database (or on the image server), never on sleeps.
+
+// buildCLI builds the lightsout binary.
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "lightsout")
+	build := exec.Command("go", "build", "-o", bin, "github.com/lightsout/lightsout/cmd/lightsout")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build lightsout: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// proc is a lightsout child process.
+type proc struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{}
+	err    error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start starts `lightsout --config <env config> args...`.
+func (e *env) start(bin string, args ...string) *proc {
+	e.t.Helper()
+	cmd := exec.Command(bin, append([]string{"--config", filepath.Join(e.dir, "lightsout.conf"), "--log-level", "warn"}, args...)...)
+	cmd.Env = append(os.Environ(), "LIGHTSOUT_CONFIG=", "LIGHTSOUT_SECRET_KEY=")
+	p := &proc{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
+	e.t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(t testing.TB, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(limit):
+		p.cmd.Process.Kill()
+		t.Fatalf("%v did not exit within %v\n%s", p.cmd.Args, limit, p.out.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatalf("%v: %v", p.cmd.Args, p.err)
+	}
+	return 0
+}
+
+// cli runs lightsout to completion and returns its exit code and output.
+func (e *env) cli(bin string, args ...string) (int, string) {
+	e.t.Helper()
+	p := e.start(bin, args...)
+	code := p.wait(e.t, 3*time.Minute)
+	return code, p.out.String()
+}
+
+// waitFor polls cond (every 20 ms, up to a minute) while p runs.
+func (e *env) waitFor(p *proc, what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.After(time.Minute)
+	for !cond() {
+		select {
+		case <-p.exited:
+			e.t.Fatalf("lightsout exited before %s: %v\n%s", what, p.err, p.out.String())
+		case <-deadline:
+			e.t.Fatalf("%s never happened\n%s", what, p.out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// lastRun returns the node's newest run (nil when none).
+func (e *env) lastRun(node string) *store.Run {
+	runs, err := e.app.Store.ListRuns(context.Background(), store.RunFilter{Node: node, Limit: 1})
+	if err != nil || len(runs) == 0 {
+		return nil
+	}
+	return runs[0]
+}
+
+// reached reports whether the node's newest run recorded event kind/name.
+func (e *env) reached(node, script, kind, name string) bool {
+	r := e.lastRun(node)
+	if r == nil || r.Script != script {
+		return false
+	}
+	evs, _ := e.app.Store.Events(context.Background(), r.ID)
+	for _, ev := range evs {
+		if ev.Kind == kind && ev.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// imageServer serves the test image; the first GET of /hold/<node>.raw
+// sends half of it, reports the node on entered and blocks until release
+// is closed or the client goes away (the server powered off).
+type imageServer struct {
+	*httptest.Server
+	data    []byte
+	entered chan string
+	release chan struct{}
+	held    sync.Map
+}
+
+func newImageServer(t *testing.T, data []byte) *imageServer {
+	s := &imageServer{data: data, entered: make(chan string, 16), release: make(chan struct{})}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+		if r.Method != http.MethodGet {
+			return
+		}
+		node, hold := strings.CutPrefix(r.URL.Path, "/hold/")
+		if _, again := s.held.LoadOrStore(r.URL.Path, true); hold && !again {
+			half := len(data) / 2
+			w.Write(data[:half])
+			w.(http.Flusher).Flush()
+			s.entered <- strings.TrimSuffix(node, ".raw")
+			select {
+			case <-s.release:
+				w.Write(data[half:])
+			case <-r.Context().Done():
+			}
+			return
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// pauseScript is a site deploy.lua: the bundled deploy with a phase that
+// sleeps (until cancelled) after the phase named by --param pause_after.
+const pauseScript = `local deploy = require("bundled.deploy")
+if params.pause_after then
+  deploy.add_step(params.pause_after, "test pause", function() run.sleep(3600) end)
+end
+deploy.run()
+`
+
+// moment is a point of a deploy at which it is interrupted.
+type moment struct {
+	name       string
+	pauseAfter string // a phase after which the site deploy pauses
+	noAgent    bool   // the ramdisk never heartbeats: the run waits for the agent
+	holdImage  bool   // the image download stalls half-way: mid image write
+	step       string // the step whose start marks the moment (pause or noAgent)
+}
+
+var moments = []moment{
+	{name: "before power on", pauseAfter: "prepare node", step: "test pause"},
+	{name: "waiting for the agent", noAgent: true, step: "wait for agent"},
+	{name: "mid image write", holdImage: true},
+	{name: "after write", pauseAfter: "write image", step: "test pause"},
+	{name: "during boot configuration", pauseAfter: "configure boot", step: "test pause"},
+}
+
+// TestInterruptedDeployRecovers interrupts a real CLI deploy (UEFI, secure
+// boot requested, secure boot off before) at five moments, with kill -9 and
+// with SIGINT. Every time the node ends in deploy failed with last_error
+// (after SIGINT at once; after kill -9 once `lightsout node recover` ran):
+// powered off, no virtual media inserted, nothing published, secure boot
+// off as before, unlocked, no recovery pending; then one `lightsout deploy`
+// (no arguments) deploys the image.
+func TestInterruptedDeployRecovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds lightsout and runs ten interrupted deploys")
+	}
+	bin := buildCLI(t)
+	f := newFleet(t, fleetOptions{nodes: gens(0, 0, 2*len(moments))})
+	e := open(t, f, "[lightsout]\nabort_grace = 60s\n")
+	e.importFleet()
+	site := t.TempDir()
+	if err := os.WriteFile(filepath.Join(site, "deploy.lua"), []byte(pauseScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	imgPath, data := testImage(t, t.TempDir(), 2<<20)
+	images := newImageServer(t, data)
+	sum := "sha256:" + sha256hex(data)
+
+	i := 0
+	for _, m := range moments {
+		for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
+			node := fmt.Sprintf("gen10-%d", i)
+			i++
+			t.Run(m.name+"/"+sig.String(), func(t *testing.T) {
+				e := &env{t: t, app: e.app, fleet: f, dir: e.dir}
+				e.makeAvailable(node)
+				srv := f.server(t, node)
+				if st := srv.State(); st.SecureBootEnable {
+					t.Fatalf("secure boot on before the deploy")
+				}
+				src := imgPath
+				if m.holdImage {
+					src = images.URL + "/hold/" + node + ".raw"
+				}
+				if m.noAgent {
+					f.rd.SetFailures(node, ramdisk.Failures{NoHeartbeat: true})
+				}
+				args := []string{"deploy", node, "--image-source", src, "--image-checksum", sum,
+					"--boot-mode", "uefi", "--secure-boot", "--scripts", site}
+				if m.pauseAfter != "" {
+					args = append(args, "--param", "pause_after="+m.pauseAfter)
+				}
+				p := e.start(bin, args...)
+				if m.holdImage {
+					select {
+					case got := <-images.entered:
+						if got != node {
+							t.Fatalf("image download of %s, want %s", got, node)
+						}
+					case <-p.exited:
+						t.Fatalf("deploy exited before the image write: %v\n%s", p.err, p.out.String())
+					case <-time.After(time.Minute):
+						t.Fatalf("the image write never started\n%s", p.out.String())
+					}
+				} else {
+					e.waitFor(p, m.step, func() bool { return e.reached(node, "deploy", store.EventStepStart, m.step) })
+				}
+				run := e.lastRun(node)
+				// What the interruption leaves to undo.
+				if st := srv.State(); m.pauseAfter != "prepare node" && (st.Power != "ON" || !st.Media["CDROM"].Inserted) {
+					t.Fatalf("at %s: power %s media %+v; want the ramdisk booted", m.name, st.Power, st.Media)
+				}
+				if st := srv.State(); m.pauseAfter == "configure boot" && !st.SecureBootEnable {
+					t.Fatalf("at %s: secure boot not pending on", m.name)
+				}
+				if left, _ := e.app.Store.Artifacts(context.Background(), e.node(node).UUID, false); m.pauseAfter != "prepare node" && len(left) == 0 {
+					t.Fatalf("at %s: nothing published", m.name)
+				}
+				if err := p.cmd.Process.Signal(sig); err != nil {
+					t.Fatal(err)
+				}
+				code := p.wait(t, 2*time.Minute)
+				f.rd.SetFailures(node, ramdisk.Failures{})
+				wantErr := "interrupted: signal interrupt"
+				if sig == syscall.SIGKILL {
+					wantErr = fmt.Sprintf("run %d (deploy) was interrupted: process died", run.ID)
+					if n := e.node(node); n.ProvisionState != states.Deploying && n.ProvisionState != states.WaitCallBack {
+						t.Fatalf("after kill -9, before any other command: %s", n.ProvisionState)
+					}
+					rc, out := e.cli(bin, "node", "recover", node)
+					if rc != 0 || !strings.Contains(out, "recovered by run") {
+						t.Fatalf("node recover: exit %d\n%s", rc, out)
+					}
+				} else if code == 0 {
+					t.Fatalf("interrupted deploy exited 0\n%s", p.out.String())
+				}
+				n := e.node(node)
+				if n.ProvisionState != states.DeployFailed || !strings.Contains(n.LastError, wantErr) {
+					t.Fatalf("state %q last_error %q; want deploy failed with %q\n%s", n.ProvisionState, n.LastError, wantErr, e.timeline(run.ID))
+				}
+				if n.Reservation != 0 || n.DriverInternalInfo[store.RecoveryKey] != nil || n.DriverInternalInfo["secure_boot_before"] != nil {
+					t.Errorf("left over: reservation %d, driver_internal_info %v", n.Reservation, n.DriverInternalInfo)
+				}
+				st := srv.State()
+				if st.Power != "OFF" || st.Media["CDROM"].Inserted || st.Media["FLOPPY"].Inserted || st.SecureBootEnable {
+					t.Errorf("server: power %s, media %+v, secure boot pending %v; want off, nothing inserted, secure boot off",
+						st.Power, st.Media, st.SecureBootEnable)
+				}
+				e.noMediaLeft(node)
+				if got, _ := e.app.Store.GetRun(context.Background(), run.ID); got.Status == store.StatusRunning {
+					t.Errorf("the interrupted run is still running")
+				}
+
+				rc, out := e.cli(bin, "deploy", node)
+				if rc != 0 {
+					t.Fatalf("deploy again: exit %d\n%s", rc, out)
+				}
+				n = e.node(node)
+				st = srv.State()
+				if n.ProvisionState != states.Active || st.Power != "ON" || !st.SecureBootEnable {
+					t.Errorf("after the new deploy: %s, power %s, secure boot %v", n.ProvisionState, st.Power, st.SecureBootEnable)
+				}
+				if got := diskPrefixHash(t, srv.DiskPath(), len(data)); got != sha256hex(data) {
+					t.Errorf("the disk does not hold the image after the new deploy")
+				}
+				e.noMediaLeft(node)
+			})
+		}
+	}
+}
+
+// TestNodeSetDuringDeployIsRefused: while a real deploy of image A runs
+// (its image write held half-way), `lightsout node set` of another image
+// exits 1 with "node N is locked by run R (deploy)"; the deploy then
+// writes A, as it logged and recorded in its inputs.
+func TestNodeSetDuringDeployIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds lightsout")
+	}
+	bin := buildCLI(t)
+	f := newFleet(t, fleetOptions{nodes: gens(0, 0, 1)})
+	e := open(t, f, "")
+	e.importFleet()
+	const node = "gen10-0"
+	e.makeAvailable(node)
+	_, data := testImage(t, t.TempDir(), 1<<20)
+	other, otherData := testImage(t, t.TempDir(), 1<<20)
+	images := newImageServer(t, data)
+	srcA := images.URL + "/hold/" + node + ".raw"
+	p := e.start(bin, "deploy", node, "--image-source", srcA, "--image-checksum", "sha256:"+sha256hex(data))
+	select {
+	case <-images.entered:
+	case <-p.exited:
+		t.Fatalf("deploy exited early: %v\n%s", p.err, p.out.String())
+	case <-time.After(time.Minute):
+		t.Fatalf("the image write never started\n%s", p.out.String())
+	}
+	run := e.lastRun(node)
+	want := fmt.Sprintf("node %s is locked by run %d (deploy)", node, run.ID)
+	for _, args := range [][]string{
+		{"node", "set", node, "--instance-info", "image_source=" + other, "--instance-info", "image_checksum=sha256:" + sha256hex(otherData)},
+		{"node", "set", node, "--maintenance"},
+		{"node", "unset", node, "--instance-info", "image_source"},
+		{"node", "delete", node},
+	} {
+		rc, out := e.cli(bin, args...)
+		if rc != 1 || !strings.Contains(out, want) {
+			t.Errorf("%v during the deploy: exit %d\n%s\nwant exit 1 and %q", args, rc, out, want)
+		}
+	}
+	close(images.release)
+	if rc := p.wait(t, 2*time.Minute); rc != 0 {
+		t.Fatalf("deploy: exit %d\n%s", rc, p.out.String())
+	}
+	n := e.node(node)
+	if n.ProvisionState != states.Active || n.InstanceInfo["image_source"] != srcA || n.Maintenance {
+		t.Fatalf("node after the deploy: %s %v maintenance %v", n.ProvisionState, n.InstanceInfo, n.Maintenance)
+	}
+	if got := diskPrefixHash(t, f.server(t, node).DiskPath(), len(data)); got != sha256hex(data) {
+		t.Fatalf("the disk does not hold the image the deploy logged")
+	}
+	logged := strings.Join(e.logs(run.ID, "info"), "\n")
+	if !strings.Contains(logged, "deploying "+srcA) {
+		t.Errorf("the deploy did not log its image:\n%s", logged)
+	}
+	evs, _ := e.app.Store.Events(context.Background(), run.ID)
+	for _, ev := range evs {
+		if ev.Name == "inputs" {
+			ii, _ := ev.Data["instance_info"].(map[string]any)
+			if ii["image_source"] != srcA {
+				t.Errorf("inputs event %v, want image_source %s", ev.Data, srcA)
+			}
+			return
+		}
+	}
+	t.Errorf("no inputs event recorded:\n%s", e.timeline(run.ID))
+}
+
+
