@@ -406,5 +406,3 @@ func TestNodeSetDuringDeployIsRefused(t *testing.T) {
 	}
 	t.Errorf("no inputs event recorded:\n%s", e.timeline(run.ID))
 }
-
-
