@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"
+	"github.com/lightsout/lightsout/runtime/watch"
 )
 
 // These tests drive real lightsout processes (built from cmd/lightsout)
@@ -405,4 +407,92 @@ func TestNodeSetDuringDeployIsRefused(t *testing.T) {
 		}
 	}
 	t.Errorf("no inputs event recorded:\n%s", e.timeline(run.ID))
+}
+
+// TestKill9OfServeWithADeployJob: `lightsout serve --watch` runs a deploy
+// job (paused after boot configuration: ramdisk up, media published and
+// inserted, secure boot pending on) and is killed with -9. A new serve
+// re-queues the job, recovers the node (its own run), then deploys; the
+// job's result lists the interrupted run and the recovery run before the
+// final one.
+func TestKill9OfServeWithADeployJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds lightsout")
+	}
+	bin := buildCLI(t)
+	f := newFleet(t, fleetOptions{nodes: gens(0, 0, 1)})
+	e := open(t, f, "")
+	e.importFleet()
+	const node = "gen10-0"
+	e.makeAvailable(node)
+	site := t.TempDir()
+	if err := os.WriteFile(filepath.Join(site, "deploy.lua"), []byte(pauseScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img, data := testImage(t, t.TempDir(), 2<<20)
+	spool := filepath.Join(t.TempDir(), "spool")
+	if err := os.MkdirAll(filepath.Join(spool, watch.Incoming), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	job := fmt.Sprintf(`{"action": "deploy", "nodes": [%q], "params": {"pause_after": "configure boot"},
+	  "instance_info": {"image_source": %q, "image_checksum": "sha256:%s",
+	  "capabilities": {"boot_mode": "uefi", "secure_boot": "true"}}}`, node, img, sha256hex(data))
+	tmp := filepath.Join(spool, watch.Incoming, ".job.json")
+	if err := os.WriteFile(tmp, []byte(job), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(spool, watch.Incoming, "job.json")); err != nil {
+		t.Fatal(err)
+	}
+	serve := []string{"serve", "--watch", spool, "--listen", "127.0.0.1:0", "--settle", "0"}
+	p := e.start(bin, append([]string{"--scripts", site}, serve...)...)
+	e.waitFor(p, "the deploy job to pause", func() bool { return e.reached(node, "deploy", store.EventStepStart, "test pause") })
+	interrupted := e.lastRun(node)
+	if st := f.server(t, node).State(); st.Power != "ON" || !st.SecureBootEnable {
+		t.Fatalf("at the kill: power %s secure boot pending %v", st.Power, st.SecureBootEnable)
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait(t, time.Minute)
+
+	// Restarted without the pausing site script: the bundled deploy runs.
+	p = e.start(bin, serve...)
+	resultFile := filepath.Join(spool, watch.Done, "job.result.json")
+	e.waitFor(p, "the job to finish", func() bool {
+		_, err := os.Stat(resultFile)
+		_, ferr := os.Stat(filepath.Join(spool, watch.Failed, "job.result.json"))
+		return err == nil || ferr == nil
+	})
+	b, err := os.ReadFile(resultFile)
+	if err != nil {
+		t.Fatalf("the job did not end in done/: %v\n%s", err, p.out.String())
+	}
+	var res watch.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "done" || len(res.Nodes) != 1 || len(res.Nodes[0].PreviousRunIDs) != 2 {
+		t.Fatalf("result %s", b)
+	}
+	prev := res.Nodes[0].PreviousRunIDs
+	ctx := context.Background()
+	if prev[0] != interrupted.ID {
+		t.Errorf("previous runs %v, want the interrupted run %d first", prev, interrupted.ID)
+	}
+	if r, _ := e.app.Store.GetRun(ctx, prev[0]); r.Status != store.StatusInterrupted {
+		t.Errorf("interrupted run: %+v", r)
+	}
+	if r, _ := e.app.Store.GetRun(ctx, prev[1]); r.Script != "recover" || r.Status != store.StatusSucceeded {
+		t.Errorf("recovery run: %+v", r)
+	}
+	if r, _ := e.app.Store.GetRun(ctx, res.Nodes[0].RunID); r.Script != "deploy" || r.Status != store.StatusSucceeded {
+		t.Errorf("final run: %+v", r)
+	}
+	n := e.node(node)
+	if n.ProvisionState != states.Active || n.DriverInternalInfo[store.RecoveryKey] != nil {
+		t.Errorf("node after the job: %s %v", n.ProvisionState, n.DriverInternalInfo)
+	}
+	if got := diskPrefixHash(t, f.server(t, node).DiskPath(), len(data)); got != sha256hex(data) {
+		t.Errorf("the disk does not hold the image")
+	}
+	e.noMediaLeft(node)
 }
