@@ -496,3 +496,54 @@ func TestKill9OfServeWithADeployJob(t *testing.T) {
 	}
 	e.noMediaLeft(node)
 }
+
+// TestNodeAbort: `lightsout node abort` from another process stops a
+// running CLI deploy (paused after boot configuration) through its abort
+// request: the deploy runs its failure path and exits 1, abort exits 0,
+// and the node is in deploy failed ("aborted by operator"), clean, and
+// deploys again. A second abort has nothing to do (exit 2).
+func TestNodeAbort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds lightsout")
+	}
+	bin := buildCLI(t)
+	f := newFleet(t, fleetOptions{nodes: gens(0, 0, 1)})
+	e := open(t, f, "")
+	e.importFleet()
+	const node = "gen10-0"
+	e.makeAvailable(node)
+	site := t.TempDir()
+	if err := os.WriteFile(filepath.Join(site, "deploy.lua"), []byte(pauseScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img, data := testImage(t, t.TempDir(), 2<<20)
+	p := e.start(bin, "deploy", node, "--image-source", img, "--image-checksum", "sha256:"+sha256hex(data),
+		"--boot-mode", "uefi", "--secure-boot", "--scripts", site, "--param", "pause_after=configure boot")
+	e.waitFor(p, "the deploy to pause", func() bool { return e.reached(node, "deploy", store.EventStepStart, "test pause") })
+	run := e.lastRun(node)
+	rc, out := e.cli(bin, "node", "abort", node)
+	if rc != 0 || !strings.Contains(out, fmt.Sprintf("run %d aborted (requested)", run.ID)) || !strings.Contains(out, "deploy failed") {
+		t.Fatalf("node abort: exit %d\n%s", rc, out)
+	}
+	if code := p.wait(t, time.Minute); code != 1 {
+		t.Fatalf("aborted deploy exited %d\n%s", code, p.out.String())
+	}
+	n := e.node(node)
+	if n.ProvisionState != states.DeployFailed || !strings.Contains(n.LastError, "interrupted: aborted by operator") {
+		t.Fatalf("state %s last_error %q\n%s", n.ProvisionState, n.LastError, e.timeline(run.ID))
+	}
+	if r, _ := e.app.Store.GetRun(context.Background(), run.ID); r.Status != store.StatusCancelled || !strings.Contains(r.Error, "aborted by operator") {
+		t.Errorf("aborted run: %s %q", r.Status, r.Error)
+	}
+	st := f.server(t, node).State()
+	if st.Power != "OFF" || st.Media["CDROM"].Inserted || st.Media["FLOPPY"].Inserted || st.SecureBootEnable {
+		t.Errorf("server after abort: power %s media %+v secure boot %v", st.Power, st.Media, st.SecureBootEnable)
+	}
+	e.noMediaLeft(node)
+	if rc, out := e.cli(bin, "node", "abort", node); rc != 2 || !strings.Contains(out, "nothing to recover") {
+		t.Errorf("second abort: exit %d\n%s", rc, out)
+	}
+	if rc, out := e.cli(bin, "deploy", node); rc != 0 {
+		t.Fatalf("deploy again: exit %d\n%s", rc, out)
+	}
+}
