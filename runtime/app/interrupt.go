@@ -36,6 +36,9 @@ func RecoveryPending(n *store.Node) int64 {
 // *RunFailedError when the recovery failed (the node then keeps
 // recovery_pending and the caller must not go on).
 func (a *App) RecoverIfNeeded(ctx context.Context, ref string) (*runtime.Result, error) {
+	if ref == "" {
+		return nil, nil // a node-less run
+	}
 	n, err := a.Store.GetNode(ctx, ref)
 	if err != nil {
 		return nil, &ValidationError{err}
