@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -454,8 +455,12 @@ func TestKill9OfServeWithADeployJob(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.wait(t, time.Minute)
 
+	oldTokens := f.agentTokens()
+	if len(oldTokens) != 1 {
+		t.Fatalf("%d ramdisk boots before the kill, want 1", len(oldTokens))
+	}
 	// Restarted without the pausing site script: the bundled deploy runs.
-	p = e.start(bin, serve...)
+	p = e.start(bin, append([]string{"--log-level", "info"}, serve...)...)
 	resultFile := filepath.Join(spool, watch.Done, "job.result.json")
 	e.waitFor(p, "the job to finish", func() bool {
 		_, err := os.Stat(resultFile)
@@ -495,6 +500,20 @@ func TestKill9OfServeWithADeployJob(t *testing.T) {
 		t.Errorf("the disk does not hold the image")
 	}
 	e.noMediaLeft(node)
+	// The interrupted run's agent token is refused by the agent API.
+	m := regexp.MustCompile(`agent callback API listening.*url=(http://127\.0\.0\.1:\d+)`).FindStringSubmatch(p.out.String())
+	if m == nil {
+		t.Fatalf("no agent API address in the serve output:\n%s", p.out.String())
+	}
+	body := fmt.Sprintf(`{"callback_url": "http://127.0.0.1:9", "agent_token": %q}`, oldTokens[0])
+	resp, err := http.Post(m[1]+"/v1/heartbeat/"+n.UUID, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Errorf("a heartbeat with the interrupted run's agent token: HTTP %d, want refused", resp.StatusCode)
+	}
 }
 
 // TestNodeAbort: `lightsout node abort` from another process stops a
