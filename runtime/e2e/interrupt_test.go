@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/bindings/ilo/sim"
 	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
+	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"
 	"github.com/lightsout/lightsout/runtime/watch"
@@ -565,4 +567,87 @@ func TestNodeAbort(t *testing.T) {
 	if rc, out := e.cli(bin, "deploy", node); rc != 0 {
 		t.Fatalf("deploy again: exit %d\n%s", rc, out)
 	}
+}
+
+// TestInterruptedCleanAndInspectRecoverOnManage: a run that died (its
+// process gone) in clean wait or inspecting leaves the node, once the next
+// process starts, in clean failed / inspect failed with last_error and
+// recovery pending; `node manage` (app.Manage) first runs the recovery
+// (powering the server off, ejecting its media), then moves it to
+// manageable.
+func TestInterruptedCleanAndInspectRecoverOnManage(t *testing.T) {
+	tests := []struct{ state, failed string }{
+		{states.CleanWait, states.CleanFailed},
+		{states.Inspecting, states.InspectFailed},
+		{states.Deleting, states.Error},
+	}
+	f := newFleet(t, fleetOptions{nodes: gens(0, 0, len(tests))})
+	e := open(t, f, "")
+	e.importFleet()
+	ctx := context.Background()
+	for i, tt := range tests {
+		t.Run(tt.state, func(t *testing.T) {
+			name := fmt.Sprintf("gen10-%d", i)
+			srv := f.server(t, name)
+			srv.Update(func(st *sim.State) { st.Power = "ON" })
+			n, err := e.app.Store.UpdateNode(ctx, name, func(n *store.Node) error { n.ProvisionState = tt.state; return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			dead := &store.Run{Script: "clean", NodeUUID: n.UUID, NodeName: name, Host: hostname(t), PID: deadPID(t)}
+			if err := e.app.Store.CreateRun(ctx, dead); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.app.Store.LockNode(ctx, n.UUID, dead.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := runtime.RecoverInterrupted(ctx, e.app.Store); err != nil {
+				t.Fatal(err)
+			}
+			n = e.node(name)
+			if n.ProvisionState != tt.failed || !strings.Contains(n.LastError, "was interrupted: process died") ||
+				n.DriverInternalInfo[store.RecoveryKey] == nil || n.Reservation != 0 {
+				t.Fatalf("after recovery of runs: %s %q %v reservation %d", n.ProvisionState, n.LastError, n.DriverInternalInfo, n.Reservation)
+			}
+			if tt.failed == states.Error {
+				if _, err := e.app.RecoverIfNeeded(ctx, name); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := e.app.Manage(ctx, name); err != nil {
+				t.Fatalf("manage: %v", err)
+			}
+			n = e.node(name)
+			want := map[string]string{states.Error: states.Error}[tt.failed]
+			if want == "" {
+				want = states.Manageable
+			}
+			if n.ProvisionState != want || n.DriverInternalInfo[store.RecoveryKey] != nil {
+				t.Fatalf("after manage: %s %v", n.ProvisionState, n.DriverInternalInfo)
+			}
+			if st := srv.State(); st.Power != "OFF" {
+				t.Errorf("server power %s after the recovery", st.Power)
+			}
+			r := e.lastRun(name)
+			if r.Script != "recover" || r.Status != store.StatusSucceeded {
+				t.Errorf("last run %+v, want a succeeded recover run", r)
+			}
+		})
+	}
+}
+
+func hostname(t *testing.T) string {
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// deadPID returns the pid of a process that has exited.
+func deadPID(t *testing.T) int {
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("cannot run true: %v", err)
+	}
+	return cmd.Process.Pid
 }
