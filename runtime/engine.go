@@ -24,6 +24,7 @@ import (
 	"github.com/lightsout/lightsout/runtime/config"
 	"github.com/lightsout/lightsout/runtime/module"
 	"github.com/lightsout/lightsout/runtime/secrets"
+	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"
 )
 
@@ -109,6 +110,16 @@ func RecoverInterrupted(ctx context.Context, st store.Store) ([]int64, error) {
 		}
 		return processAlive(pid)
 	})
+}
+
+// RunAlive reports whether the process running r may still be alive: its
+// pid exists on this host (a run of another host is assumed alive).
+func RunAlive(r *store.Run) bool {
+	host, _ := os.Hostname()
+	if r.Host != host {
+		return true
+	}
+	return processAlive(r.PID)
 }
 
 func processAlive(pid int) bool {
@@ -269,7 +280,12 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 	if timeout <= 0 {
 		timeout = e.cfg.Duration("lightsout", "run_timeout", time.Hour)
 	}
-	runCtx, cancel := context.WithTimeout(ctx, timeout)
+	// softCtx is cancelled by the caller (a signal), `node abort` (polled)
+	// or the timeout; the script's failure path then runs with a fresh
+	// context bounded by [lightsout] abort_grace (Run.failurePath).
+	softCtx, cancelSoft := context.WithCancelCause(ctx)
+	defer cancelSoft(nil)
+	runCtx, cancel := context.WithTimeout(softCtx, timeout)
 	defer cancel()
 
 	r := &Run{eng: e, id: rec.ID, ctx: runCtx, node: n, script: sc, params: params, onStep: req.OnStep}
@@ -286,12 +302,28 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 	case n != nil:
 		if err := e.lock(runCtx, n, rec.ID, req.Wait); err != nil {
 			status, msg = classify(runCtx, ctx, err.Error())
-		} else {
-			locked = true
+			break
 		}
+		locked = true
+		// The run's inputs: the node as it is once locked (no change from
+		// outside the run is accepted from now on), recorded.
+		fresh, err := e.st.GetNode(context.WithoutCancel(ctx), n.UUID)
+		if err != nil {
+			status, msg = store.StatusFailed, "read the locked node: "+err.Error()
+			break
+		}
+		e.redactor.AddFromMap(fresh.DriverInfo)
+		e.redactor.AddFromMap(fresh.InstanceInfo)
+		n, r.node = fresh, fresh
+		r.Event(store.EventState, "inputs", map[string]any{"provision_state": fresh.ProvisionState,
+			"instance_info": maskInfo(fresh.InstanceInfo)})
+		defer e.watchAbort(rec.ID, cancelSoft)()
 	}
 	if status == store.StatusSucceeded {
 		status, msg = r.execute(proto, ctx)
+		if status != store.StatusSucceeded && locked {
+			e.failLeftover(context.WithoutCancel(ctx), rec.ID, rec.Script, n.UUID, e.redactor.String(msg))
+		}
 	}
 	msg = e.redactor.String(msg)
 	r.Event(store.EventState, "finished", map[string]any{"status": status, "error": msg})
@@ -337,12 +369,105 @@ func (e *Engine) lock(ctx context.Context, n *store.Node, runID int64, wait bool
 	}
 }
 
-// classify maps a run's error message to its status: timed_out when the
-// run's deadline passed, cancelled when the caller cancelled, else failed.
-func classify(runCtx, parent context.Context, msg string) (status, message string) {
+// failLeftover moves a node that a run which did not succeed left in a
+// transient provision state (a script without a failure path, or one cut
+// short) to its failure state, with last_error, and marks its cleanup as
+// pending (the recover playbook finishes it).
+func (e *Engine) failLeftover(ctx context.Context, runID int64, script, uuid, msg string) {
+	_, err := e.st.UpdateNodeAs(ctx, runID, uuid, func(n *store.Node) error {
+		to, ok := states.FailureOf(n.ProvisionState)
+		if !ok {
+			return errLeave
+		}
+		first, _, _ := strings.Cut(msg, "\n")
+		n.LastError = fmt.Sprintf("run %d (%s) ended in %s: %s", runID, script, n.ProvisionState, first)
+		n.ProvisionState = to
+		n.DriverInternalInfo[store.RecoveryKey] = runID
+		return nil
+	})
+	if err != nil && !errors.Is(err, errLeave) {
+		e.log.Warn("cannot move the node of a failed run to its failure state", "run", runID, "err", err)
+	}
+}
+
+var errLeave = errors.New("leave the node as it is")
+
+// maskInfo copies an info map with the values of secret-looking keys masked.
+func maskInfo(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if s, ok := v.(string); ok && s != "" && secrets.IsSecretKey(k) {
+			v = secrets.Mask
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// AbortError is the cause of a run cancelled by `lightsout node abort`.
+type AbortError struct{ By string }
+
+func (e *AbortError) Error() string { return e.By }
+
+// abortPoll is how often a running run checks for an abort request.
+const abortPoll = time.Second
+
+// watchAbort polls the store for an abort request on run id and cancels
+// the run with an *AbortError when one is recorded. The returned function
+// stops it.
+func (e *Engine) watchAbort(id int64, cancel context.CancelCauseFunc) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(abortPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				by, err := e.st.AbortRequested(context.Background(), id)
+				if err != nil {
+					e.log.Warn("cannot read abort requests", "run", id, "err", err)
+					continue
+				}
+				if by != "" {
+					cancel(&AbortError{By: by})
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// interruption names why a cancelled run stopped: the caller's cause (a
+// signal), an abort request, or the timeout.
+func interruption(runCtx, parent context.Context) string {
+	var ae *AbortError
 	switch {
 	case parent.Err() != nil:
-		return store.StatusCancelled, "run cancelled: " + msg
+		if c := context.Cause(parent); c != nil && !errors.Is(c, context.Canceled) {
+			return c.Error()
+		}
+		return "cancelled"
+	case errors.As(context.Cause(runCtx), &ae):
+		return ae.By
+	case errors.Is(runCtx.Err(), context.DeadlineExceeded):
+		return "timed out"
+	}
+	return "cancelled"
+}
+
+// classify maps a run's error message to its status: timed_out when the
+// run's deadline passed, cancelled when the caller cancelled (a signal) or
+// an operator aborted it, else failed.
+func classify(runCtx, parent context.Context, msg string) (status, message string) {
+	var ae *AbortError
+	switch {
+	case parent.Err() != nil:
+		return store.StatusCancelled, "run cancelled (" + interruption(runCtx, parent) + "): " + msg
+	case errors.As(context.Cause(runCtx), &ae):
+		return store.StatusCancelled, "run " + ae.By + ": " + msg
 	case errors.Is(runCtx.Err(), context.DeadlineExceeded):
 		return store.StatusTimedOut, "run timed out: " + msg
 	}

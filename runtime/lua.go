@@ -118,6 +118,16 @@ func (r *Run) runTable(L *lua.LState) *lua.LTable {
 			return 0
 		},
 		"sleep": r.sleep,
+		// run.on_abort(fn|nil): fn(cause) runs when the run is cancelled
+		// (signal, `node abort`, timeout), with a fresh context bounded by
+		// [lightsout] abort_grace: the playbook's failure path.
+		"on_abort": func(L *lua.LState) int {
+			fn := L.OptFunction(1, nil)
+			r.mu.Lock()
+			r.onAbort = fn
+			r.mu.Unlock()
+			return 0
+		},
 		"fail": func(L *lua.LState) int {
 			L.Error(module.ErrorValue(L, L.CheckString(1), "", L.CheckString(2)), 1)
 			return 0
@@ -177,7 +187,7 @@ func (r *Run) nodeTable(L *lua.LState) *lua.LTable {
 			var from string
 			r.mutateWith(L, t, "node:transition", func() (*store.Node, error) {
 				from = r.node.ProvisionState
-				return r.eng.st.Transition(r.ctx, r.node.UUID, ev)
+				return r.eng.st.TransitionAs(r.ctx, r.id, r.node.UUID, ev)
 			})
 			r.Event(store.EventState, "provision_state", map[string]any{"event": ev, "from": from, "to": r.node.ProvisionState})
 			L.Push(lua.LString(r.node.ProvisionState))

@@ -33,7 +33,8 @@ type Run struct {
 
 	mu        sync.Mutex
 	node      *store.Node
-	traceback string // of the first error raised inside a step
+	traceback string         // of the first error raised inside a step
+	onAbort   *lua.LFunction // run.on_abort: the failure path after a cancellation
 
 	guard *guard // the run's resource limits, set by newState
 }
@@ -41,7 +42,11 @@ type Run struct {
 var _ module.Run = (*Run)(nil)
 
 // Context implements module.Run.
-func (r *Run) Context() context.Context { return r.ctx }
+func (r *Run) Context() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ctx
+}
 
 // ID implements module.Run.
 func (r *Run) ID() int64 { return r.id }
@@ -135,7 +140,7 @@ func (r *Run) updateNode(fn func(n *store.Node) error) (*store.Node, error) {
 	r.mu.Lock()
 	uuid := r.node.UUID
 	r.mu.Unlock()
-	n, err := r.eng.st.UpdateNode(context.WithoutCancel(r.ctx), uuid, fn)
+	n, err := r.eng.st.UpdateNodeAs(context.WithoutCancel(r.ctx), r.id, uuid, fn)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +198,7 @@ func (r *Run) execute(proto *lua.FunctionProto, parent context.Context) (status,
 	}()
 	L := r.eng.newState(r)
 	defer L.Close()
-	defer r.guard.close()
+	defer func() { r.guard.close() }() // the failure path may replace the guard
 	r.Event(store.EventState, "started", map[string]any{"script": r.script.Name, "origin": r.script.Origin, "path": r.script.Path})
 	L.Push(L.NewFunctionFromProto(proto))
 	err := L.PCall(0, 0, nil)
@@ -203,7 +208,34 @@ func (r *Run) execute(proto *lua.FunctionProto, parent context.Context) (status,
 	if le := r.guard.err(); le != nil {
 		return store.StatusFailed, le.Error() + " (" + le.Code + ")"
 	}
-	return classify(r.ctx, parent, r.errorMessage(L, err))
+	runCtx := r.Context()
+	status, msg = classify(runCtx, parent, r.errorMessage(L, err))
+	if runCtx.Err() != nil && r.onAbort != nil {
+		r.failurePath(L, parent, interruption(runCtx, parent))
+	}
+	return status, msg
+}
+
+// failurePath runs the handler the script registered with run.on_abort
+// after the run was cancelled (signal, abort, timeout): every call of the
+// cancelled run fails at once, so the handler gets a fresh context bounded
+// by [lightsout] abort_grace (a second signal ends the process sooner).
+func (r *Run) failurePath(L *lua.LState, parent context.Context, cause string) {
+	grace := r.eng.cfg.Duration("lightsout", "abort_grace", 60*time.Second)
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(parent), grace)
+	defer cancel()
+	r.mu.Lock()
+	r.ctx = gctx
+	fn := r.onAbort
+	r.onAbort = nil
+	r.mu.Unlock()
+	// the failure path runs under the same resource limits, with the new context
+	r.guard.close()
+	r.guard = r.eng.newGuard(gctx, L)
+	r.Event(store.EventState, "failure path", map[string]any{"cause": cause, "grace_s": grace.Seconds()})
+	if err := L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, lua.LString("interrupted: "+cause)); err != nil {
+		r.Log(slog.LevelError, "the failure path did not complete: "+r.errorMessage(L, err), nil)
+	}
 }
 
 // errorMessage renders a Lua error with its code and traceback.

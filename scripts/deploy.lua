@@ -55,6 +55,7 @@ end
 
 -- Power off, secure boot off, boot mode from the request or the current one.
 local function prepare_node(ctx)
+  bootmode.remember_secure_boot(ctx.bmc, ctx.node)
   ctx.boot_mode = bootmode.prepare_node_for_deploy(ctx.bmc, ctx.node)
 end
 
@@ -104,6 +105,7 @@ local function clean_up_media(ctx)
 end
 
 local function boot_instance(ctx)
+  ctx.node:set_internal("secure_boot_before", nil)
   power.on(ctx.bmc)
   ctx.node:transition("done")
 end
@@ -135,7 +137,8 @@ function M.run()
   local ctx = playbook.context()
   run.step("validate", function() validate(ctx) end)
   run.step("start", function() start(ctx) end)
-  playbook.run(ctx, M.phases, { what = "deploy", states = { deploying = true, ["wait call-back"] = true } })
+  playbook.run(ctx, M.phases, { what = "deploy", states = { deploying = true, ["wait call-back"] = true },
+    on_fail = function(c) bootmode.restore_secure_boot(c.bmc, c.node) end })
 end
 
 if ... == nil then M.run() end -- run as a playbook, not required

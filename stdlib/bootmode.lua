@@ -191,10 +191,49 @@ function M.configure_secure_boot(bmc, n)
   return true
 end
 
+--- Records the secure boot state before a deploy changes it
+--- (driver_internal_info.secure_boot_before), for M.restore_secure_boot.
+--- Not supported (Gen8 RIBCL, legacy mode) records off.
+function M.remember_secure_boot(bmc, n)
+  n = n or node
+  if n.driver_internal_info.secure_boot_before ~= nil then return end -- kept from an interrupted deploy
+  local ok, on = pcall(M.get_secure_boot, bmc)
+  if not ok then
+    if type(on) == "table" and on.code == "not_supported" then on = false else error(on, 0) end
+  end
+  n:set_internal("secure_boot_before", on == true)
+end
+
+--- Puts secure boot back as M.remember_secure_boot found it (after a failed
+--- or interrupted deploy), by its pending setting: the setting is written
+--- whatever the current boot reports, as a pending change is invisible
+--- there until the next boot. Call it powered off.
+function M.restore_secure_boot(bmc, n)
+  n = n or node
+  local before = n.driver_internal_info.secure_boot_before
+  if before == nil then return end
+  local ok, err = pcall(bmc.set_secure_boot_mode, bmc, before == true)
+  if not ok and not (before == false and type(err) == "table" and err.code == "not_supported") then
+    error(err, 0)
+  end
+  run.log("info", "secure boot restored to " .. (before and "on" or "off"))
+  n:set_internal("secure_boot_before", nil)
+end
+
 --- Turns secure boot off at tear-down when the instance requested it;
---- not supported is logged and skipped.
+--- not supported is logged and skipped. A requested secure boot is turned
+--- off by its pending setting (written even when the current boot reads
+--- off: enabling it at the end of a deploy only takes effect at the next
+--- boot).
 function M.deconfigure_secure_boot(bmc, n)
-  local ok, err = pcall(M.disable_secure_boot, bmc)
+  n = n or node
+  local ok, err
+  if M.secure_boot_requested(n) then
+    ok, err = pcall(bmc.set_secure_boot_mode, bmc, false)
+    if ok then err = true; run.log("info", "secure boot disabled") end
+  else
+    ok, err = pcall(M.disable_secure_boot, bmc)
+  end
   if not ok then
     if type(err) == "table" and err.code == "not_supported" then
       run.log("warn", "secure boot mode is not supported for node " .. (n or node).name)

@@ -33,12 +33,16 @@ end
 --- step. On the first error: M.fail(ctx, err, opts), then the error is
 --- raised again so the run fails.
 function M.run(ctx, phases, opts)
+  -- Cancelled (signal, node abort, timeout): the engine calls this with a
+  -- fresh context, as no call of the cancelled run can succeed.
+  run.on_abort(function(cause) M.fail(ctx, cause, opts) end)
   local ok, err = pcall(function()
     for _, p in ipairs(phases) do
       ctx.phase = p[1]
       run.step(p[1], function() return p[2](ctx) end)
     end
   end)
+  run.on_abort(nil)
   if not ok then
     M.fail(ctx, err, opts)
     error(err, 0)

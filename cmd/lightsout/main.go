@@ -77,7 +77,7 @@ func main() {
 
 // run executes the CLI and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible(stderr)
 	defer stop()
 	g := &globals{stdout: stdout, stderr: stderr}
 	root := newRootCmd(g)
@@ -104,6 +104,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return exitRunFailed
+}
+
+// interruptible returns a context cancelled by the first SIGINT or SIGTERM
+// (its cause names the signal): runs then go through their playbook's
+// failure path, bounded by [lightsout] abort_grace. A second signal exits
+// at once (status 130); the next command recovers the node.
+func interruptible(stderr io.Writer) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			fmt.Fprintf(stderr, "lightsout: %s: stopping, running the failure path (signal again to exit at once)\n", sig)
+			cancel(fmt.Errorf("signal %s", sig))
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-ch:
+			fmt.Fprintf(stderr, "lightsout: %s again: exiting now; `lightsout node recover NODE` finishes the cleanup\n", sig)
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); close(done); cancel(nil) }
 }
 
 // isCobraUsage reports flag/argument errors from cobra.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -389,4 +390,74 @@ func TestManyNodesParallelSummary(t *testing.T) {
 	if code != 1 || strings.Count(out, "succeeded") != 2 || !strings.Contains(out, "b fails") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
+}
+
+// TestSecondSignalExitsAtOnce: the first SIGINT cancels the run and starts
+// its failure path (here one that would take a minute); a second SIGINT
+// ends the process at once with status 130, and the next command finds
+// the run interrupted and the node unlocked.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	c := newCLI(t)
+	c.createNode("n1")
+	bin := filepath.Join(t.TempDir(), "lightsout")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	script := filepath.Join(t.TempDir(), "slow_failure.lua")
+	os.WriteFile(script, []byte(`run.on_abort(function() run.step("slow failure path", function() run.sleep(60) end) end)
+run.step("work", function() run.sleep(3600) end)`), 0o644)
+	cmd := exec.Command(bin, "run", script, "--node", "n1")
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+c.state)
+	var childOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &childOut, &childOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitStep := func(step string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			_, out, _ := c.run("runs", "list", "--json")
+			var runs []struct{ ID int64 }
+			if json.Unmarshal([]byte(out), &runs) == nil && len(runs) == 1 {
+				if _, show, _ := c.run("runs", "show", itoa(int(runs[0].ID))); strings.Contains(show, step) {
+					return
+				}
+			}
+			select {
+			case err := <-exited:
+				t.Fatalf("lightsout exited before %q: %v\n%s", step, err, childOut.String())
+			case <-deadline:
+				cmd.Process.Kill()
+				t.Fatalf("step %q never started\n%s", step, childOut.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	waitStep("work")
+	cmd.Process.Signal(syscall.SIGINT)
+	waitStep("slow failure path")
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Fatalf("after the second signal: %v\n%s", err, childOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the second signal did not end the process\n%s", childOut.String())
+	}
+	if !strings.Contains(childOut.String(), "exiting now") {
+		t.Errorf("no notice of the immediate exit:\n%s", childOut.String())
+	}
+	out := c.must("runs", "list", "--json")
+	if !strings.Contains(out, `"status": "interrupted"`) {
+		t.Fatalf("runs after the second signal: %s", out)
+	}
+	c.must("run", "hello", "--node", "n1")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -47,7 +48,7 @@ func toNodeJSON(a *app.App, n *store.Node) nodeJSON {
 func newNodeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Register and manage servers (Ironic-style inventory)"}
 	cmd.AddCommand(nodeCreateCmd(g), nodeListCmd(g), nodeShowCmd(g), nodeSetCmd(g), nodeUnsetCmd(g),
-		nodeDeleteCmd(g), nodeImportCmd(g), nodeManageCmd(g), nodeProvideCmd(g))
+		nodeDeleteCmd(g), nodeImportCmd(g), nodeManageCmd(g), nodeProvideCmd(g), nodeAbortCmd(g), nodeRecoverCmd(g))
 	return cmd
 }
 
@@ -208,7 +209,11 @@ func nodeSetCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set NAME [-i KEY=VALUE]... [-p KEY=VALUE]... [--instance-info KEY=VALUE]... [--port MAC]...",
 		Short: "Change a node",
-		Args:  cobra.ExactArgs(1),
+		Long: `Change a node. A change is refused while a run holds the node ("node N is locked by
+run R (deploy)"): a run reads its node once, when it starts, and nothing changes it
+under the run. Exit status: 0 changed, 1 refused because a run holds the node,
+2 bad usage.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := app.NodeChange{Name: name, Driver: driver, AddPorts: ports}
 			var err error
@@ -279,6 +284,10 @@ func nodeDeleteCmd(g *globals) *cobra.Command {
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			for _, name := range args {
 				if err := a.Store.DeleteNode(cmd.Context(), name); err != nil {
+					var le *store.LockedError
+					if errors.As(err, &le) {
+						return err // exit 1: retry once the run ends, or `node abort`
+					}
 					return &app.ValidationError{Err: err}
 				}
 				fmt.Fprintf(g.stdout, "deleted %s\n", name)
@@ -331,4 +340,69 @@ func nodeProvideCmd(g *globals) *cobra.Command {
 	return stateCmd(g, "provide", "Make a manageable node available (automated cleaning)", func(a *app.App, cmd *cobra.Command, name string) (*store.Node, error) {
 		return a.Provide(cmd.Context(), name)
 	})
+}
+
+func nodeAbortCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "abort NAME",
+		Short: "Stop the run in progress on a node (Ironic's abort); the node ends in its failure state",
+		Long: `Stop the run holding a node. A run of a live process is asked to stop: within a
+second it cancels, runs its playbook's failure path (power off, eject and unpublish
+the virtual media, withdraw the agent token, secure boot back) and ends; abort waits
+for it. A run whose process died is marked interrupted here and its cleanup is done
+by the recover playbook. The node ends in deploy failed, clean failed, inspect failed
+or error, with last_error saying it was aborted.
+Exit status: 0 aborted, 1 the abort or recovery failed, 2 nothing to abort.`,
+		Args: cobra.ExactArgs(1),
+		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
+			out, err := a.Abort(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, out)
+			}
+			if out.Run != 0 {
+				fmt.Fprintf(g.stdout, "run %d aborted (%s)\n", out.Run, out.How)
+			}
+			if out.Recovery != 0 {
+				fmt.Fprintf(g.stdout, "cleanup finished by run %d\n", out.Recovery)
+			}
+			fmt.Fprintf(g.stdout, "%s: %s\n", out.Node, out.ProvisionState)
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func nodeRecoverCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "recover NAME",
+		Short: "Finish the cleanup an interrupted run left on a node (the verbs do it first too)",
+		Long: `Run the recover playbook on a node whose run was interrupted (process killed):
+withdraw the agent token, power off, eject and unpublish the virtual media, put
+secure boot back as it was before a deploy. The node stays in its failure state,
+from which the verbs work again (deploy from deploy failed, undeploy from deploy
+failed or error, node manage from clean failed or inspect failed).
+Exit status: 0 recovered or nothing to do, 1 the recovery failed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
+			res, err := a.RecoverIfNeeded(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			n, err := a.Store.GetNode(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if res == nil {
+				fmt.Fprintf(g.stdout, "%s: nothing to recover (%s)\n", n.Name, n.ProvisionState)
+				return nil
+			}
+			fmt.Fprintf(g.stdout, "%s: recovered by run %d (%s)\n", n.Name, res.RunID, n.ProvisionState)
+			return nil
+		}),
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -53,6 +54,15 @@ func verb(g *globals, use, short, long, script string, prepare func(ctx context.
 			}
 			if len(nodes) == 0 {
 				return usage("--all: no node is in a state %s starts from (see `lightsout node list`)", cmd.Name())
+			}
+			// A node an interrupted run left uncleaned is recovered
+			// first, as its own recorded run.
+			for _, n := range nodes {
+				if res, err := a.RecoverIfNeeded(ctx, n); err != nil {
+					return err
+				} else if res != nil {
+					fmt.Fprintf(g.stderr, "lightsout: %s: recovered from an interrupted run (run %d)\n", n, res.RunID)
+				}
 			}
 			if prepare != nil {
 				for _, n := range nodes {

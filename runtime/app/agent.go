@@ -80,7 +80,7 @@ func (a *App) agentModule() *lazyAgent {
 	hb := a.Config.Duration("agent", "heartbeat_timeout", 300*time.Second)
 	srv := agentapi.New(StoreNodes{a.Store}, agentapi.Options{HeartbeatTimeout: hb, Logger: a.Log,
 		OnHeartbeat: func(ctx context.Context, h agentapi.Heartbeat) {
-			_, err := a.Store.UpdateNode(context.WithoutCancel(ctx), h.NodeUUID, func(n *store.Node) error {
+			_, err := a.Store.UpdateNodeAs(context.WithoutCancel(ctx), store.Internal, h.NodeUUID, func(n *store.Node) error {
 				n.DriverInternalInfo["agent_url"] = h.AgentURL
 				n.DriverInternalInfo["agent_last_heartbeat"] = h.At.Unix()
 				return nil

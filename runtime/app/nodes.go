@@ -243,6 +243,9 @@ func (a *App) UpdateNode(ctx context.Context, ref string, c NodeChange) (*store.
 // Manage moves a node to manageable: from enroll after full validation
 // (verifying), or from available/clean failed/inspect failed.
 func (a *App) Manage(ctx context.Context, ref string) (*store.Node, error) {
+	if _, err := a.RecoverIfNeeded(ctx, ref); err != nil {
+		return nil, err
+	}
 	n, err := a.Store.GetNode(ctx, ref)
 	if err != nil {
 		return nil, &ValidationError{err}
@@ -311,6 +314,9 @@ func (a *App) ResolveNodes(ctx context.Context, names []string, all bool) ([]str
 // directly. A failed cleaning returns a *RunFailedError (the node is then
 // in clean failed, in maintenance).
 func (a *App) Provide(ctx context.Context, ref string) (*store.Node, error) {
+	if _, err := a.RecoverIfNeeded(ctx, ref); err != nil {
+		return nil, err
+	}
 	n, err := a.Store.GetNode(ctx, ref)
 	if err != nil {
 		return nil, &ValidationError{err}

@@ -11,6 +11,7 @@ func Known() []Option {
 		{"lightsout", "run_timeout", "1h", "default --timeout of a run"},
 		{"lightsout", "run_memory_limit", "256M", "Lua data one run may hold (bytes, K/M/G suffix); a run over it fails with resource_limit"},
 		{"lightsout", "run_max_coroutines", "1000", "coroutines one run may have alive at once"},
+		{"lightsout", "abort_grace", "60s", "time a cancelled run (signal, node abort, timeout) has to run its playbook's failure path"},
 		{"lightsout", "publish_address", "127.0.0.1:0", "address of the built-in image publisher"},
 		{"lightsout", "publish_url", "", "external base URL of the built-in publisher (default derived from publish_address)"},
 		{"lightsout", "publish_tls_cert", "", "TLS certificate for the built-in publisher (HTTPS when set)"},

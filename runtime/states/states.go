@@ -34,11 +34,11 @@ var transitions = map[string]map[string]string{
 	Verifying:     {"done": Manageable, "fail": Enroll},
 	Manageable:    {"provide": Cleaning, "clean": Cleaning, "inspect": Inspecting, "manage": Manageable},
 	Inspecting:    {"done": Manageable, "fail": InspectFailed, "wait": InspectWait},
-	InspectWait:   {"done": Manageable, "fail": InspectFailed, "resume": Inspecting},
+	InspectWait:   {"done": Manageable, "fail": InspectFailed, "resume": Inspecting, "abort": InspectFailed},
 	InspectFailed: {"manage": Manageable, "inspect": Inspecting},
 	Available:     {"deploy": Deploying, "manage": Manageable},
 	Deploying:     {"wait": WaitCallBack, "done": Active, "fail": DeployFailed},
-	WaitCallBack:  {"resume": Deploying, "fail": DeployFailed, "delete": Deleting},
+	WaitCallBack:  {"resume": Deploying, "fail": DeployFailed, "delete": Deleting, "abort": DeployFailed},
 	DeployFailed:  {"deploy": Deploying, "rebuild": Deploying, "delete": Deleting},
 	Active:        {"rebuild": Deploying, "delete": Deleting},
 	Error:         {"rebuild": Deploying, "delete": Deleting},
@@ -55,6 +55,27 @@ func Stable(s string) bool {
 		return true
 	}
 	return false
+}
+
+// failureOf maps each transient state to the failure state an
+// interrupted run leaves it in (Ironic's conductor on restart, and abort).
+var failureOf = map[string]string{
+	Verifying:    Enroll,
+	Deploying:    DeployFailed,
+	WaitCallBack: DeployFailed,
+	Cleaning:     CleanFailed,
+	CleanWait:    CleanFailed,
+	Inspecting:   InspectFailed,
+	InspectWait:  InspectFailed,
+	Deleting:     Error,
+}
+
+// FailureOf returns the failure state a node in the transient state s
+// moves to when the run acting on it is interrupted (every such move is
+// the state's "fail" event); ok is false for states no run acts on.
+func FailureOf(s string) (to string, ok bool) {
+	to, ok = failureOf[s]
+	return to, ok
 }
 
 // Failed reports whether s is one of the failed states.

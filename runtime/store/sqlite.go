@@ -112,6 +112,8 @@ var migrations = []string{
 		finished_at INTEGER,
 		PRIMARY KEY (job, node)
 	) WITHOUT ROWID;`,
+	// 3: `node abort` requests on a running run (the holding process polls it).
+	`ALTER TABLE runs ADD COLUMN abort_request TEXT NOT NULL DEFAULT '';`,
 }
 
 // SQLite is the SQLite implementation of Store.
@@ -419,8 +421,14 @@ func (s *SQLite) ListNodes(ctx context.Context) ([]*Node, error) {
 	return out, rows.Err()
 }
 
-// UpdateNode implements Store.
+// UpdateNode implements Store: a change from outside any run, refused
+// with a *LockedError while a run holds the node.
 func (s *SQLite) UpdateNode(ctx context.Context, ref string, fn func(n *Node) error) (*Node, error) {
+	return s.UpdateNodeAs(ctx, Operator, ref, fn)
+}
+
+// UpdateNodeAs implements Store.
+func (s *SQLite) UpdateNodeAs(ctx context.Context, holder int64, ref string, fn func(n *Node) error) (*Node, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("update node %s: %w", ref, err)
@@ -428,6 +436,9 @@ func (s *SQLite) UpdateNode(ctx context.Context, ref string, fn func(n *Node) er
 	defer tx.Rollback()
 	n, err := s.getNode(ctx, tx, ref)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkHolder(ctx, tx, n, holder); err != nil {
 		return nil, err
 	}
 	before := n.ProvisionState
@@ -467,9 +478,14 @@ func (s *SQLite) UpdateNode(ctx context.Context, ref string, fn func(n *Node) er
 	return n, nil
 }
 
-// Transition implements Store.
+// Transition implements Store (from outside any run).
 func (s *SQLite) Transition(ctx context.Context, ref, event string) (*Node, error) {
-	return s.UpdateNode(ctx, ref, func(n *Node) error {
+	return s.TransitionAs(ctx, Operator, ref, event)
+}
+
+// TransitionAs implements Store.
+func (s *SQLite) TransitionAs(ctx context.Context, holder int64, ref, event string) (*Node, error) {
+	return s.UpdateNodeAs(ctx, holder, ref, func(n *Node) error {
 		to, err := states.Next(n.ProvisionState, event)
 		if err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
@@ -490,9 +506,25 @@ func (s *SQLite) DeleteNode(ctx context.Context, ref string) error {
 		if err != nil {
 			return err
 		}
-		return &LockedError{Node: node.Name, RunID: node.Reservation}
+		return s.lockedError(ctx, s.r, node.Name, node.Reservation)
 	}
 	return nil
+}
+
+// checkHolder refuses a change to a node reserved by another run than
+// holder (Internal passes always).
+func (s *SQLite) checkHolder(ctx context.Context, q querier, n *Node, holder int64) error {
+	if holder == Internal || n.Reservation == 0 || n.Reservation == holder {
+		return nil
+	}
+	return s.lockedError(ctx, q, n.Name, n.Reservation)
+}
+
+// lockedError describes the run holding a node.
+func (s *SQLite) lockedError(ctx context.Context, q querier, name string, runID int64) error {
+	le := &LockedError{Node: name, RunID: runID}
+	_ = q.QueryRowContext(ctx, `SELECT script FROM runs WHERE id = ?`, runID).Scan(&le.Script)
+	return le
 }
 
 // LockNode implements Store.
@@ -513,7 +545,7 @@ func (s *SQLite) LockNode(ctx context.Context, uuid string, runID int64) error {
 	if err != nil {
 		return fmt.Errorf("lock node %s: %w", uuid, err)
 	}
-	return &LockedError{Node: name, RunID: holder.Int64}
+	return s.lockedError(ctx, s.w, name, holder.Int64)
 }
 
 // UnlockNode implements Store.
@@ -771,19 +803,8 @@ func (s *SQLite) RecoverInterrupted(ctx context.Context, alive func(host string,
 		return nil, fmt.Errorf("find interrupted runs: %w", err)
 	}
 	for _, id := range dead {
-		tx, err := s.w.BeginTx(ctx, nil)
-		if err != nil {
-			return nil, fmt.Errorf("recover run %d: %w", id, err)
-		}
-		_, err1 := tx.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = ?`,
-			StatusInterrupted, "the lightsout process running this run died (killed or crashed)", ts(time.Now().UTC()), id, StatusRunning)
-		_, err2 := tx.ExecContext(ctx, `UPDATE nodes SET reservation = NULL WHERE reservation = ?`, id)
-		if err := errors.Join(err1, err2); err != nil {
-			tx.Rollback()
-			return nil, fmt.Errorf("recover run %d: %w", id, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return nil, fmt.Errorf("recover run %d: %w", id, err)
+		if err := s.InterruptRun(ctx, id, "process died"); err != nil {
+			return nil, err
 		}
 	}
 	// A process killed between finishing a run and unlocking its node
@@ -793,4 +814,82 @@ func (s *SQLite) RecoverInterrupted(ctx context.Context, alive func(host string,
 		return nil, fmt.Errorf("release locks of finished runs: %w", err)
 	}
 	return dead, nil
+}
+
+// InterruptRun implements Store.
+func (s *SQLite) InterruptRun(ctx context.Context, runID int64, cause string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("interrupt run %d: %w", runID, err)
+	}
+	defer tx.Rollback()
+	var script, nodeUUID string
+	err = tx.QueryRowContext(ctx, `SELECT script, COALESCE(node_uuid, '') FROM runs WHERE id = ? AND status = ?`,
+		runID, StatusRunning).Scan(&script, &nodeUUID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // finished meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("interrupt run %d: %w", runID, err)
+	}
+	msg := fmt.Sprintf("run %d (%s) was interrupted: %s", runID, script, cause)
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = ?`,
+		StatusInterrupted, msg, ts(time.Now().UTC()), runID, StatusRunning); err != nil {
+		return fmt.Errorf("interrupt run %d: %w", runID, err)
+	}
+	if nodeUUID != "" {
+		n, err := s.getNode(ctx, tx, nodeUUID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("interrupt run %d: %w", runID, err)
+		}
+		if n != nil && (n.Reservation == 0 || n.Reservation == runID) {
+			if to, ok := states.FailureOf(n.ProvisionState); ok {
+				n.LastError = msg + "; the node is in " + to + " (`lightsout node recover " + n.Name +
+					"` finishes its cleanup; the next verb does it too)"
+				n.ProvisionState = to
+				n.DriverInternalInfo[RecoveryKey] = runID
+			}
+			n.UpdatedAt = time.Now().UTC()
+			_, _, _, dii, _, err := s.encodeNode(n)
+			if err != nil {
+				return fmt.Errorf("interrupt run %d: %w", runID, err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE nodes SET provision_state = ?, last_error = ?, driver_internal_info = ?,
+				reservation = NULL, updated_at = ? WHERE uuid = ?`, n.ProvisionState, n.LastError, dii, ts(n.UpdatedAt), n.UUID); err != nil {
+				return fmt.Errorf("interrupt run %d: %w", runID, err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE nodes SET reservation = NULL WHERE reservation = ?`, runID); err != nil {
+		return fmt.Errorf("interrupt run %d: %w", runID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("interrupt run %d: %w", runID, err)
+	}
+	return nil
+}
+
+// RequestAbort implements Store.
+func (s *SQLite) RequestAbort(ctx context.Context, runID int64, by string) error {
+	if by == "" {
+		by = "aborted by operator"
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE runs SET abort_request = ? WHERE id = ? AND status = ?`, by, runID, StatusRunning)
+	if err != nil {
+		return fmt.Errorf("abort run %d: %w", runID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("abort run %d: it is not running (see `lightsout runs show %d`)", runID, runID)
+	}
+	return nil
+}
+
+// AbortRequested implements Store.
+func (s *SQLite) AbortRequested(ctx context.Context, runID int64) (string, error) {
+	var by string
+	err := s.r.QueryRowContext(ctx, `SELECT abort_request FROM runs WHERE id = ?`, runID).Scan(&by)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("abort request of run %d: %w", runID, err)
+	}
+	return by, nil
 }

@@ -109,10 +109,20 @@ type Store interface {
 	// UpdateNode applies fn to the current node inside one transaction and
 	// persists the result; a provision state change made by fn must be a
 	// valid transition (use Transition for events).
+	// It is a change from outside any run (an operator's): refused with a
+	// *LockedError while a run holds the node (Ironic's reservation).
 	UpdateNode(ctx context.Context, ref string, fn func(n *Node) error) (*Node, error)
+	// UpdateNodeAs is UpdateNode made by holder: the id of the run holding
+	// the node (its own changes pass), Operator (0: refused while reserved)
+	// or Internal (bookkeeping such as agent heartbeats: never refused).
+	UpdateNodeAs(ctx context.Context, holder int64, ref string, fn func(n *Node) error) (*Node, error)
+	// DeleteNode deletes a node; a *LockedError while a run holds it.
 	DeleteNode(ctx context.Context, ref string) error
-	// Transition applies a state machine event to a node and returns it.
+	// Transition applies a state machine event to a node and returns it
+	// (from outside any run: refused while a run holds the node).
 	Transition(ctx context.Context, ref, event string) (*Node, error)
+	// TransitionAs is Transition made by holder (see UpdateNodeAs).
+	TransitionAs(ctx context.Context, holder int64, ref, event string) (*Node, error)
 
 	// LockNode reserves a node for a run; ErrLocked if another run holds it.
 	LockNode(ctx context.Context, uuid string, runID int64) error
@@ -133,7 +143,21 @@ type Store interface {
 	// RecoverInterrupted marks runs left "running" by dead processes as
 	// interrupted and releases their node locks. alive reports whether a
 	// process (host, pid) still exists.
+	// A node such a run left in a transient provision state moves to its
+	// failure state (see InterruptRun).
 	RecoverInterrupted(ctx context.Context, alive func(host string, pid int) bool) ([]int64, error)
+	// InterruptRun marks a running run whose process is gone interrupted
+	// (cause: "process died", "aborted by operator", ...) and releases its
+	// node; a node left in a transient provision state moves to its
+	// failure state with last_error naming the run and the cause, and
+	// driver_internal_info[RecoveryKey] = the run id: its cleanup (power
+	// off, eject, unpublish, agent token) is still to do.
+	InterruptRun(ctx context.Context, runID int64, cause string) error
+	// RequestAbort records an abort request on a running run; the process
+	// running it polls AbortRequested and cancels the run.
+	RequestAbort(ctx context.Context, runID int64, by string) error
+	// AbortRequested returns the abort request recorded on a run ("" if none).
+	AbortRequested(ctx context.Context, runID int64) (string, error)
 
 	// Watch-folder jobs (see jobs.go).
 	CreateJob(ctx context.Context, j *Job) error
@@ -151,13 +175,31 @@ type Store interface {
 // ErrNotFound is returned when a node or run does not exist.
 var ErrNotFound = errors.New("not found")
 
-// LockedError is returned by LockNode when another run holds the node.
+// Holders of UpdateNodeAs / TransitionAs besides a run id.
+const (
+	// Operator is a change from outside any run: refused while a run holds the node.
+	Operator int64 = 0
+	// Internal is bookkeeping that never conflicts with the holding run
+	// (agent heartbeats, interrupted-run recovery).
+	Internal int64 = -1
+)
+
+// RecoveryKey is the driver_internal_info key naming the interrupted run
+// whose cleanup is still to do (see InterruptRun).
+const RecoveryKey = "recovery_pending"
+
+// LockedError is returned when another run holds the node (LockNode, and
+// changes from outside that run).
 type LockedError struct {
-	Node  string
-	RunID int64
+	Node   string
+	RunID  int64
+	Script string
 }
 
 func (e *LockedError) Error() string {
+	if e.Script != "" {
+		return fmt.Sprintf("node %s is locked by run %d (%s)", e.Node, e.RunID, e.Script)
+	}
 	return fmt.Sprintf("node %s is locked by run %d", e.Node, e.RunID)
 }
 

@@ -802,7 +802,16 @@ func (w *Watcher) execute(ctx context.Context, row *store.Job, spec *Spec) {
 // starts and when it ends.
 func (w *Watcher) runNode(ctx context.Context, row *store.Job, spec *Spec, node string, prev []int64) {
 	jr := &store.JobRun{Job: row.ID, Node: node, Status: store.StatusRunning, Previous: prev, StartedAt: time.Now().UTC()}
-	if err := w.prepareNode(ctx, spec, node); err != nil {
+	// A node an interrupted run (of this job or another) left uncleaned is
+	// recovered first, as its own run, listed with the previous runs.
+	rec, err := w.a.RecoverIfNeeded(w.runCtx, node)
+	if rec != nil && rec.RunID != 0 {
+		jr.Previous = append(jr.Previous, rec.RunID)
+	}
+	if err == nil {
+		err = w.prepareNode(ctx, spec, node)
+	}
+	if err != nil {
 		now := time.Now().UTC()
 		jr.Status, jr.Error, jr.FinishedAt = store.StatusFailed, "no run was started: "+w.a.Redactor.String(err.Error()), &now
 		if err := w.a.Store.SetJobRun(ctx, jr); err != nil {

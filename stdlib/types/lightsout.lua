@@ -112,6 +112,12 @@ function run.artifact(kind, location) end
 ---@param seconds number
 function run.sleep(seconds) end
 
+--- Registers the failure path run when the run is cancelled (signal, `lightsout
+--- node abort`, timeout): fn(cause) then runs with a fresh context bounded by
+--- [lightsout] abort_grace. nil unregisters it.
+---@param fn fun(cause: string)|nil
+function run.on_abort(fn) end
+
 --- Raises a lightsout error with a code.
 ---@param code string
 ---@param message string
