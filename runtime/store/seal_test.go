@@ -116,3 +116,35 @@ func TestSealedValueWithWrongKeyNamesTheField(t *testing.T) {
 		t.Fatalf("GetNode with another key: %v", err)
 	}
 }
+
+// TestURLCredentialsNeverInErrors: last_error, the maintenance reason and a
+// run's error are stored with URL credentials masked, whoever wrote them.
+func TestURLCredentialsNeverInErrors(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "x.db"))
+	ctx := context.Background()
+	n := node("a")
+	n.LastError = "download http://u:LePw-1@h/i.raw failed"
+	if err := s.CreateNode(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.UpdateNode(ctx, "a", func(n *Node) error {
+		n.Maintenance, n.MaintenanceReason = true, "see http://h/o?temp_url_sig=MrSig-2"
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Run{Script: "deploy", NodeUUID: n.UUID}
+	if err := s.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishRun(ctx, r.ID, StatusFailed, "GET https://x:RunPw-3@h/ failed"); err != nil {
+		t.Fatal(err)
+	}
+	run, _ := s.GetRun(ctx, r.ID)
+	got, _ = s.GetNode(ctx, "a")
+	if got.LastError != "download http://u:******@h/i.raw failed" || got.MaintenanceReason != "see http://h/o?temp_url_sig=******" ||
+		run.Error != "GET https://x:******@h/ failed" {
+		t.Fatalf("last_error %q, reason %q, run error %q", got.LastError, got.MaintenanceReason, run.Error)
+	}
+}

@@ -335,6 +335,7 @@ func (s *SQLite) CreateNode(ctx context.Context, n *Node) error {
 	if n.ProvisionState == "" {
 		n.ProvisionState = states.Enroll
 	}
+	n.LastError, n.MaintenanceReason = secrets.MaskURLs(n.LastError), secrets.MaskURLs(n.MaintenanceReason)
 	di, props, ii, dii, ports, err := s.encodeNode(n)
 	if err != nil {
 		return fmt.Errorf("create node %s: %w", n.Name, err)
@@ -422,6 +423,7 @@ func (s *SQLite) UpdateNode(ctx context.Context, ref string, fn func(n *Node) er
 		return nil, fmt.Errorf("update node %s: unknown provision state %q", name, n.ProvisionState)
 	}
 	n.UpdatedAt = time.Now().UTC()
+	n.LastError, n.MaintenanceReason = secrets.MaskURLs(n.LastError), secrets.MaskURLs(n.MaintenanceReason)
 	di, props, ii, dii, ports, err := s.encodeNode(n)
 	if err != nil {
 		return nil, fmt.Errorf("update node %s: %w", name, err)
@@ -530,7 +532,7 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 // FinishRun implements Store.
 func (s *SQLite) FinishRun(ctx context.Context, id int64, status, errMsg string) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?`,
-		status, errMsg, ts(time.Now().UTC()), id)
+		status, secrets.MaskURLs(errMsg), ts(time.Now().UTC()), id)
 	if err != nil {
 		return fmt.Errorf("finish run %d: %w", id, err)
 	}
