@@ -250,6 +250,7 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 		}
 		e.redactor.AddFromMap(n.DriverInfo)
 		e.redactor.AddFromMap(n.InstanceInfo)
+		e.redactor.AddFromMap(n.DriverInternalInfo)
 	}
 	chunkName := sc.Path
 	if sc.Origin == "bundled" {
@@ -264,7 +265,7 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 			e.redactor.Add(v)
 		}
 	}
-	rec := &store.Run{Script: sc.Name, ScriptSHA: sum, Params: maskParams(params), Host: e.host, PID: e.pid}
+	rec := &store.Run{Script: sc.Name, ScriptSHA: sum, Params: e.redactParams(params), Host: e.host, PID: e.pid}
 	if n != nil {
 		rec.NodeUUID, rec.NodeName = n.UUID, n.Name
 	}
@@ -336,6 +337,16 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 	}
 	res.Status, res.Error, res.FinishedAt = status, msg, time.Now().UTC()
 	return res, errors.Join(flushErr, finishErr)
+}
+
+// redactParams returns the params as recorded: values of secret keys
+// masked, known secrets and URL credentials in any value masked.
+func (e *Engine) redactParams(p map[string]string) map[string]string {
+	out := make(map[string]string, len(p))
+	for k, v := range maskParams(p) {
+		out[e.redactor.String(k)] = e.redactor.String(v)
+	}
+	return out
 }
 
 func maskParams(p map[string]string) map[string]string {

@@ -146,6 +146,11 @@ func (r *Run) nodeTable(L *lua.LState) *lua.LTable {
 	set := func(op string, apply func(n *store.Node, k string, v any)) lua.LGFunction {
 		return func(L *lua.LState) int {
 			k := L.CheckString(2)
+			if r.eng.redactor.Holds(k) {
+				// Values are encrypted at rest when they hold a secret; keys cannot be.
+				module.Raise(L, "node:"+op, &module.Error{Code: module.CodeInvalid,
+					Message: "the key holds a secret value (a password or a URL credential): use a plain key name"})
+			}
 			v := module.FromLua(L.Get(3))
 			r.mutate(L, t, "node:"+op, func(n *store.Node) error {
 				apply(n, k, v)

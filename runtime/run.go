@@ -99,7 +99,11 @@ func (r *Run) Log(level slog.Level, msg string, fields map[string]any) {
 }
 
 // Artifact implements module.Run.
+// The kind is redacted; the location is kept whole for a later cleanup (the
+// store encrypts it when it holds a secret or a signature) and redacted in
+// the event.
 func (r *Run) Artifact(kind, location string) error {
+	kind = r.eng.redactor.String(kind)
 	a := &store.Artifact{RunID: r.id, Kind: kind, Location: location}
 	if r.node != nil {
 		a.NodeUUID = r.node.UUID
@@ -278,7 +282,7 @@ func luaErrorString(v lua.LValue) string {
 
 // step implements run.step(name, fn).
 func (r *Run) step(L *lua.LState) int {
-	name := L.CheckString(1)
+	name := r.eng.redactor.String(L.CheckString(1))
 	fn := L.CheckFunction(2)
 	if r.onStep != nil && r.node != nil {
 		r.onStep(r.id, r.node.Name, name)

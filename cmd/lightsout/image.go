@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lightsout/lightsout/bindings/image"
+	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/secrets"
 )
 
@@ -38,10 +39,10 @@ func imageErr(err error) error {
 // splitKV parses NAME=VALUE flags.
 func splitKV(flag string, vals []string) (map[string]string, error) {
 	out := map[string]string{}
-	for _, v := range vals {
+	for i, v := range vals {
 		k, val, ok := strings.Cut(v, "=")
 		if !ok || k == "" {
-			return nil, usage("--%s %q: expected NAME=VALUE", flag, v)
+			return nil, usage("--%s %q: expected NAME=VALUE in --%s number %d (%s)", flag, secrets.Mask, flag, i+1, app.NotShown)
 		}
 		if _, dup := out[k]; dup {
 			return nil, usage("--%s: %s given twice", flag, k)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/secrets"
 )
 
 // Exit codes.
@@ -91,11 +92,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var rf *runFailedError
 	if errors.As(err, &rf) {
 		if rf.msg != "" {
-			fmt.Fprintln(stderr, "lightsout:", rf.msg)
+			fmt.Fprintln(stderr, "lightsout:", secrets.MaskURLs(rf.msg))
 		}
 		return exitRunFailed
 	}
-	fmt.Fprintln(stderr, "lightsout:", err)
+	// Errors naming a URL never show its credentials.
+	fmt.Fprintln(stderr, "lightsout:", secrets.MaskURLs(err.Error()))
 	var ue *runtime.UsageError
 	var ve *app.ValidationError
 	var ce *app.ConfigError

@@ -36,11 +36,20 @@ func toNodeJSON(a *app.App, n *store.Node) nodeJSON {
 	if ports == nil {
 		ports = []store.Port{}
 	}
+	// Secret keys are masked, and by value every known secret (the node's own
+	// and the configuration's) and URL credential wherever a run copied it.
+	for _, m := range []map[string]any{n.DriverInfo, n.InstanceInfo, n.DriverInternalInfo} {
+		a.Redactor.AddFromMap(m)
+	}
+	red := func(m map[string]any) map[string]any {
+		out, _ := a.Redactor.Value(secrets.MaskMap(m)).(map[string]any)
+		return out
+	}
 	return nodeJSON{Name: n.Name, UUID: n.UUID, Driver: n.Driver,
-		DriverInfo:         jsonBounded(secrets.MaskMap(n.DriverInfo)),
-		Properties:         jsonBounded(a.Redactor.Value(n.Properties).(map[string]any)),
-		InstanceInfo:       jsonBounded(secrets.MaskMap(n.InstanceInfo)),
-		DriverInternalInfo: jsonBounded(secrets.MaskMap(n.DriverInternalInfo)),
+		DriverInfo:         jsonBounded(red(n.DriverInfo)),
+		Properties:         jsonBounded(red(n.Properties)),
+		InstanceInfo:       jsonBounded(red(n.InstanceInfo)),
+		DriverInternalInfo: jsonBounded(red(n.DriverInternalInfo)),
 		Ports:              ports, ProvisionState: n.ProvisionState, PowerState: n.PowerState,
 		LastError: a.Redactor.String(n.LastError), Maintenance: n.Maintenance, Reservation: n.Reservation}
 }

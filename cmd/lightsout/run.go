@@ -13,6 +13,7 @@ import (
 
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/secrets"
 	"github.com/lightsout/lightsout/runtime/store"
 )
 
@@ -46,10 +47,10 @@ func (f *runFlags) check(cmd *cobra.Command) error {
 
 func (f *runFlags) paramMap() (map[string]string, error) {
 	out := map[string]string{}
-	for _, p := range f.params {
+	for i, p := range f.params {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok || strings.TrimSpace(k) == "" {
-			return nil, usage("--param %q: expected KEY=VALUE", p)
+			return nil, usage("--param %q: expected KEY=VALUE in --param number %d (%s)", secrets.Mask, i+1, app.NotShown)
 		}
 		out[strings.TrimSpace(k)] = v
 	}
@@ -292,10 +293,18 @@ func runsShowCmd(g *globals) *cobra.Command {
 				arts = []store.Artifact{}
 			}
 			if asJSON {
-				out := runShowJSON{runJSON: toRunJSON(a, r), ScriptSHA: r.ScriptSHA, Params: r.Params, Host: r.Host, PID: r.PID,
+				// Recorded values were redacted when stored; redact again for
+				// records of older versions. Artifact locations are stored
+				// whole (encrypted when signed) and masked here.
+				params, _ := a.Redactor.Value(r.Params).(map[string]string)
+				out := runShowJSON{runJSON: toRunJSON(a, r), ScriptSHA: r.ScriptSHA, Params: params, Host: r.Host, PID: r.PID,
 					Events: make([]eventJSON, len(evs)), Artifacts: arts}
 				for i, e := range evs {
-					out.Events[i] = eventJSON{Seq: e.Seq, Kind: e.Kind, Name: e.Name, Data: jsonBounded(e.Data), Time: e.Time}
+					data, _ := a.Redactor.Value(e.Data).(map[string]any)
+					out.Events[i] = eventJSON{Seq: e.Seq, Kind: e.Kind, Name: a.Redactor.String(e.Name), Data: jsonBounded(data), Time: e.Time}
+				}
+				for i := range arts {
+					arts[i].Kind, arts[i].Location = a.Redactor.String(arts[i].Kind), a.Redactor.String(arts[i].Location)
 				}
 				return printJSON(g.stdout, out)
 			}
@@ -323,7 +332,7 @@ func printRun(g *globals, a *app.App, r *store.Run, evs []store.Event, arts []st
 		sort.Strings(keys)
 		var ps []string
 		for _, k := range keys {
-			ps = append(ps, k+"="+r.Params[k])
+			ps = append(ps, a.Redactor.String(k+"="+r.Params[k]))
 		}
 		fmt.Fprintf(w, "  params:   %s\n", strings.Join(ps, " "))
 	}
@@ -337,7 +346,7 @@ func printRun(g *globals, a *app.App, r *store.Run, evs []store.Event, arts []st
 			if x.DeletedAt != nil {
 				del = " (deleted)"
 			}
-			fmt.Fprintf(w, "    %-8s %s%s\n", x.Kind, a.Redactor.String(x.Location), del)
+			fmt.Fprintf(w, "    %-8s %s%s\n", a.Redactor.String(x.Kind), a.Redactor.String(x.Location), del)
 		}
 	}
 	fmt.Fprintln(w, "\nTimeline:")

@@ -13,16 +13,27 @@ import (
 	"github.com/lightsout/lightsout/bindings/agent"
 	"github.com/lightsout/lightsout/runtime/agentapi"
 	"github.com/lightsout/lightsout/runtime/module"
+	"github.com/lightsout/lightsout/runtime/secrets"
 	"github.com/lightsout/lightsout/runtime/store"
 )
 
 // StoreNodes backs the agent callback API's node lookups with the store.
 type StoreNodes struct{ Store store.Store }
 
-// AgentNode converts a stored node to what the callback API returns.
+// AgentNode converts a stored node to what the callback API returns (to an
+// unauthenticated lookup): secret keys, the node's own secret values
+// wherever a run copied them, and URL credentials are masked.
 func AgentNode(n *store.Node) agentapi.Node {
-	return agentapi.Node{UUID: n.UUID, Name: n.Name, Driver: n.Driver, Properties: n.Properties,
-		InstanceInfo: n.InstanceInfo, DriverInternalInfo: n.DriverInternalInfo}
+	red := secrets.NewRedactor()
+	for _, m := range []map[string]any{n.DriverInfo, n.InstanceInfo, n.DriverInternalInfo} {
+		red.AddFromMap(m)
+	}
+	mask := func(m map[string]any) map[string]any {
+		out, _ := red.Value(m).(map[string]any)
+		return out
+	}
+	return agentapi.Node{UUID: n.UUID, Name: n.Name, Driver: n.Driver, Properties: mask(n.Properties),
+		InstanceInfo: mask(n.InstanceInfo), DriverInternalInfo: mask(n.DriverInternalInfo)}
 }
 
 // NodeByUUID implements agentapi.Nodes.

@@ -120,6 +120,8 @@ func Open(ctx context.Context, o Options) (*App, error) {
 				"address", d.Address, "nodes", strings.Join(d.Nodes, ","))
 		}
 	}
+	// Values holding a known secret or a URL credential are encrypted at rest.
+	st.SetSensitive(red.Holds)
 	a := &App{Config: cfg, Store: st, Redactor: red, Log: log, Stdout: o.Stdout}
 	a.closers = append(a.closers, st.Close)
 	mods := o.Modules

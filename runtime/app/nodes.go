@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/google/uuid"
 
@@ -30,28 +29,20 @@ func invalid(format string, args ...any) error {
 // like integers or booleans stay strings except for known integer keys.
 func ParseKV(flag string, args []string) (map[string]any, error) {
 	out := map[string]any{}
-	for _, a := range args {
+	for i, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		k = strings.TrimSpace(k)
 		if !ok || k == "" {
-			return nil, invalid("%s %q: expected KEY=VALUE (for example %s ilo_address=10.0.0.5)", flag, redactArg(a), flag)
+			return nil, invalid("%s %q: expected KEY=VALUE in argument %d of %s (%s; for example %s ilo_address=10.0.0.5)",
+				flag, secrets.Mask, i+1, flag, NotShown, flag)
 		}
 		out[k] = typed(k, v)
 	}
 	return out, nil
 }
 
-// redactArg renders a malformed KEY=VALUE argument for an error message
-// without echoing what may be a password: only a short plain key name that
-// does not name a secret is shown.
-func redactArg(a string) string {
-	if len(a) > 40 || secrets.IsSecretKey(a) || strings.TrimFunc(a, func(r rune) bool {
-		return r == '_' || r == '-' || r == '.' || unicode.IsLetter(r) || unicode.IsDigit(r)
-	}) != "" {
-		return secrets.Mask
-	}
-	return a
-}
+// NotShown explains in an error why a rejected argument is not echoed.
+const NotShown = "the argument is not shown: it may hold a password"
 
 // typed keeps Ironic's integer options as numbers.
 func typed(k, v string) any {

@@ -36,8 +36,16 @@ type fleet struct {
 	deployISO string
 	dir       string
 
-	mu     sync.Mutex
-	tokens []string // ipa-agent-token of every ramdisk boot, read off its floppy
+	mu       sync.Mutex
+	tokens   []string // ipa-agent-token of every ramdisk boot, read off its floppy
+	floppies [][]byte // the published floppies servers booted with (raw bytes)
+}
+
+// bootFloppies returns the floppy images the servers booted with.
+func (f *fleet) bootFloppies() [][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([][]byte(nil), f.floppies...)
 }
 
 // agentTokens returns the agent tokens the ramdisks were booted with.
@@ -65,6 +73,11 @@ func (f *fleet) recordToken(ev sim.BootEvent) {
 	defer os.Remove(tmp.Name())
 	_, _ = io.Copy(tmp, resp.Body)
 	tmp.Close()
+	if raw, err := os.ReadFile(tmp.Name()); err == nil {
+		f.mu.Lock()
+		f.floppies = append(f.floppies, raw)
+		f.mu.Unlock()
+	}
 	if p, err := image.ReadFloppyParams(tmp.Name()); err == nil && p["ipa-agent-token"] != "" {
 		f.mu.Lock()
 		f.tokens = append(f.tokens, p["ipa-agent-token"])
@@ -76,6 +89,8 @@ type fleetOptions struct {
 	nodes    []sim.NodeSpec
 	diskSize int64
 	hardware func(name string, g sim.Generation, idx int, hw *sim.Hardware)
+	// password of every iLO (default: random per server).
+	password string
 }
 
 func newFleet(t testing.TB, o fleetOptions) *fleet {
@@ -88,7 +103,7 @@ func newFleet(t testing.TB, o fleetOptions) *fleet {
 	rd := ramdisk.New(ramdisk.Options{HeartbeatInterval: time.Second, LookupInterval: 20 * time.Millisecond,
 		WorkDir: dir, Logger: slog.New(slog.DiscardHandler)})
 	f := &fleet{rd: rd, deployISO: iso, dir: dir}
-	s, err := sim.New(sim.Options{Nodes: o.nodes, Dir: dir, DiskSize: o.diskSize, DeployISO: iso,
+	s, err := sim.New(sim.Options{Nodes: o.nodes, Dir: dir, DiskSize: o.diskSize, DeployISO: iso, Password: o.password,
 		Hardware: o.hardware, Logger: slog.New(slog.DiscardHandler),
 		BootHook: func(ctx context.Context, ev sim.BootEvent) {
 			f.recordToken(ev)

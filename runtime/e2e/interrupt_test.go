@@ -51,6 +51,8 @@ type proc struct {
 	err    error
 }
 
+// syncBuffer is a bytes.Buffer safe for concurrent writers (a run's
+// output, a child process's stdout and stderr).
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -66,6 +68,13 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Bytes returns a copy of what was written.
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.b.Bytes()...)
 }
 
 // start starts `lightsout --config <env config> args...`.

@@ -44,34 +44,46 @@ func IsSecretKey(key string) bool {
 	return false
 }
 
-// MaskMap returns a copy of m with the values of secret keys masked,
-// recursing into nested maps.
+// MaskMap returns a copy of m with the values of secret keys masked and the
+// credentials of URLs masked (MaskURLs), recursing into nested maps and
+// lists.
 func MaskMap(m map[string]any) map[string]any {
 	if m == nil {
 		return nil
 	}
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		switch {
-		case IsSecretKey(k) && v != nil && v != "":
+		if IsSecretKey(k) && v != nil && v != "" {
 			out[k] = Mask
-		default:
-			if sub, ok := v.(map[string]any); ok {
-				out[k] = MaskMap(sub)
-			} else {
-				out[k] = v
-			}
+			continue
 		}
+		out[k] = maskValue(v)
 	}
 	return out
+}
+
+func maskValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return MaskURLs(x)
+	case map[string]any:
+		return MaskMap(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = maskValue(e)
+		}
+		return out
+	}
+	return v
 }
 
 // MinLen is the shortest value redacted by value; shorter secrets are still
 // masked by key but would mangle ordinary text if replaced everywhere.
 const MinLen = 4
 
-// Redactor replaces known secret values with Mask. It is safe for
-// concurrent use. The zero value is not usable; use NewRedactor.
+// Redactor replaces known secret values with Mask, and masks the
+// credentials of every URL (MaskURLs). It is safe for concurrent use. The zero value is not usable; use NewRedactor.
 type Redactor struct {
 	mu       sync.RWMutex
 	values   map[string]struct{}
@@ -127,22 +139,45 @@ func (r *Redactor) AddFromMap(m map[string]any) {
 	}
 }
 
-// String redacts s.
+// String redacts s: known secret values become Mask, then URL credentials
+// are masked. A nil Redactor only masks URL credentials.
 func (r *Redactor) String(s string) string {
-	if r == nil {
-		return s
+	if r != nil {
+		r.mu.RLock()
+		rep := r.replacer
+		r.mu.RUnlock()
+		if rep != nil {
+			s = rep.Replace(s)
+		}
 	}
-	r.mu.RLock()
-	rep := r.replacer
-	r.mu.RUnlock()
-	if rep == nil {
-		return s
-	}
-	return rep.Replace(s)
+	return MaskURLs(s)
 }
 
-// Value redacts every string inside a JSON-like value, masking secret keys
-// of maps as well.
+// Holds reports whether v (a string, or any string inside a JSON-like value,
+// map keys included) contains a known secret value or a URL credential,
+// that is whether redacting it changes it.
+func (r *Redactor) Holds(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return r.String(x) != x
+	case map[string]any:
+		for k, e := range x {
+			if r.Holds(k) || r.Holds(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if r.Holds(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Value redacts every string inside a JSON-like value, map keys included,
+// and masks the values of secret keys of maps.
 func (r *Redactor) Value(v any) any {
 	switch x := v.(type) {
 	case string:
@@ -150,13 +185,14 @@ func (r *Redactor) Value(v any) any {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
+			rk := r.String(k)
 			if IsSecretKey(k) {
 				if s, ok := e.(string); ok && s != "" {
-					out[k] = Mask
+					out[rk] = Mask
 					continue
 				}
 			}
-			out[k] = r.Value(e)
+			out[rk] = r.Value(e)
 		}
 		return out
 	case []any:
@@ -174,10 +210,11 @@ func (r *Redactor) Value(v any) any {
 	case map[string]string:
 		out := make(map[string]string, len(x))
 		for k, e := range x {
+			rk := r.String(k)
 			if IsSecretKey(k) && e != "" {
-				out[k] = Mask
+				out[rk] = Mask
 			} else {
-				out[k] = r.String(e)
+				out[rk] = r.String(e)
 			}
 		}
 		return out

@@ -122,6 +122,8 @@ type SQLite struct {
 	w      *sql.DB // single writer connection
 	r      *sql.DB // readers
 	cipher *secrets.Cipher
+	// sensitive flags values to encrypt at rest besides secret keys (seal.go).
+	sensitive func(v any) bool
 }
 
 // Open opens (creating with mode 0600 if needed) the lightsout database at
@@ -288,32 +290,28 @@ func (s *SQLite) scanNode(row scanner) (*Node, error) {
 }
 
 func (s *SQLite) decryptInfo(n *Node) error {
-	for k, v := range n.DriverInfo {
-		str, ok := v.(string)
-		if !ok || !secrets.IsEncrypted(str) {
-			continue
+	for _, f := range []struct {
+		field string
+		m     map[string]any
+	}{{"driver_info", n.DriverInfo}, {"properties", n.Properties}, {"instance_info", n.InstanceInfo}, {"driver_internal_info", n.DriverInternalInfo}} {
+		if err := s.openMap(n.Name, n.UUID, f.field, f.m); err != nil {
+			return err
 		}
-		pt, err := s.cipher.Decrypt(str, n.UUID+"/"+k)
-		if err != nil {
-			return fmt.Errorf("node %s driver_info %s: %w", n.Name, k, err)
-		}
-		n.DriverInfo[k] = pt
 	}
 	return nil
 }
 
-// encodeNode returns the JSON columns of n with secret driver_info values
-// encrypted.
+// encodeNode returns the JSON columns of n with secret and sensitive values
+// encrypted (seal.go).
 func (s *SQLite) encodeNode(n *Node) (di, props, ii, dii, ports string, err error) {
-	enc := make(map[string]any, len(n.DriverInfo))
-	for k, v := range n.DriverInfo {
-		if str, ok := v.(string); ok && str != "" && secrets.IsSecretKey(k) {
-			if enc[k], err = s.cipher.Encrypt(str, n.UUID+"/"+k); err != nil {
-				return
-			}
-			continue
+	var sealed [4]map[string]any
+	for i, f := range []struct {
+		field string
+		m     map[string]any
+	}{{"driver_info", n.DriverInfo}, {"properties", n.Properties}, {"instance_info", n.InstanceInfo}, {"driver_internal_info", n.DriverInternalInfo}} {
+		if sealed[i], err = s.sealMap(n.UUID, f.field, f.m); err != nil {
+			return
 		}
-		enc[k] = v
 	}
 	j := func(v any) string {
 		if err != nil {
@@ -323,20 +321,13 @@ func (s *SQLite) encodeNode(n *Node) (di, props, ii, dii, ports string, err erro
 		b, err = json.Marshal(v)
 		return string(b)
 	}
-	di, props, ii, dii = j(enc), j(orEmpty(n.Properties)), j(orEmpty(n.InstanceInfo)), j(orEmpty(n.DriverInternalInfo))
+	di, props, ii, dii = j(sealed[0]), j(sealed[1]), j(sealed[2]), j(sealed[3])
 	if n.Ports == nil {
 		ports = "[]"
 	} else {
 		ports = j(n.Ports)
 	}
 	return
-}
-
-func orEmpty(m map[string]any) map[string]any {
-	if m == nil {
-		return map[string]any{}
-	}
-	return m
 }
 
 // CreateNode implements Store.
@@ -346,6 +337,7 @@ func (s *SQLite) CreateNode(ctx context.Context, n *Node) error {
 	if n.ProvisionState == "" {
 		n.ProvisionState = states.Enroll
 	}
+	n.LastError, n.MaintenanceReason = secrets.MaskURLs(n.LastError), secrets.MaskURLs(n.MaintenanceReason)
 	di, props, ii, dii, ports, err := s.encodeNode(n)
 	if err != nil {
 		return fmt.Errorf("create node %s: %w", n.Name, err)
@@ -457,6 +449,7 @@ func (s *SQLite) UpdateNodeAs(ctx context.Context, holder int64, ref string, fn 
 		return nil, fmt.Errorf("update node %s: unknown provision state %q", name, n.ProvisionState)
 	}
 	n.UpdatedAt = time.Now().UTC()
+	n.LastError, n.MaintenanceReason = secrets.MaskURLs(n.LastError), secrets.MaskURLs(n.MaintenanceReason)
 	di, props, ii, dii, ports, err := s.encodeNode(n)
 	if err != nil {
 		return nil, fmt.Errorf("update node %s: %w", name, err)
@@ -586,7 +579,7 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 // FinishRun implements Store.
 func (s *SQLite) FinishRun(ctx context.Context, id int64, status, errMsg string) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?`,
-		status, errMsg, ts(time.Now().UTC()), id)
+		status, secrets.MaskURLs(errMsg), ts(time.Now().UTC()), id)
 	if err != nil {
 		return fmt.Errorf("finish run %d: %w", id, err)
 	}
@@ -724,8 +717,12 @@ func (s *SQLite) AddArtifact(ctx context.Context, a *Artifact) error {
 	if a.CreatedAt.IsZero() {
 		a.CreatedAt = time.Now().UTC()
 	}
+	loc, err := s.sealLocation(a)
+	if err != nil {
+		return fmt.Errorf("add artifact: %w", err)
+	}
 	res, err := s.w.ExecContext(ctx, `INSERT INTO artifacts (run_id, node_uuid, kind, location, created_at) VALUES (?,?,?,?,?)`,
-		a.RunID, a.NodeUUID, a.Kind, a.Location, ts(a.CreatedAt))
+		a.RunID, a.NodeUUID, a.Kind, loc, ts(a.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("add artifact: %w", err)
 	}
@@ -748,6 +745,9 @@ func (s *SQLite) queryArtifacts(ctx context.Context, q string, args ...any) ([]A
 			return nil, fmt.Errorf("list artifacts: %w", err)
 		}
 		a.CreatedAt = fromTS(created)
+		if err := s.openLocation(&a); err != nil {
+			return nil, fmt.Errorf("list artifacts: %w", err)
+		}
 		if deleted.Valid {
 			t := fromTS(deleted.Int64)
 			a.DeletedAt = &t
