@@ -23,6 +23,7 @@ import (
 
 	"github.com/lightsout/lightsout/runtime/config"
 	"github.com/lightsout/lightsout/runtime/module"
+	"github.com/lightsout/lightsout/runtime/module/sandbox"
 	"github.com/lightsout/lightsout/runtime/secrets"
 	"github.com/lightsout/lightsout/runtime/store"
 )
@@ -275,6 +276,16 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 	if req.Stdout != nil {
 		r.stdout = req.Stdout
 	}
+	nodeUUID := ""
+	if n != nil {
+		nodeUUID = n.UUID
+	}
+	r.paths = sandbox.New(e.sandboxConfig(rec.ID, nodeUUID, sc))
+	defer func() {
+		if err := r.paths.Cleanup(); err != nil {
+			e.log.Warn("removing the run's work directory", "run", rec.ID, "error", err)
+		}
+	}()
 
 	status, msg := store.StatusSucceeded, ""
 	locked := false

@@ -14,6 +14,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/lightsout/lightsout/runtime/module"
+	"github.com/lightsout/lightsout/runtime/module/sandbox"
 	"github.com/lightsout/lightsout/runtime/store"
 )
 
@@ -27,6 +28,7 @@ type Run struct {
 	stdout io.Writer
 	onStep func(runID int64, node, step string)
 	seq    atomic.Int64
+	paths  *sandbox.Policy // the run's file sandbox
 
 	mu        sync.Mutex
 	node      *store.Node
