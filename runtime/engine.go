@@ -395,7 +395,8 @@ func (e *Engine) RunMany(ctx context.Context, req RunRequest, nodes []string, pa
 // and closes it. Without requires it is the cost paid per run before the
 // script starts.
 func (e *Engine) CheckModules(ctx context.Context, requireAll bool) error {
-	r := &Run{eng: e, ctx: ctx, script: &Script{Name: "check"}, params: map[string]string{}, stdout: io.Discard}
+	r := &Run{eng: e, ctx: ctx, script: &Script{Name: "check"}, params: map[string]string{}, stdout: io.Discard,
+		paths: sandbox.New(sandbox.Config{})}
 	L := e.newState(r)
 	defer L.Close()
 	if !requireAll {

@@ -18,6 +18,8 @@ func luaRun(t *testing.T, cfg moduletest.MapConfig) (*moduletest.Run, *lua.LStat
 	t.Helper()
 	run := moduletest.NewRun(context.Background(), &moduletest.Node{ID: "node-1"})
 	run.Cfg = cfg
+	root := filepath.Dir(t.TempDir()) // every t.TempDir() of t: as [lightsout] script_paths
+	run.Allow(filepath.Join(root, "work"), root)
 	L := moduletest.Open(run, NewModule())
 	t.Cleanup(L.Close)
 	return run, L

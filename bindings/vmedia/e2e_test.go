@@ -30,7 +30,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "lightsout.conf")
-	os.WriteFile(conf, []byte("[lightsout]\nstate_dir = "+dir+"\n"), 0o644)
+	data := t.TempDir() // where the operator keeps images: [lightsout] script_paths
+	os.WriteFile(conf, []byte("[lightsout]\nstate_dir = "+dir+"\nscript_paths = "+data+"\n"), 0o644)
 	cfg, err := config.Load(conf)
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +47,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := st.CreateNode(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	iso := filepath.Join(dir, "deploy.iso")
+	iso := filepath.Join(data, "deploy.iso")
 	os.WriteFile(iso, []byte("iso payload"), 0o644)
 	script := func(src string) string {
 		p := filepath.Join(t.TempDir(), "s.lua")
@@ -55,7 +56,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	run := func(src string) runtime.Result {
 		res, err := eng.Run(ctx, runtime.RunRequest{Script: script(src), Node: "n1", Timeout: 30 * time.Second,
-			Params: map[string]string{"iso": iso, "floppy": filepath.Join(dir, "params.img")}})
+			Params: map[string]string{"iso": iso, "floppy": "params.img"}}) // in the run's work directory
 		if err != nil {
 			t.Fatal(err)
 		}
