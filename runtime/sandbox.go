@@ -78,3 +78,22 @@ func (e *Engine) sandboxConfig(runID int64, nodeUUID string, sc *Script) sandbox
 
 // Paths implements module.Run: the run's file sandbox.
 func (r *Run) Paths() module.PathPolicy { return r.paths }
+
+// checkArtifact refuses a published-object location ("web:…", "swift:…",
+// which vmedia.cleanup deletes) that is not named for the run's node: a
+// script must not make its node's cleanup delete another node's media.
+// The bindings record the objects they publish themselves.
+func checkArtifact(r *Run, location string) error {
+	if !strings.HasPrefix(location, "web:") && !strings.HasPrefix(location, "swift:") {
+		return nil
+	}
+	own := ""
+	if n := r.Node(); n != nil {
+		own = n.UUID()
+	}
+	if own == "" || !strings.Contains(strings.ToLower(location), strings.ToLower(own)) || module.ForeignUUID(location, own) != "" {
+		return module.Errorf(module.CodeForbidden, "run.artifact", "%s is a published object not named for this run's node: "+
+			"vmedia and swift record what they publish; a script may record only its node's objects (named with its UUID)", location)
+	}
+	return nil
+}

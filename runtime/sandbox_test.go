@@ -113,6 +113,14 @@ func TestEngineSandbox(t *testing.T) {
 		local p = fs.create("deploy-iso/x.iso")
 		assert(p == fs.workdir() .. "/deploy-iso/x.iso", p)
 		assert(fs.create(data .. "/new.img") == data .. "/new.img")
+		-- run.artifact cannot make the node's cleanup delete another node's media
+		for _, loc in ipairs({ "web:image-99999999-2222-4333-8444-555555555555", "swift:c/boot-99999999-2222-4333-8444-555555555555.iso",
+			"web:fw.bin", "web:image-11111111-2222-3333-4444-555555555555-99999999-2222-4333-8444-555555555555" }) do
+			local ok, err = pcall(run.artifact, "floppy", loc)
+			assert(not ok and err.code == "forbidden", loc .. ": " .. tostring(err))
+		end
+		run.artifact("floppy", "web:image-11111111-2222-3333-4444-555555555555")
+		run.artifact("report", "file:/srv/reports/x.json")
 		print(fs.workdir())
 	`)
 	res, err := eng.Run(ctx, runtime.RunRequest{Script: script, Node: "n1", Timeout: 10 * time.Second,

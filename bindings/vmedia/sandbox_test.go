@@ -147,6 +147,9 @@ func TestSandbox(t *testing.T) {
 			}
 		})
 	}
+	// an artifact of A naming B's media (recorded before run.artifact
+	// refused such locations): A's cleanup leaves it alone
+	runA.Arts = append(runA.Arts, module.Artifact{ID: 101, RunID: 1, NodeUUID: nodeID, Kind: "floppy", Location: "web:image-" + otherID})
 	if err := LA.DoString(`
 		local vmedia = require("vmedia")
 		own = vmedia.publish(data .. "/fw.bin")
@@ -155,6 +158,7 @@ func TestSandbox(t *testing.T) {
 		assert(p == p2)
 		local r = vmedia.cleanup()
 		assert(#r.deleted == 1, #r.deleted)
+		assert(r.errors["web:image-" .. B], "B's media not reported as skipped")
 		vmedia.cleanup(A)
 		vmedia.cleanup({ uuid = A })
 	`); err != nil {
