@@ -73,6 +73,9 @@ func (e *Engine) sandboxConfig(runID int64, nodeUUID string, sc *Script) sandbox
 	if cfg.File != "" {
 		c.Protected = append(c.Protected, cfg.File)
 	}
+	if k := cfg.String("lightsout", "publish_tls_key"); k != "" {
+		c.Protected = append(c.Protected, k) // the web store's TLS private key
+	}
 	return c
 }
 
