@@ -23,6 +23,7 @@ import (
 
 	"github.com/lightsout/lightsout/runtime/config"
 	"github.com/lightsout/lightsout/runtime/module"
+	"github.com/lightsout/lightsout/runtime/module/sandbox"
 	"github.com/lightsout/lightsout/runtime/secrets"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"
@@ -294,6 +295,16 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 	if req.Stdout != nil {
 		r.stdout = req.Stdout
 	}
+	nodeUUID := ""
+	if n != nil {
+		nodeUUID = n.UUID
+	}
+	r.paths = sandbox.New(e.sandboxConfig(rec.ID, nodeUUID, sc))
+	defer func() {
+		if err := r.paths.Cleanup(); err != nil {
+			e.log.Warn("removing the run's work directory", "run", rec.ID, "error", err)
+		}
+	}()
 
 	status, msg := store.StatusSucceeded, ""
 	locked := false
@@ -522,7 +533,8 @@ func (e *Engine) RunMany(ctx context.Context, req RunRequest, nodes []string, pa
 // and closes it. Without requires it is the cost paid per run before the
 // script starts.
 func (e *Engine) CheckModules(ctx context.Context, requireAll bool) error {
-	r := &Run{eng: e, ctx: ctx, script: &Script{Name: "check"}, params: map[string]string{}, stdout: io.Discard}
+	r := &Run{eng: e, ctx: ctx, script: &Script{Name: "check"}, params: map[string]string{}, stdout: io.Discard,
+		paths: sandbox.New(sandbox.Config{})}
 	L := e.newState(r)
 	defer L.Close()
 	defer r.guard.close()

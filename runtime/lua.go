@@ -112,6 +112,9 @@ func (r *Run) runTable(L *lua.LState) *lua.LTable {
 		},
 		"step": r.step,
 		"artifact": func(L *lua.LState) int {
+			if err := checkArtifact(r, L.CheckString(2)); err != nil {
+				module.Raise(L, "run.artifact", err)
+			}
 			if err := r.Artifact(L.CheckString(1), L.CheckString(2)); err != nil {
 				module.Raise(L, "run.artifact", err)
 			}

@@ -14,6 +14,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/lightsout/lightsout/runtime/module"
+	"github.com/lightsout/lightsout/runtime/module/sandbox"
 	"github.com/lightsout/lightsout/runtime/store"
 )
 
@@ -30,6 +31,7 @@ type Run struct {
 	// probe marks a state built only to read scripts (CleanSteps): it has
 	// no run record, so its events are dropped.
 	probe bool
+	paths *sandbox.Policy // the run's file sandbox
 
 	mu        sync.Mutex
 	node      *store.Node

@@ -95,7 +95,7 @@ local function set(v) return v ~= nil and v ~= "" end
 --- deploy_iso), else — as Ironic's ilo-virtual-media boot interface — one
 --- built from deploy_kernel + deploy_ramdisk (driver_info, else [conductor]
 --- deploy_kernel/deploy_ramdisk; any image reference: local paths, http(s),
---- swift:, Glance — downloaded into the state dir), BIOS-only when the deploy
+--- swift:, Glance — downloaded into the run's work directory), BIOS-only when the deploy
 --- boot mode is bios, hybrid BIOS+UEFI otherwise (the EFI loader from
 --- driver_info bootloader or [conductor] bootloader when it is an EFI
 --- binary, else the host's GRUB). Without either it raises
@@ -111,7 +111,7 @@ function M.deploy_iso(ctx, boot_mode)
       .. " (`lightsout node set " .. ctx.node.name .. " -i ilo_deploy_iso=REF`), or deploy_kernel and deploy_ramdisk")
   end
   local vmedia = require("vmedia")
-  local dir = config.lightsout.state_dir .. "/deploy-iso/"
+  local dir = "deploy-iso/" -- relative: inside the run's work directory (removed when the run ends)
   kernel = vmedia.fetch(kernel, dir .. ctx.node.uuid .. ".kernel")
   ramdisk = vmedia.fetch(ramdisk, dir .. ctx.node.uuid .. ".initramfs")
   local loader = di.bootloader

@@ -65,21 +65,12 @@ type binding struct {
 	r module.Run
 }
 
-// nodeArg returns argument n as a node UUID, defaulting to the run's node.
+// nodeArg returns argument n as a node UUID: nil, the run's node UUID or
+// name, or its node table. Another node (or any node in a node-less run)
+// is refused with forbidden: a script may not read, rotate or revoke
+// another node's agent token.
 func (b *binding) nodeArg(L *lua.LState, n int, op string) string {
-	switch v := L.Get(n).(type) {
-	case lua.LString:
-		if s := strings.TrimSpace(string(v)); s != "" {
-			return s
-		}
-	case *lua.LNilType:
-		if nd := b.r.Node(); nd != nil && nd.UUID() != "" {
-			return nd.UUID()
-		}
-		module.Raise(L, op, module.Errorf(module.CodeInvalid, op, "argument #%d (node): no node given and the run has no node", n))
-	}
-	module.Raise(L, op, module.Errorf(module.CodeInvalid, op, "argument #%d (node) must be a node UUID string or nil for the run's node, got %s", n, L.Get(n).Type()))
-	return ""
+	return module.NodeArg(L, b.r, n, op)
 }
 
 // seconds reads opts[key] as a positive duration in seconds (0 when unset).

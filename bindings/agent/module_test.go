@@ -230,7 +230,7 @@ func TestLuaErrors(t *testing.T) {
 		{"params list", `agent.command(nil, "a.b", {1, 2})`, "invalid_argument", "params"},
 		{"negative timeout", `agent.wait_heartbeat(nil, { timeout = -1 })`, "invalid_argument", "opts.timeout"},
 		{"wait bool", `agent.command(nil, "a.b", {}, { wait = "yes" })`, "invalid_argument", "opts.wait"},
-		{"heartbeat of unknown node", `agent.wait_heartbeat("no-such-node", { timeout = 1 })`, "not_found", "no agent token"},
+		{"heartbeat of another node", `agent.wait_heartbeat("no-such-node", { timeout = 1 })`, "forbidden", "may act only on its run's node"},
 		{"heartbeat timeout", `agent.wait_heartbeat(nil, { timeout = 0.05 })`, "timeout", "no agent heartbeat"},
 	}
 	for _, tc := range tests {

@@ -175,21 +175,25 @@ func connectArgs(L *lua.LState, run module.Run) (map[string]any, module.Node, er
 		}
 		return runNode.DriverInfo(), runNode, nil
 	case *lua.LTable:
-		if di, ok := t.RawGetString("driver_info").(*lua.LTable); ok {
-			var node module.Node
-			if runNode != nil {
-				uuid := lua.LVAsString(t.RawGetString("uuid"))
-				name := lua.LVAsString(t.RawGetString("name"))
-				if (uuid != "" && uuid == runNode.UUID()) || (uuid == "" && name != "" && name == runNode.Name()) {
-					node = runNode
-				}
+		uuid := lua.LVAsString(t.RawGetString("uuid"))
+		name := lua.LVAsString(t.RawGetString("name"))
+		_, isNode := t.RawGetString("driver_info").(*lua.LTable)
+		if isNode || uuid != "" || name != "" {
+			// A node table: only the run's node (the persisted driver_info
+			// is authoritative, decrypted in memory).
+			ref := uuid
+			if ref == "" {
+				ref = name
 			}
-			if node != nil {
-				// The persisted driver_info is authoritative (decrypted in memory).
-				return node.DriverInfo(), node, nil
+			if ref == "" {
+				return nil, nil, module.Errorf(module.CodeInvalid, "ilo.connect", "the node table has no uuid or name")
 			}
-			return tableMap(di), nil, nil
+			if _, err := module.RunNode(run, "ilo.connect", ref); err != nil {
+				return nil, nil, err
+			}
+			return runNode.DriverInfo(), runNode, nil
 		}
+		// Credentials the script brings itself: a BMC, not a node.
 		return tableMap(t), nil, nil
 	}
 	return nil, nil, module.Errorf(module.CodeInvalid, "ilo.connect", "argument must be a node table or {address=..., username=..., password=...}, got %s", v.Type())

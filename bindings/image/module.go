@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	lua "github.com/yuin/gopher-lua"
@@ -16,29 +14,14 @@ import (
 )
 
 // Module is the Lua module `image`: image.floppy, image.iso and
-// image.inspect. Create it once per process with NewModule.
-type Module struct {
-	workDir func(module.Run) (string, error)
-}
-
-// Option configures NewModule.
-type Option func(*Module)
-
-// WithWorkDir sets how relative paths given by scripts are resolved: fn
-// returns the run's working directory. The default is the process working
-// directory.
-func WithWorkDir(fn func(module.Run) (string, error)) Option {
-	return func(m *Module) { m.workDir = fn }
-}
+// image.inspect. Create it once per process with NewModule. Every path a
+// script gives goes through the run's sandbox (module.Run.Paths):
+// sources must be readable, outputs new files in writable directories;
+// relative paths are relative to the run's work directory.
+type Module struct{}
 
 // NewModule returns the `image` module.
-func NewModule(opts ...Option) *Module {
-	m := &Module{workDir: func(module.Run) (string, error) { return os.Getwd() }}
-	for _, o := range opts {
-		o(m)
-	}
-	return m
-}
+func NewModule() *Module { return &Module{} }
 
 // Name implements module.Module.
 func (m *Module) Name() string { return "image" }
@@ -58,16 +41,17 @@ type binding struct {
 	r module.Run
 }
 
-// abs resolves p against the run's working directory.
-func (b *binding) abs(p string) (string, error) {
-	if p == "" || filepath.IsAbs(p) {
-		return p, nil
+// readPath checks that the script may read p and returns it resolved.
+func (b *binding) readPath(p string) (string, error) {
+	if p == "" {
+		return "", nil
 	}
-	dir, err := b.m.workDir(b.r)
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	return filepath.Join(dir, p), nil
+	return b.r.Paths().Read(p)
+}
+
+// createPath checks that the script may create p and returns it resolved.
+func (b *binding) createPath(p string) (string, error) {
+	return b.r.Paths().Create(p)
 }
 
 // raise raises err with a code derived from it.
@@ -144,7 +128,7 @@ func (b *binding) optFiles(L *lua.LState, t *lua.LTable, op string) map[string]s
 		L.Error(module.ErrorValue(L, module.CodeInvalid, op, bad), 1)
 	}
 	for k, src := range out {
-		p, err := b.abs(src)
+		p, err := b.readPath(src)
 		if err != nil {
 			raise(L, op, err)
 		}
@@ -186,10 +170,7 @@ func paramMap(t *lua.LTable) (out map[string]string, bad string) {
 // floppy implements image.floppy(path, params, {size=, label=, files=}) -> path.
 func (b *binding) floppy(L *lua.LState) int {
 	const op = "image.floppy"
-	path, err := b.abs(checkPath(L, 1, op, "path"))
-	if err != nil {
-		raise(L, op, err)
-	}
+	path := checkPath(L, 1, op, "path")
 	var params map[string]string
 	switch v := L.Get(2).(type) {
 	case *lua.LTable:
@@ -212,6 +193,10 @@ func (b *binding) floppy(L *lua.LState) int {
 	default:
 		L.Error(module.ErrorValue(L, module.CodeInvalid, op, fmt.Sprintf("opts.size must be a number of bytes, got %s", v.Type())), 1)
 	}
+	path, err := b.createPath(path)
+	if err != nil {
+		raise(L, op, err)
+	}
 	// parameter values may be secrets (ipa-agent-token): record the keys only
 	fields := map[string]any{"path": path, "params": module.SortedKeys(params), "files": module.SortedKeys(fo.Files)}
 	err = module.Record(b.r, op, fields, func(ctx context.Context) error {
@@ -227,10 +212,7 @@ func (b *binding) floppy(L *lua.LState) int {
 // iso implements image.iso(path, opts) -> path.
 func (b *binding) iso(L *lua.LState) int {
 	const op = "image.iso"
-	path, err := b.abs(checkPath(L, 1, op, "path"))
-	if err != nil {
-		raise(L, op, err)
-	}
+	path := checkPath(L, 1, op, "path")
 	t, ok := L.Get(2).(*lua.LTable)
 	if !ok {
 		L.Error(module.ErrorValue(L, module.CodeInvalid, op,
@@ -247,10 +229,14 @@ func (b *binding) iso(L *lua.LState) int {
 		VolumeID:  optString(L, t, "volume_id", op),
 		Files:     b.optFiles(L, t, op),
 	}
+	var err error
 	for _, p := range []*string{&o.Kernel, &o.Ramdisk, &o.UEFIFrom, &o.EFILoader} {
-		if *p, err = b.abs(*p); err != nil {
+		if *p, err = b.readPath(*p); err != nil {
 			raise(L, op, err)
 		}
+	}
+	if path, err = b.createPath(path); err != nil {
+		raise(L, op, err)
 	}
 	mode := "hybrid"
 	switch {
@@ -275,7 +261,7 @@ func (b *binding) iso(L *lua.LState) int {
 // inspect implements image.inspect(path) -> table.
 func (b *binding) inspect(L *lua.LState) int {
 	const op = "image.inspect"
-	path, err := b.abs(checkPath(L, 1, op, "path"))
+	path, err := b.readPath(checkPath(L, 1, op, "path"))
 	if err != nil {
 		raise(L, op, err)
 	}

@@ -17,8 +17,8 @@ import (
 func runLua(t *testing.T, dir, script string) (*moduletest.Run, error) {
 	t.Helper()
 	r := moduletest.NewRun(context.Background(), &moduletest.Node{ID: "node-1"})
-	m := NewModule(WithWorkDir(func(module.Run) (string, error) { return dir, nil }))
-	L := moduletest.Open(r, m)
+	r.Allow(dir)
+	L := moduletest.Open(r, NewModule())
 	defer L.Close()
 	return r, L.DoString(script)
 }
@@ -157,7 +157,8 @@ func TestModuleCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	r := moduletest.NewRun(ctx, nil)
-	L := moduletest.Open(r, NewModule(WithWorkDir(func(module.Run) (string, error) { return dir, nil })))
+	r.Allow(dir)
+	L := moduletest.Open(r, NewModule())
 	defer L.Close()
 	L.SetContext(context.Background()) // let the script run; the binding must honour the run's context
 	err := L.DoString(`

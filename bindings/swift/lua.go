@@ -92,8 +92,21 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		return u, err
 	}
 
+	// checkObject refuses, in the media container, an object named for
+	// another node (image-<uuid>, boot-<uuid>.iso, <uuid>-…): a script
+	// may act only on its run's node's media.
+	checkObject := func(L *lua.LState, op string, c *Client, cont, obj string) {
+		if cont != c.Config().Container {
+			return
+		}
+		if err := module.CheckName(r, op, obj); err != nil {
+			module.Raise(L, op, err)
+		}
+	}
+
 	// fileArgs reads the (file, {container=, name=, ...}) arguments of
-	// upload and publish; name defaults to the file's base name.
+	// upload and publish; name defaults to the file's base name. The file
+	// must be readable in the run's sandbox.
 	fileArgs := func(L *lua.LState, op string) (file string, o *lua.LTable, c *Client, cont, name string) {
 		file = L.CheckString(1)
 		o = module.OptTable(L, 2, op)
@@ -102,7 +115,12 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		if name = lua.LVAsString(o.RawGetString("name")); name == "" {
 			name = filepath.Base(file)
 		}
-		return file, o, c, cont, name
+		checkObject(L, op, c, cont, name)
+		resolved, err := r.Paths().Read(file)
+		if err != nil {
+			module.Raise(L, op, err)
+		}
+		return resolved, o, c, cont, name
 	}
 
 	// swift.upload(file, {container=, name=, expires=}) -> {container, object, bytes, segments}
@@ -154,6 +172,7 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		o := module.OptTable(L, 2, op)
 		c := client(L, op)
 		cont := container(c, o)
+		checkObject(L, op, c, cont, obj)
 		var u string
 		module.Do(L, r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
 			var err error
@@ -171,8 +190,12 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		o := module.OptTable(L, 2, op)
 		c := client(L, op)
 		cont := container(c, o)
+		checkObject(L, op, c, cont, obj)
 		module.Do(L, r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
-			return c.DeleteObject(ctx, cont, obj)
+			if err := c.DeleteObject(ctx, cont, obj); err != nil {
+				return err
+			}
+			return markDeleted(r, "swift:"+cont+"/"+obj)
 		})
 		return 0
 	}))
@@ -184,6 +207,7 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		o := module.OptTable(L, 2, op)
 		c := client(L, op)
 		cont := container(c, o)
+		checkObject(L, op, c, cont, obj)
 		var n int64
 		module.Do(L, r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
 			var err error
@@ -213,4 +237,25 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		return 1
 	}))
 	return t
+}
+
+// markDeleted marks the run's node's artifacts at location deleted (an
+// object the script deleted itself).
+func markDeleted(r module.Run, location string) error {
+	n := r.Node()
+	if n == nil {
+		return nil
+	}
+	arts, err := r.Artifacts(n.UUID())
+	if err != nil {
+		return err
+	}
+	for _, a := range arts {
+		if a.Location == location {
+			if err := r.ArtifactDeleted(a.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

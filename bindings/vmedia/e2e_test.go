@@ -30,7 +30,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "lightsout.conf")
-	os.WriteFile(conf, []byte("[lightsout]\nstate_dir = "+dir+"\n"), 0o644)
+	data := t.TempDir() // where the operator keeps images: [lightsout] script_paths
+	os.WriteFile(conf, []byte("[lightsout]\nstate_dir = "+dir+"\nscript_paths = "+data+"\n"), 0o644)
 	cfg, err := config.Load(conf)
 	if err != nil {
 		t.Fatal(err)
@@ -46,16 +47,16 @@ func TestEndToEnd(t *testing.T) {
 	if err := st.CreateNode(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	iso := filepath.Join(dir, "deploy.iso")
+	iso := filepath.Join(data, "deploy.iso")
 	os.WriteFile(iso, []byte("iso payload"), 0o644)
 	script := func(src string) string {
 		p := filepath.Join(t.TempDir(), "s.lua")
 		os.WriteFile(p, []byte(src), 0o644)
 		return p
 	}
-	run := func(src string) runtime.Result {
-		res, err := eng.Run(ctx, runtime.RunRequest{Script: script(src), Node: "n1", Timeout: 30 * time.Second,
-			Params: map[string]string{"iso": iso, "floppy": filepath.Join(dir, "params.img")}})
+	runOn := func(node, src string) runtime.Result {
+		res, err := eng.Run(ctx, runtime.RunRequest{Script: script(src), Node: node, Timeout: 30 * time.Second,
+			Params: map[string]string{"iso": iso, "floppy": "params.img"}}) // in the run's work directory
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,6 +65,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return res
 	}
+	run := func(src string) runtime.Result { return runOn("n1", src) }
 	res := run(`
 		local vmedia, image = require("vmedia"), require("image")
 		image.floppy(params.floppy, { ["ipa-api-url"] = "http://127.0.0.1:6385" })
@@ -89,6 +91,28 @@ func TestEndToEnd(t *testing.T) {
 	u, _ := vm.WebStore().SignURL("boot-n1.iso", time.Now().Add(time.Minute))
 	if r, err := http.Get(u); err != nil || r.StatusCode != 200 {
 		t.Fatalf("GET %v %v", r, err)
+	}
+
+	// A run on another node can neither delete n1's media nor replace them.
+	n2 := &store.Node{UUID: "66666666-7777-4888-9999-aaaaaaaaaaaa", Name: "n2", Driver: "agent_ilo", ProvisionState: "manageable"}
+	if err := st.CreateNode(ctx, n2); err != nil {
+		t.Fatal(err)
+	}
+	runOn("n2", `
+		local vmedia = require("vmedia")
+		for _, f in ipairs({ function() vmedia.cleanup("n1") end, function() vmedia.cleanup("`+n.UUID+`") end,
+			function() vmedia.cleanup({ uuid = "`+n.UUID+`" }) end,
+			function() vmedia.publish(params.iso, { name = "boot-`+n.UUID+`.iso" }) end }) do
+			local ok, err = pcall(f)
+			assert(not ok and err.code == "forbidden", tostring(err))
+		end
+		assert(#vmedia.cleanup().deleted == 0) -- its own: nothing
+	`)
+	if left, _ := st.Artifacts(ctx, n.UUID, false); len(left) != 2 {
+		t.Fatalf("n1's artifacts after n2's run: %+v", left)
+	}
+	if r, err := http.Get(u); err != nil || r.StatusCode != 200 {
+		t.Fatalf("n1's ISO after n2's run: %v %v", r, err)
 	}
 
 	run(`local r = require("vmedia").cleanup(); assert(#r.deleted == 2, #r.deleted)`)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -173,7 +174,39 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		if err != nil {
 			module.Raise(L, op, err)
 		}
+		if dir, err := r.Paths().WorkDir(); err == nil {
+			md.TempDir = dir // parameter floppies are built in the run's work directory
+		}
 		return md
+	}
+	// sandboxRef checks an image reference against the run's sandbox: a
+	// local file must be readable (it is returned resolved), a swift:
+	// object of the media container must not be another node's.
+	sandboxRef := func(L *lua.LState, op string, md *Media, ref string) string {
+		k, a, b, err := ParseRef(ref)
+		if err != nil {
+			module.Raise(L, op, err)
+		}
+		switch k {
+		case RefLocal:
+			p, err := r.Paths().Read(a)
+			if err != nil {
+				module.Raise(L, op, err)
+			}
+			return p
+		case RefSwift:
+			if a == "" || a == md.Container || (md.Swift != nil && a == md.Swift.Config().Container) {
+				if err := module.CheckName(r, op, b); err != nil {
+					module.Raise(L, op, err)
+				}
+			}
+		}
+		return ref
+	}
+	checkName := func(L *lua.LState, op, name string) {
+		if err := module.CheckName(r, op, name); err != nil {
+			module.Raise(L, op, err)
+		}
 	}
 	nodeUUID := func() string {
 		if n := r.Node(); n != nil {
@@ -194,6 +227,11 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		}
 		ttl := time.Duration(lua.LVAsNumber(o.RawGetString("expires"))) * time.Second
 		kind := lua.LVAsString(o.RawGetString("kind"))
+		checkName(L, op, name)
+		file, err := r.Paths().Read(file)
+		if err != nil {
+			module.Raise(L, op, err)
+		}
 		md := media(L, op)
 		var p Published
 		module.Do(L, r, op, map[string]any{"file": file, "name": name, "store": md.StoreKind, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
@@ -217,11 +255,14 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		name := lua.LVAsString(o.RawGetString("name"))
 		ttl := time.Duration(lua.LVAsNumber(o.RawGetString("expires"))) * time.Second
 		md := media(L, op)
+		orig := ref
+		ref = sandboxRef(L, op, md, ref)
+		if k, a, _, err := ParseRef(orig); err == nil && k == RefLocal && name == "" {
+			name = DefaultName(a, nodeUUID())
+		}
+		checkName(L, op, name)
 		var u string
-		module.Do(L, r, op, map[string]any{"ref": redactRef(ref)}, func(ctx context.Context) error {
-			if k, a, _, err := ParseRef(ref); err == nil && k == RefLocal && name == "" {
-				name = DefaultName(a, nodeUUID())
-			}
+		module.Do(L, r, op, map[string]any{"ref": redactRef(orig)}, func(ctx context.Context) error {
 			var p *Published
 			var err error
 			u, p, err = md.Resolve(ctx, ref, name, "", ttl)
@@ -243,8 +284,16 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		ref := L.CheckString(1)
 		dst := L.CheckString(2)
 		md := media(L, op)
+		orig := ref
+		ref = sandboxRef(L, op, md, ref)
+		if k, _, _, _ := ParseRef(ref); k != RefLocal {
+			var err error
+			if dst, err = r.Paths().Create(dst); err != nil {
+				module.Raise(L, op, err)
+			}
+		}
 		var p string
-		module.Do(L, r, op, map[string]any{"ref": redactRef(ref), "path": dst}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"ref": redactRef(orig), "path": dst}, func(ctx context.Context) error {
 			var err error
 			p, err = md.Fetch(ctx, m.httpClient(), ref, dst)
 			return err
@@ -260,8 +309,10 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 		ref := L.CheckString(2)
 		params := module.StringMap(module.OptTable(L, 3, op))
 		md := media(L, op)
+		orig := ref
+		ref = sandboxRef(L, op, md, ref)
 		var s Setup
-		module.Do(L, r, op, map[string]any{"iso": redactRef(ref), "params": len(params), "store": md.StoreKind}, func(ctx context.Context) error {
+		module.Do(L, r, op, map[string]any{"iso": redactRef(orig), "params": len(params), "store": md.StoreKind}, func(ctx context.Context) error {
 			var err error
 			s, err = md.SetupForBoot(ctx, bmc, nodeUUID(), ref, params, h)
 			addSwiftKey(r, md)
@@ -289,17 +340,19 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 	// vmedia.cleanup([node][, bmc]) -> {deleted={...}, errors={location=msg}}
 	L.SetField(t, "cleanup", L.NewFunction(func(L *lua.LState) int {
 		const op = "vmedia.cleanup"
-		uuid := nodeUUID()
 		var bmc BMC
+		ref, named := "", false
 		for i := 1; i <= L.GetTop(); i++ {
 			switch v := L.Get(i).(type) {
 			case lua.LString:
-				uuid = string(v)
+				ref, named = string(v), true
 			case *lua.LTable:
-				if s := lua.LVAsString(v.RawGetString("uuid")); s != "" {
-					uuid = s
-				} else {
-					L.ArgError(i, "node table has no uuid")
+				ref, named = lua.LVAsString(v.RawGetString("uuid")), true
+				if ref == "" {
+					ref = lua.LVAsString(v.RawGetString("name"))
+				}
+				if ref == "" {
+					L.Error(module.ErrorValue(L, module.CodeInvalid, op, fmt.Sprintf("argument #%d (node): the table has no uuid or name", i)), 1)
 				}
 			case *lua.LUserData:
 				bmc = checkBMC(L, i, op)
@@ -308,8 +361,13 @@ func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
 				L.Error(module.ErrorValue(L, module.CodeInvalid, op, fmt.Sprintf("argument #%d must be a node, a node uuid or a BMC, got %s", i, v.Type())), 1)
 			}
 		}
-		if uuid == "" {
-			L.Error(module.ErrorValue(L, module.CodeInvalid, op, "no node: run on a node or pass its uuid"), 1)
+		if named && strings.TrimSpace(ref) == "" {
+			L.Error(module.ErrorValue(L, module.CodeInvalid, op, "the node argument is empty: pass the run's node or nothing"), 1)
+		}
+		// only the run's node: another node's media (or any, for a node-less run) are refused
+		uuid, err := module.RunNode(r, op, ref)
+		if err != nil {
+			module.Raise(L, op, err)
 		}
 		md := media(L, op)
 		var res CleanupResult

@@ -70,6 +70,7 @@ func TestSimFetchesPublishedMedia(t *testing.T) {
 			uuid := "00000000-0000-4000-8000-00000000000" + string(rune('0'+i))
 			run := moduletest.NewRun(context.Background(), &moduletest.Node{ID: uuid, NodeName: inv.Name, Info: inv.DriverInfo})
 			run.Cfg = moduletest.MapConfig{"lightsout.state_dir": state}
+			run.Allow(filepath.Join(state, "work"), filepath.Dir(iso))
 			L := moduletest.Open(run, im, vm)
 			defer L.Close()
 			L.SetGlobal("iso", lua.LString(iso))

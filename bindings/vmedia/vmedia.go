@@ -438,6 +438,10 @@ func (m *Media) Cleanup(ctx context.Context, r module.Run, nodeUUID string, bmc 
 		if !strings.HasPrefix(a.Location, StoreSwift+":") && !strings.HasPrefix(a.Location, StoreWeb+":") {
 			continue
 		}
+		if u := module.ForeignUUID(a.Location, nodeUUID); u != "" {
+			res.Errors[a.Location] = "not deleted: named for node " + u + ", not " + nodeUUID
+			continue
+		}
 		if err := m.Unpublish(ctx, a.Location); err != nil {
 			if ctx.Err() != nil {
 				return res, ctx.Err()

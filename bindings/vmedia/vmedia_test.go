@@ -144,6 +144,7 @@ func newLuaEnv(t *testing.T, cfg moduletest.MapConfig) *luaEnv {
 	for k, v := range cfg {
 		run.Cfg[k] = v
 	}
+	allowTestDirs(t, run)
 	mod := NewModule()
 	t.Cleanup(func() { mod.Close() })
 	L := moduletest.Open(run, mod)
@@ -284,14 +285,17 @@ func TestLuaPublishResolve(t *testing.T) {
 
 func TestLuaErrors(t *testing.T) {
 	e := newLuaEnv(t, nil)
+	f := filepath.Join(t.TempDir(), "fw.bin")
+	os.WriteFile(f, []byte("firmware"), 0o644)
+	e.L.SetGlobal("f", lua.LString(f))
 	tests := []struct {
 		name, code, wantCode, wantMsg string
 	}{
 		{"setup without BMC", `vmedia.setup_for_boot("x", "http://127.0.0.1/x.iso")`, module.CodeInvalid, "must be a BMC from ilo.connect"},
 		{"setup with foreign userdata", `vmedia.setup_for_boot(notbmc, "http://127.0.0.1/x.iso")`, module.CodeInvalid, "must be a BMC"},
 		{"eject with table", `vmedia.eject_all({})`, module.CodeInvalid, "must be a BMC"},
-		{"missing file", `vmedia.publish("/nonexistent/x.iso")`, module.CodeNotFound, "no such file"},
-		{"bad name", `vmedia.publish("/etc/hostname", {name="a/x"})`, module.CodeInvalid, "letters, digits"},
+		{"missing file", `vmedia.publish("nonexistent/x.iso")`, module.CodeNotFound, "no such file"},
+		{"bad name", `vmedia.publish(f, {name="a/x"})`, module.CodeInvalid, "letters, digits"},
 		{"swift ref without swift", `vmedia.resolve("swift:boot.iso")`, module.CodeInvalid, "[swift] auth_url"},
 		{"glance without config", `vmedia.resolve("glance://` + nodeID + `")`, module.CodeInvalid, "swift_endpoint_url"},
 		{"bad ref", `vmedia.resolve("ftp://h/x")`, module.CodeInvalid, "unsupported image reference"},
@@ -373,4 +377,13 @@ func TestWebConfig(t *testing.T) {
 	if err != nil || w.Dir != "/s/published" || w.KeyFile != "/s/webstore.key" || w.Addr != "127.0.0.1:0" || !w.ForceLocal {
 		t.Fatalf("%+v %v", w, err)
 	}
+}
+
+// allowTestDirs lets run read and write the test's temporary directories
+// (every t.TempDir() of t shares one parent), as [lightsout] script_paths
+// would, with the work directory inside.
+func allowTestDirs(t *testing.T, run *moduletest.Run) {
+	t.Helper()
+	root := filepath.Dir(t.TempDir())
+	run.Allow(filepath.Join(root, "work"), root)
 }

@@ -7,6 +7,7 @@ func Known() []Option {
 		{"lightsout", "state_dir", "", "state directory (default $XDG_STATE_HOME/lightsout)"},
 		{"lightsout", "database", "", "SQLite database file (default <state_dir>/lightsout.db)"},
 		{"lightsout", "scripts_path", "", "site script directories, ':'-separated, searched before the bundled ones"},
+		{"lightsout", "script_paths", "", "directories scripts may read and write besides their run's work directory, ':'-separated (e.g. where local images live)"},
 		{"lightsout", "max_parallel", "64", "default --parallel for runs across nodes"},
 		{"lightsout", "run_timeout", "1h", "default --timeout of a run"},
 		{"lightsout", "run_memory_limit", "256M", "Lua data one run may hold (bytes, K/M/G suffix); a run over it fails with resource_limit"},

@@ -182,7 +182,14 @@ func open(t testing.TB, f *fleet, extra string, scriptDirs ...string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "lightsout.conf")
-	text := "[lightsout]\nstate_dir = " + dir + "\n" + mergeINI(baseConfig, extra)
+	// Images live in the temporary directories of the test and of the
+	// test that made the fleet (t.TempDir() siblings of its deploy ISO):
+	// the operator allows them to scripts.
+	allowed := filepath.Dir(dir)
+	if f != nil {
+		allowed += ":" + filepath.Dir(f.dir)
+	}
+	text := "[lightsout]\nstate_dir = " + dir + "\nscript_paths = " + allowed + "\n" + mergeINI(baseConfig, extra)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

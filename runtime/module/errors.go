@@ -19,6 +19,7 @@ const (
 	CodeTimeout      = "timeout"          // the run's or the call's deadline passed
 	CodeCancelled    = "cancelled"        // the run was cancelled
 	CodeNotFound     = "not_found"        // object, node, or file does not exist
+	CodeForbidden    = "forbidden"        // outside the sandbox: another node, a path not allowed, a protected file
 	CodeError        = "error"            // anything else
 
 	CodeResourceLimit = "resource_limit" // the run went over a resource limit (memory, coroutines)

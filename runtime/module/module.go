@@ -51,6 +51,26 @@ type Run interface {
 	AddSecret(value string)
 	// Redact replaces every known secret in s with "******".
 	Redact(s string) string
+	// Paths is the run's file sandbox: every local path a script hands a
+	// binding goes through it before the binding opens or creates it.
+	Paths() PathPolicy
+}
+
+// PathPolicy decides which local files a run may read and create (see
+// docs/playbooks.md, "Sandbox"). Errors are *Error with CodeForbidden
+// (outside the sandbox, a protected file, a file the run did not create),
+// CodeNotFound or CodeInvalid; their messages name the path and the fix.
+type PathPolicy interface {
+	// WorkDir returns the run's private work directory, creating it. Relative
+	// paths given by scripts are relative to it.
+	WorkDir() (string, error)
+	// Read checks that the script may read path and returns it resolved
+	// (absolute, symlinks evaluated). The file must exist.
+	Read(path string) (string, error)
+	// Create checks that the script may write a new file at path and
+	// returns it resolved; the parent directories are created. An existing
+	// file is refused unless this run created it.
+	Create(path string) (string, error)
 }
 
 // Node is the persisted node a run acts on. Getters return copies.

@@ -3,10 +3,14 @@
 -- virtual media of a deploy — the FAT12 parameters floppy and bootable ISOs
 -- (BIOS isolinux, UEFI GRUB, or both) — and inspect images.
 --
--- Relative paths are resolved against the run's working directory. Errors
--- are raised as {code, message, operation}: code "invalid_argument" for bad
--- parameters or options, "not_found" for a missing input file, "error"
--- otherwise.
+-- Paths go through the run's sandbox (docs/playbooks.md, "Sandbox"):
+-- relative paths are in the run's work directory (removed when the run
+-- ends); inputs must be readable there, in [lightsout] script_paths or the
+-- publish directories; outputs must be new files (or files this run
+-- created). Errors are raised as {code, message, operation}: code
+-- "invalid_argument" for bad parameters or options, "not_found" for a
+-- missing input file, "forbidden" for a path outside the sandbox, a
+-- protected file or an existing file, "error" otherwise.
 --
 --   local image = require("image")
 --   local floppy = image.floppy("params.img", { ["ipa-api-url"] = url, boot_method = "vmedia" })

@@ -12,6 +12,11 @@
 -- with publish_tls_cert/publish_tls_key. Published media expire after
 -- [ilo] swift_object_expiry_timeout (900 s) unless `expires` says otherwise.
 --
+-- Local paths go through the run's sandbox (docs/playbooks.md, "Sandbox"):
+-- readable only in the run's work directory, [lightsout] script_paths and
+-- the publish directories; a node argument or a name carrying another
+-- node's UUID raises "forbidden".
+--
 -- Image references (iso_ref, ref): a local path or file:// URL (published),
 -- an http(s) URL (used verbatim), "swift:container/object" or
 -- "swift:object" (in [ilo] swift_ilo_container; temp URL), "glance://UUID"
@@ -61,9 +66,11 @@ function vmedia.publish(file, opts) end
 ---@return string url
 function vmedia.resolve(ref, opts) end
 
---- Makes an image reference a local file: a local path is returned as it is;
---- an http(s) URL, swift: or Glance reference is downloaded to path (parent
---- directories created; nothing left at path when the download fails).
+--- Makes an image reference a local file: a local path is returned resolved
+--- (it must be readable in the sandbox); an http(s) URL, swift: or Glance
+--- reference is downloaded to path (relative: in the run's work directory;
+--- a new file or one this run created; parent directories created; nothing
+--- left at path when the download fails).
 ---@param ref string
 ---@param path string
 ---@return string path the local file

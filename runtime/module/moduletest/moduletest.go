@@ -12,6 +12,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/lightsout/lightsout/runtime/module"
+	"github.com/lightsout/lightsout/runtime/module/sandbox"
 )
 
 // Event is one recorded event.
@@ -31,11 +32,41 @@ type Run struct {
 	Arts    []module.Artifact
 	deleted map[int64]bool
 	secrets []string
+	policy  *sandbox.Policy
 }
 
-// NewRun returns a Run bound to ctx acting on node n (may be nil).
+// NewRun returns a Run bound to ctx acting on node n (may be nil). Its
+// sandbox allows nothing until SetSandbox or Allow.
 func NewRun(ctx context.Context, n *Node) *Run {
-	return &Run{Ctx: ctx, RunID: 1, N: n, Cfg: MapConfig{}, deleted: map[int64]bool{}}
+	r := &Run{Ctx: ctx, RunID: 1, N: n, Cfg: MapConfig{}, deleted: map[int64]bool{}}
+	r.SetSandbox(sandbox.Config{})
+	return r
+}
+
+// SetSandbox replaces the run's file policy (c.Node defaults to the run's
+// node).
+func (r *Run) SetSandbox(c sandbox.Config) *sandbox.Policy {
+	if c.Node == "" && r.N != nil {
+		c.Node = r.N.ID
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.policy = sandbox.New(c)
+	return r.policy
+}
+
+// Allow sets a sandbox whose work directory is workDir and where scripts
+// may also read and write the directories dirs (as [lightsout]
+// script_paths).
+func (r *Run) Allow(workDir string, dirs ...string) *sandbox.Policy {
+	return r.SetSandbox(sandbox.Config{WorkDir: workDir, Write: dirs})
+}
+
+// Paths implements module.Run.
+func (r *Run) Paths() module.PathPolicy {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.policy
 }
 
 // Context implements module.Run.
