@@ -258,6 +258,7 @@ func optionTypes() map[string]Type {
 		"lightsout.state_dir":          Path(),
 		"lightsout.database":           Path(),
 		"lightsout.scripts_path":       Path(),
+		"lightsout.script_paths":       Path(),
 		"lightsout.max_parallel":       Int(1, 10000),
 		"lightsout.run_timeout":        Duration(time.Second, 30*24*time.Hour),
 		"lightsout.run_memory_limit":   Size(),
