@@ -164,6 +164,9 @@ type RunRequest struct {
 	Stdout io.Writer
 	// OnStep is called with the name of each step as it starts (progress).
 	OnStep func(runID int64, node, step string)
+	// JobLink, when set, is recorded with the run in one transaction (see
+	// store.Run.JobLink); its RunID is filled in.
+	JobLink *store.JobRun
 	// OnStart, when set, is called with the run's id once the run is
 	// recorded, before the node is locked and the script starts (callers
 	// that must link a run to their own records before it can act).
@@ -266,7 +269,7 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 			e.redactor.Add(v)
 		}
 	}
-	rec := &store.Run{Script: sc.Name, ScriptSHA: sum, Params: e.redactParams(params), Host: e.host, PID: e.pid}
+	rec := &store.Run{Script: sc.Name, ScriptSHA: sum, Params: e.redactParams(params), Host: e.host, PID: e.pid, JobLink: req.JobLink}
 	if n != nil {
 		rec.NodeUUID, rec.NodeName = n.UUID, n.Name
 	}

@@ -244,6 +244,13 @@ func (s *SQLite) ListJobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 
 // SetJobRun implements Store.
 func (s *SQLite) SetJobRun(ctx context.Context, jr *JobRun) error {
+	return setJobRun(ctx, s.w, jr)
+}
+
+// setJobRun inserts or replaces jr through db (the writer or a transaction).
+func setJobRun(ctx context.Context, db interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}, jr *JobRun) error {
 	prev := jr.Previous
 	if prev == nil {
 		prev = []int64{}
@@ -259,7 +266,7 @@ func (s *SQLite) SetJobRun(ctx context.Context, jr *JobRun) error {
 	if jr.FinishedAt != nil {
 		fin = ts(*jr.FinishedAt)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT OR REPLACE INTO job_runs (job, node, run_id, status, error, previous, started_at, finished_at)
+	_, err = db.ExecContext(ctx, `INSERT OR REPLACE INTO job_runs (job, node, run_id, status, error, previous, started_at, finished_at)
 		VALUES (?,?,?,?,?,?,?,?)`, jr.Job, jr.Node, jr.RunID, jr.Status, jr.Error, string(b), ts(jr.StartedAt), fin)
 	if err != nil {
 		return fmt.Errorf("set run of job %d on node %q: %w", jr.Job, jr.Node, err)

@@ -566,14 +566,32 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 	if r.NodeUUID != "" {
 		node = r.NodeUUID
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO runs (script, script_sha256, node_uuid, node_name, params, status, error, started_at, host, pid)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create run: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `INSERT INTO runs (script, script_sha256, node_uuid, node_name, params, status, error, started_at, host, pid)
 		VALUES (?,?,?,?,?,?,?,?,?,?)`, r.Script, r.ScriptSHA, node, r.NodeName, string(params), r.Status, r.Error,
 		ts(r.StartedAt), r.Host, r.PID)
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
-	r.ID, err = res.LastInsertId()
-	return err
+	id, err := res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("create run: %w", err)
+	}
+	if r.JobLink != nil {
+		r.JobLink.RunID = id
+		if err := setJobRun(ctx, tx, r.JobLink); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create run: %w", err)
+	}
+	r.ID = id
+	return nil
 }
 
 // FinishRun implements Store.

@@ -70,6 +70,10 @@ type Run struct {
 	FinishedAt *time.Time        `json:"finished_at"`
 	Host       string            `json:"host"`
 	PID        int               `json:"pid"`
+	// JobLink, when set, is recorded with the run in the same transaction
+	// (its RunID filled in): a process killed right after the run is
+	// created cannot leave a run its watch-folder job does not know about.
+	JobLink *JobRun `json:"-"`
 }
 
 // Event is one entry of a run's timeline.

@@ -826,13 +826,8 @@ func (w *Watcher) runNode(ctx context.Context, row *store.Job, spec *Spec, node 
 	for k, v := range actionParams(spec.Action) {
 		params[k] = v
 	}
-	req := runtime.RunRequest{Script: spec.Script, Node: node, Params: params, Timeout: spec.Timeout, Wait: true,
-		OnStart: func(id int64) {
-			jr.RunID = id
-			if err := w.a.Store.SetJobRun(ctx, jr); err != nil {
-				w.log.Error("store: cannot link a run to its job", "run", id, "file", row.Name, "err", err)
-			}
-		}}
+	// the run and its link to the job are recorded in one transaction
+	req := runtime.RunRequest{Script: spec.Script, Node: node, Params: params, Timeout: spec.Timeout, Wait: true, JobLink: jr}
 	res, err := w.a.Engine.Run(w.runCtx, req)
 	now := time.Now().UTC()
 	jr.FinishedAt = &now
