@@ -94,8 +94,15 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	host, _ := os.Hostname()
 	e := &Engine{st: o.Store, cfg: o.Config, mods: o.Modules, scripts: NewScripts(dirs), redactor: o.Redactor,
 		log: o.Logger, stdout: o.Stdout, host: host, pid: os.Getpid(), protos: map[string]*lua.FunctionProto{}, onEvent: o.OnEvent}
-	if _, err := RecoverInterrupted(ctx, o.Store); err != nil {
+	ids, err := RecoverInterrupted(ctx, o.Store)
+	if err != nil {
 		return nil, err
+	}
+	// the work directories of runs whose process died are left behind by it
+	for _, id := range ids {
+		if err := os.RemoveAll(WorkDir(o.Config, id)); err != nil {
+			o.Logger.Warn("cannot remove the work directory of an interrupted run", "run", id, "err", err)
+		}
 	}
 	e.rec = newRecorder(o.Store, o.Logger)
 	return e, nil

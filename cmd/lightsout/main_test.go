@@ -304,7 +304,10 @@ func TestKill9MarksRunInterrupted(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	script := filepath.Join(t.TempDir(), "spin.lua")
-	os.WriteFile(script, []byte(`run.step("spin", function() while true do end end)`), 0o644)
+	// the floppy lands in the run's work directory, which the dead process
+	// cannot remove: the next process does
+	os.WriteFile(script, []byte(`require("image").floppy("p.img", {a = "b"})
+run.step("spin", function() while true do end end)`), 0o644)
 	cmd := exec.Command(bin, "run", script, "--node", "n1")
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+c.state)
 	var childOut bytes.Buffer
@@ -319,7 +322,7 @@ func TestKill9MarksRunInterrupted(t *testing.T) {
 	deadline := time.After(30 * time.Second)
 	for {
 		_, out, _ := c.run("runs", "list", "--status", "running", "--json")
-		if strings.Contains(out, `"status": "running"`) {
+		if strings.Contains(out, `"status": "running"`) && fileExists(filepath.Join(c.state, "lightsout", "work", "1", "p.img")) {
 			break
 		}
 		select {
@@ -344,8 +347,13 @@ func TestKill9MarksRunInterrupted(t *testing.T) {
 	if _, locked := n["reservation"]; locked {
 		t.Fatalf("node still locked: %v", n)
 	}
+	if fileExists(filepath.Join(c.state, "lightsout", "work", "1")) {
+		t.Fatal("the killed run's work directory was left behind")
+	}
 	c.must("run", "hello", "--node", "n1")
 }
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func TestSiteOverrideListedAndRun(t *testing.T) {
 	c := newCLI(t)
