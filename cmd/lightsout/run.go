@@ -26,6 +26,9 @@ type runFlags struct {
 	timeout  time.Duration
 	wait     bool
 	asJSON   bool
+	// recoverFirst runs the recover playbook on nodes an interrupted run
+	// left before the script (the verbs do it themselves, before preparing).
+	recoverFirst bool
 }
 
 func (f *runFlags) register(cmd *cobra.Command) {
@@ -76,6 +79,11 @@ func (f *runFlags) execute(cmd *cobra.Command, g *globals, a *app.App, script st
 	}
 	if f.all && len(nodes) == 0 {
 		return usage("--all: there are no nodes (see `lightsout node create` or `node import`)")
+	}
+	if f.recoverFirst {
+		if err := recoverNodes(ctx, g, a, nodes); err != nil {
+			return err
+		}
 	}
 	req := runtime.RunRequest{Script: script, Params: params, Timeout: f.timeout, Wait: f.wait}
 	var results []runtime.Result
@@ -163,6 +171,8 @@ Exit status: 0 when every run succeeded, 1 when any failed, 2 on bad usage.`,
 		},
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return f.check(cmd) },
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
+			// like the verbs: a node an interrupted run left is recovered first
+			f.recoverFirst = args[0] != app.ScriptRecover
 			return f.execute(cmd, g, a, args[0], nil)
 		}),
 	}

@@ -55,14 +55,8 @@ func verb(g *globals, use, short, long, script string, prepare func(ctx context.
 			if len(nodes) == 0 {
 				return usage("--all: no node is in a state %s starts from (see `lightsout node list`)", cmd.Name())
 			}
-			// A node an interrupted run left uncleaned is recovered
-			// first, as its own recorded run.
-			for _, n := range nodes {
-				if res, err := a.RecoverIfNeeded(ctx, n); err != nil {
-					return err
-				} else if res != nil {
-					fmt.Fprintf(g.stderr, "lightsout: %s: recovered from an interrupted run (run %d)\n", n, res.RunID)
-				}
+			if err := recoverNodes(ctx, g, a, nodes); err != nil {
+				return err
 			}
 			if prepare != nil {
 				for _, n := range nodes {
@@ -183,4 +177,17 @@ set a one-time CD boot and reboot. The provision state does not change.`,
 // verbCommands are the playbook verbs.
 func verbCommands(g *globals) []*cobra.Command {
 	return []*cobra.Command{newInspectCmd(g), newDeployCmd(g), newUndeployCmd(g), newCleanCmd(g), newBootISOCmd(g)}
+}
+
+// recoverNodes recovers each node an interrupted run left uncleaned, as its
+// own recorded run, before anything else acts on it.
+func recoverNodes(ctx context.Context, g *globals, a *app.App, nodes []string) error {
+	for _, n := range nodes {
+		if res, err := a.RecoverIfNeeded(ctx, n); err != nil {
+			return err
+		} else if res != nil {
+			fmt.Fprintf(g.stderr, "lightsout: %s: recovered from an interrupted run (run %d)\n", n, res.RunID)
+		}
+	}
+	return nil
 }

@@ -704,3 +704,40 @@ func TestDeployAfterKill9RecoversFirst(t *testing.T) {
 	}
 	e.noMediaLeft(node)
 }
+
+// TestRunAfterKill9RecoversFirst: `lightsout run SCRIPT --node N` on a node
+// a killed deploy left behind recovers it first, like the verbs.
+func TestRunAfterKill9RecoversFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds lightsout")
+	}
+	bin := buildCLI(t)
+	f := newFleet(t, fleetOptions{nodes: gens(0, 0, 1)})
+	e := open(t, f, "")
+	e.importFleet()
+	const node = "gen10-0"
+	e.makeAvailable(node)
+	img, data := testImage(t, t.TempDir(), 1<<20)
+	f.rd.SetFailures(node, ramdisk.Failures{NoHeartbeat: true})
+	p := e.start(bin, "deploy", node, "--image-source", img, "--image-checksum", "sha256:"+sha256hex(data))
+	e.waitFor(p, "waiting for the agent", func() bool { return e.reached(node, "deploy", store.EventStepStart, "wait for agent") })
+	interrupted := e.lastRun(node)
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait(t, time.Minute)
+	rc, out := e.cli(bin, "run", "hello", "--node", node)
+	if rc != 0 || !strings.Contains(out, fmt.Sprintf("recovered from an interrupted run (run %d)", interrupted.ID+1)) {
+		t.Fatalf("run after kill -9: exit %d\n%s", rc, out)
+	}
+	runs, _ := e.app.Store.ListRuns(context.Background(), store.RunFilter{Node: node})
+	var got []string
+	for _, r := range runs {
+		got = append(got, r.Script+":"+r.Status)
+	}
+	if want := "deploy:interrupted recover:succeeded hello:succeeded"; strings.Join(got, " ") != want {
+		t.Fatalf("runs %v, want %s", got, want)
+	}
+	if n := e.node(node); n.ProvisionState != states.DeployFailed {
+		t.Fatalf("node %s after the recovery, want %s", n.ProvisionState, states.DeployFailed)
+	}
+	e.noMediaLeft(node)
+}
