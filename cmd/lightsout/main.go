@@ -69,7 +69,84 @@ deploy, clean and inspect procedures as editable Lua scripts, recording every ru
 	for _, c := range extraCommands(g) {
 		root.AddCommand(c)
 	}
+	typeUsageErrors(root)
 	return root
+}
+
+// typeUsageErrors makes every command-line error cobra detects a
+// *usageError (exit status 2), so the exit code never depends on the words
+// of cobra's messages: flag parse errors through FlagErrorFunc; argument
+// count, unknown commands, required flags and flag groups through an Args
+// validator that runs before cobra's own checks.
+func typeUsageErrors(c *cobra.Command) {
+	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	for _, sub := range c.Commands() {
+		typeUsageErrors(sub)
+	}
+	if !c.HasParent() {
+		// the root keeps cobra's default: unknown commands are found by
+		// Find before any validator runs (see commandError)
+		return
+	}
+	orig := c.Args
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		var err error
+		if orig != nil {
+			err = orig(cmd, args)
+		}
+		if err == nil {
+			err = cmd.ValidateRequiredFlags()
+		}
+		if err == nil {
+			err = cmd.ValidateFlagGroups()
+		}
+		if err != nil {
+			return &usageError{err}
+		}
+		return nil
+	}
+}
+
+// commandError returns the error cobra's Find gives for args (an unknown
+// command) as a *usageError, or nil.
+func commandError(root *cobra.Command, args []string) error {
+	cmd, rest, err := root.Find(args)
+	if err != nil {
+		return &usageError{err}
+	}
+	// a group such as `node` given an unknown subcommand: cobra would print
+	// its help and succeed
+	if cmd.HasParent() && cmd.HasSubCommands() && !cmd.Runnable() {
+		if pos := positional(cmd, rest); len(pos) > 0 {
+			return &usageError{fmt.Errorf("unknown command %q for %q (see `%s --help`)", pos[0], cmd.CommandPath(), cmd.CommandPath())}
+		}
+	}
+	return nil
+}
+
+// positional returns the arguments of cmd that are neither flags nor flag
+// values (without parsing: cobra parses them once, later).
+func positional(cmd *cobra.Command, args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return append(out, args[i+1:]...)
+		case strings.HasPrefix(a, "--") && !strings.Contains(a, "="):
+			if f := cmd.Flags().Lookup(a[2:]); f != nil && f.NoOptDefVal == "" {
+				i++ // the flag's value
+			}
+		case strings.HasPrefix(a, "-") && len(a) == 2:
+			if f := cmd.Flags().ShorthandLookup(a[1:]); f != nil && f.NoOptDefVal == "" {
+				i++
+			}
+		case strings.HasPrefix(a, "-"):
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func main() {
@@ -85,7 +162,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	err := commandError(root, args)
+	if err == nil {
+		err = root.ExecuteContext(ctx)
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -102,7 +182,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var ve *app.ValidationError
 	var ce *app.ConfigError
 	var cfe *configErr
-	if errors.As(err, &ue) || errors.As(err, &ve) || errors.As(err, &ce) || errors.As(err, &cfe) || isCobraUsage(err) {
+	var u *usageError
+	if errors.As(err, &ue) || errors.As(err, &ve) || errors.As(err, &ce) || errors.As(err, &cfe) || errors.As(err, &u) {
 		return exitUsage
 	}
 	return exitRunFailed
@@ -135,26 +216,13 @@ func interruptible(stderr io.Writer) (context.Context, func()) {
 	return ctx, func() { signal.Stop(ch); close(done); cancel(nil) }
 }
 
-// isCobraUsage reports flag/argument errors from cobra.
-func isCobraUsage(err error) bool {
-	var u *usageError
-	if errors.As(err, &u) {
-		return true
-	}
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least",
-		"invalid argument", "flag needs an argument", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // usageError marks a bad command line.
 type usageError struct{ err error }
 
 func (e *usageError) Error() string { return e.err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *usageError) Unwrap() error { return e.err }
 
 // usage wraps a message as a usage error.
 func usage(format string, args ...any) error {

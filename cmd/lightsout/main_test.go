@@ -81,6 +81,13 @@ func TestExitCodesAndBadInput(t *testing.T) {
 		{"unknown script prints search path", []string{"run", "nosuch", "--node", "n1"}, 2, "bundled"},
 		{"unknown node", []string{"run", "hello", "--node", "ghost"}, 2, "ghost"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"unknown subcommand of a group", []string{"node", "frobnicate"}, 2, `unknown command "frobnicate" for "lightsout node"`},
+		{"unknown flag", []string{"node", "list", "--frobnicate"}, 2, "unknown flag"},
+		{"flag needs an argument", []string{"run", "hello", "--node"}, 2, "flag needs an argument"},
+		{"bad flag value", []string{"run", "hello", "--timeout", "soon"}, 2, "invalid argument"},
+		{"too many arguments", []string{"run", "a", "b"}, 2, "accepts 1 arg(s)"},
+		{"required flag", []string{"node", "create", "x"}, 2, `required flag(s) "driver" not set`},
+		{"mutually exclusive flags", []string{"image", "iso", "-o", "x.iso", "--bios-only", "--uefi-only"}, 2, "bios-only uefi-only"},
 		{"invalid transition", []string{"node", "provide", "n1"}, 2, "allowed events: manage"},
 	}
 	for _, tt := range tests {
