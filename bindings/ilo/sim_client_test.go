@@ -14,9 +14,9 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
 	"github.com/lightsout/lightsout/runtime/module"
 	"github.com/lightsout/lightsout/runtime/module/moduletest"
+	"github.com/lightsout/lightsout/sim"
 )
 
 // simLifecycle runs against the product simulator: power cycle, pending

@@ -5,8 +5,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
-	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 	"github.com/spf13/cobra"
 )
 
