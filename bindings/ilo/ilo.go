@@ -19,7 +19,6 @@ import (
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
 	"github.com/lightsout/lightsout/bindings/ilo/redfish"
 	"github.com/lightsout/lightsout/bindings/ilo/ribcl"
-	"github.com/lightsout/lightsout/runtime/module"
 )
 
 // Re-exported shared types.
@@ -182,9 +181,9 @@ func (r *Router) Probe(ctx context.Context) (Probe, error) {
 	switch {
 	case err == nil:
 		p.Model, p.RIBCL = model, true
-	case module.CodeOf(err) == module.CodeLoginFailed || isPin(err):
+	case iloapi.KindOf(err) == iloapi.KindLoginFailed || isPin(err):
 		return p, err
-	case iloapi.IsNotSupported(err) || module.CodeOf(err) == module.CodeILOError || module.CodeOf(err) == module.CodeError:
+	case iloapi.IsNotSupported(err) || iloapi.KindOf(err) == iloapi.KindILO || iloapi.KindOf(err) == iloapi.KindOther:
 		m, rerr := r.rf.GetProductName(ctx)
 		if rerr != nil {
 			return p, iloapi.WithOperation("probe", fmt.Errorf("neither RIBCL (%v) nor Redfish (%w) answered", err, rerr))
@@ -204,9 +203,9 @@ func (r *Router) Probe(ctx context.Context) (Probe, error) {
 // probeError reports a failed probe as a failure of op, keeping the code.
 func probeError(op string, err error) error {
 	err = iloapi.WithOperation(op, err)
-	var me *module.Error
-	if errors.As(err, &me) && me.Operation != op {
-		return &module.Error{Code: me.Code, Operation: op, Message: "probing the iLO (" + me.Operation + "): " + me.Message, Err: err}
+	var e *iloapi.Error
+	if errors.As(err, &e) && e.Op != op {
+		return &iloapi.Error{Kind: e.Kind, Op: op, Message: "probing the iLO (" + e.Op + "): " + e.Message, Err: err}
 	}
 	return err
 }

@@ -266,7 +266,7 @@ func TestFaultCodes(t *testing.T) {
 			} else {
 				_, err = r.GetHostPowerStatus(cctx)
 			}
-			if c := module.CodeOf(err); tc.code == "" && err != nil || tc.code != "" && c != tc.code {
+			if c := luaCode(err); tc.code == "" && err != nil || tc.code != "" && c != tc.code {
 				t.Fatalf("want %q, got %s: %v", tc.code, c, err)
 			}
 			if d := time.Since(start); d > tc.within {

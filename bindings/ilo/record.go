@@ -2,9 +2,11 @@ package ilo
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
+	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
 	"github.com/lightsout/lightsout/runtime/module"
 )
 
@@ -38,6 +40,7 @@ func (r *Recorded) call(ctx context.Context, op string, args map[string]any, fn 
 	ctx = context.WithValue(ctx, callInfoKey{}, ci)
 	start := time.Now()
 	result, err := fn(ctx)
+	err = luaError(err)
 	if err != nil && r.run.Context().Err() != nil && ctx.Err() != nil {
 		// The run itself ended: report that, not the transport's view of it.
 		err = withRunErr(op, r.run.Context().Err(), err)
@@ -69,6 +72,49 @@ func (r *Recorded) call(ctx context.Context, op string, args map[string]any, fn 
 	}
 	r.run.Event("call", "ilo."+op, data)
 	return err
+}
+
+// luaCodes maps the iLO client's error kinds to the Lua error codes.
+var luaCodes = map[iloapi.Kind]string{
+	iloapi.KindOther:        module.CodeError,
+	iloapi.KindNotSupported: module.CodeNotSupported,
+	iloapi.KindLoginFailed:  module.CodeLoginFailed,
+	iloapi.KindTransient:    module.CodeTransient,
+	iloapi.KindILO:          module.CodeILOError,
+	iloapi.KindTimeout:      module.CodeTimeout,
+	iloapi.KindCancelled:    module.CodeCancelled,
+	iloapi.KindInvalid:      module.CodeInvalid,
+}
+
+// luaCode is the Lua error code of err: a *module.Error's own code, else
+// the code of its iLO client kind.
+func luaCode(err error) string {
+	var me *module.Error
+	if err == nil {
+		return ""
+	}
+	if errors.As(err, &me) {
+		return me.Code
+	}
+	if c, ok := luaCodes[iloapi.KindOf(err)]; ok {
+		return c
+	}
+	return module.CodeError
+}
+
+// luaError turns an iLO client error into the *module.Error the Lua face
+// raises and records (code, operation, message; the original wrapped).
+func luaError(err error) error {
+	var me *module.Error
+	if err == nil || errors.As(err, &me) {
+		return err
+	}
+	out := &module.Error{Code: luaCode(err), Message: err.Error(), Err: err}
+	var ie *iloapi.Error
+	if errors.As(err, &ie) && ie.Op != "" {
+		out.Operation, out.Message = ie.Op, ie.Message
+	}
+	return out
 }
 
 func withRunErr(op string, runErr, err error) error {

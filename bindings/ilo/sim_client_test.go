@@ -151,11 +151,11 @@ func TestSimulatorFaults(t *testing.T) {
 			faults sim.Faults
 			check  func(err error) bool
 		}{
-			{"latency above client_timeout", sim.Faults{Latency: 3 * time.Second}, func(err error) bool { return module.CodeOf(err) == module.CodeTimeout }},
-			{"hang", sim.Faults{Hang: true}, func(err error) bool { return module.CodeOf(err) == module.CodeTimeout }},
-			{"always 503", sim.Faults{ErrorRate: 1, ErrorKinds: []string{"503"}}, func(err error) bool { return module.CodeOf(err) == module.CodeTransient }},
-			{"connection resets", sim.Faults{ErrorRate: 1, ErrorKinds: []string{"reset"}}, func(err error) bool { return module.CodeOf(err) == module.CodeTransient }},
-			{"50% 503", sim.Faults{ErrorRate: 0.5, ErrorKinds: []string{"503"}}, func(err error) bool { return err == nil || module.CodeOf(err) == module.CodeTransient }},
+			{"latency above client_timeout", sim.Faults{Latency: 3 * time.Second}, func(err error) bool { return luaCode(err) == module.CodeTimeout }},
+			{"hang", sim.Faults{Hang: true}, func(err error) bool { return luaCode(err) == module.CodeTimeout }},
+			{"always 503", sim.Faults{ErrorRate: 1, ErrorKinds: []string{"503"}}, func(err error) bool { return luaCode(err) == module.CodeTransient }},
+			{"connection resets", sim.Faults{ErrorRate: 1, ErrorKinds: []string{"reset"}}, func(err error) bool { return luaCode(err) == module.CodeTransient }},
+			{"50% 503", sim.Faults{ErrorRate: 0.5, ErrorKinds: []string{"503"}}, func(err error) bool { return err == nil || luaCode(err) == module.CodeTransient }},
 		}
 		for _, tc := range cases {
 			if err := srv.SetFaults(tc.faults); err != nil {
@@ -168,7 +168,7 @@ func TestSimulatorFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !tc.check(err) {
-				t.Errorf("%s %s: wrong outcome %s: %v", gen, tc.name, module.CodeOf(err), err)
+				t.Errorf("%s %s: wrong outcome %s: %v", gen, tc.name, luaCode(err), err)
 			}
 			if d > limit {
 				t.Errorf("%s %s: took %s, beyond client_timeout plus retries (%s)", gen, tc.name, d, limit)
@@ -182,7 +182,7 @@ func TestSimulatorFaults(t *testing.T) {
 		for j := 0; j < 6; j++ {
 			if _, err := r.GetHostPowerStatus(ctx); err == nil {
 				okCalls++
-			} else if module.CodeOf(err) != module.CodeTransient {
+			} else if luaCode(err) != module.CodeTransient {
 				t.Errorf("%s 50%% 503: %v", gen, err)
 			}
 		}
@@ -225,8 +225,8 @@ func TestSimulatorFaults(t *testing.T) {
 	r := simRouter(t, s, 1, timeout)
 	start := time.Now()
 	_, err = r.GetSecureBootMode(ctx)
-	if module.CodeOf(err) != module.CodeTransient || !strings.Contains(err.Error(), "SessionLimitExceeded") {
-		t.Fatalf("with the session limit reached: %v (code %s), want transient naming SessionLimitExceeded", err, module.CodeOf(err))
+	if luaCode(err) != module.CodeTransient || !strings.Contains(err.Error(), "SessionLimitExceeded") {
+		t.Fatalf("with the session limit reached: %v (code %s), want transient naming SessionLimitExceeded", err, luaCode(err))
 	}
 	if d := time.Since(start); d > limit {
 		t.Fatalf("session limit: gave up after %s, want within %s", d, limit)

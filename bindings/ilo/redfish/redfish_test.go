@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
-	"github.com/lightsout/lightsout/runtime/module"
 	"github.com/lightsout/lightsout/sim"
 	"github.com/lightsout/lightsout/sim/simtest"
 )
@@ -166,7 +165,7 @@ func TestOperations(t *testing.T) {
 	if err := c.ResetILOCredential(ctx, "n3w-secret"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.GetHostPowerStatus(ctx); module.CodeOf(err) != module.CodeLoginFailed {
+	if _, err := c.GetHostPowerStatus(ctx); iloapi.KindOf(err) != iloapi.KindLoginFailed {
 		t.Fatalf("old password after credential reset: %v", err)
 	}
 	if srv.Password() != "n3w-secret" {
@@ -181,7 +180,7 @@ func TestSecureBootNeedsUEFI(t *testing.T) {
 	_, srv := simtest.ILO(t, 10)
 	srv.Update(func(st *sim.State) { st.BootMode, st.PendingBootMode = "LEGACY", "LEGACY" })
 	c := client(t, srv)
-	if err := c.SetSecureBootMode(context.Background(), true); module.CodeOf(err) != module.CodeNotSupported {
+	if err := c.SetSecureBootMode(context.Background(), true); iloapi.KindOf(err) != iloapi.KindNotSupported {
 		t.Fatalf("want not_supported, got %v", err)
 	}
 }
