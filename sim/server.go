@@ -116,7 +116,8 @@ type Server struct {
 	requests    atomic.Int64
 	inflight    atomic.Int64
 	maxInflight atomic.Int64
-	reqLog      []string // with Options.RequestLog: "METHOD /path body", passwords masked
+	reqLog      []string       // with Options.RequestLog: "METHOD /path body", passwords masked
+	rfMux       *http.ServeMux // Redfish resources behind authentication
 }
 
 type session struct {
@@ -129,6 +130,7 @@ func newServer(s *Sim, index int, name string, g Generation, genIdx int) (*Serve
 	srv := &Server{sim: s, index: index, genIndex: genIdx, name: name, gen: g,
 		sessions: map[string]*session{},
 		rng:      rand.New(rand.NewPCG(s.opts.Seed, uint64(index)+1))}
+	srv.rfMux = srv.redfishMux()
 	srv.hw = DefaultHardware(g, genIdx)
 	if s.opts.Hardware != nil {
 		def := srv.hw
