@@ -449,3 +449,35 @@ func TestGenerationOf(t *testing.T) {
 		}
 	}
 }
+
+// A binding that records the BMC step itself (vmedia) takes the
+// unrecorded client: the call is not an ilo.* event, and its errors still
+// carry their Lua codes.
+func TestUnrecordedClientRecordsNothing(t *testing.T) {
+	s, srv := simtest.ILO(t, 10)
+	node := newNode(simtest.DriverInfo(s, 0))
+	run := moduletest.NewRun(context.Background(), node)
+	L := moduletest.Open(run, NewModule())
+	defer L.Close()
+	if err := L.DoString(`bmc = require("ilo").connect()`); err != nil {
+		t.Fatal(err)
+	}
+	u, ok := L.GetGlobal("bmc").(*lua.LUserData).Value.(interface{ Unrecorded() iloapi.Client })
+	if !ok {
+		t.Fatal("the userdata value has no Unrecorded method")
+	}
+	c := u.Unrecorded()
+	ctx := context.Background()
+	img := simtest.ImageServer(t) + "/boot.iso"
+	if err := c.InsertVirtualMedia(ctx, img, "CDROM"); err != nil || !srv.State().Media["CDROM"].Inserted {
+		t.Fatalf("insert: %v", err)
+	}
+	err := c.SetOneTimeBoot(ctx, "FLOPPYDISK")
+	var me *module.Error
+	if !errors.As(err, &me) || me.Code != module.CodeInvalid || me.Operation != "set_one_time_boot" {
+		t.Fatalf("bad device: %#v", err)
+	}
+	if calls := run.Calls(); len(calls) != 0 {
+		t.Fatalf("the unrecorded client recorded %v", calls)
+	}
+}
