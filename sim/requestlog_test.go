@@ -47,14 +47,25 @@ func TestMaxInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	errs := make(chan error, 3)
 	for i := 0; i < 3; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			do(t, c, "GET", srv.URL()+"/redfish/v1/", "", "")
+			resp, err := c.Get(srv.URL() + "/redfish/v1/")
+			if err == nil {
+				resp.Body.Close()
+			}
+			errs <- err
 		}()
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	if got := srv.MaxInFlight(); got != 3 {
 		t.Fatalf("max in flight %d, want 3", got)
 	}
