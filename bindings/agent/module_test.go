@@ -20,9 +20,9 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/lightsout/lightsout/bindings/agent"
-	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
 	"github.com/lightsout/lightsout/runtime/agentapi"
 	"github.com/lightsout/lightsout/runtime/module/moduletest"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 )
 
 const (

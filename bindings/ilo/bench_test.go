@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/ilo"
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
 	"github.com/lightsout/lightsout/runtime/module/moduletest"
 	"github.com/lightsout/lightsout/runtime/testenv"
+	"github.com/lightsout/lightsout/sim"
 )
 
 // benchPython is Debian's interpreter, where python3-proliantutils lives.

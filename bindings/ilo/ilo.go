@@ -19,7 +19,6 @@ import (
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
 	"github.com/lightsout/lightsout/bindings/ilo/redfish"
 	"github.com/lightsout/lightsout/bindings/ilo/ribcl"
-	"github.com/lightsout/lightsout/runtime/module"
 )
 
 // Re-exported shared types.
@@ -118,8 +117,11 @@ type Config struct {
 	ResetSettle time.Duration
 }
 
-// Router is the generation-routing Client.
+// Router is the generation-routing Client: every operation (see ops.go)
+// goes to RIBCL or Redfish by the probed generation, with proliantutils'
+// fall-backs.
 type Router struct {
+	ops
 	opts Options
 	cfg  Config
 	t    *iloapi.Transport
@@ -141,6 +143,7 @@ func Connect(o Options, cfg Config) (*Router, error) {
 		return nil, err
 	}
 	r := &Router{opts: o, cfg: cfg, t: t, rib: ribcl.New(t), rf: redfish.New(t), pinStored: o.CertPin != ""}
+	r.ops = ops{routerLayer{r}}
 	r.rib.Debug, r.rf.Debug = cfg.Debug, cfg.Debug
 	if cfg.ResetSettle > 0 {
 		poll := min(cfg.ResetSettle, r.rib.ResetPollInterval)
@@ -182,9 +185,9 @@ func (r *Router) Probe(ctx context.Context) (Probe, error) {
 	switch {
 	case err == nil:
 		p.Model, p.RIBCL = model, true
-	case module.CodeOf(err) == module.CodeLoginFailed || isPin(err):
+	case iloapi.KindOf(err) == iloapi.KindLoginFailed || isPin(err):
 		return p, err
-	case iloapi.IsNotSupported(err) || module.CodeOf(err) == module.CodeILOError || module.CodeOf(err) == module.CodeError:
+	case iloapi.IsNotSupported(err) || iloapi.KindOf(err) == iloapi.KindILO || iloapi.KindOf(err) == iloapi.KindOther:
 		m, rerr := r.rf.GetProductName(ctx)
 		if rerr != nil {
 			return p, iloapi.WithOperation("probe", fmt.Errorf("neither RIBCL (%v) nor Redfish (%w) answered", err, rerr))
@@ -204,9 +207,9 @@ func (r *Router) Probe(ctx context.Context) (Probe, error) {
 // probeError reports a failed probe as a failure of op, keeping the code.
 func probeError(op string, err error) error {
 	err = iloapi.WithOperation(op, err)
-	var me *module.Error
-	if errors.As(err, &me) && me.Operation != op {
-		return &module.Error{Code: me.Code, Operation: op, Message: "probing the iLO (" + me.Operation + "): " + me.Message, Err: err}
+	var e *iloapi.Error
+	if errors.As(err, &e) && e.Op != op {
+		return &iloapi.Error{Kind: e.Kind, Op: op, Message: "probing the iLO (" + e.Op + "): " + e.Message, Err: err}
 	}
 	return err
 }
@@ -260,15 +263,6 @@ func noteProtocol(ctx context.Context, proto, model string) {
 	}
 }
 
-// pref says when RIBCL goes first on Gen9 and later (when it answers).
-type pref int
-
-const (
-	redfishFirst pref = iota // Redfish, RIBCL as the fall-back
-	ribclFirst               // RIBCL, Redfish as the fall-back
-	ribclOnGen9              // RIBCL first on Gen9 only
-)
-
 // route picks the protocol for op and falls back on not_supported.
 func route[T any](ctx context.Context, r *Router, op string, pr pref, fn func(c Client) (T, error)) (T, error) {
 	defer r.afterCall()
@@ -308,9 +302,11 @@ func route[T any](ctx context.Context, r *Router, op string, pr pref, fn func(c 
 	return zero, nil // not reached
 }
 
-func do(ctx context.Context, r *Router, op string, pr pref, fn func(c Client) error) error {
-	_, err := route(ctx, r, op, pr, func(c Client) (struct{}, error) { return struct{}{}, fn(c) })
-	return err
+// routerLayer routes each call to the protocol of the iLO's generation.
+type routerLayer struct{ r *Router }
+
+func (l routerLayer) do(ctx context.Context, c call, fn func(inner Client, ctx context.Context) (any, error)) (any, error) {
+	return route(ctx, l.r, c.op, c.pref, func(inner Client) (any, error) { return fn(inner, ctx) })
 }
 
 // GetProductName returns the probed product name.
@@ -326,151 +322,4 @@ func (r *Router) GetProductName(ctx context.Context) (string, error) {
 		noteProtocol(ctx, "redfish", p.Model)
 	}
 	return p.Model, nil
-}
-
-// GetHostPowerStatus returns ON or OFF.
-func (r *Router) GetHostPowerStatus(ctx context.Context) (string, error) {
-	return route(ctx, r, "get_host_power_status", redfishFirst, func(c Client) (string, error) { return c.GetHostPowerStatus(ctx) })
-}
-
-// SetHostPower switches the power ON or OFF.
-func (r *Router) SetHostPower(ctx context.Context, power string) error {
-	return do(ctx, r, "set_host_power", redfishFirst, func(c Client) error { return c.SetHostPower(ctx, power) })
-}
-
-// HoldPwrBtn presses and holds the power button.
-func (r *Router) HoldPwrBtn(ctx context.Context) error {
-	return do(ctx, r, "hold_pwr_btn", redfishFirst, func(c Client) error { return c.HoldPwrBtn(ctx) })
-}
-
-// PressPwrBtn presses the power button.
-func (r *Router) PressPwrBtn(ctx context.Context) error {
-	return do(ctx, r, "press_pwr_btn", redfishFirst, func(c Client) error { return c.PressPwrBtn(ctx) })
-}
-
-// ResetServer hard-resets the server.
-func (r *Router) ResetServer(ctx context.Context) error {
-	return do(ctx, r, "reset_server", redfishFirst, func(c Client) error { return c.ResetServer(ctx) })
-}
-
-// GetOneTimeBoot returns the one-time boot device or "Normal".
-func (r *Router) GetOneTimeBoot(ctx context.Context) (string, error) {
-	return route(ctx, r, "get_one_time_boot", redfishFirst, func(c Client) (string, error) { return c.GetOneTimeBoot(ctx) })
-}
-
-// SetOneTimeBoot sets the next boot device.
-func (r *Router) SetOneTimeBoot(ctx context.Context, device string) error {
-	return do(ctx, r, "set_one_time_boot", redfishFirst, func(c Client) error { return c.SetOneTimeBoot(ctx, device) })
-}
-
-// GetPersistentBootDevice returns the persistent boot device.
-func (r *Router) GetPersistentBootDevice(ctx context.Context) (string, error) {
-	return route(ctx, r, "get_persistent_boot_device", redfishFirst, func(c Client) (string, error) { return c.GetPersistentBootDevice(ctx) })
-}
-
-// UpdatePersistentBoot sets the persistent boot devices.
-func (r *Router) UpdatePersistentBoot(ctx context.Context, devices []string) error {
-	return do(ctx, r, "update_persistent_boot", redfishFirst, func(c Client) error { return c.UpdatePersistentBoot(ctx, devices) })
-}
-
-// GetCurrentBootMode returns LEGACY or UEFI.
-func (r *Router) GetCurrentBootMode(ctx context.Context) (string, error) {
-	return route(ctx, r, "get_current_boot_mode", redfishFirst, func(c Client) (string, error) { return c.GetCurrentBootMode(ctx) })
-}
-
-// GetPendingBootMode returns the boot mode of the next boot.
-func (r *Router) GetPendingBootMode(ctx context.Context) (string, error) {
-	return route(ctx, r, "get_pending_boot_mode", redfishFirst, func(c Client) (string, error) { return c.GetPendingBootMode(ctx) })
-}
-
-// SetPendingBootMode sets the boot mode applied at the next reset.
-func (r *Router) SetPendingBootMode(ctx context.Context, mode string) error {
-	return do(ctx, r, "set_pending_boot_mode", redfishFirst, func(c Client) error { return c.SetPendingBootMode(ctx, mode) })
-}
-
-// GetSupportedBootMode returns the supported boot modes.
-func (r *Router) GetSupportedBootMode(ctx context.Context) (string, error) {
-	return route(ctx, r, "get_supported_boot_mode", redfishFirst, func(c Client) (string, error) { return c.GetSupportedBootMode(ctx) })
-}
-
-// GetSecureBootMode reports whether secure boot is on.
-func (r *Router) GetSecureBootMode(ctx context.Context) (bool, error) {
-	return route(ctx, r, "get_secure_boot_mode", redfishFirst, func(c Client) (bool, error) { return c.GetSecureBootMode(ctx) })
-}
-
-// SetSecureBootMode switches secure boot.
-func (r *Router) SetSecureBootMode(ctx context.Context, enable bool) error {
-	return do(ctx, r, "set_secure_boot_mode", redfishFirst, func(c Client) error { return c.SetSecureBootMode(ctx, enable) })
-}
-
-// ResetSecureBootKeys restores the default keys.
-func (r *Router) ResetSecureBootKeys(ctx context.Context) error {
-	return do(ctx, r, "reset_secure_boot_keys", redfishFirst, func(c Client) error { return c.ResetSecureBootKeys(ctx) })
-}
-
-// ClearSecureBootKeys deletes all keys.
-func (r *Router) ClearSecureBootKeys(ctx context.Context) error {
-	return do(ctx, r, "clear_secure_boot_keys", redfishFirst, func(c Client) error { return c.ClearSecureBootKeys(ctx) })
-}
-
-// InsertVirtualMedia inserts url into device.
-func (r *Router) InsertVirtualMedia(ctx context.Context, url, device string) error {
-	return do(ctx, r, "insert_virtual_media", redfishFirst, func(c Client) error { return c.InsertVirtualMedia(ctx, url, device) })
-}
-
-// EjectVirtualMedia ejects device (no-op when empty).
-func (r *Router) EjectVirtualMedia(ctx context.Context, device string) error {
-	return do(ctx, r, "eject_virtual_media", redfishFirst, func(c Client) error { return c.EjectVirtualMedia(ctx, device) })
-}
-
-// GetVMStatus returns the state of device.
-func (r *Router) GetVMStatus(ctx context.Context, device string) (VMStatus, error) {
-	return route(ctx, r, "get_vm_status", redfishFirst, func(c Client) (VMStatus, error) { return c.GetVMStatus(ctx, device) })
-}
-
-// SetVMStatus sets the boot option and write protection of device.
-func (r *Router) SetVMStatus(ctx context.Context, device, bootOption, writeProtect string) error {
-	return do(ctx, r, "set_vm_status", redfishFirst, func(c Client) error { return c.SetVMStatus(ctx, device, bootOption, writeProtect) })
-}
-
-// ResetILO resets the iLO (RESET_RIB when RIBCL answers, as proliantutils
-// does on every generation) and waits until it answers again.
-func (r *Router) ResetILO(ctx context.Context) error {
-	return do(ctx, r, "reset_ilo", ribclFirst, func(c Client) error { return c.ResetILO(ctx) })
-}
-
-// ResetBIOSToDefault restores the BIOS defaults.
-func (r *Router) ResetBIOSToDefault(ctx context.Context) error {
-	return do(ctx, r, "reset_bios_to_default", redfishFirst, func(c Client) error { return c.ResetBIOSToDefault(ctx) })
-}
-
-// ResetILOCredential changes the login user's password.
-func (r *Router) ResetILOCredential(ctx context.Context, newPassword string) error {
-	return do(ctx, r, "reset_ilo_credential", redfishFirst, func(c Client) error { return c.ResetILOCredential(ctx, newPassword) })
-}
-
-// GetEssentialProperties inspects the server (RIBCL first on Gen9, as
-// proliantutils).
-func (r *Router) GetEssentialProperties(ctx context.Context) (EssentialProperties, error) {
-	return route(ctx, r, "get_essential_properties", ribclOnGen9, func(c Client) (EssentialProperties, error) { return c.GetEssentialProperties(ctx) })
-}
-
-// GetServerCapabilities returns the capabilities map.
-func (r *Router) GetServerCapabilities(ctx context.Context) (map[string]string, error) {
-	return route(ctx, r, "get_server_capabilities", redfishFirst, func(c Client) (map[string]string, error) { return c.GetServerCapabilities(ctx) })
-}
-
-// GetHostHealthData returns sensors (RIBCL GET_EMBEDDED_HEALTH when it answers).
-func (r *Router) GetHostHealthData(ctx context.Context) (HealthData, error) {
-	return route(ctx, r, "get_host_health_data", ribclFirst, func(c Client) (HealthData, error) { return c.GetHostHealthData(ctx) })
-}
-
-// GetAllLicenses lists the installed licences (RIBCL when it answers).
-func (r *Router) GetAllLicenses(ctx context.Context) ([]License, error) {
-	return route(ctx, r, "get_all_licenses", ribclFirst, func(c Client) ([]License, error) { return c.GetAllLicenses(ctx) })
-}
-
-// ActivateLicense installs a licence key.
-func (r *Router) ActivateLicense(ctx context.Context, key string) error {
-	return do(ctx, r, "activate_license", redfishFirst, func(c Client) error { return c.ActivateLicense(ctx, key) })
 }

@@ -3,7 +3,6 @@ package ilo
 import (
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -16,9 +15,10 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
-	"github.com/lightsout/lightsout/bindings/ilo/internal/fakeilo"
 	"github.com/lightsout/lightsout/runtime/module"
 	"github.com/lightsout/lightsout/runtime/module/moduletest"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/simtest"
 )
 
 func newNode(info map[string]any) *moduletest.Node {
@@ -47,22 +47,27 @@ bmc:set_host_power("OFF")
 assert(bmc:get_host_power_status() == "OFF")
 bmc:set_pending_boot_mode("LEGACY")
 assert(bmc:get_pending_boot_mode() == "LEGACY", bmc:get_pending_boot_mode())
-bmc:set_pending_boot_mode("UEFI")
-assert(bmc:get_pending_boot_mode() == "UEFI")
+if SECURE then -- the UEFI generations
+  bmc:set_pending_boot_mode("UEFI")
+  assert(bmc:get_pending_boot_mode() == "UEFI")
+end
 local ok, err = pcall(function() bmc:set_secure_boot_mode(true) end)
 if SECURE then
   assert(ok, tostring(err))
+  bmc:set_host_power("ON") -- like a real iLO, the setting applies at the next boot
   assert(bmc:get_secure_boot_mode() == true)
   bmc:set_secure_boot_mode(false)
+  bmc:reset_server()
   assert(bmc:get_secure_boot_mode() == false)
+  bmc:set_host_power("OFF")
 else
   assert(not ok and err.code == "not_supported", tostring(err))
   assert(err.operation == "set_secure_boot_mode", err.operation)
 end
 bmc:eject_virtual_media("CDROM") -- nothing inserted: no-op
-bmc:insert_virtual_media("http://127.0.0.1:9/boot.iso", "CDROM")
+bmc:insert_virtual_media(IMAGE, "CDROM")
 local st = bmc:get_vm_status("CDROM")
-assert(st.inserted and st.image_url == "http://127.0.0.1:9/boot.iso", st.image_url)
+assert(st.inserted and st.image_url == IMAGE, st.image_url)
 bmc:eject_virtual_media("CDROM")
 assert(bmc:get_vm_status("CDROM").image_inserted == "NO")
 local props = bmc:get_essential_properties()
@@ -88,20 +93,19 @@ func TestLuaLifecyclePerGeneration(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimSpace(tc.protocol)+"-gen"+itoa(tc.gen), func(t *testing.T) {
-			srv := fakeilo.New(tc.gen)
-			defer srv.Close()
-			node := newNode(srv.DriverInfo())
+			s, srv := simtest.ILO(t, tc.gen, simtest.WithRequestLog(), simtest.WithBootModes(map[bool]string{true: "LEGACY_UEFI", false: "LEGACY_ONLY"}[tc.secure]))
+			node := newNode(simtest.DriverInfo(s, 0))
 			m := NewModule()
-			script := "SECURE = " + map[bool]string{true: "true", false: "false"}[tc.secure] + "\n" + lifecycle
+			script := "SECURE = " + map[bool]string{true: "true", false: "false"}[tc.secure] + "\nIMAGE = '" + simtest.ImageServer(t) + "/boot.iso'\n" + lifecycle
 			run, err := runLua(t, m, node, script)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if srv.OpenSessions() != 0 {
-				t.Fatalf("%d Redfish sessions left open", srv.OpenSessions())
+			if srv.Sessions() != 0 {
+				t.Fatalf("%d Redfish sessions left open", srv.Sessions())
 			}
 			p, ok := ProbeFromMap(node.Int[InternalProbe].(map[string]any))
-			if !ok || p.Generation != tc.gen || p.RIBCL != tc.ribcl || p.Model != srv.Model() {
+			if !ok || p.Generation != tc.gen || p.RIBCL != tc.ribcl || p.Model != srv.Hardware().Model {
 				t.Fatalf("cached probe %+v", p)
 			}
 			var seen bool
@@ -110,7 +114,7 @@ func TestLuaLifecyclePerGeneration(t *testing.T) {
 					continue
 				}
 				b, _ := json.Marshal(e.Data)
-				if strings.Contains(string(b), srv.Password) {
+				if strings.Contains(string(b), srv.Password()) {
 					t.Fatalf("password in event %s", b)
 				}
 				if e.Name == "ilo.set_host_power" && !seen {
@@ -124,11 +128,11 @@ func TestLuaLifecyclePerGeneration(t *testing.T) {
 				t.Fatalf("no ilo.set_host_power event in %v", run.Calls())
 			}
 			// A second run uses the cached probe: no GET_PRODUCT_NAME, no Systems walk first.
-			before := len(srv.Log())
+			before := len(srv.RequestLog())
 			if _, err := runLua(t, m, node, `local b = require("ilo").connect(); assert(b:get_host_power_status() == "OFF")`); err != nil {
 				t.Fatal(err)
 			}
-			for _, l := range srv.Log()[before:] {
+			for _, l := range srv.RequestLog()[before:] {
 				if strings.Contains(l, "GET_PRODUCT_NAME") {
 					t.Fatalf("second run re-probed: %s", l)
 				}
@@ -142,8 +146,7 @@ func itoa(n int) string {
 }
 
 func TestLuaConnectPlainTableAndErrors(t *testing.T) {
-	srv := fakeilo.New(10)
-	defer srv.Close()
+	_, srv := simtest.ILO(t, 10)
 	m := NewModule()
 	script := `
 local ilo = require("ilo")
@@ -158,7 +161,7 @@ assert(not tostring(err2):find("wrong"))
 	run := moduletest.NewRun(context.Background(), nil)
 	L := moduletest.Open(run, m)
 	defer L.Close()
-	L.SetGlobal("ADDR", lua.LString(srv.Host()))
+	L.SetGlobal("ADDR", lua.LString("127.0.0.1"))
 	L.SetGlobal("PORT", lua.LNumber(srv.Port()))
 	if err := L.DoString(script); err != nil {
 		t.Fatal(err)
@@ -173,9 +176,8 @@ assert(not tostring(err2):find("wrong"))
 
 // Go callers (vmedia, agent) type-assert the userdata's Value and are recorded.
 func TestUserdataValueIsRecordedClient(t *testing.T) {
-	srv := fakeilo.New(8)
-	defer srv.Close()
-	node := newNode(srv.DriverInfo())
+	s, srv := simtest.ILO(t, 8)
+	node := newNode(simtest.DriverInfo(s, 0))
 	run := moduletest.NewRun(context.Background(), node)
 	L := moduletest.Open(run, NewModule())
 	defer L.Close()
@@ -194,10 +196,11 @@ func TestUserdataValueIsRecordedClient(t *testing.T) {
 	if !ok {
 		t.Fatalf("userdata value %T lacks the methods", ud.Value)
 	}
-	if err := vm.InsertVirtualMedia(context.Background(), "http://127.0.0.1/x.img", "FLOPPY"); err != nil {
+	img := simtest.ImageServer(t) + "/x.img"
+	if err := vm.InsertVirtualMedia(context.Background(), img, "FLOPPY"); err != nil {
 		t.Fatal(err)
 	}
-	if srv.Media("1") != "http://127.0.0.1/x.img" {
+	if srv.State().Media["FLOPPY"].URL != img {
 		t.Fatal("not inserted")
 	}
 	if c := run.Calls(); len(c) != 1 || c[0] != "ilo.insert_virtual_media" {
@@ -205,9 +208,11 @@ func TestUserdataValueIsRecordedClient(t *testing.T) {
 	}
 }
 
-func connectTo(t *testing.T, srv *fakeilo.Server, mod func(map[string]any)) *Router {
+// connectTo connects a router to the simulator's first server, after mod
+// changed its driver_info.
+func connectTo(t *testing.T, s *sim.Sim, mod func(map[string]any)) *Router {
 	t.Helper()
-	info := srv.DriverInfo()
+	info := simtest.DriverInfo(s, 0)
 	if mod != nil {
 		mod(info)
 	}
@@ -226,84 +231,60 @@ func connectTo(t *testing.T, srv *fakeilo.Server, mod func(map[string]any)) *Rou
 
 func TestFaultCodes(t *testing.T) {
 	ctx := context.Background()
-	t.Run("busy is retried", func(t *testing.T) {
-		srv := fakeilo.New(10)
-		defer srv.Close()
-		r := connectTo(t, srv, nil)
-		srv.Set(func(st *fakeilo.State) { st.Busy = 2 })
-		if err := r.SetHostPower(ctx, "ON"); err != nil {
-			t.Fatal(err)
-		}
-		if srv.Get().Power != "On" {
-			t.Fatal("not powered on")
-		}
-	})
-	t.Run("503 forever is transient within client_timeout", func(t *testing.T) {
-		srv := fakeilo.New(8)
-		defer srv.Close()
-		r := connectTo(t, srv, func(m map[string]any) { m["client_timeout"] = 1 })
-		srv.Set(func(st *fakeilo.State) { st.Fail503 = 1 << 30 })
-		start := time.Now()
-		_, err := r.GetHostPowerStatus(ctx)
-		if module.CodeOf(err) != module.CodeTransient {
-			t.Fatalf("want transient, got %v", err)
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("took %s", d)
-		}
-	})
-	t.Run("hang is a timeout within client_timeout", func(t *testing.T) {
-		srv := fakeilo.New(10)
-		defer srv.Close()
-		r := connectTo(t, srv, func(m map[string]any) { m["client_timeout"] = 0.5 })
-		srv.Set(func(st *fakeilo.State) { st.Hang = time.Minute })
-		start := time.Now()
-		_, err := r.GetHostPowerStatus(ctx)
-		if c := module.CodeOf(err); c != module.CodeTimeout {
-			t.Fatalf("want timeout, got %s: %v", c, err)
-		}
-		if d := time.Since(start); d > 1500*time.Millisecond {
-			t.Fatalf("took %s", d)
-		}
-		srv.Set(func(st *fakeilo.State) { st.Hang = 0 })
-	})
-	t.Run("session limit falls back to basic auth", func(t *testing.T) {
-		srv := fakeilo.New(10)
-		defer srv.Close()
-		r := connectTo(t, srv, nil)
-		if _, err := r.GetProductName(ctx); err != nil { // probe via RIBCL
-			t.Fatal(err)
-		}
-		srv.Set(func(st *fakeilo.State) { st.SessionLimit = 0 })
-		srv.Set(func(st *fakeilo.State) { st.SessionLimit = -1 })
-		// A limit of -1 never lets a session in (len >= -1).
-		if p, err := r.GetHostPowerStatus(ctx); err != nil || p != "OFF" {
-			t.Fatalf("%q %v", p, err)
-		}
-		if srv.MaxSessions() != 0 {
-			t.Fatal("a session was created")
-		}
-	})
-	t.Run("run cancelled", func(t *testing.T) {
-		srv := fakeilo.New(10)
-		defer srv.Close()
-		r := connectTo(t, srv, nil)
-		srv.Set(func(st *fakeilo.State) { st.Hang = time.Minute })
-		cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		defer cancel()
-		_, err := r.GetHostPowerStatus(cctx)
-		if c := module.CodeOf(err); c != module.CodeTimeout {
-			t.Fatalf("want timeout, got %s: %v", c, err)
-		}
-		srv.Set(func(st *fakeilo.State) { st.Hang = 0 })
-	})
+	tests := []struct {
+		name    string
+		gen     int
+		timeout float64
+		faults  sim.Faults
+		ctx     time.Duration // 0: no deadline of the run's own
+		code    string        // "" : the call succeeds
+		within  time.Duration
+	}{
+		{"busy is retried", 10, 5, sim.Faults{Busy: 2}, 0, "", 5 * time.Second},
+		{"503 forever is transient within client_timeout", 8, 1, sim.Faults{ErrorRate: 1, ErrorKinds: []string{"503"}}, 0, module.CodeTransient, 2 * time.Second},
+		{"hang is a timeout within client_timeout", 10, 0.5, sim.Faults{Hang: true}, 0, module.CodeTimeout, 1500 * time.Millisecond},
+		{"run cancelled", 10, 5, sim.Faults{Hang: true}, 200 * time.Millisecond, module.CodeTimeout, 1500 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, srv := simtest.ILO(t, tc.gen)
+			r := connectTo(t, s, func(m map[string]any) { m["client_timeout"] = tc.timeout })
+			if err := srv.SetFaults(tc.faults); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = srv.SetFaults(sim.Faults{}) }()
+			cctx := ctx
+			if tc.ctx > 0 {
+				var cancel context.CancelFunc
+				cctx, cancel = context.WithTimeout(ctx, tc.ctx)
+				defer cancel()
+			}
+			start := time.Now()
+			var err error
+			if tc.code == "" {
+				err = r.SetHostPower(cctx, "ON")
+			} else {
+				_, err = r.GetHostPowerStatus(cctx)
+			}
+			if c := luaCode(err); tc.code == "" && err != nil || tc.code != "" && c != tc.code {
+				t.Fatalf("want %q, got %s: %v", tc.code, c, err)
+			}
+			if d := time.Since(start); d > tc.within {
+				t.Fatalf("took %s, want within %s", d, tc.within)
+			}
+			if tc.code == "" && srv.State().Power != "ON" {
+				t.Fatal("not powered on")
+			}
+		})
+	}
+	// An exhausted session limit (the login and the basic-auth fall-back
+	// both refused, as on a real iLO) is covered by TestSimulatorFaults.
 }
 
-func writeCert(t *testing.T, srv *fakeilo.Server) string {
+func writeCert(t *testing.T, s *sim.Sim) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ca.pem")
-	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.HTTP.Certificate().Raw})
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	if err := os.WriteFile(path, s.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -311,51 +292,49 @@ func writeCert(t *testing.T, srv *fakeilo.Server) string {
 
 func TestTLS(t *testing.T) {
 	ctx := context.Background()
-	srv := fakeilo.New(8)
-	defer srv.Close()
-	secure := func(m map[string]any) { delete(m, "ilo_insecure") }
+	s, _ := simtest.ILO(t, 8)
+	secure := func(m map[string]any) { delete(m, "ilo_verify_ca"); delete(m, "ilo_insecure") }
 
-	r := connectTo(t, srv, secure)
+	r := connectTo(t, s, secure)
 	_, err := r.GetHostPowerStatus(ctx)
 	if err == nil || !strings.Contains(err.Error(), "ilo_verify_ca") || iloapi.IsTransient(err) {
 		t.Fatalf("unverified certificate must fail with a hint: %v", err)
 	}
 
-	ca := writeCert(t, srv)
-	r = connectTo(t, srv, func(m map[string]any) { secure(m); m["ilo_verify_ca"] = ca })
+	ca := writeCert(t, s)
+	r = connectTo(t, s, func(m map[string]any) { secure(m); m["ilo_verify_ca"] = ca })
 	if _, err := r.GetHostPowerStatus(ctx); err != nil {
 		t.Fatalf("with ilo_verify_ca: %v", err)
 	}
-	r = connectTo(t, srv, func(m map[string]any) { secure(m); m["ilo_verify_ca"] = filepath.Dir(ca) })
+	r = connectTo(t, s, func(m map[string]any) { secure(m); m["ilo_verify_ca"] = filepath.Dir(ca) })
 	if _, err := r.GetHostPowerStatus(ctx); err != nil {
 		t.Fatalf("with ilo_verify_ca dir: %v", err)
 	}
 
 	// Trust on first use through the Lua module: recorded, then enforced.
-	node := newNode(srv.DriverInfo())
-	delete(node.Info, "ilo_insecure")
+	node := newNode(simtest.DriverInfo(s, 0))
+	secure(node.Info)
 	node.Info["ilo_cert_pin"] = "tofu"
 	m := NewModule()
 	if _, err := runLua(t, m, node, `assert(require("ilo").connect():get_host_power_status())`); err != nil {
 		t.Fatal(err)
 	}
-	want := iloapi.Fingerprint(srv.HTTP.Certificate().Raw)
+	want := iloapi.Fingerprint(s.CertDER())
 	if node.Int[InternalCertPin] != want {
 		t.Fatalf("pin %v, want %s", node.Int[InternalCertPin], want)
 	}
-	other := fakeilo.NewFresh(8)
-	defer other.Close()
-	node.Info["client_port"] = int64(other.Port())
+	other, otherSrv := simtest.ILO(t, 8, simtest.WithPassword(node.Info["ilo_password"].(string))) // a fresh CA and certificate
+	node.Info["client_port"] = int64(otherSrv.Port())
 	node.Int[InternalProbe] = nil
 	_, err = runLua(t, m, node, `local ok, e = pcall(function() return require("ilo").connect():get_host_power_status() end)
 assert(not ok); error(e.message)`)
-	got := iloapi.Fingerprint(other.HTTP.Certificate().Raw)
+	got := iloapi.Fingerprint(other.CertDER())
 	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), got) {
 		t.Fatalf("pin mismatch must name both fingerprints %s and %s: %v", want, got, err)
 	}
 
 	// An explicit fingerprint pin.
-	r = connectTo(t, srv, func(m map[string]any) { secure(m); m["ilo_cert_pin"] = got })
+	r = connectTo(t, s, func(m map[string]any) { secure(m); m["ilo_cert_pin"] = got })
 	_, err = r.GetHostPowerStatus(ctx)
 	var pe *PinMismatchError
 	if !errors.As(err, &pe) || pe.Expected != got || pe.Got != want {
@@ -404,12 +383,13 @@ func TestParseDriverInfo(t *testing.T) {
 }
 
 func TestLimiterSharedAcrossRuns(t *testing.T) {
-	srv := fakeilo.New(8)
-	defer srv.Close()
-	srv.Set(func(st *fakeilo.State) { st.Hang = 50 * time.Millisecond })
+	s, srv := simtest.ILO(t, 8)
+	if err := srv.SetFaults(sim.Faults{Latency: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
 	m := &Module{MaxRequests: 2}
-	node := newNode(srv.DriverInfo())
-	node.Int[InternalProbe] = Probe{Address: srv.Host() + ":" + itoaPort(srv.Port()), Model: srv.Model(), Generation: 8, RIBCL: true}.Map()
+	node := newNode(simtest.DriverInfo(s, 0))
+	node.Int[InternalProbe] = Probe{Address: srv.Addr(), Model: srv.Hardware().Model, Generation: 8, RIBCL: true}.Map()
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for i := 0; i < 8; i++ {
@@ -427,32 +407,29 @@ func TestLimiterSharedAcrossRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := srv.MaxInflight(); got != 2 {
+	if got := srv.MaxInFlight(); got != 2 {
 		t.Fatalf("max in flight %d, want 2", got)
 	}
 }
 
-func itoaPort(p int) string { b, _ := json.Marshal(p); return string(b) }
-
 func TestNoGoroutineLeak(t *testing.T) {
 	base := runtime.NumGoroutine()
 	func() {
-		srv := fakeilo.New(10)
-		defer srv.Close()
-		r := connectTo(t, srv, nil)
+		s, srv := simtest.ILO(t, 10)
+		defer s.Close()
+		r := connectTo(t, s, nil)
 		ctx := context.Background()
 		for i := 0; i < 5; i++ {
 			if _, err := r.GetHostPowerStatus(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
-		srv.Set(func(st *fakeilo.State) { st.Hang = time.Minute })
+		_ = srv.SetFaults(sim.Faults{Hang: true})
 		cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		_, _ = r.GetHostPowerStatus(cctx)
 		cancel()
-		srv.Set(func(st *fakeilo.State) { st.Hang = 0 })
+		_ = srv.SetFaults(sim.Faults{})
 		r.Close()
-		srv.HTTP.CloseClientConnections()
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > base+1 {
@@ -470,5 +447,37 @@ func TestGenerationOf(t *testing.T) {
 		if got := GenerationOf(model); got != want {
 			t.Errorf("%s: %d want %d", model, got, want)
 		}
+	}
+}
+
+// A binding that records the BMC step itself (vmedia) takes the
+// unrecorded client: the call is not an ilo.* event, and its errors still
+// carry their Lua codes.
+func TestUnrecordedClientRecordsNothing(t *testing.T) {
+	s, srv := simtest.ILO(t, 10)
+	node := newNode(simtest.DriverInfo(s, 0))
+	run := moduletest.NewRun(context.Background(), node)
+	L := moduletest.Open(run, NewModule())
+	defer L.Close()
+	if err := L.DoString(`bmc = require("ilo").connect()`); err != nil {
+		t.Fatal(err)
+	}
+	u, ok := L.GetGlobal("bmc").(*lua.LUserData).Value.(interface{ Unrecorded() iloapi.Client })
+	if !ok {
+		t.Fatal("the userdata value has no Unrecorded method")
+	}
+	c := u.Unrecorded()
+	ctx := context.Background()
+	img := simtest.ImageServer(t) + "/boot.iso"
+	if err := c.InsertVirtualMedia(ctx, img, "CDROM"); err != nil || !srv.State().Media["CDROM"].Inserted {
+		t.Fatalf("insert: %v", err)
+	}
+	err := c.SetOneTimeBoot(ctx, "FLOPPYDISK")
+	var me *module.Error
+	if !errors.As(err, &me) || me.Code != module.CodeInvalid || me.Operation != "set_one_time_boot" {
+		t.Fatalf("bad device: %#v", err)
+	}
+	if calls := run.Calls(); len(calls) != 0 {
+		t.Fatalf("the unrecorded client recorded %v", calls)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,9 +13,10 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
 	"github.com/lightsout/lightsout/runtime/module"
 	"github.com/lightsout/lightsout/runtime/module/moduletest"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/simtest"
 )
 
 // simLifecycle runs against the product simulator: power cycle, pending
@@ -71,47 +71,15 @@ assert(p.properties.memory_mb > 0 and p.properties.cpus > 0, "essential properti
 bmc:set_host_power("OFF")
 `
 
-func imageServer(t *testing.T) *httptest.Server {
-	t.Helper()
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "4096")
-		if r.Method == http.MethodGet {
-			_, _ = w.Write(make([]byte, 4096))
-		}
-	}))
-	t.Cleanup(ts.Close)
-	return ts
-}
-
-func startSim(t *testing.T, nodes string) *sim.Sim {
-	t.Helper()
-	specs, err := sim.ParseNodes(nodes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := sim.New(sim.Options{Nodes: specs, DiskSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
+// simNode is server i of s as a node of the store.
 func simNode(s *sim.Sim, i int) *moduletest.Node {
 	inv := s.Inventory()[i]
-	info := map[string]any{}
-	for k, v := range inv.DriverInfo {
-		if n, ok := v.(int); ok {
-			v = int64(n)
-		}
-		info[k] = v
-	}
-	return &moduletest.Node{ID: "uuid-" + inv.Name, NodeName: inv.Name, Drv: inv.Driver, Info: info, Int: map[string]any{}}
+	return &moduletest.Node{ID: "uuid-" + inv.Name, NodeName: inv.Name, Drv: inv.Driver, Info: simtest.DriverInfo(s, i), Int: map[string]any{}}
 }
 
 func TestAgainstSimulator(t *testing.T) {
-	s := startSim(t, "gen8=1,gen9=1,gen10=1,gen11=1")
-	img := imageServer(t).URL + "/images/boot.iso"
+	s := simtest.Start(t, "gen8=1,gen9=1,gen10=1,gen11=1")
+	img := simtest.ImageServer(t) + "/images/boot.iso"
 	m := NewModule()
 	for i, srv := range s.Servers() {
 		gen := string(srv.Generation())
@@ -168,7 +136,7 @@ func simRouter(t *testing.T, s *sim.Sim, i int, timeout float64) *Router {
 
 func TestSimulatorFaults(t *testing.T) {
 	base := runtime.NumGoroutine()
-	s := startSim(t, "gen8=1,gen10=1")
+	s := simtest.Start(t, "gen8=1,gen10=1")
 	ctx := context.Background()
 	const timeout = 1.0
 	limit := time.Duration(timeout*float64(time.Second)) + 700*time.Millisecond
@@ -183,11 +151,11 @@ func TestSimulatorFaults(t *testing.T) {
 			faults sim.Faults
 			check  func(err error) bool
 		}{
-			{"latency above client_timeout", sim.Faults{Latency: 3 * time.Second}, func(err error) bool { return module.CodeOf(err) == module.CodeTimeout }},
-			{"hang", sim.Faults{Hang: true}, func(err error) bool { return module.CodeOf(err) == module.CodeTimeout }},
-			{"always 503", sim.Faults{ErrorRate: 1, ErrorKinds: []string{"503"}}, func(err error) bool { return module.CodeOf(err) == module.CodeTransient }},
-			{"connection resets", sim.Faults{ErrorRate: 1, ErrorKinds: []string{"reset"}}, func(err error) bool { return module.CodeOf(err) == module.CodeTransient }},
-			{"50% 503", sim.Faults{ErrorRate: 0.5, ErrorKinds: []string{"503"}}, func(err error) bool { return err == nil || module.CodeOf(err) == module.CodeTransient }},
+			{"latency above client_timeout", sim.Faults{Latency: 3 * time.Second}, func(err error) bool { return luaCode(err) == module.CodeTimeout }},
+			{"hang", sim.Faults{Hang: true}, func(err error) bool { return luaCode(err) == module.CodeTimeout }},
+			{"always 503", sim.Faults{ErrorRate: 1, ErrorKinds: []string{"503"}}, func(err error) bool { return luaCode(err) == module.CodeTransient }},
+			{"connection resets", sim.Faults{ErrorRate: 1, ErrorKinds: []string{"reset"}}, func(err error) bool { return luaCode(err) == module.CodeTransient }},
+			{"50% 503", sim.Faults{ErrorRate: 0.5, ErrorKinds: []string{"503"}}, func(err error) bool { return err == nil || luaCode(err) == module.CodeTransient }},
 		}
 		for _, tc := range cases {
 			if err := srv.SetFaults(tc.faults); err != nil {
@@ -200,7 +168,7 @@ func TestSimulatorFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !tc.check(err) {
-				t.Errorf("%s %s: wrong outcome %s: %v", gen, tc.name, module.CodeOf(err), err)
+				t.Errorf("%s %s: wrong outcome %s: %v", gen, tc.name, luaCode(err), err)
 			}
 			if d > limit {
 				t.Errorf("%s %s: took %s, beyond client_timeout plus retries (%s)", gen, tc.name, d, limit)
@@ -214,7 +182,7 @@ func TestSimulatorFaults(t *testing.T) {
 		for j := 0; j < 6; j++ {
 			if _, err := r.GetHostPowerStatus(ctx); err == nil {
 				okCalls++
-			} else if module.CodeOf(err) != module.CodeTransient {
+			} else if luaCode(err) != module.CodeTransient {
 				t.Errorf("%s 50%% 503: %v", gen, err)
 			}
 		}
@@ -257,8 +225,8 @@ func TestSimulatorFaults(t *testing.T) {
 	r := simRouter(t, s, 1, timeout)
 	start := time.Now()
 	_, err = r.GetSecureBootMode(ctx)
-	if module.CodeOf(err) != module.CodeTransient || !strings.Contains(err.Error(), "SessionLimitExceeded") {
-		t.Fatalf("with the session limit reached: %v (code %s), want transient naming SessionLimitExceeded", err, module.CodeOf(err))
+	if luaCode(err) != module.CodeTransient || !strings.Contains(err.Error(), "SessionLimitExceeded") {
+		t.Fatalf("with the session limit reached: %v (code %s), want transient naming SessionLimitExceeded", err, luaCode(err))
 	}
 	if d := time.Since(start); d > limit {
 		t.Fatalf("session limit: gave up after %s, want within %s", d, limit)

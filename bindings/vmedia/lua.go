@@ -11,6 +11,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
 	"github.com/lightsout/lightsout/bindings/swift"
 	"github.com/lightsout/lightsout/bindings/webstore"
 	"github.com/lightsout/lightsout/runtime/module"
@@ -146,6 +147,11 @@ func addSwiftKey(r module.Run, md *Media) {
 func checkBMC(L *lua.LState, n int, op string) BMC {
 	v := L.Get(n)
 	if ud, ok := v.(*lua.LUserData); ok {
+		// vmedia records each BMC step itself: take the ilo client that
+		// does not record too, so each BMC call is one event.
+		if u, ok := ud.Value.(interface{ Unrecorded() iloapi.Client }); ok {
+			return u.Unrecorded()
+		}
 		if b, ok := ud.Value.(BMC); ok {
 			return b
 		}

@@ -12,9 +12,9 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/lightsout/lightsout/bindings/ilo"
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
 	"github.com/lightsout/lightsout/bindings/vmedia"
 	"github.com/lightsout/lightsout/runtime/module/moduletest"
+	"github.com/lightsout/lightsout/sim"
 )
 
 // fetchLog records what the simulated iLOs fetched.

@@ -6,8 +6,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
-	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 	"github.com/spf13/cobra"
 
 	"github.com/lightsout/lightsout/runtime/app"

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
+	"github.com/lightsout/lightsout/sim"
 )
 
 // TestLuaLifecycleOnEveryGeneration is issue 3's acceptance check: a Lua

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/states"
+	"github.com/lightsout/lightsout/sim"
 )
 
 // BenchmarkDeploy200 deploys a 64 MiB image to 200 simulated gen10 nodes

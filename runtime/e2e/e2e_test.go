@@ -15,12 +15,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
-	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"
 	"github.com/lightsout/lightsout/runtime/testenv"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 )
 
 func gens(counts ...int) []sim.NodeSpec {

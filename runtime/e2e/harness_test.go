@@ -20,12 +20,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
-	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
 	"github.com/lightsout/lightsout/bindings/image"
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/store"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 )
 
 // fleet is a simulator whose servers boot the emulated IPA ramdisk from

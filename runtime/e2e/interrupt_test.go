@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
-	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(
   curl ca-certificates
-  # bindings/ilo: independent client of the simulator
+  # sim: proliantutils is an independent client of the simulator
   python3-proliantutils
   # bindings/image: floppy + ISO checks and media boot under qemu
   dosfstools mtools xorriso isolinux syslinux-common grub-efi-amd64-bin busybox-static cpio

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/lightsout/lightsout/runtime/module"
 )
 
 // StatusError carries the iLO's own status and message: a RIBCL STATUS
@@ -53,44 +51,120 @@ func (e *PinMismatchError) Error() string {
 		e.Address, e.Expected, e.Got)
 }
 
-// LoginFailed returns a login_failed error.
+// Kind says what went wrong, independently of how a caller reports it
+// (the ilo binding's Lua face maps each kind to a Lua error code).
+// A Kind is itself an error so that errors.Is(err, KindTransient) works.
+type Kind int
+
+// The kinds of iLO client errors.
+const (
+	KindOther        Kind = iota // anything else (TLS set-up, decoding, ...)
+	KindNotSupported             // the operation or protocol is not offered by this iLO
+	KindLoginFailed              // the iLO refused the credentials
+	KindTransient                // retried and still failing (5xx, reset, busy)
+	KindILO                      // the iLO answered with an error status (see *StatusError)
+	KindTimeout                  // the call's or the caller's deadline passed
+	KindCancelled                // the caller cancelled
+	KindInvalid                  // a bad argument from the caller
+)
+
+var kindNames = [...]string{"error", "not supported", "login failed", "transient", "iLO error", "timeout", "cancelled", "invalid argument"}
+
+// String names the kind.
+func (k Kind) String() string {
+	if k < 0 || int(k) >= len(kindNames) {
+		return fmt.Sprintf("Kind(%d)", int(k))
+	}
+	return kindNames[k]
+}
+
+// Error lets a Kind be the target of errors.Is.
+func (k Kind) Error() string { return k.String() }
+
+// Error is an iLO client error: its Kind, the operation ("set_host_power"),
+// a message without secrets and the underlying error (a *StatusError for
+// KindILO, an *UnavailableError for a missing protocol, ...).
+type Error struct {
+	Kind    Kind
+	Op      string
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Op != "" {
+		return e.Op + ": " + e.Message
+	}
+	return e.Message
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is e's Kind.
+func (e *Error) Is(target error) bool {
+	k, ok := target.(Kind)
+	return ok && k == e.Kind
+}
+
+// KindOf returns the kind of err: an *Error's kind, KindTimeout and
+// KindCancelled for context errors, else KindOther.
+func KindOf(err error) Kind {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e.Kind
+	case errors.Is(err, context.DeadlineExceeded):
+		return KindTimeout
+	case errors.Is(err, context.Canceled):
+		return KindCancelled
+	}
+	return KindOther
+}
+
+// LoginFailed returns a KindLoginFailed error.
 func LoginFailed(op, msg string, err error) error {
-	return &module.Error{Code: module.CodeLoginFailed, Operation: op, Message: msg, Err: err}
+	return &Error{Kind: KindLoginFailed, Op: op, Message: msg, Err: err}
 }
 
-// NotSupported returns a not_supported error.
+// NotSupported returns a KindNotSupported error.
 func NotSupported(op, msg string, err error) error {
-	return &module.Error{Code: module.CodeNotSupported, Operation: op, Message: msg, Err: err}
+	return &Error{Kind: KindNotSupported, Op: op, Message: msg, Err: err}
 }
 
-// Unavailable returns a not_supported error wrapping *UnavailableError.
+// Unavailable returns a KindNotSupported error wrapping *UnavailableError.
 func Unavailable(op, protocol, reason string) error {
 	u := &UnavailableError{Protocol: protocol, Reason: reason}
-	return &module.Error{Code: module.CodeNotSupported, Operation: op, Message: u.Error(), Err: u}
+	return &Error{Kind: KindNotSupported, Op: op, Message: u.Error(), Err: u}
 }
 
-// Transient returns a transient error (retried by Retry).
+// Transient returns a KindTransient error (retried by Retry).
 func Transient(op, msg string, err error) error {
-	return &module.Error{Code: module.CodeTransient, Operation: op, Message: msg, Err: err}
+	return &Error{Kind: KindTransient, Op: op, Message: msg, Err: err}
 }
 
-// ILOError returns an ilo_error wrapping the iLO's status and message.
+// ILOError returns a KindILO error wrapping the iLO's status and message.
 func ILOError(op string, se *StatusError) error {
-	return &module.Error{Code: module.CodeILOError, Operation: op, Message: se.Error(), Err: se}
+	return &Error{Kind: KindILO, Op: op, Message: se.Error(), Err: se}
 }
 
-// Invalid returns an invalid_argument error.
+// Timeout returns a KindTimeout error.
+func Timeout(op, msg string, err error) error {
+	return &Error{Kind: KindTimeout, Op: op, Message: msg, Err: err}
+}
+
+// Invalid returns a KindInvalid error.
 func Invalid(op, format string, args ...any) error {
-	return &module.Error{Code: module.CodeInvalid, Operation: op, Message: fmt.Sprintf(format, args...)}
+	return &Error{Kind: KindInvalid, Op: op, Message: fmt.Sprintf(format, args...)}
 }
 
-// Errorf returns a generic error with code "error".
+// Errorf returns a KindOther error.
 func Errorf(op string, err error, format string, args ...any) error {
-	return &module.Error{Code: module.CodeError, Operation: op, Message: fmt.Sprintf(format, args...), Err: err}
+	return &Error{Kind: KindOther, Op: op, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
 // IsTransient reports whether err is worth retrying.
-func IsTransient(err error) bool { return module.CodeOf(err) == module.CodeTransient }
+func IsTransient(err error) bool { return KindOf(err) == KindTransient }
 
 // IsUnavailable reports whether err says the protocol is not offered.
 func IsUnavailable(err error) bool {
@@ -98,30 +172,24 @@ func IsUnavailable(err error) bool {
 	return errors.As(err, &u)
 }
 
-// IsNotSupported reports whether err has the not_supported code.
-func IsNotSupported(err error) bool { return module.CodeOf(err) == module.CodeNotSupported }
+// IsNotSupported reports whether err is of KindNotSupported.
+func IsNotSupported(err error) bool { return KindOf(err) == KindNotSupported }
 
 // WithOperation returns err with its operation set to op when it is an
-// *module.Error without one; context errors become timeout/cancelled
-// *module.Error values so the code survives.
+// *Error without one; other errors become an *Error of their KindOf
+// (context errors: KindTimeout, KindCancelled) so the kind survives.
 func WithOperation(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var me *module.Error
-	if errors.As(err, &me) {
-		if me.Operation == "" {
-			c := *me
-			c.Operation = op
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Op == "" {
+			c := *e
+			c.Op = op
 			return &c
 		}
 		return err
 	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return &module.Error{Code: module.CodeTimeout, Operation: op, Message: err.Error(), Err: err}
-	case errors.Is(err, context.Canceled):
-		return &module.Error{Code: module.CodeCancelled, Operation: op, Message: err.Error(), Err: err}
-	}
-	return &module.Error{Code: module.CodeError, Operation: op, Message: err.Error(), Err: err}
+	return &Error{Kind: KindOf(err), Op: op, Message: err.Error(), Err: err}
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/lightsout/lightsout/runtime/module"
 )
 
 func TestRetry(t *testing.T) {
@@ -18,27 +16,27 @@ func TestRetry(t *testing.T) {
 	tests := []struct {
 		name     string
 		fn       func(n int) error
-		code     string
-		attempts int // exact, 0 = at least 2
+		code     Kind // kindOK: success
+		attempts int  // exact, 0 = at least 2
 	}{
 		{"success after transient", func(n int) error {
 			if n < 3 {
 				return Transient("op", "busy", nil)
 			}
 			return nil
-		}, "", 3},
+		}, kindOK, 3},
 		{"permanent is not retried", func(int) error {
 			return ILOError("op", &StatusError{Protocol: "ribcl", Status: "0x0035", Message: "bad"})
-		}, module.CodeILOError, 1},
-		{"login is not retried", func(int) error { return LoginFailed("op", "no", nil) }, module.CodeLoginFailed, 1},
-		{"transient until client_timeout", func(int) error { return Transient("op", "503", nil) }, module.CodeTransient, 0},
+		}, KindILO, 1},
+		{"login is not retried", func(int) error { return LoginFailed("op", "no", nil) }, KindLoginFailed, 1},
+		{"transient until client_timeout", func(int) error { return Transient("op", "503", nil) }, KindTransient, 0},
 	}
 	for _, tc := range tests {
 		n := 0
 		start := time.Now()
 		err := tr.Retry(context.Background(), "op", func(context.Context) error { n++; return tc.fn(n) })
-		if module.CodeOf(err) != tc.code {
-			t.Errorf("%s: code %q (%v)", tc.name, module.CodeOf(err), err)
+		if outcome(err) != tc.code {
+			t.Errorf("%s: kind %v (%v)", tc.name, outcome(err), err)
 		}
 		if (tc.attempts > 0 && n != tc.attempts) || (tc.attempts == 0 && n < 2) {
 			t.Errorf("%s: %d attempts", tc.name, n)
@@ -51,7 +49,7 @@ func TestRetry(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
 	err = tr.Retry(ctx, "op", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
-	if module.CodeOf(err) != module.CodeCancelled {
+	if KindOf(err) != KindCancelled {
 		t.Errorf("cancelled: %v", err)
 	}
 }
@@ -92,4 +90,15 @@ func index(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// kindOK is the outcome of a call that succeeded.
+const kindOK Kind = -1
+
+// outcome is kindOK for nil, else the error's kind.
+func outcome(err error) Kind {
+	if err == nil {
+		return kindOK
+	}
+	return KindOf(err)
 }

@@ -17,8 +17,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/lightsout/lightsout/runtime/module"
 )
 
 // DefaultMaxRequests is the default number of requests in flight to one iLO.
@@ -278,14 +276,14 @@ func (t *Transport) classify(ctx context.Context, r Request, err error) error {
 	}
 	var pin *PinMismatchError
 	if errors.As(err, &pin) {
-		return &module.Error{Code: module.CodeError, Message: pin.Error(), Err: pin}
+		return &Error{Kind: KindOther, Message: pin.Error(), Err: pin}
 	}
 	var ua x509.UnknownAuthorityError
 	var hn x509.HostnameError
 	var ci x509.CertificateInvalidError
 	var rec tls.RecordHeaderError
 	if errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &rec) {
-		return &module.Error{Code: module.CodeError, Err: err,
+		return &Error{Kind: KindOther, Err: err,
 			Message: fmt.Sprintf("TLS to iLO %s failed: %v (give driver_info ilo_verify_ca the iLO's CA file, or set ilo_cert_pin to pin its certificate)", t.opts.Address(), err)}
 	}
 	return Transient("", fmt.Sprintf("connection to iLO %s failed: %v", t.opts.Address(), err), err)
@@ -314,7 +312,7 @@ func (t *Transport) Retry(ctx context.Context, op string, fn func(ctx context.Co
 			if last != nil {
 				msg += "; earlier attempt: " + last.Error()
 			}
-			return &module.Error{Code: module.CodeTimeout, Operation: op, Message: msg, Err: err}
+			return Timeout(op, msg, err)
 		}
 		if !IsTransient(err) {
 			return WithOperation(op, err)

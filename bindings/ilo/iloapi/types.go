@@ -94,9 +94,8 @@ type License struct {
 
 // Client is every iLO operation the playbooks use, named after
 // proliantutils' IloClient methods. Every method is bounded by ctx and by
-// the client's client_timeout. Errors are *module.Error values with one of
-// the codes login_failed, not_supported, transient, ilo_error, timeout,
-// cancelled, invalid_argument or error.
+// the client's client_timeout. Errors are *Error values of one [Kind]
+// (or context errors, KindOf timeout/cancelled).
 type Client interface {
 	GetProductName(ctx context.Context) (string, error)
 	// GetHostPowerStatus returns "ON" or "OFF".

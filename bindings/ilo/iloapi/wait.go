@@ -3,8 +3,6 @@ package iloapi
 import (
 	"context"
 	"time"
-
-	"github.com/lightsout/lightsout/runtime/module"
 )
 
 // WaitUntilUp waits for an iLO to answer again after a reset. A reset iLO
@@ -27,7 +25,7 @@ func WaitUntilUp(ctx context.Context, op string, settle, interval, limit time.Du
 		return Transient(op, msg, ctx.Err())
 	}
 	fatal := func(err error) bool {
-		return IsNotSupported(err) || module.CodeOf(err) == module.CodeLoginFailed
+		return IsNotSupported(err) || KindOf(err) == KindLoginFailed
 	}
 	step := min(interval, 500*time.Millisecond)
 	for settleEnd := time.Now().Add(settle); last == nil && time.Now().Before(settleEnd); {

@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/lightsout/lightsout/runtime/module"
 )
 
 // fakeReset answers ok for upFor probes, then fails downFor probes, then
@@ -31,33 +29,33 @@ func TestWaitUntilUp(t *testing.T) {
 		name          string
 		upFor, downFo int32
 		settle, limit time.Duration
-		wantCode      string
+		wantCode      Kind // kindOK: success
 		minProbes     int32
 	}{
-		{"goes down then up", 2, 3, time.Second, time.Second, "", 6},
-		{"never seen down: settle passes", 1000, 0, 30 * time.Millisecond, time.Second, "", 2},
-		{"never up again: transient at limit", 1, 1 << 30, 20 * time.Millisecond, 80 * time.Millisecond, module.CodeTransient, 2},
+		{"goes down then up", 2, 3, time.Second, time.Second, kindOK, 6},
+		{"never seen down: settle passes", 1000, 0, 30 * time.Millisecond, time.Second, kindOK, 2},
+		{"never up again: transient at limit", 1, 1 << 30, 20 * time.Millisecond, 80 * time.Millisecond, KindTransient, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakeReset{upFor: tt.upFor, downFor: tt.downFo}
 			start := time.Now()
 			err := WaitUntilUp(context.Background(), "reset_ilo", tt.settle, iv, tt.limit, f.probe)
-			if module.CodeOf(err) != tt.wantCode {
-				t.Fatalf("err = %v, want code %q", err, tt.wantCode)
+			if outcome(err) != tt.wantCode {
+				t.Fatalf("err = %v, want kind %v", err, tt.wantCode)
 			}
 			if f.n.Load() < tt.minProbes {
 				t.Fatalf("%d probes, want >= %d", f.n.Load(), tt.minProbes)
 			}
-			if tt.wantCode == "" && tt.downFo > 0 && time.Since(start) >= tt.settle {
+			if tt.wantCode == kindOK && tt.downFo > 0 && time.Since(start) >= tt.settle {
 				t.Fatalf("took %s: it should return once the iLO is back, not wait out settle", time.Since(start))
 			}
 		})
 	}
 	login := func(context.Context) error {
-		return &module.Error{Code: module.CodeLoginFailed, Message: "bad password"}
+		return LoginFailed("", "bad password", nil)
 	}
-	if err := WaitUntilUp(context.Background(), "reset_ilo", time.Second, iv, time.Second, login); module.CodeOf(err) != module.CodeLoginFailed {
+	if err := WaitUntilUp(context.Background(), "reset_ilo", time.Second, iv, time.Second, login); KindOf(err) != KindLoginFailed {
 		t.Fatalf("login failure: %v", err)
 	}
 }

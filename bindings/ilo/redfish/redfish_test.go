@@ -3,18 +3,20 @@ package redfish
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
-	"github.com/lightsout/lightsout/bindings/ilo/internal/fakeilo"
-	"github.com/lightsout/lightsout/runtime/module"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/simtest"
 )
 
-func client(t *testing.T, srv *fakeilo.Server) *Client {
+// client is a Redfish client of the simulated iLO srv.
+func client(t *testing.T, srv *sim.Server) *Client {
 	t.Helper()
-	tr, err := iloapi.NewTransport(iloapi.Options{Host: srv.Host(), Port: srv.Port(), Username: srv.User, Password: srv.Password,
+	tr, err := iloapi.NewTransport(iloapi.Options{Host: "127.0.0.1", Port: srv.Port(), Username: srv.Username(), Password: srv.Password(),
 		Timeout: 5 * time.Second, Insecure: true}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -41,54 +43,54 @@ func TestVirtualMediaPerILO(t *testing.T) {
 		insertWire string // prefix of the request that inserted
 		body       string
 	}{
-		{9, "PATCH /redfish/v1/Managers/1/VirtualMedia/2/", `{"Image":"http://127.0.0.1/a.iso"}`},
-		{10, "POST /redfish/v1/Managers/1/VirtualMedia/2/Actions/VirtualMedia.InsertMedia/", `{"Image":"http://127.0.0.1/a.iso"}`},
+		// iLO 4 has no standard action; it offers the HP OEM one.
+		{9, "POST /redfish/v1/Managers/1/VirtualMedia/2/Actions/Oem/Hp/HpiLOVirtualMedia.InsertVirtualMedia/", `{"Image":"IMG"}`},
+		{10, "POST /redfish/v1/Managers/1/VirtualMedia/2/Actions/VirtualMedia.InsertMedia/", `{"Image":"IMG"}`},
 	}
+	img := simtest.ImageServer(t) + "/a.iso"
 	for _, tc := range tests {
-		srv := fakeilo.New(tc.gen)
+		_, srv := simtest.ILO(t, tc.gen, simtest.WithRequestLog())
 		c := client(t, srv)
 		if err := c.EjectVirtualMedia(ctx, "CDROM"); err != nil {
 			t.Fatalf("gen%d eject empty: %v", tc.gen, err)
 		}
-		if err := c.InsertVirtualMedia(ctx, "http://127.0.0.1/a.iso", "cdrom"); err != nil {
+		if err := c.InsertVirtualMedia(ctx, img, "cdrom"); err != nil {
 			t.Fatalf("gen%d insert: %v", tc.gen, err)
 		}
-		if got := lastMatching(srv.Log(), tc.insertWire); strings.TrimSpace(strings.TrimPrefix(got, tc.insertWire)) != tc.body {
-			t.Fatalf("gen%d insert request %q, want body %s", tc.gen, got, tc.body)
+		if got := lastMatching(srv.RequestLog(), tc.insertWire); strings.TrimSpace(strings.TrimPrefix(got, tc.insertWire)) != strings.ReplaceAll(tc.body, "IMG", img) {
+			t.Fatalf("gen%d insert request %q, want body %s; log:\n%s", tc.gen, got, tc.body, strings.Join(srv.RequestLog(), "\n"))
 		}
 		st, err := c.GetVMStatus(ctx, "CDROM")
-		if err != nil || !st.Inserted() || st.ImageURL != "http://127.0.0.1/a.iso" {
+		if err != nil || !st.Inserted() || st.ImageURL != img {
 			t.Fatalf("gen%d status %+v %v", tc.gen, st, err)
 		}
 		if err := c.SetVMStatus(ctx, "CDROM", "BOOT_ONCE", "YES"); err != nil {
 			t.Fatal(err)
 		}
 		key := map[int]string{9: "Hp", 10: "Hpe"}[tc.gen]
-		if got := lastMatching(srv.Log(), "PATCH /redfish/v1/Managers/1/VirtualMedia/2/"); !strings.Contains(got, `{"Oem":{"`+key+`":{"BootOnNextServerReset":true}}}`) {
+		if got := lastMatching(srv.RequestLog(), "PATCH /redfish/v1/Managers/1/VirtualMedia/2/"); !strings.Contains(got, `{"Oem":{"`+key+`":{"BootOnNextServerReset":true}}}`) {
 			t.Fatalf("gen%d set_vm_status sent %q", tc.gen, got)
 		}
 		if st, _ := c.GetVMStatus(ctx, "CDROM"); st.BootOption != "BOOT_ONCE" {
 			t.Fatalf("boot option %q", st.BootOption)
 		}
-		if err := c.EjectVirtualMedia(ctx, "CDROM"); err != nil || srv.Media("2") != "" {
+		if err := c.EjectVirtualMedia(ctx, "CDROM"); err != nil || srv.State().Media["CDROM"].Inserted {
 			t.Fatalf("gen%d eject: %v", tc.gen, err)
 		}
-		if srv.OpenSessions() != 0 {
-			t.Fatalf("gen%d: %d sessions left", tc.gen, srv.OpenSessions())
+		if srv.Sessions() != 0 {
+			t.Fatalf("gen%d: %d sessions left", tc.gen, srv.Sessions())
 		}
-		srv.Close()
 	}
 }
 
 func TestBootOverrideIsMinimal(t *testing.T) {
-	srv := fakeilo.New(10)
-	defer srv.Close()
+	_, srv := simtest.ILO(t, 10, simtest.WithRequestLog())
 	c := client(t, srv)
 	ctx := context.Background()
 	if err := c.SetOneTimeBoot(ctx, "CDROM"); err != nil {
 		t.Fatal(err)
 	}
-	got := lastMatching(srv.Log(), "PATCH /redfish/v1/Systems/1/")
+	got := lastMatching(srv.RequestLog(), "PATCH /redfish/v1/Systems/1/")
 	if strings.Contains(got, "BootSourceOverrideMode") || !strings.Contains(got, `"BootSourceOverrideTarget":"Cd"`) {
 		t.Fatalf("PATCH %q", got)
 	}
@@ -110,11 +112,16 @@ func TestBootOverrideIsMinimal(t *testing.T) {
 }
 
 func TestOperations(t *testing.T) {
-	srv := fakeilo.New(10)
-	defer srv.Close()
+	_, srv := simtest.ILO(t, 10, func(o *sim.Options) {
+		o.Hardware = func(_ string, _ sim.Generation, _ int, hw *sim.Hardware) {
+			hw.GPUs = []sim.GPU{{Vendor: "NVIDIA", Name: "Tesla T4"}}
+			hw.SupportedBootModes = "LEGACY_UEFI"
+		}
+	})
+	hw := srv.Hardware()
 	c := client(t, srv)
 	ctx := context.Background()
-	if err := c.PressPwrBtn(ctx); err != nil || srv.Get().Power != "On" {
+	if err := c.PressPwrBtn(ctx); err != nil || srv.State().Power != "ON" {
 		t.Fatalf("press: %v", err)
 	}
 	if err := c.SetHostPower(ctx, "ON"); err != nil { // already on: no request that iLO would refuse
@@ -124,23 +131,32 @@ func TestOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := c.GetEssentialProperties(ctx)
-	if err != nil || p.MemoryMB != 65536 || p.CPUs != 32 || p.CPUArch != "x86_64" || len(p.MACs) != 1 || p.MACs["Port 1"] != "52:54:00:aa:00:01" {
-		t.Fatalf("essential %+v %v", p, err)
+	threads, macs := 0, 0
+	for _, cpu := range hw.CPUs {
+		threads += cpu.Threads
+	}
+	for _, n := range hw.NICs {
+		if n.Embedded {
+			macs++
+		}
+	}
+	if err != nil || p.MemoryMB != hw.MemoryMB || p.CPUs != threads || p.CPUArch != "x86_64" || len(p.MACs) == 0 || len(p.MACs) > len(hw.NICs) {
+		t.Fatalf("essential %+v %v (hardware %+v)", p, err, hw)
 	}
 	caps, err := c.GetServerCapabilities(ctx)
-	if err != nil || caps["pci_gpu_devices"] != "1" || caps["secure_boot"] != "true" || caps["ilo_firmware_version"] != "iLO 5 v2.10" ||
-		caps["rom_firmware_version"] != "U32 v2.10 (05/21/2019)" || caps["boot_mode_uefi"] != "true" || caps["boot_mode_bios"] != "true" {
+	if err != nil || caps["pci_gpu_devices"] != "1" || caps["secure_boot"] != "true" || !strings.Contains(caps["ilo_firmware_version"], "2.72") ||
+		caps["rom_firmware_version"] != hw.ROMFirmware || caps["boot_mode_uefi"] != "true" || caps["boot_mode_bios"] != "true" {
 		t.Fatalf("caps %v %v", caps, err)
 	}
 	if err := c.ResetSecureBootKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
 	lic, err := c.GetAllLicenses(ctx)
-	if err != nil || len(lic) != 1 || lic[0].Type != "iLO Advanced" {
-		t.Fatalf("licences %+v %v", lic, err)
+	if want := srv.State().Licenses; err != nil || len(lic) != len(want) || lic[0].Type != want[0].Type {
+		t.Fatalf("licences %+v %v, want %+v", lic, err, want)
 	}
 	h, err := c.GetHostHealthData(ctx)
-	if err != nil || len(h.Temperatures) != 1 || h.Temperatures[0].Reading != "21 Celsius" || h.PowerReading != "120 Watts" {
+	if err != nil || len(h.Temperatures) == 0 || !strings.HasSuffix(h.Temperatures[0].Reading, " Celsius") || h.PowerReading != fmt.Sprintf("%d Watts", hw.PowerWatts) {
 		t.Fatalf("health %+v %v", h, err)
 	}
 	if err := c.ResetILO(ctx); err != nil {
@@ -149,20 +165,22 @@ func TestOperations(t *testing.T) {
 	if err := c.ResetILOCredential(ctx, "n3w-secret"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.GetHostPowerStatus(ctx); module.CodeOf(err) != module.CodeLoginFailed {
+	if _, err := c.GetHostPowerStatus(ctx); iloapi.KindOf(err) != iloapi.KindLoginFailed {
 		t.Fatalf("old password after credential reset: %v", err)
 	}
-	if srv.OpenSessions() != 0 {
-		t.Fatalf("%d sessions left", srv.OpenSessions())
+	if srv.Password() != "n3w-secret" {
+		t.Fatal("password not changed on the iLO")
+	}
+	if srv.Sessions() != 0 {
+		t.Fatalf("%d sessions left", srv.Sessions())
 	}
 }
 
 func TestSecureBootNeedsUEFI(t *testing.T) {
-	srv := fakeilo.New(10)
-	defer srv.Close()
-	srv.Set(func(st *fakeilo.State) { st.BootMode = "LegacyBios" })
+	_, srv := simtest.ILO(t, 10)
+	srv.Update(func(st *sim.State) { st.BootMode, st.PendingBootMode = "LEGACY", "LEGACY" })
 	c := client(t, srv)
-	if err := c.SetSecureBootMode(context.Background(), true); module.CodeOf(err) != module.CodeNotSupported {
+	if err := c.SetSecureBootMode(context.Background(), true); iloapi.KindOf(err) != iloapi.KindNotSupported {
 		t.Fatalf("want not_supported, got %v", err)
 	}
 }

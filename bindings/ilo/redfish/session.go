@@ -24,7 +24,6 @@ import (
 	"github.com/stmcginnis/gofish/schemas"
 
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
-	"github.com/lightsout/lightsout/runtime/module"
 )
 
 // session is one authenticated conversation, bound to one operation and
@@ -293,7 +292,7 @@ func httpError(op, method, path string, r *iloapi.Response) error {
 	se := &iloapi.StatusError{Protocol: "redfish", HTTPStatus: r.Status, Status: id, Message: fmt.Sprintf("%s %s: %s", method, path, msg)}
 	switch r.Status {
 	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
-		return &module.Error{Code: module.CodeNotSupported, Operation: op, Message: se.Error(), Err: se}
+		return iloapi.NotSupported(op, se.Error(), se)
 	}
 	return iloapi.ILOError(op, se)
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
-	"github.com/lightsout/lightsout/runtime/module"
 )
 
 const ok = `<?xml version="1.0"?>
@@ -108,33 +107,33 @@ func TestClassify(t *testing.T) {
 	tests := []struct {
 		status  int
 		msg     string
-		code    string
+		code    iloapi.Kind
 		unavail bool
 	}{
-		{0x5F, "Login failed.", module.CodeLoginFailed, false},
-		{0x0A, "whatever", module.CodeLoginFailed, false},
-		{0x01, "User login name was not found", module.CodeLoginFailed, false},
-		{0x3C, "Feature not supported - GET_PENDING_BOOT_MODE", module.CodeNotSupported, false},
-		{0x01, "Syntax error: Line #0: syntax error near \">\" in the line: \" <GET_X />\"", module.CodeNotSupported, false},
-		{0x01, "RIBCL is disabled. Enable it in the iLO settings.", module.CodeNotSupported, true},
-		{0x35, "An invalid Virtual Media option has been given", module.CodeILOError, false},
-		{0x04, "Password is too short.", module.CodeILOError, false},
-		{0x2E, "License key error", module.CodeILOError, false},
-		{0x0F, "iLO busy, try again later", module.CodeTransient, false},
+		{0x5F, "Login failed.", iloapi.KindLoginFailed, false},
+		{0x0A, "whatever", iloapi.KindLoginFailed, false},
+		{0x01, "User login name was not found", iloapi.KindLoginFailed, false},
+		{0x3C, "Feature not supported - GET_PENDING_BOOT_MODE", iloapi.KindNotSupported, false},
+		{0x01, "Syntax error: Line #0: syntax error near \">\" in the line: \" <GET_X />\"", iloapi.KindNotSupported, false},
+		{0x01, "RIBCL is disabled. Enable it in the iLO settings.", iloapi.KindNotSupported, true},
+		{0x35, "An invalid Virtual Media option has been given", iloapi.KindILO, false},
+		{0x04, "Password is too short.", iloapi.KindILO, false},
+		{0x2E, "License key error", iloapi.KindILO, false},
+		{0x0F, "iLO busy, try again later", iloapi.KindTransient, false},
 	}
 	for _, tc := range tests {
 		err := classify("op", &StatusError{Status: tc.status, Message: tc.msg})
-		if got := module.CodeOf(err); got != tc.code {
+		if got := iloapi.KindOf(err); got != tc.code {
 			t.Errorf("0x%X %q: code %s, want %s (%v)", tc.status, tc.msg, got, tc.code, err)
 		}
 		if iloapi.IsUnavailable(err) != tc.unavail {
 			t.Errorf("0x%X %q: unavailable %v", tc.status, tc.msg, !tc.unavail)
 		}
-		if tc.code == module.CodeILOError && !strings.Contains(err.Error(), tc.msg) {
+		if tc.code == iloapi.KindILO && !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("ilo_error %v lacks the iLO message", err)
 		}
 	}
-	if module.CodeOf(classify("op", &FormatError{"x"})) != module.CodeNotSupported || !iloapi.IsUnavailable(classify("op", &FormatError{"x"})) {
+	if iloapi.KindOf(classify("op", &FormatError{"x"})) != iloapi.KindNotSupported || !iloapi.IsUnavailable(classify("op", &FormatError{"x"})) {
 		t.Error("format error should say RIBCL unavailable")
 	}
 }
@@ -414,10 +413,10 @@ func TestClientRequests(t *testing.T) {
 	if d, err := c.GetOneTimeBoot(ctx); err != nil || d != "Normal" {
 		t.Fatalf("one time %q %v", d, err)
 	}
-	if _, err := c.GetPendingBootMode(ctx); module.CodeOf(err) != module.CodeNotSupported {
+	if _, err := c.GetPendingBootMode(ctx); iloapi.KindOf(err) != iloapi.KindNotSupported {
 		t.Fatalf("pending boot mode on G7-style answer: %v", err)
 	}
-	if _, err := c.GetSecureBootMode(ctx); module.CodeOf(err) != module.CodeNotSupported {
+	if _, err := c.GetSecureBootMode(ctx); iloapi.KindOf(err) != iloapi.KindNotSupported {
 		t.Fatalf("secure boot over RIBCL: %v", err)
 	}
 	p, err := c.GetEssentialProperties(ctx)
@@ -442,7 +441,7 @@ func TestClientRequests(t *testing.T) {
 	if err != nil || len(h.Temperatures) != 3 || h.Temperatures[0].Reading != "21 Celsius" || len(h.Fans) != 1 || h.PowerReading != "37 Watts" {
 		t.Fatalf("health %+v %v", h, err)
 	}
-	if err := c.SetOneTimeBoot(ctx, "FLOPPYDISK"); module.CodeOf(err) != module.CodeInvalid {
+	if err := c.SetOneTimeBoot(ctx, "FLOPPYDISK"); iloapi.KindOf(err) != iloapi.KindInvalid {
 		t.Fatalf("bad device: %v", err)
 	}
 }
@@ -453,7 +452,7 @@ func TestLoginFailedAndMasking(t *testing.T) {
 	var dump bytes.Buffer
 	c.Debug = &dump
 	_, err := c.GetProductName(context.Background())
-	if module.CodeOf(err) != module.CodeLoginFailed {
+	if iloapi.KindOf(err) != iloapi.KindLoginFailed {
 		t.Fatalf("want login_failed, got %v", err)
 	}
 	if strings.Contains(err.Error(), "wrong-pass") || strings.Contains(dump.String(), "wrong-pass") {
@@ -489,7 +488,7 @@ func TestRetry503(t *testing.T) {
 	c = newClient(t, f, "s3cr&t", time.Second)
 	start := time.Now()
 	_, err := c.GetHostPowerStatus(context.Background())
-	if module.CodeOf(err) != module.CodeTransient {
+	if iloapi.KindOf(err) != iloapi.KindTransient {
 		t.Fatalf("want transient, got %v", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {

@@ -3,7 +3,9 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 )
 
 // opError is a state-level refusal that each protocol renders its own way.
@@ -224,4 +226,149 @@ func (s *Server) setBootOnNextReset(dev string, v bool) error {
 		st.Media[dev] = m
 		return nil
 	})
+}
+
+// setPassword changes an account's password (minimum length 8, as iLO's default).
+func (s *Server) setPassword(login, pw string) error {
+	if len(pw) < 8 {
+		return rerr(statusPwTooShort, "Password is too short.")
+	}
+	if len(pw) > 39 {
+		return rerr(0x0001, "Password is too long.")
+	}
+	return s.do(func(st *State) error {
+		for i := range st.Users {
+			if st.Users[i].Login == login {
+				st.Users[i].Password = pw
+				return nil
+			}
+		}
+		return rerr(0x000A, "User login name was not found")
+	})
+}
+
+// activateLicense installs an iLO Advanced key (25 characters in 5 groups).
+func (s *Server) activateLicense(key string) error {
+	if !licenseKeyRE.MatchString(key) {
+		return fmt.Errorf("license key error")
+	}
+	return s.do(func(st *State) error {
+		st.Licenses = []License{{
+			Type:        "iLO Advanced",
+			Key:         strings.ToUpper(key),
+			InstallDate: time.Now().UTC().Format("Mon Jan _2 15:04:05 2006"),
+			Class:       "FQL",
+		}}
+		return nil
+	})
+}
+
+// resetILO makes the iLO unreachable for ILOResetTime and ends its sessions.
+func (s *Server) resetILO() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.ILOResets++
+	clear(s.sessions)
+	if d := s.sim.opts.ILOResetTime; d > 0 {
+		s.resetUntil = time.Now().Add(d)
+	}
+	_ = s.saveLocked()
+}
+
+func vmDevice(cmd *xnode) (string, bool) {
+	d, _ := cmd.attr("DEVICE")
+	d = strings.ToUpper(d)
+	return d, d == "CDROM" || d == "FLOPPY"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "YES"
+	}
+	return "NO"
+}
+
+// normaliseOneTime maps a SET_ONE_TIME_BOOT value to the state's spelling.
+func normaliseOneTime(v string) (string, bool) {
+	u := strings.ToUpper(strings.TrimSpace(v))
+	switch u {
+	case "NORMAL":
+		return "Normal", true
+	case "CDROM", "HDD", "NETWORK", "FLOPPY", "USB", "RBSU", "UEFIHTTP", "ISCSI":
+		return u, true
+	case "EMB-MENU", "UEFI_SHELL":
+		return u, true
+	}
+	if strings.HasPrefix(u, "BOOT") && len(u) == 8 {
+		return "Boot" + u[4:], true
+	}
+	if strings.HasPrefix(u, "NETWORK") {
+		return "NETWORK", true
+	}
+	return "", false
+}
+
+func normaliseDevice(v string) string {
+	u := strings.ToUpper(strings.TrimSpace(v))
+	switch u {
+	case "CDROM", "HDD", "USB", "FLOPPY", "NETWORK":
+		return u
+	}
+	if strings.HasPrefix(u, "NETWORK") {
+		return "NETWORK"
+	}
+	return ""
+}
+
+// reorder moves first (in order) to the front of order, keeping the rest.
+func reorder(order, first []string) []string {
+	out := make([]string, 0, len(order))
+	seen := map[string]bool{}
+	for _, d := range first {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	for _, d := range order {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+type uefiBoot struct{ id, desc string }
+
+// uefiEntry is the UEFI boot option a device class shows as.
+func uefiEntry(class string, hw *Hardware) (uefiBoot, bool) {
+	switch class {
+	case "CDROM":
+		return uefiBoot{"Boot000B", "iLO Virtual USB 2 : HP iLO Virtual USB CD/DVD ROM"}, true
+	case "HDD":
+		if len(hw.LogicalDrivesGB) == 0 {
+			return uefiBoot{}, false
+		}
+		return uefiBoot{"Boot0007", fmt.Sprintf("Embedded RAID 1 : Smart Array P440ar Controller - %d GiB, RAID 1 Logical Drive 1(Target:0, Lun:0)", hw.LogicalDrivesGB[0])}, true
+	case "NETWORK":
+		return uefiBoot{"Boot0009", "Embedded LOM 1 Port 1 : HP Ethernet 1Gb 4-port 331i Adapter - NIC (PXE IPv4) "}, true
+	case "USB":
+		return uefiBoot{"Boot000A", "iLO Virtual USB 1 : HP iLO Virtual USB Key"}, true
+	}
+	return uefiBoot{}, false
+}
+
+func uefiClassOf(id string) string {
+	switch strings.ToUpper(id) {
+	case "BOOT000B":
+		return "CDROM"
+	case "BOOT0007":
+		return "HDD"
+	case "BOOT0009":
+		return "NETWORK"
+	case "BOOT000A":
+		return "USB"
+	}
+	return ""
 }

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/agent"
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
-	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
 	"github.com/lightsout/lightsout/runtime/agentapi"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 )
 
 // macNodes maps every MAC of one simulated server to the node.

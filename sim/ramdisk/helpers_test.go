@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/agent"
-	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
 	"github.com/lightsout/lightsout/bindings/image"
 	"github.com/lightsout/lightsout/runtime/agentapi"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 )
 
 const (

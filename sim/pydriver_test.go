@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
 	"github.com/lightsout/lightsout/runtime/testenv"
+	"github.com/lightsout/lightsout/sim"
 )
 
 const python = "/usr/bin/python3"

@@ -1,13 +1,16 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -110,7 +113,11 @@ type Server struct {
 	resetUntil  time.Time
 	post        []func()
 
-	requests atomic.Int64
+	requests    atomic.Int64
+	inflight    atomic.Int64
+	maxInflight atomic.Int64
+	reqLog      []string       // with Options.RequestLog: "METHOD /path body", passwords masked
+	rfMux       *http.ServeMux // Redfish resources behind authentication
 }
 
 type session struct {
@@ -123,6 +130,7 @@ func newServer(s *Sim, index int, name string, g Generation, genIdx int) (*Serve
 	srv := &Server{sim: s, index: index, genIndex: genIdx, name: name, gen: g,
 		sessions: map[string]*session{},
 		rng:      rand.New(rand.NewPCG(s.opts.Seed, uint64(index)+1))}
+	srv.rfMux = srv.redfishMux()
 	srv.hw = DefaultHardware(g, genIdx)
 	if s.opts.Hardware != nil {
 		def := srv.hw
@@ -313,6 +321,43 @@ func (s *Server) Password() string {
 
 // Requests is the number of HTTP requests the server has received.
 func (s *Server) Requests() int64 { return s.requests.Load() }
+
+// MaxInFlight is the highest number of requests the server has served at
+// once (what a client-side concurrency limit must bound).
+func (s *Server) MaxInFlight() int64 { return s.maxInflight.Load() }
+
+// maxRequestLog bounds the request log of one server.
+const maxRequestLog = 4096
+
+// RequestLog returns the requests seen so far as "METHOD /path body" (the
+// body trimmed, every account's password replaced by ******), oldest
+// first. It is empty unless [Options.RequestLog] is set.
+func (s *Server) RequestLog() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reqLog)
+}
+
+// logRequest records r (its body is read and put back).
+func (s *Server) logRequest(r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	text := strings.TrimSpace(string(body))
+	for _, u := range s.st.Users {
+		if u.Password == "" {
+			continue
+		}
+		var esc strings.Builder
+		_ = xml.EscapeText(&esc, []byte(u.Password))
+		text = strings.ReplaceAll(strings.ReplaceAll(text, u.Password, "******"), esc.String(), "******")
+	}
+	if len(s.reqLog) >= maxRequestLog {
+		s.reqLog = s.reqLog[1:]
+	}
+	s.reqLog = append(s.reqLog, r.Method+" "+r.URL.Path+" "+text)
+}
 
 // State returns a copy of the server's state.
 func (s *Server) State() State {
@@ -594,6 +639,13 @@ func resetConnection(w http.ResponseWriter) {
 // ServeHTTP answers one request to this iLO.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
+	n := s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	for m := s.maxInflight.Load(); n > m && !s.maxInflight.CompareAndSwap(m, n); m = s.maxInflight.Load() {
+	}
+	if s.sim.opts.RequestLog {
+		s.logRequest(r)
+	}
 	if !s.preflight(w, r) {
 		return
 	}

@@ -122,6 +122,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Seed makes fault injection reproducible (default 1).
 	Seed uint64
+	// RequestLog keeps each server's requests for [Server.RequestLog]
+	// (tests that check what a client put on the wire).
+	RequestLog bool
 }
 
 // Sim is a running simulator. Create it with [New]; Close it when done.

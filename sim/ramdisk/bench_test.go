@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/agent"
-	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 )
 
 // BenchmarkPrepareImage64MiB measures standby.prepare_image of a 64 MiB raw

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
+	"github.com/lightsout/lightsout/sim"
 )
 
 // Hook returns the sim.BootHook that runs this ramdisk on every simulated

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
+	"github.com/lightsout/lightsout/sim"
 )
 
 func newSim(t testing.TB, opts sim.Options) *sim.Sim {

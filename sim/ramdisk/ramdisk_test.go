@@ -18,8 +18,8 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
 	"github.com/lightsout/lightsout/bindings/agent"
-	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk"
 	"github.com/lightsout/lightsout/runtime/testenv"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 )
 
 const diskSize = 8 << 20

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim/ramdisk/internal/ptable"
+	"github.com/lightsout/lightsout/sim/ramdisk/internal/ptable"
 )
 
 // newHash returns the hash for an IPA os_hash_algo name.

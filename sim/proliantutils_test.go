@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
+	"github.com/lightsout/lightsout/sim"
 )
 
 // suiteHardware gives each generation a distinct inventory so results

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/lightsout/lightsout/bindings/ilo/sim"
+	"github.com/lightsout/lightsout/sim"
 )
 
 // benchFleetSize is 1,000 gen8 + 1,000 gen10 unless LIGHTSOUT_BENCH_NODES

@@ -1,0 +1,298 @@
+package redfish
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/stmcginnis/gofish/schemas"
+
+	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
+)
+
+// GetEssentialProperties reads memory, threads, architecture, the largest
+// volume (minus 1 GiB) and the MACs of enabled Ethernet interfaces.
+func (c *Client) GetEssentialProperties(ctx context.Context) (iloapi.EssentialProperties, error) {
+	return read(ctx, c, "get_essential_properties", func(s *session, p *iloapi.EssentialProperties) error {
+		*p = iloapi.EssentialProperties{CPUArch: "x86_64", MACs: map[string]string{}}
+		m, sys, _, err := s.system()
+		if err != nil {
+			return err
+		}
+		if sys.MemorySummary.TotalSystemMemoryGiB != nil {
+			p.MemoryMB = int(*sys.MemorySummary.TotalSystemMemoryGiB * 1024)
+		}
+		if u := link(m, "Processors"); u != "" {
+			cm, _, err := s.getJSON(u)
+			if err != nil {
+				return err
+			}
+			for i, pu := range members(cm) {
+				var proc schemas.Processor
+				if _, _, err := getTyped(s, pu, &proc); err != nil {
+					return err
+				}
+				if proc.TotalThreads != nil {
+					p.CPUs += *proc.TotalThreads
+				}
+				if i == 0 && proc.ProcessorArchitecture != "" && proc.ProcessorArchitecture != "x86" {
+					p.CPUArch = string(proc.ProcessorArchitecture)
+				}
+			}
+		}
+		if p.CPUs == 0 && sys.ProcessorSummary.LogicalProcessorCount != nil {
+			p.CPUs = int(*sys.ProcessorSummary.LogicalProcessorCount)
+		}
+		largest, err := s.largestVolumeBytes(m)
+		if err != nil {
+			return err
+		}
+		if gb := largest >> 30; gb > 0 {
+			p.LocalGB = int(gb - 1)
+		}
+		eth := link(m, "EthernetInterfaces")
+		if eth == "" {
+			eth = oemLink(m, "EthernetInterfaces")
+		}
+		if eth != "" {
+			cm, _, err := s.getJSON(eth)
+			if err != nil {
+				return err
+			}
+			for _, eu := range members(cm) {
+				var ei schemas.EthernetInterface
+				em, _, err := getTyped(s, eu, &ei)
+				if err != nil {
+					return err
+				}
+				mac := ei.MACAddress
+				if mac == "" {
+					mac = ei.PermanentMACAddress
+				}
+				health, state := str(em, "Status", "Health"), str(em, "Status", "State")
+				if mac == "" || (state != "" && state != "Enabled") || (health != "" && health != "OK") {
+					continue
+				}
+				p.MACs["Port "+ei.ID] = strings.ToLower(mac)
+			}
+		}
+		return nil
+	})
+}
+
+// largestVolumeBytes looks at Storage volumes, then drives, then the HPE
+// SmartStorage logical drives.
+func (s *session) largestVolumeBytes(system map[string]any) (int64, error) {
+	var largest float64
+	if st := link(system, "Storage"); st != "" {
+		cm, _, err := s.getJSON(st)
+		if err != nil {
+			return 0, err
+		}
+		var drives []string
+		for _, su := range members(cm) {
+			sm, _, err := s.getJSON(su)
+			if err != nil {
+				return 0, err
+			}
+			if vu := link(sm, "Volumes"); vu != "" {
+				vm, _, err := s.getJSON(vu)
+				if err != nil {
+					return 0, err
+				}
+				for _, v := range members(vm) {
+					vol, _, err := s.getJSON(v)
+					if err != nil {
+						return 0, err
+					}
+					if b, ok := num(vol, "CapacityBytes"); ok && b > largest {
+						largest = b
+					}
+				}
+			}
+			for _, d := range list(sm, "Drives") {
+				if o, ok := d.(map[string]any); ok {
+					drives = append(drives, str(o, "@odata.id"))
+				}
+			}
+		}
+		if largest == 0 {
+			for _, du := range drives {
+				if du == "" {
+					continue
+				}
+				d, _, err := s.getJSON(du)
+				if err != nil {
+					return 0, err
+				}
+				if b, ok := num(d, "CapacityBytes"); ok && b > largest {
+					largest = b
+				}
+			}
+		}
+	}
+	if largest == 0 {
+		if ss := oemLink(system, "SmartStorage"); ss != "" {
+			sm, _, err := s.getJSON(ss)
+			if err == nil {
+				if ac := link(sm, "Links", "ArrayControllers"); ac != "" {
+					cm, _, err := s.getJSON(ac)
+					if err != nil {
+						return 0, err
+					}
+					for _, cu := range members(cm) {
+						ctl, _, err := s.getJSON(cu)
+						if err != nil {
+							return 0, err
+						}
+						ld := link(ctl, "Links", "LogicalDrives")
+						if ld == "" {
+							continue
+						}
+						lm, _, err := s.getJSON(ld)
+						if err != nil {
+							return 0, err
+						}
+						for _, lu := range members(lm) {
+							l, _, err := s.getJSON(lu)
+							if err != nil {
+								return 0, err
+							}
+							if mib, ok := num(l, "CapacityMiB"); ok && mib*(1<<20) > largest {
+								largest = mib * (1 << 20)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return int64(largest), nil
+}
+
+// GetServerCapabilities reports firmware versions, model, secure boot,
+// GPU count and boot modes.
+func (c *Client) GetServerCapabilities(ctx context.Context) (map[string]string, error) {
+	return read(ctx, c, "get_server_capabilities", func(s *session, out *map[string]string) error {
+		caps := map[string]string{}
+		*out = caps
+		m, sys, _, err := s.system()
+		if err != nil {
+			return err
+		}
+		caps["server_model"] = sys.Model
+		o, _ := Oem(m)
+		if v := str(o, "Bios", "Current", "VersionString"); v != "" {
+			caps["rom_firmware_version"] = v
+		} else if sys.BiosVersion != "" {
+			caps["rom_firmware_version"] = sys.BiosVersion
+		}
+		if link(m, "SecureBoot") != "" || oemLink(m, "SecureBoot") != "" {
+			caps["secure_boot"] = "true"
+		}
+		sup := SupportedBootMode(m)
+		caps["boot_mode_bios"] = strconv.FormatBool(sup != iloapi.SupportedUEFIOnly)
+		caps["boot_mode_uefi"] = strconv.FormatBool(sup != iloapi.SupportedLegacyOnly)
+		gpus := 0
+		if pu := oemLink(m, "PCIDevices"); pu != "" {
+			cm, _, err := s.getJSON(pu)
+			if err != nil {
+				return err
+			}
+			for _, du := range members(cm) {
+				d, _, err := s.getJSON(du)
+				if err != nil {
+					return err
+				}
+				if IsGPU(d) {
+					gpus++
+				}
+			}
+		}
+		caps["pci_gpu_devices"] = strconv.Itoa(gpus)
+		mm, mgr, err := s.manager()
+		if err != nil {
+			return err
+		}
+		fw := mgr.FirmwareVersion
+		if fw == "" {
+			fw = str(mm, "Firmware", "Current", "VersionString")
+		}
+		if fw != "" {
+			caps["ilo_firmware_version"] = fw
+		}
+		return nil
+	})
+}
+
+// GetHostHealthData reads the first chassis' Thermal and Power resources.
+func (c *Client) GetHostHealthData(ctx context.Context) (iloapi.HealthData, error) {
+	return read(ctx, c, "get_host_health_data", func(s *session, d *iloapi.HealthData) error {
+		var chassis string
+		uri, err := s.firstMember(s.c.root.chassis, &chassis, "Chassis")
+		if err != nil {
+			return err
+		}
+		ch, _, err := s.getJSON(uri)
+		if err != nil {
+			return err
+		}
+		if tu := link(ch, "Thermal"); tu != "" {
+			th, _, err := s.getJSON(tu)
+			if err != nil {
+				return err
+			}
+			for _, e := range list(th, "Temperatures") {
+				t, _ := e.(map[string]any)
+				r := ""
+				if v, ok := num(t, "ReadingCelsius"); ok {
+					r = strconv.FormatFloat(v, 'f', -1, 64) + " Celsius"
+				}
+				d.Temperatures = append(d.Temperatures, iloapi.Sensor{Name: str(t, "Name"), Location: str(t, "PhysicalContext"), Status: status(t), Reading: r})
+			}
+			for _, e := range list(th, "Fans") {
+				f, _ := e.(map[string]any)
+				name := str(f, "Name")
+				if name == "" {
+					name = str(f, "FanName")
+				}
+				r := ""
+				if v, ok := num(f, "Reading"); ok {
+					r = strings.TrimSpace(strconv.FormatFloat(v, 'f', -1, 64) + " " + str(f, "ReadingUnits"))
+				}
+				d.Fans = append(d.Fans, iloapi.Sensor{Name: name, Status: status(f), Reading: r})
+			}
+		}
+		if pu := link(ch, "Power"); pu != "" {
+			pw, _, err := s.getJSON(pu)
+			if err != nil {
+				return err
+			}
+			for _, e := range list(pw, "PowerSupplies") {
+				p, _ := e.(map[string]any)
+				r := ""
+				if v, ok := num(p, "PowerCapacityWatts"); ok {
+					r = strconv.FormatFloat(v, 'f', -1, 64) + " Watts"
+				}
+				d.PowerSupplies = append(d.PowerSupplies, iloapi.Sensor{Name: str(p, "Name"), Status: status(p), Reading: r})
+			}
+			if pc := list(pw, "PowerControl"); len(pc) > 0 {
+				if o, ok := pc[0].(map[string]any); ok {
+					if v, ok := num(o, "PowerConsumedWatts"); ok {
+						d.PowerReading = strconv.FormatFloat(v, 'f', -1, 64) + " Watts"
+					}
+				}
+			}
+		}
+		sort.SliceStable(d.Temperatures, func(i, j int) bool { return d.Temperatures[i].Name < d.Temperatures[j].Name })
+		return nil
+	})
+}
+
+func status(m map[string]any) string {
+	if h := str(m, "Status", "Health"); h != "" {
+		return h
+	}
+	return str(m, "Status", "State")
+}

@@ -1,0 +1,138 @@
+package redfish
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
+)
+
+// ResetILO posts #Manager.Reset and waits until the service answers again.
+func (c *Client) ResetILO(ctx context.Context) error {
+	const op = "reset_ilo"
+	err := c.run(ctx, op, func(s *session) error {
+		m, _, err := s.manager()
+		if err != nil {
+			return err
+		}
+		acts := obj(m, "Actions")
+		t := actionTarget(acts, "Manager.Reset")
+		if t == "" {
+			return iloapi.NotSupported(op, "the manager has no #Manager.Reset action", nil)
+		}
+		body := map[string]any{}
+		if allowed := allowable(acts, "Manager.Reset", "ResetType"); contains(allowed, "GracefulRestart") {
+			body["ResetType"] = "GracefulRestart"
+		}
+		_, err = s.request(http.MethodPost, t, body, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return iloapi.WaitUntilUp(ctx, op, c.ResetSettle, c.ResetPollInterval, c.t.Options().Timeout+120*time.Second, func(ctx context.Context) error {
+		_, err := c.GetProductName(ctx)
+		return err
+	})
+}
+
+// ResetILOCredential PATCHes the Password of the account whose UserName is
+// the login.
+func (c *Client) ResetILOCredential(ctx context.Context, newPassword string) error {
+	const op = "reset_ilo_credential"
+	if newPassword == "" {
+		return iloapi.Invalid(op, "new password is empty")
+	}
+	return c.run(ctx, op, func(s *session) error {
+		if s.c.root.accounts == "" {
+			return iloapi.NotSupported(op, "the service root has no AccountService", nil)
+		}
+		as, _, err := s.getJSON(s.c.root.accounts)
+		if err != nil {
+			return err
+		}
+		coll := link(as, "Accounts")
+		if coll == "" {
+			return iloapi.NotSupported(op, "the AccountService has no Accounts", nil)
+		}
+		cm, _, err := s.getJSON(coll)
+		if err != nil {
+			return err
+		}
+		user := s.c.t.Options().Username
+		for _, u := range members(cm) {
+			a, _, err := s.getJSON(u)
+			if err != nil {
+				return err
+			}
+			if str(a, "UserName") == user {
+				_, err = s.request(http.MethodPatch, u, map[string]any{"Password": newPassword}, nil)
+				return err
+			}
+		}
+		return iloapi.Errorf(op, nil, "no iLO account named %q", user)
+	})
+}
+
+func (s *session) licenseService() (string, error) {
+	m, _, err := s.manager()
+	if err != nil {
+		return "", err
+	}
+	u := oemLink(m, "LicenseService")
+	if u == "" {
+		return "", iloapi.NotSupported(s.op, "the manager has no HPE LicenseService", nil)
+	}
+	return u, nil
+}
+
+// ActivateLicense posts {"LicenseKey": key} to the HPE LicenseService.
+func (c *Client) ActivateLicense(ctx context.Context, key string) error {
+	const op = "activate_license"
+	if key == "" {
+		return iloapi.Invalid(op, "licence key is empty")
+	}
+	return c.run(ctx, op, func(s *session) error {
+		u, err := s.licenseService()
+		if err != nil {
+			return err
+		}
+		_, err = s.request(http.MethodPost, u, map[string]any{"LicenseKey": key}, nil)
+		return err
+	})
+}
+
+// GetAllLicenses lists the HPE LicenseService members.
+func (c *Client) GetAllLicenses(ctx context.Context) ([]iloapi.License, error) {
+	return read(ctx, c, "get_all_licenses", func(s *session, out *[]iloapi.License) error {
+		u, err := s.licenseService()
+		if err != nil {
+			return err
+		}
+		cm, _, err := s.getJSON(u)
+		if err != nil {
+			return err
+		}
+		for _, mu := range members(cm) {
+			l, _, err := s.getJSON(mu)
+			if err != nil {
+				return err
+			}
+			*out = append(*out, DecodeLicense(l))
+		}
+		return nil
+	})
+}
+
+// DecodeLicense reads an HpeiLOLicense / HpiLOLicense member.
+func DecodeLicense(l map[string]any) iloapi.License {
+	lic := iloapi.License{Type: str(l, "License"), Key: str(l, "LicenseKey"), InstallDate: str(l, "LicenseInstallDate"), Class: str(l, "LicenseClass")}
+	if lic.Type == "" {
+		lic.Type = str(l, "LicenseType")
+	}
+	if lic.Class == "" {
+		lic.Class = str(l, "LicenseType")
+	}
+	return lic
+}
