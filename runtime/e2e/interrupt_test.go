@@ -18,12 +18,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lightsout/lightsout/sim"
-	"github.com/lightsout/lightsout/sim/ramdisk"
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"
 	"github.com/lightsout/lightsout/runtime/watch"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 )
 
 // These tests drive real lightsout processes (built from cmd/lightsout)
