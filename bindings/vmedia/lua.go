@@ -164,7 +164,8 @@ func checkBMC(L *lua.LState, n int, op string) BMC {
 func (m *Module) hooks(r module.Run) Hooks {
 	return Hooks{
 		BMC: func(op string, fields map[string]any, fn func(ctx context.Context) error) error {
-			return module.Record(r, "vmedia."+op, fields, fn)
+			// a BMC call: recorded once, as the iLO call it is
+			return module.Record(r, "ilo."+op, fields, fn)
 		},
 		Published: func(p Published) error {
 			return r.Artifact(p.Kind, p.Location)

@@ -115,7 +115,7 @@ func TestSimFetchesPublishedMedia(t *testing.T) {
 				t.Fatal("iLO accepted an unpublished URL")
 			}
 			calls := strings.Join(run.Calls(), ",")
-			for _, want := range []string{"vmedia.setup_for_boot", "vmedia.insert_virtual_media", "vmedia.set_one_time_boot", "vmedia.eject_virtual_media", "vmedia.cleanup"} {
+			for _, want := range []string{"vmedia.setup_for_boot", "ilo.insert_virtual_media", "ilo.set_one_time_boot", "ilo.eject_virtual_media", "vmedia.cleanup"} {
 				if !strings.Contains(calls, want) {
 					t.Fatalf("calls %s lack %s", calls, want)
 				}

@@ -210,7 +210,7 @@ func TestLuaSetupForBootAndCleanup(t *testing.T) {
 		t.Fatalf("artifacts %v", locs)
 	}
 	calls := strings.Join(e.run.Calls(), ",")
-	if calls != "vmedia.insert_virtual_media,vmedia.insert_virtual_media,vmedia.set_one_time_boot,vmedia.setup_for_boot" {
+	if calls != "ilo.insert_virtual_media,ilo.insert_virtual_media,ilo.set_one_time_boot,vmedia.setup_for_boot" {
 		t.Fatalf("recorded calls %s", calls)
 	}
 

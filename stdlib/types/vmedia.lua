@@ -22,8 +22,10 @@
 -- "swift:object" (in [ilo] swift_ilo_container; temp URL), "glance://UUID"
 -- or a bare Glance image UUID (Glance's Swift temp URL).
 --
--- Every call is recorded as a run event (BMC steps as vmedia.insert_virtual_media,
--- vmedia.eject_virtual_media, vmedia.set_one_time_boot); every published object
+-- Every call is recorded as a run event; each BMC call it makes is recorded once,
+-- as the iLO call it is (ilo.insert_virtual_media, ilo.eject_virtual_media,
+-- ilo.set_one_time_boot), so `runs show` and lightsout_ilo_calls_total count
+-- it like a direct ilo call; every published object
 -- is recorded as an artifact ("floppy", "iso" or "file"; location
 -- "swift:<container>/<name>" or "web:<name>").
 --
