@@ -142,9 +142,8 @@ type panicky struct{}
 func (panicky) Name() string { return "panicky" }
 func (panicky) Open(L *lua.LState, r module.Run) lua.LValue {
 	return L.NewFunction(func(L *lua.LState) int {
-		var m map[string]int
-		m["boom"] = 1
-		return 0
+		var s []int
+		return s[L.GetTop()+1] // index out of range: a runtime panic
 	})
 }
 

@@ -127,7 +127,7 @@ func TestURLCredentialsNeverInErrors(t *testing.T) {
 	if err := s.CreateNode(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.UpdateNode(ctx, "a", func(n *Node) error {
+	_, err := s.UpdateNode(ctx, "a", func(n *Node) error {
 		n.Maintenance, n.MaintenanceReason = true, "see http://h/o?temp_url_sig=MrSig-2"
 		return nil
 	})
@@ -142,7 +142,7 @@ func TestURLCredentialsNeverInErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	run, _ := s.GetRun(ctx, r.ID)
-	got, _ = s.GetNode(ctx, "a")
+	got, _ := s.GetNode(ctx, "a")
 	if got.LastError != "download http://u:******@h/i.raw failed" || got.MaintenanceReason != "see http://h/o?temp_url_sig=******" ||
 		run.Error != "GET https://x:******@h/ failed" {
 		t.Fatalf("last_error %q, reason %q, run error %q", got.LastError, got.MaintenanceReason, run.Error)
