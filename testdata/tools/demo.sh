@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# demo.sh BIN - the main job on embedded defaults, no configuration, in a
+# demo.sh BIN - the main job on embedded defaults (one option: the demo's
+# directory in [lightsout] script_paths, for its local images), in a
 # throw-away directory: a simulated mixed fleet (gen8, gen9, gen10) whose
 # servers boot an emulated IPA ramdisk from virtual media; import it,
 # inspect everything, deploy a small test image to a Gen10 (UEFI, secure
@@ -9,7 +10,7 @@ set -euo pipefail
 BIN=${1:-bin/lightsout}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 WORK=$(mktemp -d /tmp/lightsout-demo.XXXXXX)
-export XDG_STATE_HOME=$WORK/state LIGHTSOUT_CONFIG=
+export XDG_STATE_HOME=$WORK/state LIGHTSOUT_CONFIG=$WORK/lightsout.conf
 SIM_PID=
 cleanup() {
   if [ -n "$SIM_PID" ]; then kill "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true; fi
@@ -33,6 +34,12 @@ fi
 say lightsout image iso -o ipa.iso --kernel vmlinuz --ramdisk initrd --bios-only ...
 "$BIN" image iso -o ipa.iso --kernel vmlinuz --ramdisk initrd --append "nofb nomodeset boot_method=vmedia" \
   --bios-only --no-progress "${loader[@]}"
+
+# Embedded defaults plus the one option local images need: scripts may read
+# files only inside the run's own directories and [lightsout] script_paths.
+printf '[lightsout]\nscript_paths = %s\n' "$WORK" >lightsout.conf
+say "cat lightsout.conf"
+cat lightsout.conf
 
 # A small test image and its checksum.
 head -c $((16 << 20)) /dev/urandom >image.raw
