@@ -68,8 +68,8 @@ func api() module.API[*face] {
 	return module.API[*face]{
 		// swift.upload(file, {container=, name=, expires=}) -> {container, object, bytes, segments}
 		"upload": func(f *face, a *module.Args) int {
-			file, o, c, cont, name := f.fileArgs(a)
-			after := o.Duration("expires", 0)
+			after := a.Opts(2).Duration("expires", 0)
+			file, _, c, cont, name := f.fileArgs(a)
 			var res Result
 			a.Do(f.r, map[string]any{"file": file, "container": cont, "object": name, "delete_after_s": after.Seconds()}, func(ctx context.Context) error {
 				var err error
@@ -84,9 +84,13 @@ func api() module.API[*face] {
 		},
 		// swift.publish(file, {container=, name=, expires=, method=, digest=, filename=}) -> temp URL
 		"publish": func(f *face, a *module.Args) int {
-			file, o, c, cont, name := f.fileArgs(a)
-			ttl := o.Duration("expires", c.Config().Expiry)
-			topts := f.tempURLOpts(a, o)
+			o := a.Opts(2)
+			ttl, topts := o.Duration("expires", 0), f.tempURLOpts(a, o)
+			file, _, c, cont, name := f.fileArgs(a)
+			signTTL := ttl
+			if ttl == 0 {
+				ttl = c.Config().Expiry
+			}
 			var u string
 			a.Do(f.r, map[string]any{"file": file, "container": cont, "object": name, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
 				if _, err := c.UploadFile(ctx, cont, name, file, UploadOptions{DeleteAfter: ttl}); err != nil {
@@ -96,7 +100,7 @@ func api() module.API[*face] {
 					return err
 				}
 				var err error
-				u, err = f.tempURL(ctx, c, cont, name, o.Duration("expires", 0), topts)
+				u, err = f.tempURL(ctx, c, cont, name, signTTL, topts)
 				return err
 			})
 			a.L.Push(lua.LString(u))
@@ -104,9 +108,9 @@ func api() module.API[*face] {
 		},
 		// swift.temp_url(object, {container=, expires=, method=, digest=, filename=}) -> URL
 		"temp_url": func(f *face, a *module.Args) int {
-			obj, o, c, cont := f.objectArgs(a)
-			ttl := o.Duration("expires", 0)
-			topts := f.tempURLOpts(a, o)
+			o := a.Opts(2)
+			ttl, topts := o.Duration("expires", 0), f.tempURLOpts(a, o)
+			obj, _, c, cont := f.objectArgs(a)
 			var u string
 			a.Do(f.r, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
 				var err error
