@@ -83,4 +83,3 @@ func TestDeployStepsAroundValidate(t *testing.T) {
 		})
 	}
 }
-
