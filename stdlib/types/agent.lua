@@ -10,7 +10,6 @@
 --   agent.command(nil, "standby.prepare_image", { image_info = info }, { wait = false })
 --   agent.wait_command(nil, "standby.prepare_image", { timeout = 1800 })
 --   agent.forget()
-
 --
 -- Conventions of every binding (ilo, vmedia, swift, image, agent): a
 -- function acting on a node takes it as an optional first argument `node?`:
@@ -20,6 +19,7 @@
 -- ("opts.expires must be ..."). Errors are raised as {code, message,
 -- operation}, operation always "<module>.<function>" (e.g. "vmedia.resolve",
 -- "ilo.set_host_power").
+
 ---@class agent
 local agent = {}
 

@@ -14,7 +14,6 @@
 -- Every method call is recorded as a run event "ilo.<method>" (duration,
 -- outcome, protocol; never a password). Errors are raised as ilo.Error
 -- tables: use pcall to branch on err.code.
-
 --
 -- Conventions of every binding (ilo, vmedia, swift, image, agent): a
 -- function acting on a node takes it as an optional first argument `node?`:
@@ -24,6 +23,7 @@
 -- ("opts.expires must be ..."). Errors are raised as {code, message,
 -- operation}, operation always "<module>.<function>" (e.g. "vmedia.resolve",
 -- "ilo.set_host_power").
+
 ---@class ilo
 local ilo = {}
 

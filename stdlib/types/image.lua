@@ -17,7 +17,6 @@
 --   local iso = image.iso("boot.iso", { kernel = "deploy.kernel", ramdisk = "deploy.initramfs",
 --                                       append = "nofb nomodeset vga=normal" })
 --   print(image.inspect(iso).el_torito[2].platform)   -- "UEFI"
-
 --
 -- Conventions of every binding (ilo, vmedia, swift, image, agent): a
 -- function acting on a node takes it as an optional first argument `node?`:
@@ -27,6 +26,7 @@
 -- ("opts.expires must be ..."). Errors are raised as {code, message,
 -- operation}, operation always "<module>.<function>" (e.g. "vmedia.resolve",
 -- "ilo.set_host_power").
+
 ---@class image
 local image = {}
 

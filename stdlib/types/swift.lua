@@ -19,7 +19,6 @@
 --
 --   local swift = require("swift")
 --   local url = swift.publish("deploy.iso", { name = "boot-" .. node.uuid .. ".iso" })
-
 --
 -- Conventions of every binding (ilo, vmedia, swift, image, agent): a
 -- function acting on a node takes it as an optional first argument `node?`:
@@ -29,6 +28,7 @@
 -- ("opts.expires must be ..."). Errors are raised as {code, message,
 -- operation}, operation always "<module>.<function>" (e.g. "vmedia.resolve",
 -- "ilo.set_host_power").
+
 ---@class swift
 local swift = {}
 

@@ -35,7 +35,6 @@
 --   bmc:power_on()   -- or reset
 --   ...
 --   vmedia.cleanup(node, bmc)
-
 --
 -- Conventions of every binding (ilo, vmedia, swift, image, agent): a
 -- function acting on a node takes it as an optional first argument `node?`:
@@ -45,6 +44,7 @@
 -- ("opts.expires must be ..."). Errors are raised as {code, message,
 -- operation}, operation always "<module>.<function>" (e.g. "vmedia.resolve",
 -- "ilo.set_host_power").
+
 ---@class vmedia
 local vmedia = {}
 
