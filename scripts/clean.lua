@@ -25,13 +25,10 @@ local params_lib = require("params")
 local playbook = require("playbook")
 local power = require("power")
 local steps = require("steps")
+local util = require("util")
 local vmedia = require("vmedia")
 
 local M = { steps = steps }
-
-local function seconds(section, key, default)
-  return tonumber(config[section] and config[section][key]) or default
-end
 
 -- Does the plan need the agent? Manual: when a requested step is not one
 -- of the out-of-band steps. Automated: unless in-band cleaning is disabled.
@@ -55,7 +52,7 @@ local function boot_ramdisk(ctx)
   bootmode.prepare_node_for_deploy(ctx.bmc, ctx.node)
   playbook.boot_ramdisk(ctx, params_lib.ramdisk(ctx.node))
   ctx.node:transition("wait")
-  agent.wait_heartbeat(nil, { timeout = seconds("conductor", "clean_callback_timeout", 1800) })
+  agent.wait_heartbeat(nil, { timeout = util.config_number("conductor", "clean_callback_timeout", 1800) })
   ctx.node:transition("resume")
 end
 

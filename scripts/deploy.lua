@@ -11,7 +11,10 @@
 -- Wrap it from a site deploy.lua:
 --   local deploy = require("bundled.deploy")
 --   deploy.add_step("write image", "register in CMDB", function(ctx) ... end)
+--   deploy.add_step_before("validate", "site checks", function(ctx) ... end)
 --   deploy.run()
+-- A failure in "validate", "start" or a step before them leaves the node as
+-- it was (nothing has changed yet); after "start", the failure path runs.
 --
 -- Decisions on Ironic's quirks (§12): no take-over exists, so nothing runs
 -- on an ACTIVE node unless asked (§12.1: a rebuild is explicit); instances
@@ -20,16 +23,13 @@
 -- deploy media are removed once the image is written.
 local agent = require("agent")
 local bootmode = require("bootmode")
-local params = require("params")
+local params_lib = require("params")
 local playbook = require("playbook")
 local power = require("power")
+local util = require("util")
 local vmedia = require("vmedia")
 
 local M = {}
-
-local function seconds(section, key, default)
-  return tonumber(config[section] and config[section][key]) or default
-end
 
 -- Refuse bad requests before the node changes state.
 local function validate(ctx)
@@ -40,7 +40,7 @@ local function validate(ctx)
     run.fail("invalid_argument", "node " .. n.name .. " has no deploy ramdisk: set driver_info.ilo_deploy_iso,"
       .. " or deploy_kernel and deploy_ramdisk")
   end
-  params.check_image(n)
+  params_lib.check_image(n)
   ctx.boot_mode = bootmode.for_deploy(n)
   ctx.secure_boot = bootmode.secure_boot_requested(n)
   run.log("info", "deploying " .. tostring(n.instance_info.image_source), {
@@ -61,19 +61,19 @@ end
 
 -- Floppy with the ramdisk parameters, deploy ISO as CDROM, one-time CDROM, power on.
 local function boot_ramdisk(ctx)
-  playbook.boot_ramdisk(ctx, params.ramdisk(ctx.node))
+  playbook.boot_ramdisk(ctx, params_lib.ramdisk(ctx.node))
   ctx.node:transition("wait")
 end
 
 local function wait_for_agent(ctx)
-  local hb = agent.wait_heartbeat(nil, { timeout = seconds("conductor", "deploy_callback_timeout", 1800) })
+  local hb = agent.wait_heartbeat(nil, { timeout = util.config_number("conductor", "deploy_callback_timeout", 1800) })
   run.log("info", "agent is up", { agent_url = hb.agent_url, agent_version = hb.agent_version })
   ctx.node:transition("resume")
 end
 
 -- The agent downloads the image, checks its checksum and writes it to disk.
 local function write_image(ctx)
-  local info = params.image_info(ctx.node)
+  local info = params_lib.image_info(ctx.node)
   agent.command(nil, "standby.prepare_image", {
     image_info = info, configdrive = ctx.node.instance_info.configdrive }, { wait = false })
   local res = agent.wait_command(nil, "standby.prepare_image")
@@ -111,6 +111,8 @@ local function boot_instance(ctx)
 end
 
 M.phases = {
+  { "validate", validate },
+  { "start", start },
   { "prepare node", prepare_node },
   { "boot deploy ramdisk", boot_ramdisk },
   { "wait for agent", wait_for_agent },
@@ -123,21 +125,18 @@ M.phases = {
 
 --- Inserts a phase named name running fn(ctx) after the phase called after.
 function M.add_step(after, name, fn)
-  for i, p in ipairs(M.phases) do
-    if p[1] == after then
-      table.insert(M.phases, i + 1, { name, fn })
-      return
-    end
-  end
-  run.fail("invalid_argument", ("deploy.add_step: no phase %q"):format(tostring(after)))
+  playbook.add_phase(M.phases, { after = after }, name, fn, "deploy.add_step")
+end
+
+--- Inserts a phase named name running fn(ctx) before the phase called before.
+function M.add_step_before(before, name, fn)
+  playbook.add_phase(M.phases, { before = before }, name, fn, "deploy.add_step_before")
 end
 
 --- Runs the deploy on the run's node.
 function M.run()
   local ctx = playbook.context()
-  run.step("validate", function() validate(ctx) end)
-  run.step("start", function() start(ctx) end)
-  playbook.run(ctx, M.phases, { what = "deploy", states = { deploying = true, ["wait call-back"] = true },
+  playbook.run(ctx, M.phases, { what = "deploy", start = "start", states = { deploying = true, ["wait call-back"] = true },
     on_fail = function(c) bootmode.restore_secure_boot(c.bmc, c.node) end })
 end
 

@@ -29,22 +29,60 @@ function M.message(err)
   return tostring(err)
 end
 
+-- The position of the phase called name in phases (nil when none is).
+local function find(phases, name)
+  for i, p in ipairs(phases) do
+    if p[1] == name then return i end
+  end
+end
+
+-- The phases' names, for error messages: "validate, start, ...".
+local function names(phases)
+  local out = {}
+  for _, p in ipairs(phases) do out[#out + 1] = p[1] end
+  return table.concat(out, ", ")
+end
+
+--- Inserts the phase {name, fn} into phases after the phase called
+--- where.after, or before the one called where.before; raises
+--- invalid_argument naming the missing phase. what names the playbook.
+function M.add_phase(phases, where, name, fn, what)
+  local anchor = where.after or where.before
+  local i = find(phases, anchor)
+  if i == nil then
+    run.fail("invalid_argument", ("%s: no phase %q (phases: %s)"):format(what or run.script, tostring(anchor), names(phases)))
+  end
+  table.insert(phases, where.after and i + 1 or i, { name, fn })
+end
+
 --- Runs phases ({ {name, fn(ctx)}, ... }) top to bottom, each as a recorded
 --- step. On the first error: M.fail(ctx, err, opts), then the error is
---- raised again so the run fails.
+--- raised again so the run fails. With opts.start (the name of the phase
+--- that moves the node into its transient state), an error in that phase
+--- or before it (validation) leaves the node as it is: no failure path.
 function M.run(ctx, phases, opts)
-  -- Cancelled (signal, node abort, timeout): the engine calls this with a
-  -- fresh context, as no call of the cancelled run can succeed.
-  run.on_abort(function(cause) M.fail(ctx, cause, opts) end)
+  opts = opts or {}
+  if opts.start and not find(phases, opts.start) then
+    run.fail("invalid_argument", ("%s: no phase %q starts it"):format(opts.what or run.script, opts.start))
+  end
+  local armed = false
+  local function arm()
+    armed = true
+    -- Cancelled (signal, node abort, timeout): the engine calls this with a
+    -- fresh context, as no call of the cancelled run can succeed.
+    run.on_abort(function(cause) M.fail(ctx, cause, opts) end)
+  end
+  if not opts.start then arm() end
   local ok, err = pcall(function()
     for _, p in ipairs(phases) do
       ctx.phase = p[1]
       run.step(p[1], function() return p[2](ctx) end)
+      if p[1] == opts.start then arm() end
     end
   end)
   run.on_abort(nil)
   if not ok then
-    M.fail(ctx, err, opts)
+    if armed then M.fail(ctx, err, opts) end
     error(err, 0)
   end
 end

@@ -5,7 +5,7 @@
 --   power.off(bmc)            -- hard off (hold the power button), wait until off
 --   power.on(bmc)             -- power on, wait until on
 --   power.reboot(bmc)         -- reset when on, power on when off
---   power.off_via_agent(bmc)  -- standby.power_off, hard off as fall-back
+--   power.off_via_agent(bmc, agent)  -- standby.power_off through require("agent"), hard off as fall-back
 local M = {}
 
 local function num(section, key, default)

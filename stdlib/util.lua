@@ -1,4 +1,5 @@
--- util: small table and string helpers shared by the bundled playbooks.
+-- util: small table, string and configuration helpers shared by the
+-- bundled playbooks.
 local M = {}
 
 --- Returns a shallow copy of t.
@@ -22,6 +23,14 @@ function M.contains(list, v)
     if x == v then return true end
   end
   return false
+end
+
+--- The number in config[section][key] (seconds, counts), or default when it
+--- is unset or not a number: util.config_number("conductor", "deploy_callback_timeout", 1800).
+function M.config_number(section, key, default)
+  local v = tonumber(config[section] and config[section][key])
+  if v == nil then return default end
+  return v
 end
 
 return M

@@ -40,73 +40,41 @@ func NewModule(server *agentapi.Server) *Module {
 // Name implements module.Module.
 func (m *Module) Name() string { return "agent" }
 
-// Open implements module.Module.
+// Open implements module.Module: require("agent") gives the functions of api.
 func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
-	b := &binding{m: m, r: r}
-	t := L.NewTable()
-	for name, fn := range map[string]lua.LGFunction{
-		"callback_url":   b.callbackURL,
-		"token":          b.token,
-		"forget":         b.forget,
-		"info":           b.info,
-		"wait_heartbeat": b.waitHeartbeat,
-		"command":        b.command,
-		"commands":       b.commands,
-		"wait_command":   b.waitCommand,
-	} {
-		t.RawSetString(name, L.NewFunction(fn))
-	}
-	return t
+	return api().Table(L, m.Name(), &face{m: m, r: r})
 }
 
-// binding is the module opened for one run.
-type binding struct {
+// api is the Lua face of agent. Every function acting on a node takes it
+// as its first argument, optional: nil or absent is the run's node (a
+// script may not read, rotate or revoke another node's agent token).
+func api() module.API[*face] {
+	return module.API[*face]{
+		"callback_url":   (*face).callbackURL,
+		"token":          (*face).token,
+		"forget":         (*face).forget,
+		"info":           (*face).info,
+		"wait_heartbeat": (*face).waitHeartbeat,
+		"command":        (*face).command,
+		"commands":       (*face).commands,
+		"wait_command":   (*face).waitCommand,
+	}
+}
+
+// face is the agent module opened for one run.
+type face struct {
 	m *Module
 	r module.Run
 }
 
-// nodeArg returns argument n as a node UUID: nil, the run's node UUID or
-// name, or its node table. Another node (or any node in a node-less run)
-// is refused with forbidden: a script may not read, rotate or revoke
-// another node's agent token.
-func (b *binding) nodeArg(L *lua.LState, n int, op string) string {
-	return module.NodeArg(L, b.r, n, op)
-}
-
-// seconds reads opts[key] as a positive duration in seconds (0 when unset).
-func seconds(L *lua.LState, opts *lua.LTable, key, op string) time.Duration {
-	v := opts.RawGetString(key)
-	if v == lua.LNil {
-		return 0
-	}
-	n, ok := v.(lua.LNumber)
-	if !ok || n <= 0 {
-		module.Raise(L, op, module.Errorf(module.CodeInvalid, op, "opts.%s must be a positive number of seconds, got %s", key, v.String()))
-	}
-	return time.Duration(float64(n) * float64(time.Second))
-}
-
-// boolOpt reads opts[key] as a boolean with a default.
-func boolOpt(L *lua.LState, opts *lua.LTable, key, op string, def bool) bool {
-	switch v := opts.RawGetString(key).(type) {
-	case *lua.LNilType:
-		return def
-	case lua.LBool:
-		return bool(v)
-	default:
-		module.Raise(L, op, module.Errorf(module.CodeInvalid, op, "opts.%s must be a boolean, got %s", key, v.Type()))
-	}
-	return def
-}
-
 // fail redacts err with the run's secrets and raises it.
-func (b *binding) fail(L *lua.LState, op string, err error) {
-	e := &module.Error{Code: module.CodeOf(err), Operation: op, Message: b.r.Redact(err.Error())}
+func (f *face) fail(a *module.Args, err error) {
+	e := &module.Error{Code: module.CodeOf(err), Operation: a.Op, Message: f.r.Redact(err.Error())}
 	var me *module.Error
 	if errors.As(err, &me) {
-		e.Message = b.r.Redact(me.Message)
+		e.Message = f.r.Redact(me.Message)
 	}
-	module.Raise(L, op, e)
+	a.Raise(e)
 }
 
 // classify maps client errors to module codes.
@@ -139,47 +107,47 @@ func classify(op string, err error) error {
 }
 
 // agentFor returns the agent URL and token of a node that heartbeated.
-func (b *binding) agentFor(op, node string) (string, string, error) {
-	tok, ok := b.m.server.Token(node)
+func (f *face) agentFor(op, node string) (string, string, error) {
+	tok, ok := f.m.server.Token(node)
 	if !ok {
 		return "", "", module.Errorf(module.CodeNotFound, op, "node %s has no agent token: call agent.token(node) before booting the ramdisk", node)
 	}
-	hb, ok := b.m.server.Agent(node)
+	hb, ok := f.m.server.Agent(node)
 	if !ok {
 		return "", "", module.Errorf(module.CodeNotFound, op, "node %s: no agent heartbeat yet; call agent.wait_heartbeat(node) first", node)
 	}
 	return hb.AgentURL, tok, nil
 }
 
-func (b *binding) callbackURL(L *lua.LState) int {
-	L.Push(lua.LString(agentapi.CallbackURL(b.r.Config(), b.m.server.URL())))
+func (f *face) callbackURL(a *module.Args) int {
+	a.L.Push(lua.LString(agentapi.CallbackURL(f.r.Config(), f.m.server.URL())))
 	return 1
 }
 
-func (b *binding) token(L *lua.LState) int {
-	const op = "agent.token"
-	node := b.nodeArg(L, 1, op)
+func (f *face) token(a *module.Args) int {
+	op := a.Op
+	node := a.Node(f.r, 1)
 	var tok string
-	err := module.Record(b.r, op, map[string]any{"node": node}, func(context.Context) error {
+	err := module.Record(f.r, op, map[string]any{"node": node}, func(context.Context) error {
 		var err error
-		tok, err = b.m.server.NewToken(node)
+		tok, err = f.m.server.NewToken(node)
 		if err == nil {
-			b.r.AddSecret(tok)
+			f.r.AddSecret(tok)
 		}
 		return err
 	})
 	if err != nil {
-		b.fail(L, op, err)
+		f.fail(a, err)
 	}
-	L.Push(lua.LString(tok))
+	a.L.Push(lua.LString(tok))
 	return 1
 }
 
-func (b *binding) forget(L *lua.LState) int {
-	const op = "agent.forget"
-	node := b.nodeArg(L, 1, op)
-	_ = module.Record(b.r, op, map[string]any{"node": node}, func(context.Context) error {
-		b.m.server.Forget(node)
+func (f *face) forget(a *module.Args) int {
+	op := a.Op
+	node := a.Node(f.r, 1)
+	_ = module.Record(f.r, op, map[string]any{"node": node}, func(context.Context) error {
+		f.m.server.Forget(node)
 		return nil
 	})
 	return 0
@@ -196,20 +164,20 @@ func heartbeatTable(L *lua.LState, hb agentapi.Heartbeat) *lua.LTable {
 	return t
 }
 
-func (b *binding) info(L *lua.LState) int {
-	node := b.nodeArg(L, 1, "agent.info")
-	hb, ok := b.m.server.Agent(node)
+func (f *face) info(a *module.Args) int {
+	node := a.Node(f.r, 1)
+	hb, ok := f.m.server.Agent(node)
 	if !ok {
-		L.Push(lua.LNil)
+		a.L.Push(lua.LNil)
 		return 1
 	}
-	L.Push(heartbeatTable(L, hb))
+	a.L.Push(heartbeatTable(a.L, hb))
 	return 1
 }
 
 // defaultHeartbeatTimeout reads [conductor] deploy_callback_timeout.
-func (b *binding) defaultHeartbeatTimeout() time.Duration {
-	if v, ok := b.r.Config().Get("conductor", "deploy_callback_timeout"); ok {
+func (f *face) defaultHeartbeatTimeout() time.Duration {
+	if v, ok := f.r.Config().Get("conductor", "deploy_callback_timeout"); ok {
 		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
 			return time.Duration(n) * time.Second
 		}
@@ -217,24 +185,24 @@ func (b *binding) defaultHeartbeatTimeout() time.Duration {
 	return DefaultHeartbeatTimeout
 }
 
-func (b *binding) waitHeartbeat(L *lua.LState) int {
-	const op = "agent.wait_heartbeat"
-	node := b.nodeArg(L, 1, op)
-	opts := module.OptTable(L, 2, op)
-	timeout := seconds(L, opts, "timeout", op)
+func (f *face) waitHeartbeat(a *module.Args) int {
+	op := a.Op
+	node := a.Node(f.r, 1)
+	opts := a.Opts(2)
+	timeout := opts.Duration("timeout", 0)
 	if timeout == 0 {
-		timeout = b.defaultHeartbeatTimeout()
+		timeout = f.defaultHeartbeatTimeout()
 	}
 	var after time.Time
-	if v, ok := opts.RawGetString("after").(lua.LNumber); ok {
-		after = time.Unix(0, int64(float64(v)*1e9))
+	if v := opts.Number("after", 0); v > 0 {
+		after = time.Unix(0, int64(v*1e9))
 	}
 	var hb agentapi.Heartbeat
-	err := module.Record(b.r, op, map[string]any{"node": node, "timeout_s": timeout.Seconds()}, func(ctx context.Context) error {
+	err := module.Record(f.r, op, map[string]any{"node": node, "timeout_s": timeout.Seconds()}, func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		var err error
-		hb, err = b.m.server.WaitHeartbeat(ctx, node, after)
+		hb, err = f.m.server.WaitHeartbeat(ctx, node, after)
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
 			return &module.Error{Code: module.CodeTimeout, Operation: op, Err: err,
@@ -248,49 +216,50 @@ func (b *binding) waitHeartbeat(L *lua.LState) int {
 		return nil
 	})
 	if err != nil {
-		b.fail(L, op, err)
+		f.fail(a, err)
 	}
-	L.Push(heartbeatTable(L, hb))
+	a.L.Push(heartbeatTable(a.L, hb))
 	return 1
 }
 
 // resultTable converts a command result to Lua, raising on failure when
 // check is set.
-func (b *binding) finish(L *lua.LState, op string, res CommandResult, check bool) int {
+func (f *face) finish(a *module.Args, res CommandResult, check bool) int {
+	op := a.Op
 	if check && (res.CommandStatus == StatusFailed || res.CommandStatus == StatusCleanVersionMismatch) {
-		b.fail(L, op, module.Errorf(module.CodeError, op, "agent command %s %s: %s", res.CommandName, strings.ToLower(res.CommandStatus), res.ErrorMessage()))
+		f.fail(a, module.Errorf(module.CodeError, op, "agent command %s %s: %s", res.CommandName, strings.ToLower(res.CommandStatus), res.ErrorMessage()))
 	}
-	L.Push(module.ToLua(L, res.Map()))
+	a.L.Push(module.ToLua(a.L, res.Map()))
 	return 1
 }
 
-func (b *binding) command(L *lua.LState) int {
-	const op = "agent.command"
-	node := b.nodeArg(L, 1, op)
-	name := L.CheckString(2)
+func (f *face) command(a *module.Args) int {
+	op := a.Op
+	node := a.Node(f.r, 1)
+	name := a.NonEmpty(2, "command")
 	if !strings.Contains(name, ".") {
-		b.fail(L, op, module.Errorf(module.CodeInvalid, op, "command name %q must be <extension>.<command>, e.g. standby.prepare_image", name))
+		f.fail(a, module.Errorf(module.CodeInvalid, op, "command name %q must be <extension>.<command>, e.g. standby.prepare_image", name))
 	}
 	params := map[string]any{}
-	switch v := L.Get(3).(type) {
+	switch v := a.L.Get(3).(type) {
 	case *lua.LNilType:
 	case *lua.LTable:
 		m, ok := module.FromLua(v).(map[string]any)
 		if !ok {
-			b.fail(L, op, module.Errorf(module.CodeInvalid, op, "argument #3 (params) must be a table with string keys, not a list"))
+			f.fail(a, module.Errorf(module.CodeInvalid, op, "argument #3 (params) must be a table with string keys, not a list"))
 		}
 		params = m
 	default:
-		b.fail(L, op, module.Errorf(module.CodeInvalid, op, "argument #3 (params) must be a table, got %s", v.Type()))
+		f.fail(a, module.Errorf(module.CodeInvalid, op, "argument #3 (params) must be a table, got %s", v.Type()))
 	}
-	opts := module.OptTable(L, 4, op)
-	wait := boolOpt(L, opts, "wait", op, true)
-	check := boolOpt(L, opts, "check", op, true)
-	timeout := seconds(L, opts, "timeout", op)
+	opts := a.Opts(4)
+	wait := opts.Bool("wait", true)
+	check := opts.Bool("check", true)
+	timeout := opts.Duration("timeout", 0)
 	var res CommandResult
 	fields := map[string]any{"node": node, "command": name, "wait": wait, "params": module.SortedKeys(params)}
-	err := module.Record(b.r, op, fields, func(ctx context.Context) error {
-		agentURL, tok, err := b.agentFor(op, node)
+	err := module.Record(f.r, op, fields, func(ctx context.Context) error {
+		agentURL, tok, err := f.agentFor(op, node)
 		if err != nil {
 			return err
 		}
@@ -299,38 +268,38 @@ func (b *binding) command(L *lua.LState) int {
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
-		res, err = b.m.client.Run(ctx, agentURL, tok, name, params, wait)
+		res, err = f.m.client.Run(ctx, agentURL, tok, name, params, wait)
 		if err == nil {
 			fields["status"] = res.CommandStatus
 		}
 		return classify(op, err)
 	})
 	if err != nil {
-		b.fail(L, op, err)
+		f.fail(a, err)
 	}
-	return b.finish(L, op, res, check && wait)
+	return f.finish(a, res, check && wait)
 }
 
-func (b *binding) commands(L *lua.LState) int {
-	const op = "agent.commands"
-	node := b.nodeArg(L, 1, op)
+func (f *face) commands(a *module.Args) int {
+	op := a.Op
+	node := a.Node(f.r, 1)
 	var list []CommandResult
-	err := module.Record(b.r, op, map[string]any{"node": node}, func(ctx context.Context) error {
-		agentURL, tok, err := b.agentFor(op, node)
+	err := module.Record(f.r, op, map[string]any{"node": node}, func(ctx context.Context) error {
+		agentURL, tok, err := f.agentFor(op, node)
 		if err != nil {
 			return err
 		}
-		list, err = b.m.client.List(ctx, agentURL, tok)
+		list, err = f.m.client.List(ctx, agentURL, tok)
 		return classify(op, err)
 	})
 	if err != nil {
-		b.fail(L, op, err)
+		f.fail(a, err)
 	}
-	t := L.CreateTable(len(list), 0)
+	t := a.L.CreateTable(len(list), 0)
 	for _, c := range list {
-		t.Append(module.ToLua(L, c.Map()))
+		t.Append(module.ToLua(a.L, c.Map()))
 	}
-	L.Push(t)
+	a.L.Push(t)
 	return 1
 }
 
@@ -350,52 +319,49 @@ func lastNamed(list []CommandResult, name string) (CommandResult, bool) {
 	return CommandResult{}, false
 }
 
-func (b *binding) waitCommand(L *lua.LState) int {
-	const op = "agent.wait_command"
-	node := b.nodeArg(L, 1, op)
-	name := L.CheckString(2)
-	opts := module.OptTable(L, 3, op)
-	timeout := seconds(L, opts, "timeout", op)
-	interval := seconds(L, opts, "interval", op)
-	if interval == 0 {
-		interval = DefaultPollInterval
-	}
-	check := boolOpt(L, opts, "check", op, true)
+func (f *face) waitCommand(a *module.Args) int {
+	op := a.Op
+	node := a.Node(f.r, 1)
+	name := a.NonEmpty(2, "command")
+	opts := a.Opts(3)
+	timeout := opts.Duration("timeout", 0)
+	interval := opts.Duration("interval", DefaultPollInterval)
+	check := opts.Bool("check", true)
 	var res CommandResult
 	fields := map[string]any{"node": node, "command": name}
-	err := module.Record(b.r, op, fields, func(ctx context.Context) error {
+	err := module.Record(f.r, op, fields, func(ctx context.Context) error {
 		if timeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
 		var err error
-		res, err = b.pollCommand(ctx, op, node, name, interval)
+		res, err = f.pollCommand(ctx, op, node, name, interval)
 		if err == nil {
 			fields["status"] = res.CommandStatus
 		}
 		return err
 	})
 	if err != nil {
-		b.fail(L, op, err)
+		f.fail(a, err)
 	}
-	return b.finish(L, op, res, check)
+	return f.finish(a, res, check)
 }
 
 // pollCommand re-reads the command list until the last command called
 // name is done. It wakes at every heartbeat (IPA heartbeats when an
 // asynchronous command ends) or after interval, and stops with ctx.
-func (b *binding) pollCommand(ctx context.Context, op, node, name string, interval time.Duration) (CommandResult, error) {
+func (f *face) pollCommand(ctx context.Context, op, node, name string, interval time.Duration) (CommandResult, error) {
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
 	var lastErr error
 	for {
-		changed, _ := b.m.server.Changed(node)
-		agentURL, tok, err := b.agentFor(op, node)
+		changed, _ := f.m.server.Changed(node)
+		agentURL, tok, err := f.agentFor(op, node)
 		if err != nil {
 			return CommandResult{}, err
 		}
-		list, err := b.m.client.List(ctx, agentURL, tok)
+		list, err := f.m.client.List(ctx, agentURL, tok)
 		if err == nil {
 			res, ok := lastNamed(list, name)
 			if !ok {

@@ -66,12 +66,12 @@ func TestLuaCodeOfEachKind(t *testing.T) {
 		if got := luaCode(tc.err); got != tc.code {
 			t.Errorf("%v: code %q, want %q", tc.err, got, tc.code)
 		}
-		le := luaError(tc.err)
+		le := luaError("op", tc.err)
 		var me *module.Error
 		if !errors.As(le, &me) || me.Code != tc.code {
 			t.Errorf("%v: luaError %#v", tc.err, le)
 		}
-		if ie := (*iloapi.Error)(nil); errors.As(tc.err, &ie) && (me.Operation != "op" || !errors.Is(le, ie.Kind)) {
+		if ie := (*iloapi.Error)(nil); errors.As(tc.err, &ie) && (me.Operation != "ilo.op" || !errors.Is(le, ie.Kind)) {
 			t.Errorf("%v: operation %q, kind lost", tc.err, me.Operation)
 		}
 	}

@@ -62,7 +62,7 @@ if SECURE then
   bmc:set_host_power("OFF")
 else
   assert(not ok and err.code == "not_supported", tostring(err))
-  assert(err.operation == "set_secure_boot_mode", err.operation)
+  assert(err.operation == "ilo.set_secure_boot_mode", err.operation)
 end
 bmc:eject_virtual_media("CDROM") -- nothing inserted: no-op
 bmc:insert_virtual_media(IMAGE, "CDROM")
@@ -155,7 +155,7 @@ assert(not ok and err.code == "invalid_argument" and err.message:find("ilo_usern
 local bmc = ilo.connect({address = ADDR, port = PORT, username = "Administrator", password = "wrong", insecure = true, timeout = 3})
 local ok2, err2 = pcall(function() return bmc:get_host_power_status() end)
 assert(not ok2 and err2.code == "login_failed", tostring(err2))
-assert(err2.operation == "get_host_power_status", tostring(err2.operation))
+assert(err2.operation == "ilo.get_host_power_status", tostring(err2.operation))
 assert(not tostring(err2):find("wrong"))
 `
 	run := moduletest.NewRun(context.Background(), nil)
@@ -474,7 +474,7 @@ func TestUnrecordedClientRecordsNothing(t *testing.T) {
 	}
 	err := c.SetOneTimeBoot(ctx, "FLOPPYDISK")
 	var me *module.Error
-	if !errors.As(err, &me) || me.Code != module.CodeInvalid || me.Operation != "set_one_time_boot" {
+	if !errors.As(err, &me) || me.Code != module.CodeInvalid || me.Operation != "ilo.set_one_time_boot" {
 		t.Fatalf("bad device: %#v", err)
 	}
 	if calls := run.Calls(); len(calls) != 0 {

@@ -9,16 +9,13 @@ import (
 	"github.com/lightsout/lightsout/runtime/module"
 )
 
-// luaMethod is the Lua face of one operation: it reads the arguments from
-// L (the client is argument 1), calls c and pushes the result.
-type luaMethod func(L *lua.LState, c Client, ctx context.Context) int
+// luaMethod is the Lua face of one operation: it reads the arguments
+// through a (the client is argument 1), calls c and pushes the result.
+type luaMethod = module.Func[*Recorded]
 
-func pushOrRaise(L *lua.LState, op string, v lua.LValue, err error) int {
-	if err != nil {
-		module.Raise(L, op, err)
-		return 0
-	}
-	L.Push(v)
+func pushOrRaise(a *module.Args, v lua.LValue, err error) int {
+	a.Check(err)
+	a.L.Push(v)
 	return 1
 }
 
@@ -47,44 +44,45 @@ func sensorsTable(L *lua.LState, ss []Sensor) *lua.LTable {
 	return t
 }
 
-func luaMethods() map[string]luaMethod {
-	str := func(op string, fn func(c Client, ctx context.Context) (string, error)) luaMethod {
-		return func(L *lua.LState, c Client, ctx context.Context) int {
-			v, err := fn(c, ctx)
-			return pushOrRaise(L, op, lua.LString(v), err)
+// luaMethods is the Lua face of every operation: the methods of an
+// ilo.client (bmc:get_host_power_status()). Each call is bounded by the
+// run's context (see Recorded).
+func luaMethods() module.API[*Recorded] {
+	str := func(fn func(c Client, ctx context.Context) (string, error)) luaMethod {
+		return func(c *Recorded, a *module.Args) int {
+			v, err := fn(c, c.run.Context())
+			return pushOrRaise(a, lua.LString(v), err)
 		}
 	}
-	none := func(op string, fn func(L *lua.LState, c Client, ctx context.Context) error) luaMethod {
-		return func(L *lua.LState, c Client, ctx context.Context) int {
-			if err := fn(L, c, ctx); err != nil {
-				module.Raise(L, op, err)
-			}
+	none := func(fn func(a *module.Args, c Client, ctx context.Context) error) luaMethod {
+		return func(c *Recorded, a *module.Args) int {
+			a.Check(fn(a, c, c.run.Context()))
 			return 0
 		}
 	}
-	return map[string]luaMethod{
-		"get_product_name": str("get_product_name", func(c Client, ctx context.Context) (string, error) { return c.GetProductName(ctx) }),
-		"get_host_power_status": str("get_host_power_status", func(c Client, ctx context.Context) (string, error) {
+	return module.API[*Recorded]{
+		"get_product_name": str(func(c Client, ctx context.Context) (string, error) { return c.GetProductName(ctx) }),
+		"get_host_power_status": str(func(c Client, ctx context.Context) (string, error) {
 			return c.GetHostPowerStatus(ctx)
 		}),
-		"set_host_power": none("set_host_power", func(L *lua.LState, c Client, ctx context.Context) error {
-			return c.SetHostPower(ctx, L.CheckString(2))
+		"set_host_power": none(func(a *module.Args, c Client, ctx context.Context) error {
+			return c.SetHostPower(ctx, a.String(2, "state"))
 		}),
-		"hold_pwr_btn":  none("hold_pwr_btn", func(_ *lua.LState, c Client, ctx context.Context) error { return c.HoldPwrBtn(ctx) }),
-		"press_pwr_btn": none("press_pwr_btn", func(_ *lua.LState, c Client, ctx context.Context) error { return c.PressPwrBtn(ctx) }),
-		"reset_server":  none("reset_server", func(_ *lua.LState, c Client, ctx context.Context) error { return c.ResetServer(ctx) }),
-		"get_one_time_boot": str("get_one_time_boot", func(c Client, ctx context.Context) (string, error) {
+		"hold_pwr_btn":  none(func(_ *module.Args, c Client, ctx context.Context) error { return c.HoldPwrBtn(ctx) }),
+		"press_pwr_btn": none(func(_ *module.Args, c Client, ctx context.Context) error { return c.PressPwrBtn(ctx) }),
+		"reset_server":  none(func(_ *module.Args, c Client, ctx context.Context) error { return c.ResetServer(ctx) }),
+		"get_one_time_boot": str(func(c Client, ctx context.Context) (string, error) {
 			return c.GetOneTimeBoot(ctx)
 		}),
-		"set_one_time_boot": none("set_one_time_boot", func(L *lua.LState, c Client, ctx context.Context) error {
-			return c.SetOneTimeBoot(ctx, L.CheckString(2))
+		"set_one_time_boot": none(func(a *module.Args, c Client, ctx context.Context) error {
+			return c.SetOneTimeBoot(ctx, a.String(2, "device"))
 		}),
-		"get_persistent_boot_device": str("get_persistent_boot_device", func(c Client, ctx context.Context) (string, error) {
+		"get_persistent_boot_device": str(func(c Client, ctx context.Context) (string, error) {
 			return c.GetPersistentBootDevice(ctx)
 		}),
-		"update_persistent_boot": none("update_persistent_boot", func(L *lua.LState, c Client, ctx context.Context) error {
+		"update_persistent_boot": none(func(a *module.Args, c Client, ctx context.Context) error {
 			var devs []string
-			switch v := L.Get(2).(type) {
+			switch v := a.L.Get(2).(type) {
 			case lua.LString:
 				devs = []string{string(v)}
 			case *lua.LTable:
@@ -92,122 +90,123 @@ func luaMethods() map[string]luaMethod {
 					devs = append(devs, lua.LVAsString(v.RawGetInt(i)))
 				}
 			default:
-				L.ArgError(2, "boot device string or list of devices expected")
+				a.Invalid("argument #1 (devices) must be a boot device string or a list of devices, got %s", a.L.Get(2).Type())
 			}
 			return c.UpdatePersistentBoot(ctx, devs)
 		}),
-		"get_current_boot_mode": str("get_current_boot_mode", func(c Client, ctx context.Context) (string, error) {
+		"get_current_boot_mode": str(func(c Client, ctx context.Context) (string, error) {
 			return c.GetCurrentBootMode(ctx)
 		}),
-		"get_pending_boot_mode": str("get_pending_boot_mode", func(c Client, ctx context.Context) (string, error) {
+		"get_pending_boot_mode": str(func(c Client, ctx context.Context) (string, error) {
 			return c.GetPendingBootMode(ctx)
 		}),
-		"set_pending_boot_mode": none("set_pending_boot_mode", func(L *lua.LState, c Client, ctx context.Context) error {
-			return c.SetPendingBootMode(ctx, L.CheckString(2))
+		"set_pending_boot_mode": none(func(a *module.Args, c Client, ctx context.Context) error {
+			return c.SetPendingBootMode(ctx, a.String(2, "mode"))
 		}),
-		"get_supported_boot_mode": str("get_supported_boot_mode", func(c Client, ctx context.Context) (string, error) {
+		"get_supported_boot_mode": str(func(c Client, ctx context.Context) (string, error) {
 			return c.GetSupportedBootMode(ctx)
 		}),
-		"get_secure_boot_mode": func(L *lua.LState, c Client, ctx context.Context) int {
+		"get_secure_boot_mode": func(c *Recorded, a *module.Args) int {
+			ctx := c.run.Context()
 			v, err := c.GetSecureBootMode(ctx)
-			return pushOrRaise(L, "get_secure_boot_mode", lua.LBool(v), err)
+			return pushOrRaise(a, lua.LBool(v), err)
 		},
-		"set_secure_boot_mode": none("set_secure_boot_mode", func(L *lua.LState, c Client, ctx context.Context) error {
-			return c.SetSecureBootMode(ctx, L.CheckBool(2))
+		"set_secure_boot_mode": none(func(a *module.Args, c Client, ctx context.Context) error {
+			return c.SetSecureBootMode(ctx, a.Bool(2, "enable"))
 		}),
-		"reset_secure_boot_keys": none("reset_secure_boot_keys", func(_ *lua.LState, c Client, ctx context.Context) error {
+		"reset_secure_boot_keys": none(func(_ *module.Args, c Client, ctx context.Context) error {
 			return c.ResetSecureBootKeys(ctx)
 		}),
-		"clear_secure_boot_keys": none("clear_secure_boot_keys", func(_ *lua.LState, c Client, ctx context.Context) error {
+		"clear_secure_boot_keys": none(func(_ *module.Args, c Client, ctx context.Context) error {
 			return c.ClearSecureBootKeys(ctx)
 		}),
-		"insert_virtual_media": none("insert_virtual_media", func(L *lua.LState, c Client, ctx context.Context) error {
-			return c.InsertVirtualMedia(ctx, L.CheckString(2), L.OptString(3, iloapi.DeviceCDROM))
+		"insert_virtual_media": none(func(a *module.Args, c Client, ctx context.Context) error {
+			return c.InsertVirtualMedia(ctx, a.String(2, "url"), a.OptString(3, "device", iloapi.DeviceCDROM))
 		}),
-		"eject_virtual_media": none("eject_virtual_media", func(L *lua.LState, c Client, ctx context.Context) error {
-			return c.EjectVirtualMedia(ctx, L.OptString(2, iloapi.DeviceCDROM))
+		"eject_virtual_media": none(func(a *module.Args, c Client, ctx context.Context) error {
+			return c.EjectVirtualMedia(ctx, a.OptString(2, "device", iloapi.DeviceCDROM))
 		}),
-		"get_vm_status": func(L *lua.LState, c Client, ctx context.Context) int {
-			v, err := c.GetVMStatus(ctx, L.OptString(2, iloapi.DeviceFloppy))
+		"get_vm_status": func(c *Recorded, a *module.Args) int {
+			ctx := c.run.Context()
+			v, err := c.GetVMStatus(ctx, a.OptString(2, "device", iloapi.DeviceFloppy))
 			if err != nil {
-				module.Raise(L, "get_vm_status", err)
-				return 0
+				a.Raise(err)
 			}
-			L.Push(vmStatusTable(L, v))
+			a.L.Push(vmStatusTable(a.L, v))
 			return 1
 		},
-		"set_vm_status": none("set_vm_status", func(L *lua.LState, c Client, ctx context.Context) error {
-			return c.SetVMStatus(ctx, L.OptString(2, iloapi.DeviceFloppy), L.OptString(3, "BOOT_ONCE"), L.OptString(4, "YES"))
+		"set_vm_status": none(func(a *module.Args, c Client, ctx context.Context) error {
+			return c.SetVMStatus(ctx, a.OptString(2, "device", iloapi.DeviceFloppy), a.OptString(3, "boot_option", "BOOT_ONCE"), a.OptString(4, "write_protect", "YES"))
 		}),
-		"reset_ilo":             none("reset_ilo", func(_ *lua.LState, c Client, ctx context.Context) error { return c.ResetILO(ctx) }),
-		"reset_bios_to_default": none("reset_bios_to_default", func(_ *lua.LState, c Client, ctx context.Context) error { return c.ResetBIOSToDefault(ctx) }),
-		"reset_ilo_credential": none("reset_ilo_credential", func(L *lua.LState, c Client, ctx context.Context) error {
-			return c.ResetILOCredential(ctx, L.CheckString(2))
+		"reset_ilo":             none(func(_ *module.Args, c Client, ctx context.Context) error { return c.ResetILO(ctx) }),
+		"reset_bios_to_default": none(func(_ *module.Args, c Client, ctx context.Context) error { return c.ResetBIOSToDefault(ctx) }),
+		"reset_ilo_credential": none(func(a *module.Args, c Client, ctx context.Context) error {
+			return c.ResetILOCredential(ctx, a.String(2, "password"))
 		}),
-		"get_essential_properties": func(L *lua.LState, c Client, ctx context.Context) int {
+		"get_essential_properties": func(c *Recorded, a *module.Args) int {
+			ctx := c.run.Context()
 			p, err := c.GetEssentialProperties(ctx)
 			if err != nil {
-				module.Raise(L, "get_essential_properties", err)
-				return 0
+				a.Raise(err)
 			}
-			props := L.NewTable()
+			props := a.L.NewTable()
 			props.RawSetString("memory_mb", lua.LNumber(p.MemoryMB))
 			props.RawSetString("cpus", lua.LNumber(p.CPUs))
 			props.RawSetString("cpu_arch", lua.LString(p.CPUArch))
 			props.RawSetString("local_gb", lua.LNumber(p.LocalGB))
-			macs := L.NewTable()
+			macs := a.L.NewTable()
 			for k, v := range p.MACs {
 				macs.RawSetString(k, lua.LString(v))
 			}
-			t := L.NewTable()
+			t := a.L.NewTable()
 			t.RawSetString("properties", props)
 			t.RawSetString("macs", macs)
-			L.Push(t)
+			a.L.Push(t)
 			return 1
 		},
-		"get_server_capabilities": func(L *lua.LState, c Client, ctx context.Context) int {
+		"get_server_capabilities": func(c *Recorded, a *module.Args) int {
+			ctx := c.run.Context()
 			caps, err := c.GetServerCapabilities(ctx)
 			if err != nil {
-				module.Raise(L, "get_server_capabilities", err)
-				return 0
+				a.Raise(err)
 			}
-			L.Push(module.ToLua(L, caps))
+			a.L.Push(module.ToLua(a.L, caps))
 			return 1
 		},
-		"get_host_health_data": func(L *lua.LState, c Client, ctx context.Context) int {
+		"get_host_health_data": func(c *Recorded, a *module.Args) int {
+			ctx := c.run.Context()
 			h, err := c.GetHostHealthData(ctx)
 			if err != nil {
-				module.Raise(L, "get_host_health_data", err)
-				return 0
+				a.Raise(err)
 			}
-			t := L.NewTable()
-			t.RawSetString("temperatures", sensorsTable(L, h.Temperatures))
-			t.RawSetString("fans", sensorsTable(L, h.Fans))
-			t.RawSetString("power_supplies", sensorsTable(L, h.PowerSupplies))
+			t := a.L.NewTable()
+			t.RawSetString("temperatures", sensorsTable(a.L, h.Temperatures))
+			t.RawSetString("fans", sensorsTable(a.L, h.Fans))
+			t.RawSetString("power_supplies", sensorsTable(a.L, h.PowerSupplies))
 			t.RawSetString("power_reading", lua.LString(h.PowerReading))
-			L.Push(t)
+			a.L.Push(t)
 			return 1
 		},
-		"get_all_licenses": func(L *lua.LState, c Client, ctx context.Context) int {
+		"get_all_licenses": func(c *Recorded, a *module.Args) int {
+			ctx := c.run.Context()
 			ls, err := c.GetAllLicenses(ctx)
 			if err != nil {
-				module.Raise(L, "get_all_licenses", err)
-				return 0
+				a.Raise(err)
 			}
-			t := L.CreateTable(len(ls), 0)
+			t := a.L.CreateTable(len(ls), 0)
 			for _, l := range ls {
-				e := L.NewTable()
+				e := a.L.NewTable()
 				e.RawSetString("type", lua.LString(l.Type))
 				e.RawSetString("key", lua.LString(l.Key))
 				e.RawSetString("install_date", lua.LString(l.InstallDate))
 				e.RawSetString("class", lua.LString(l.Class))
 				t.Append(e)
 			}
-			L.Push(t)
+			a.L.Push(t)
 			return 1
 		},
-		"activate_license": none("activate_license", func(L *lua.LState, c Client, ctx context.Context) error {
-			return c.ActivateLicense(ctx, L.CheckString(2))
+		"activate_license": none(func(a *module.Args, c Client, ctx context.Context) error {
+			return c.ActivateLicense(ctx, a.String(2, "key"))
 		}),
 	}
 }

@@ -112,54 +112,27 @@ func asMap(v any) map[string]any {
 	return m
 }
 
-const clientType = "ilo.client"
+// ClientType is the ilo.client userdata ilo.connect returns: its methods
+// are the operations (luaMethods); other bindings take it as an argument
+// with ClientType.Check.
+var ClientType = module.Type[*Recorded]{Name: "ilo.client", Module: "ilo", From: "ilo.connect(node)"}
 
 // Open implements module.Module: require("ilo") gives {connect = fn}.
 func (m *Module) Open(L *lua.LState, run module.Run) lua.LValue {
-	mt := L.NewTypeMetatable(clientType)
-	methods := L.NewTable()
-	for name, fn := range luaMethods() {
-		fn := fn
-		methods.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
-			ud := L.CheckUserData(1)
-			c, ok := ud.Value.(*Recorded)
-			if !ok {
-				L.ArgError(1, "ilo client expected (call methods with a colon: bmc:method())")
-				return 0
-			}
-			return fn(L, c, run.Context())
-		}))
-	}
-	mt.RawSetString("__index", methods)
-	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
-		ud := L.CheckUserData(1)
-		if c, ok := ud.Value.(*Recorded); ok {
-			L.Push(lua.LString(fmt.Sprintf("ilo.client(%v)", c.fields["address"])))
+	ClientType.Register(L, luaMethods(), func(c *Recorded) string {
+		return fmt.Sprintf("ilo.client(%v)", c.fields["address"])
+	})
+	return module.API[module.Run]{
+		// ilo.connect([node | {address=, username=, password=, ...}]) -> ilo.client
+		"connect": func(run module.Run, a *module.Args) int {
+			info, node, err := connectArgs(a.L, run)
+			a.Check(err)
+			c, _, err := m.Connect(run, info, node)
+			a.Check(err)
+			a.L.Push(ClientType.New(a.L, c))
 			return 1
-		}
-		L.Push(lua.LString("ilo.client"))
-		return 1
-	}))
-
-	t := L.NewTable()
-	t.RawSetString("connect", L.NewFunction(func(L *lua.LState) int {
-		info, node, err := connectArgs(L, run)
-		if err != nil {
-			module.Raise(L, "ilo.connect", err)
-			return 0
-		}
-		c, _, err := m.Connect(run, info, node)
-		if err != nil {
-			module.Raise(L, "ilo.connect", err)
-			return 0
-		}
-		ud := L.NewUserData()
-		ud.Value = c
-		L.SetMetatable(ud, mt)
-		L.Push(ud)
-		return 1
-	}))
-	return t
+		},
+	}.Table(L, m.Name(), run)
 }
 
 // connectArgs reads ilo.connect's argument: nothing (the run's node), a
@@ -171,6 +144,12 @@ func connectArgs(L *lua.LState, run module.Run) (map[string]any, module.Node, er
 	case *lua.LNilType:
 		if runNode == nil {
 			return nil, nil, module.Errorf(module.CodeInvalid, "ilo.connect", "this run has no node: pass a node table or {address=..., username=..., password=...}")
+		}
+		return runNode.DriverInfo(), runNode, nil
+	case lua.LString:
+		// the run's node by UUID or name, as every node argument
+		if _, err := module.RunNode(run, "ilo.connect", string(t)); err != nil {
+			return nil, nil, err
 		}
 		return runNode.DriverInfo(), runNode, nil
 	case *lua.LTable:
@@ -195,7 +174,7 @@ func connectArgs(L *lua.LState, run module.Run) (map[string]any, module.Node, er
 		// Credentials the script brings itself: a BMC, not a node.
 		return tableMap(t), nil, nil
 	}
-	return nil, nil, module.Errorf(module.CodeInvalid, "ilo.connect", "argument must be a node table or {address=..., username=..., password=...}, got %s", v.Type())
+	return nil, nil, module.Errorf(module.CodeInvalid, "ilo.connect", "argument #1 must be nil (the run's node), the node (table, UUID or name) or {address=..., username=..., password=...}, got %s", v.Type())
 }
 
 func tableMap(t *lua.LTable) map[string]any {

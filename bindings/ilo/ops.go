@@ -252,9 +252,9 @@ func (o ops) ActivateLicense(ctx context.Context, key string) error {
 // for bindings that record the BMC step themselves (vmedia).
 type unrecordedLayer struct{ inner Client }
 
-func (u unrecordedLayer) do(ctx context.Context, _ call, fn func(inner Client, ctx context.Context) (any, error)) (any, error) {
+func (u unrecordedLayer) do(ctx context.Context, c call, fn func(inner Client, ctx context.Context) (any, error)) (any, error) {
 	v, err := fn(u.inner, ctx)
-	return v, luaError(err)
+	return v, luaError(c.op, err)
 }
 
 var _ iloapi.Client = ops{l: unrecordedLayer{}}

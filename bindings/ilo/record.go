@@ -55,7 +55,7 @@ func (l recordLayer) do(ctx context.Context, c call, fn func(inner Client, ctx c
 	ctx = context.WithValue(ctx, callInfoKey{}, ci)
 	start := time.Now()
 	v, err := fn(r.inner, ctx)
-	err = luaError(err)
+	err = luaError(c.op, err)
 	if err != nil && r.run.Context().Err() != nil && ctx.Err() != nil {
 		// The run itself ended: report that, not the transport's view of it.
 		err = withRunErr(c.op, r.run.Context().Err(), err)
@@ -122,17 +122,22 @@ func luaCode(err error) string {
 	return module.CodeError
 }
 
-// luaError turns an iLO client error into the *module.Error the Lua face
-// raises and records (code, operation, message; the original wrapped).
-func luaError(err error) error {
+// luaError turns an iLO client error of operation op into the
+// *module.Error the Lua face raises and records (code, operation
+// "ilo.<op>", message; the original wrapped).
+func luaError(op string, err error) error {
 	var me *module.Error
 	if err == nil || errors.As(err, &me) {
 		return err
 	}
-	out := &module.Error{Code: luaCode(err), Message: err.Error(), Err: err}
+	// err.operation is "<module>.<function>", as the event name
+	out := &module.Error{Code: luaCode(err), Operation: "ilo." + op, Message: err.Error(), Err: err}
 	var ie *iloapi.Error
 	if errors.As(err, &ie) && ie.Op != "" {
-		out.Operation, out.Message = ie.Op, ie.Message
+		out.Message = ie.Message
+		if ie.Op != op { // a step of the call (the probe): say which
+			out.Message = ie.Op + ": " + ie.Message
+		}
 	}
 	return out
 }
@@ -142,7 +147,7 @@ func withRunErr(op string, runErr, err error) error {
 	if runErr == context.DeadlineExceeded {
 		code = module.CodeTimeout
 	}
-	return &module.Error{Code: code, Operation: op, Message: "run ended: " + err.Error(), Err: err}
+	return &module.Error{Code: code, Operation: "ilo." + op, Message: "run ended: " + err.Error(), Err: err}
 }
 
 // stripQuery drops the query of a URL for recording: temp URLs carry their

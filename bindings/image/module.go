@@ -26,36 +26,40 @@ func NewModule() *Module { return &Module{} }
 // Name implements module.Module.
 func (m *Module) Name() string { return "image" }
 
-// Open implements module.Module.
+// Open implements module.Module: require("image") gives the functions of api.
 func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
-	b := &binding{m: m, r: r}
-	t := L.NewTable()
-	t.RawSetString("floppy", L.NewFunction(b.floppy))
-	t.RawSetString("iso", L.NewFunction(b.iso))
-	t.RawSetString("inspect", L.NewFunction(b.inspect))
-	return t
+	return api().Table(L, m.Name(), &face{m: m, r: r})
 }
 
-type binding struct {
+// face is the image module opened for one run.
+type face struct {
 	m *Module
 	r module.Run
 }
 
+// api is the Lua face of image.
+func api() module.API[*face] {
+	return module.API[*face]{
+		"floppy":  (*face).floppy,
+		"iso":     (*face).iso,
+		"inspect": (*face).inspect,
+	}
+}
+
 // readPath checks that the script may read p and returns it resolved.
-func (b *binding) readPath(p string) (string, error) {
+func (f *face) readPath(p string) (string, error) {
 	if p == "" {
 		return "", nil
 	}
-	return b.r.Paths().Read(p)
-}
-
-// createPath checks that the script may create p and returns it resolved.
-func (b *binding) createPath(p string) (string, error) {
-	return b.r.Paths().Create(p)
+	return f.r.Paths().Read(p)
 }
 
 // raise raises err with a code derived from it.
-func raise(L *lua.LState, op string, err error) {
+func raise(a *module.Args, err error) {
+	var me *module.Error
+	if errors.As(err, &me) {
+		a.Raise(err)
+	}
 	code := module.CodeOf(err)
 	switch {
 	case errors.Is(err, ErrInvalid):
@@ -63,55 +67,14 @@ func raise(L *lua.LState, op string, err error) {
 	case errors.Is(err, fs.ErrNotExist):
 		code = module.CodeNotFound
 	}
-	var me *module.Error
-	if errors.As(err, &me) {
-		module.Raise(L, op, err)
-	}
-	module.Raise(L, op, &module.Error{Code: code, Operation: op, Message: err.Error(), Err: err})
-}
-
-func checkPath(L *lua.LState, n int, op, what string) string {
-	v, ok := L.Get(n).(lua.LString)
-	if !ok || v == "" {
-		L.Error(module.ErrorValue(L, module.CodeInvalid, op,
-			fmt.Sprintf("argument #%d (%s) must be a non-empty path string, got %s", n, what, L.Get(n).Type())), 1)
-	}
-	return string(v)
-}
-
-func optString(L *lua.LState, t *lua.LTable, key, op string) string {
-	switch v := t.RawGetString(key).(type) {
-	case *lua.LNilType:
-		return ""
-	case lua.LString:
-		return string(v)
-	default:
-		L.Error(module.ErrorValue(L, module.CodeInvalid, op, fmt.Sprintf("opts.%s must be a string, got %s", key, v.Type())), 1)
-	}
-	return ""
-}
-
-func optBool(L *lua.LState, t *lua.LTable, key, op string) bool {
-	switch v := t.RawGetString(key).(type) {
-	case *lua.LNilType:
-		return false
-	case lua.LBool:
-		return bool(v)
-	default:
-		L.Error(module.ErrorValue(L, module.CodeInvalid, op, fmt.Sprintf("opts.%s must be a boolean, got %s", key, v.Type())), 1)
-	}
-	return false
+	a.Raise(&module.Error{Code: code, Message: err.Error(), Err: err})
 }
 
 // optFiles reads opts.files ({name = source path}) resolving sources.
-func (b *binding) optFiles(L *lua.LState, t *lua.LTable, op string) map[string]string {
-	v := t.RawGetString("files")
-	if v == lua.LNil {
+func (f *face) optFiles(a *module.Args, o module.Opts) map[string]string {
+	ft := o.Table("files")
+	if ft == nil {
 		return nil
-	}
-	ft, ok := v.(*lua.LTable)
-	if !ok {
-		L.Error(module.ErrorValue(L, module.CodeInvalid, op, fmt.Sprintf("opts.files must be a table {name = path}, got %s", v.Type())), 1)
 	}
 	out := map[string]string{}
 	var bad string
@@ -125,12 +88,12 @@ func (b *binding) optFiles(L *lua.LState, t *lua.LTable, op string) map[string]s
 		out[string(ks)] = string(vs)
 	})
 	if bad != "" {
-		L.Error(module.ErrorValue(L, module.CodeInvalid, op, bad), 1)
+		a.Invalid("%s", bad)
 	}
 	for k, src := range out {
-		p, err := b.readPath(src)
+		p, err := f.readPath(src)
 		if err != nil {
-			raise(L, op, err)
+			raise(a, err)
 		}
 		out[k] = p
 	}
@@ -168,75 +131,56 @@ func paramMap(t *lua.LTable) (out map[string]string, bad string) {
 }
 
 // floppy implements image.floppy(path, params, {size=, label=, files=}) -> path.
-func (b *binding) floppy(L *lua.LState) int {
-	const op = "image.floppy"
-	path := checkPath(L, 1, op, "path")
-	var params map[string]string
-	switch v := L.Get(2).(type) {
-	case *lua.LTable:
-		var bad string
-		params, bad = paramMap(v)
-		if bad != "" {
-			L.Error(module.ErrorValue(L, module.CodeInvalid, op, bad), 1)
-		}
-	case *lua.LNilType:
-		params = map[string]string{}
-	default:
-		L.Error(module.ErrorValue(L, module.CodeInvalid, op, fmt.Sprintf("argument #2 (params) must be a table, got %s", v.Type())), 1)
+func (f *face) floppy(a *module.Args) int {
+	path := a.NonEmpty(1, "path")
+	params, bad := paramMap(a.OptTable(2, "params"))
+	if bad != "" {
+		a.Invalid("%s", bad)
 	}
-	opts := module.OptTable(L, 3, op)
-	fo := FloppyOptions{Label: optString(L, opts, "label", op), Files: b.optFiles(L, opts, op)}
-	switch v := opts.RawGetString("size").(type) {
-	case *lua.LNilType:
-	case lua.LNumber:
-		fo.Size = int64(v)
-	default:
-		L.Error(module.ErrorValue(L, module.CodeInvalid, op, fmt.Sprintf("opts.size must be a number of bytes, got %s", v.Type())), 1)
-	}
-	path, err := b.createPath(path)
+	opts := a.Opts(3)
+	fo := FloppyOptions{Label: opts.String("label", ""), Files: f.optFiles(a, opts), Size: opts.Int("size", 0)}
+	path, err := f.r.Paths().Create(path)
 	if err != nil {
-		raise(L, op, err)
+		raise(a, err)
 	}
 	// parameter values may be secrets (ipa-agent-token): record the keys only
 	fields := map[string]any{"path": path, "params": module.SortedKeys(params), "files": module.SortedKeys(fo.Files)}
-	err = module.Record(b.r, op, fields, func(ctx context.Context) error {
+	err = module.Record(f.r, a.Op, fields, func(ctx context.Context) error {
 		return WriteFloppy(ctx, path, params, fo)
 	})
 	if err != nil {
-		raise(L, op, err)
+		raise(a, err)
 	}
-	L.Push(lua.LString(path))
+	a.L.Push(lua.LString(path))
 	return 1
 }
 
 // iso implements image.iso(path, opts) -> path.
-func (b *binding) iso(L *lua.LState) int {
-	const op = "image.iso"
-	path := checkPath(L, 1, op, "path")
-	t, ok := L.Get(2).(*lua.LTable)
-	if !ok {
-		L.Error(module.ErrorValue(L, module.CodeInvalid, op,
-			fmt.Sprintf("argument #2 (opts) must be a table {kernel=, ramdisk=, ...}, got %s", L.Get(2).Type())), 1)
+func (f *face) iso(a *module.Args) int {
+	path := a.NonEmpty(1, "path")
+	if _, ok := a.L.Get(2).(*lua.LTable); !ok {
+		a.Invalid("argument #2 (opts) must be a table {kernel=, ramdisk=, ...}, got %s", a.L.Get(2).Type())
 	}
+	t := a.Opts(2)
 	o := ISOOptions{
-		Kernel:    optString(L, t, "kernel", op),
-		Ramdisk:   optString(L, t, "ramdisk", op),
-		Append:    optString(L, t, "append", op),
-		UEFIFrom:  optString(L, t, "uefi_from", op),
-		EFILoader: optString(L, t, "efi_loader", op),
-		BIOSOnly:  optBool(L, t, "bios_only", op),
-		UEFIOnly:  optBool(L, t, "uefi_only", op),
-		VolumeID:  optString(L, t, "volume_id", op),
-		Files:     b.optFiles(L, t, op),
+		Kernel:    t.String("kernel", ""),
+		Ramdisk:   t.String("ramdisk", ""),
+		Append:    t.String("append", ""),
+		UEFIFrom:  t.String("uefi_from", ""),
+		EFILoader: t.String("efi_loader", ""),
+		BIOSOnly:  t.Bool("bios_only", false),
+		UEFIOnly:  t.Bool("uefi_only", false),
+		VolumeID:  t.String("volume_id", ""),
+		Files:     f.optFiles(a, t),
 	}
 	var err error
 	for _, p := range []*string{&o.Kernel, &o.Ramdisk, &o.UEFIFrom, &o.EFILoader} {
-		if *p, err = b.readPath(*p); err != nil {
-			raise(L, op, err)
+		if *p, err = f.readPath(*p); err != nil {
+			raise(a, err)
 		}
 	}
-	if path, err = b.createPath(path); err != nil {
-		raise(L, op, err)
+	if path, err = f.r.Paths().Create(path); err != nil {
+		raise(a, err)
 	}
 	mode := "hybrid"
 	switch {
@@ -248,25 +192,24 @@ func (b *binding) iso(L *lua.LState) int {
 	// the command line may carry secrets (ipa-agent-token): not recorded
 	fields := map[string]any{"path": path, "kernel": o.Kernel, "ramdisk": o.Ramdisk, "mode": mode,
 		"uefi_from": o.UEFIFrom, "efi_loader": o.EFILoader, "files": module.SortedKeys(o.Files)}
-	err = module.Record(b.r, op, fields, func(ctx context.Context) error {
+	err = module.Record(f.r, a.Op, fields, func(ctx context.Context) error {
 		return WriteISO(ctx, path, o)
 	})
 	if err != nil {
-		raise(L, op, err)
+		raise(a, err)
 	}
-	L.Push(lua.LString(path))
+	a.L.Push(lua.LString(path))
 	return 1
 }
 
 // inspect implements image.inspect(path) -> table.
-func (b *binding) inspect(L *lua.LState) int {
-	const op = "image.inspect"
-	path, err := b.readPath(checkPath(L, 1, op, "path"))
+func (f *face) inspect(a *module.Args) int {
+	path, err := f.readPath(a.NonEmpty(1, "path"))
 	if err != nil {
-		raise(L, op, err)
+		raise(a, err)
 	}
 	var info *Info
-	err = module.Record(b.r, op, map[string]any{"path": path}, func(ctx context.Context) error {
+	err = module.Record(f.r, a.Op, map[string]any{"path": path}, func(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -275,9 +218,9 @@ func (b *binding) inspect(L *lua.LState) int {
 		return err
 	})
 	if err != nil {
-		raise(L, op, err)
+		raise(a, err)
 	}
-	L.Push(module.ToLua(L, info.luaValue()))
+	a.L.Push(module.ToLua(a.L, info.luaValue()))
 	return 1
 }
 

@@ -40,13 +40,13 @@ type Client struct {
 // New returns a client for cfg. It does not talk to the network.
 func New(cfg Config) (*Client, error) {
 	if cfg.AuthURL == "" {
-		return nil, module.Errorf(module.CodeInvalid, "swift", "no Swift endpoint: set [swift] auth_url (or [keystone_authtoken] auth_url)")
+		return nil, module.Errorf(module.CodeInvalid, "", "no Swift endpoint: set [swift] auth_url (or [keystone_authtoken] auth_url)")
 	}
 	if _, err := url.ParseRequestURI(cfg.AuthURL); err != nil {
-		return nil, module.Errorf(module.CodeInvalid, "swift", "[swift] auth_url %q is not a URL", cfg.AuthURL)
+		return nil, module.Errorf(module.CodeInvalid, "", "[swift] auth_url %q is not a URL", cfg.AuthURL)
 	}
 	if cfg.Username == "" || cfg.Password == "" {
-		return nil, module.Errorf(module.CodeInvalid, "swift", "[swift] username and password are required")
+		return nil, module.Errorf(module.CodeInvalid, "", "[swift] username and password are required")
 	}
 	if cfg.Container == "" {
 		cfg.Container = DefaultContainer

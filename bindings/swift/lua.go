@@ -31,7 +31,7 @@ func (m *Module) Name() string { return "swift" }
 func (m *Module) Client(r module.Run) (*Client, error) {
 	cfg, err := ConfigFrom(r.Config())
 	if err != nil {
-		return nil, module.Errorf(module.CodeInvalid, "swift", "%v", err)
+		return nil, &module.Error{Code: module.CodeInvalid, Message: err.Error(), Err: err}
 	}
 	r.AddSecret(cfg.Password)
 	r.AddSecret(cfg.TempURLKey)
@@ -50,193 +50,184 @@ func (m *Module) Client(r module.Run) (*Client, error) {
 	return c, nil
 }
 
-func seconds2(v lua.LValue) time.Duration {
-	return time.Duration(float64(lua.LVAsNumber(v)) * float64(time.Second))
+// Open implements module.Module: require("swift") gives the functions of api.
+func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
+	return api().Table(L, m.Name(), &face{m: m, r: r})
 }
 
-// Open implements module.Module.
-func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
-	t := L.NewTable()
-	client := func(L *lua.LState, op string) *Client {
-		c, err := m.Client(r)
-		if err != nil {
-			module.Raise(L, op, err)
-		}
-		return c
-	}
-	container := func(c *Client, o *lua.LTable) string {
-		if s := lua.LVAsString(o.RawGetString("container")); s != "" {
-			return s
-		}
-		return c.Config().Container
-	}
-	secretKey := func(c *Client) {
-		if k, err := c.TempURLKey(r.Context()); err == nil {
-			r.AddSecret(k)
-		}
-	}
-	tempURL := func(ctx context.Context, c *Client, cont, obj string, o *lua.LTable) (string, error) {
-		d, err := tempurl.ParseDigest(lua.LVAsString(o.RawGetString("digest")))
-		if err != nil {
-			return "", module.Errorf(module.CodeInvalid, "swift.temp_url", "digest: %v", err)
-		}
-		opts := TempURLOptions{
-			Method:   lua.LVAsString(o.RawGetString("method")),
-			Filename: lua.LVAsString(o.RawGetString("filename")),
-		}
-		if lua.LVAsString(o.RawGetString("digest")) != "" {
-			opts.Digest = d
-		}
-		u, err := c.TempURL(ctx, cont, obj, seconds2(o.RawGetString("expires")), opts)
-		secretKey(c)
-		return u, err
-	}
+// face is the swift module opened for one run.
+type face struct {
+	m *Module
+	r module.Run
+}
 
-	// checkObject refuses, in the media container, an object named for
-	// another node (image-<uuid>, boot-<uuid>.iso, <uuid>-…): a script
-	// may act only on its run's node's media.
-	checkObject := func(L *lua.LState, op string, c *Client, cont, obj string) {
-		if cont != c.Config().Container {
-			return
-		}
-		if err := module.CheckName(r, op, obj); err != nil {
-			module.Raise(L, op, err)
-		}
-	}
-
-	// fileArgs reads the (file, {container=, name=, ...}) arguments of
-	// upload and publish; name defaults to the file's base name. The file
-	// must be readable in the run's sandbox.
-	fileArgs := func(L *lua.LState, op string) (file string, o *lua.LTable, c *Client, cont, name string) {
-		file = L.CheckString(1)
-		o = module.OptTable(L, 2, op)
-		c = client(L, op)
-		cont = container(c, o)
-		if name = lua.LVAsString(o.RawGetString("name")); name == "" {
-			name = filepath.Base(file)
-		}
-		checkObject(L, op, c, cont, name)
-		resolved, err := r.Paths().Read(file)
-		if err != nil {
-			module.Raise(L, op, err)
-		}
-		return resolved, o, c, cont, name
-	}
-
-	// swift.upload(file, {container=, name=, expires=}) -> {container, object, bytes, segments}
-	L.SetField(t, "upload", L.NewFunction(func(L *lua.LState) int {
-		const op = "swift.upload"
-		file, o, c, cont, name := fileArgs(L, op)
-		after := seconds2(o.RawGetString("expires"))
-		var res Result
-		module.Do(L, r, op, map[string]any{"file": file, "container": cont, "object": name, "delete_after_s": after.Seconds()}, func(ctx context.Context) error {
-			var err error
-			res, err = c.UploadFile(ctx, cont, name, file, UploadOptions{DeleteAfter: after})
-			if err == nil {
-				err = r.Artifact("swift", "swift:"+cont+"/"+name)
-			}
-			return err
-		})
-		L.Push(module.ToLua(L, map[string]any{"container": res.Container, "object": res.Object, "bytes": res.Bytes, "segments": res.Segments}))
-		return 1
-	}))
-
-	// swift.publish(file, {container=, name=, expires=}) -> temp URL
-	L.SetField(t, "publish", L.NewFunction(func(L *lua.LState) int {
-		const op = "swift.publish"
-		file, o, c, cont, name := fileArgs(L, op)
-		ttl := seconds2(o.RawGetString("expires"))
-		if ttl <= 0 {
-			ttl = c.Config().Expiry
-		}
-		var u string
-		module.Do(L, r, op, map[string]any{"file": file, "container": cont, "object": name, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
-			if _, err := c.UploadFile(ctx, cont, name, file, UploadOptions{DeleteAfter: ttl}); err != nil {
+// api is the Lua face of swift: every function takes an object or file and
+// an optional options table; objects of the media container named for
+// another node (image-<uuid>, boot-<uuid>.iso, <uuid>-…) are refused.
+func api() module.API[*face] {
+	return module.API[*face]{
+		// swift.upload(file, {container=, name=, expires=}) -> {container, object, bytes, segments}
+		"upload": func(f *face, a *module.Args) int {
+			after := a.Opts(2).Duration("expires", 0)
+			file, _, c, cont, name := f.fileArgs(a)
+			var res Result
+			a.Do(f.r, map[string]any{"file": file, "container": cont, "object": name, "delete_after_s": after.Seconds()}, func(ctx context.Context) error {
+				var err error
+				res, err = c.UploadFile(ctx, cont, name, file, UploadOptions{DeleteAfter: after})
+				if err == nil {
+					err = f.r.Artifact("swift", "swift:"+cont+"/"+name)
+				}
 				return err
+			})
+			a.L.Push(module.ToLua(a.L, map[string]any{"container": res.Container, "object": res.Object, "bytes": res.Bytes, "segments": res.Segments}))
+			return 1
+		},
+		// swift.publish(file, {container=, name=, expires=, method=, digest=, filename=}) -> temp URL
+		"publish": func(f *face, a *module.Args) int {
+			o := a.Opts(2)
+			ttl, topts := o.Duration("expires", 0), f.tempURLOpts(a, o)
+			file, _, c, cont, name := f.fileArgs(a)
+			signTTL := ttl
+			if ttl == 0 {
+				ttl = c.Config().Expiry
 			}
-			if err := r.Artifact("swift", "swift:"+cont+"/"+name); err != nil {
+			var u string
+			a.Do(f.r, map[string]any{"file": file, "container": cont, "object": name, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
+				if _, err := c.UploadFile(ctx, cont, name, file, UploadOptions{DeleteAfter: ttl}); err != nil {
+					return err
+				}
+				if err := f.r.Artifact("swift", "swift:"+cont+"/"+name); err != nil {
+					return err
+				}
+				var err error
+				u, err = f.tempURL(ctx, c, cont, name, signTTL, topts)
 				return err
-			}
-			var err error
-			u, err = tempURL(ctx, c, cont, name, o)
-			return err
-		})
-		L.Push(lua.LString(u))
-		return 1
-	}))
-
-	// swift.temp_url(object, {container=, expires=, method=, digest=, filename=}) -> URL
-	L.SetField(t, "temp_url", L.NewFunction(func(L *lua.LState) int {
-		const op = "swift.temp_url"
-		obj := L.CheckString(1)
-		o := module.OptTable(L, 2, op)
-		c := client(L, op)
-		cont := container(c, o)
-		checkObject(L, op, c, cont, obj)
-		var u string
-		module.Do(L, r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
-			var err error
-			u, err = tempURL(ctx, c, cont, obj, o)
-			return err
-		})
-		L.Push(lua.LString(u))
-		return 1
-	}))
-
-	// swift.delete(object, {container=})  (missing objects are fine)
-	L.SetField(t, "delete", L.NewFunction(func(L *lua.LState) int {
-		const op = "swift.delete"
-		obj := L.CheckString(1)
-		o := module.OptTable(L, 2, op)
-		c := client(L, op)
-		cont := container(c, o)
-		checkObject(L, op, c, cont, obj)
-		module.Do(L, r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
-			if err := c.DeleteObject(ctx, cont, obj); err != nil {
+			})
+			a.L.Push(lua.LString(u))
+			return 1
+		},
+		// swift.temp_url(object, {container=, expires=, method=, digest=, filename=}) -> URL
+		"temp_url": func(f *face, a *module.Args) int {
+			o := a.Opts(2)
+			ttl, topts := o.Duration("expires", 0), f.tempURLOpts(a, o)
+			obj, _, c, cont := f.objectArgs(a)
+			var u string
+			a.Do(f.r, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
+				var err error
+				u, err = f.tempURL(ctx, c, cont, obj, ttl, topts)
 				return err
+			})
+			a.L.Push(lua.LString(u))
+			return 1
+		},
+		// swift.delete(object, {container=})  (missing objects are fine)
+		"delete": func(f *face, a *module.Args) int {
+			obj, _, c, cont := f.objectArgs(a)
+			a.Do(f.r, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
+				if err := c.DeleteObject(ctx, cont, obj); err != nil {
+					return err
+				}
+				return markDeleted(f.r, "swift:"+cont+"/"+obj)
+			})
+			return 0
+		},
+		// swift.stat(object, {container=}) -> bytes (raises not_found)
+		"stat": func(f *face, a *module.Args) int {
+			obj, _, c, cont := f.objectArgs(a)
+			var n int64
+			a.Do(f.r, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
+				var err error
+				n, err = c.Stat(ctx, cont, obj)
+				return err
+			})
+			a.L.Push(lua.LNumber(n))
+			return 1
+		},
+		// swift.glance_temp_url(image_uuid) -> URL (no network)
+		"glance_temp_url": func(f *face, a *module.Args) int {
+			id := a.NonEmpty(1, "image_uuid")
+			cfg, err := ConfigFrom(f.r.Config())
+			if err != nil {
+				a.Raise(&module.Error{Code: module.CodeInvalid, Message: err.Error(), Err: err})
 			}
-			return markDeleted(r, "swift:"+cont+"/"+obj)
-		})
-		return 0
-	}))
+			f.r.AddSecret(cfg.Glance.TempURLKey)
+			var u string
+			a.Do(f.r, map[string]any{"image": id}, func(ctx context.Context) error {
+				var err error
+				u, err = GlanceTempURL(cfg.Glance, id, time.Now())
+				return err
+			})
+			a.L.Push(lua.LString(u))
+			return 1
+		},
+	}
+}
 
-	// swift.stat(object, {container=}) -> bytes (raises not_found)
-	L.SetField(t, "stat", L.NewFunction(func(L *lua.LState) int {
-		const op = "swift.stat"
-		obj := L.CheckString(1)
-		o := module.OptTable(L, 2, op)
-		c := client(L, op)
-		cont := container(c, o)
-		checkObject(L, op, c, cont, obj)
-		var n int64
-		module.Do(L, r, op, map[string]any{"container": cont, "object": obj}, func(ctx context.Context) error {
-			var err error
-			n, err = c.Stat(ctx, cont, obj)
-			return err
-		})
-		L.Push(lua.LNumber(n))
-		return 1
-	}))
+// client returns the run's client, raising a configuration error.
+func (f *face) client(a *module.Args) *Client {
+	c, err := f.m.Client(f.r)
+	a.Check(err)
+	return c
+}
 
-	// swift.glance_temp_url(image_uuid) -> URL (no network)
-	L.SetField(t, "glance_temp_url", L.NewFunction(func(L *lua.LState) int {
-		const op = "swift.glance_temp_url"
-		id := L.CheckString(1)
-		cfg, err := ConfigFrom(r.Config())
+// container is opts.container, else the configured media container.
+func container(c *Client, o module.Opts) string {
+	return o.String("container", c.Config().Container)
+}
+
+// checkObject refuses, in the media container, an object named for
+// another node: a script may act only on its run's node's media.
+func (f *face) checkObject(a *module.Args, c *Client, cont, obj string) {
+	if cont == c.Config().Container {
+		a.Check(module.CheckName(f.r, a.Op, obj))
+	}
+}
+
+// objectArgs reads the (object, {container=, ...}) arguments.
+func (f *face) objectArgs(a *module.Args) (obj string, o module.Opts, c *Client, cont string) {
+	obj = a.NonEmpty(1, "object")
+	o = a.Opts(2)
+	c = f.client(a)
+	cont = container(c, o)
+	f.checkObject(a, c, cont, obj)
+	return obj, o, c, cont
+}
+
+// fileArgs reads the (file, {container=, name=, ...}) arguments of upload
+// and publish; name defaults to the file's base name. The file must be
+// readable in the run's sandbox.
+func (f *face) fileArgs(a *module.Args) (file string, o module.Opts, c *Client, cont, name string) {
+	file = a.NonEmpty(1, "file")
+	o = a.Opts(2)
+	c = f.client(a)
+	cont = container(c, o)
+	name = o.String("name", filepath.Base(file))
+	f.checkObject(a, c, cont, name)
+	resolved, err := f.r.Paths().Read(file)
+	a.Check(err)
+	return resolved, o, c, cont, name
+}
+
+// tempURLOpts reads opts.method, opts.digest and opts.filename.
+func (f *face) tempURLOpts(a *module.Args, o module.Opts) TempURLOptions {
+	opts := TempURLOptions{Method: o.String("method", ""), Filename: o.String("filename", "")}
+	if s := o.String("digest", ""); s != "" {
+		d, err := tempurl.ParseDigest(s)
 		if err != nil {
-			module.Raise(L, op, module.Errorf(module.CodeInvalid, op, "%v", err))
+			a.Invalid("opts.digest: %v", err)
 		}
-		r.AddSecret(cfg.Glance.TempURLKey)
-		var u string
-		module.Do(L, r, op, map[string]any{"image": id}, func(ctx context.Context) error {
-			var err error
-			u, err = GlanceTempURL(cfg.Glance, id, time.Now())
-			return err
-		})
-		L.Push(lua.LString(u))
-		return 1
-	}))
-	return t
+		opts.Digest = d
+	}
+	return opts
+}
+
+// tempURL signs a temp URL and registers the account's key as a secret.
+func (f *face) tempURL(ctx context.Context, c *Client, cont, obj string, ttl time.Duration, opts TempURLOptions) (string, error) {
+	u, err := c.TempURL(ctx, cont, obj, ttl, opts)
+	if k, kerr := c.TempURLKey(f.r.Context()); kerr == nil {
+		f.r.AddSecret(k)
+	}
+	return u, err
 }
 
 // markDeleted marks the run's node's artifacts at location deleted (an

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -106,11 +105,11 @@ func (m *Module) Media(r module.Run) (*Media, error) {
 	cfg := r.Config()
 	sc, err := swift.ConfigFrom(cfg)
 	if err != nil {
-		return nil, module.Errorf(module.CodeInvalid, "vmedia", "%v", err)
+		return nil, &module.Error{Code: module.CodeInvalid, Message: err.Error(), Err: err}
 	}
 	w, err := WebConfigFrom(cfg)
 	if err != nil {
-		return nil, module.Errorf(module.CodeInvalid, "vmedia", "%v", err)
+		return nil, &module.Error{Code: module.CodeInvalid, Message: err.Error(), Err: err}
 	}
 	r.AddSecret(sc.Password)
 	r.AddSecret(sc.TempURLKey)
@@ -127,7 +126,7 @@ func (m *Module) Media(r module.Run) (*Media, error) {
 	}
 	s, key, err := m.webStore(w)
 	if err != nil {
-		return nil, module.Errorf(module.CodeError, "vmedia", "starting the built-in web store: %v", err)
+		return nil, &module.Error{Code: module.CodeError, Message: "starting the built-in web store: " + err.Error(), Err: err}
 	}
 	r.AddSecret(key)
 	md.Store, md.StoreKind = s, StoreWeb
@@ -144,11 +143,11 @@ func addSwiftKey(r module.Run, md *Media) {
 	}
 }
 
-func checkBMC(L *lua.LState, n int, op string) BMC {
-	v := L.Get(n)
-	if ud, ok := v.(*lua.LUserData); ok {
-		// vmedia records each BMC step itself: take the ilo client that
-		// does not record too, so each BMC call is one event.
+// checkBMC returns argument n as the BMC of an ilo.client (ilo.connect):
+// vmedia records each BMC step itself, so it takes the client that does
+// not record too, and each BMC call is one event.
+func checkBMC(a *module.Args, n int) BMC {
+	if ud, ok := a.L.Get(n).(*lua.LUserData); ok {
 		if u, ok := ud.Value.(interface{ Unrecorded() iloapi.Client }); ok {
 			return u.Unrecorded()
 		}
@@ -156,8 +155,7 @@ func checkBMC(L *lua.LState, n int, op string) BMC {
 			return b
 		}
 	}
-	L.Error(module.ErrorValue(L, module.CodeInvalid, op,
-		fmt.Sprintf("argument #%d must be a BMC from ilo.connect(node), got %s", n, v.Type())), 1)
+	a.Invalid("argument #%d (bmc) must be an ilo.client from ilo.connect(node), got %s", n, a.L.Get(n).Type())
 	return nil
 }
 
@@ -173,237 +171,214 @@ func (m *Module) hooks(r module.Run) Hooks {
 	}
 }
 
-// Open implements module.Module.
+// Open implements module.Module: require("vmedia") gives the functions of api.
 func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
-	t := L.NewTable()
-	media := func(L *lua.LState, op string) *Media {
-		md, err := m.Media(r)
-		if err != nil {
-			module.Raise(L, op, err)
-		}
-		if dir, err := r.Paths().WorkDir(); err == nil {
-			md.TempDir = dir // parameter floppies are built in the run's work directory
-		}
-		return md
+	return api().Table(L, m.Name(), &face{m: m, r: r, h: m.hooks(r)})
+}
+
+// face is the vmedia module opened for one run.
+type face struct {
+	m *Module
+	r module.Run
+	h Hooks
+}
+
+// api is the Lua face of vmedia.
+func api() module.API[*face] {
+	return module.API[*face]{
+		"publish":        (*face).publish,
+		"resolve":        (*face).resolve,
+		"fetch":          (*face).fetch,
+		"setup_for_boot": (*face).setupForBoot,
+		"eject_all":      (*face).ejectAll,
+		"cleanup":        (*face).cleanup,
+		"store":          (*face).store,
 	}
-	// sandboxRef checks an image reference against the run's sandbox: a
-	// local file must be readable (it is returned resolved), a swift:
-	// object of the media container must not be another node's.
-	sandboxRef := func(L *lua.LState, op string, md *Media, ref string) string {
-		k, a, b, err := ParseRef(ref)
-		if err != nil {
-			module.Raise(L, op, err)
-		}
-		switch k {
-		case RefLocal:
-			p, err := r.Paths().Read(a)
-			if err != nil {
-				module.Raise(L, op, err)
-			}
-			return p
-		case RefSwift:
-			if a == "" || a == md.Container || (md.Swift != nil && a == md.Swift.Config().Container) {
-				if err := module.CheckName(r, op, b); err != nil {
-					module.Raise(L, op, err)
-				}
-			}
-		}
-		return ref
+}
+
+// media returns the run's Media (configuration errors raised).
+func (f *face) media(a *module.Args) *Media {
+	md, err := f.m.Media(f.r)
+	a.Check(err)
+	if dir, err := f.r.Paths().WorkDir(); err == nil {
+		md.TempDir = dir // parameter floppies are built in the run's work directory
 	}
-	checkName := func(L *lua.LState, op, name string) {
-		if err := module.CheckName(r, op, name); err != nil {
-			module.Raise(L, op, err)
+	return md
+}
+
+// nodeUUID is the run's node UUID ("" for a node-less run).
+func (f *face) nodeUUID() string {
+	if n := f.r.Node(); n != nil {
+		return n.UUID()
+	}
+	return ""
+}
+
+// sandboxRef checks an image reference against the run's sandbox: a local
+// file must be readable (it is returned resolved), a swift: object of the
+// media container must not be another node's.
+func (f *face) sandboxRef(a *module.Args, md *Media, ref string) string {
+	k, x, y, err := ParseRef(ref)
+	a.Check(err)
+	switch k {
+	case RefLocal:
+		p, err := f.r.Paths().Read(x)
+		a.Check(err)
+		return p
+	case RefSwift:
+		if x == "" || x == md.Container || (md.Swift != nil && x == md.Swift.Config().Container) {
+			a.Check(module.CheckName(f.r, a.Op, y))
 		}
 	}
-	nodeUUID := func() string {
-		if n := r.Node(); n != nil {
-			return n.UUID()
-		}
-		return ""
+	return ref
+}
+
+// publish implements vmedia.publish(file, {name=, expires=, kind=}) -> url.
+func (f *face) publish(a *module.Args) int {
+	file := a.NonEmpty(1, "file")
+	o := a.Opts(2)
+	name := o.String("name", "")
+	if name == "" {
+		name = DefaultName(file, f.nodeUUID())
 	}
-	h := m.hooks(r)
-
-	// vmedia.publish(file, {name=, expires=, kind=}) -> url
-	L.SetField(t, "publish", L.NewFunction(func(L *lua.LState) int {
-		const op = "vmedia.publish"
-		file := L.CheckString(1)
-		o := module.OptTable(L, 2, op)
-		name := lua.LVAsString(o.RawGetString("name"))
-		if name == "" {
-			name = DefaultName(file, nodeUUID())
+	ttl := o.Duration("expires", 0)
+	kind := o.String("kind", "")
+	a.Check(module.CheckName(f.r, a.Op, name))
+	file, err := f.r.Paths().Read(file)
+	a.Check(err)
+	md := f.media(a)
+	var p Published
+	a.Do(f.r, map[string]any{"file": file, "name": name, "store": md.StoreKind, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
+		var err error
+		p, err = md.Publish(ctx, file, name, kind, ttl)
+		if err == nil {
+			addSwiftKey(f.r, md)
+			err = f.r.Artifact(p.Kind, p.Location)
 		}
-		ttl := time.Duration(lua.LVAsNumber(o.RawGetString("expires"))) * time.Second
-		kind := lua.LVAsString(o.RawGetString("kind"))
-		checkName(L, op, name)
-		file, err := r.Paths().Read(file)
-		if err != nil {
-			module.Raise(L, op, err)
-		}
-		md := media(L, op)
-		var p Published
-		module.Do(L, r, op, map[string]any{"file": file, "name": name, "store": md.StoreKind, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
-			var err error
-			p, err = md.Publish(ctx, file, name, kind, ttl)
-			if err == nil {
-				addSwiftKey(r, md)
-				err = r.Artifact(p.Kind, p.Location)
-			}
-			return err
-		})
-		L.Push(lua.LString(p.URL))
-		return 1
-	}))
+		return err
+	})
+	a.L.Push(lua.LString(p.URL))
+	return 1
+}
 
-	// vmedia.resolve(ref, {name=, expires=}) -> url
-	L.SetField(t, "resolve", L.NewFunction(func(L *lua.LState) int {
-		const op = "vmedia.resolve"
-		ref := L.CheckString(1)
-		o := module.OptTable(L, 2, op)
-		name := lua.LVAsString(o.RawGetString("name"))
-		ttl := time.Duration(lua.LVAsNumber(o.RawGetString("expires"))) * time.Second
-		md := media(L, op)
-		orig := ref
-		ref = sandboxRef(L, op, md, ref)
-		if k, a, _, err := ParseRef(orig); err == nil && k == RefLocal && name == "" {
-			name = DefaultName(a, nodeUUID())
-		}
-		checkName(L, op, name)
-		var u string
-		module.Do(L, r, op, map[string]any{"ref": redactRef(orig)}, func(ctx context.Context) error {
-			var p *Published
-			var err error
-			u, p, err = md.Resolve(ctx, ref, name, "", ttl)
-			if err == nil {
-				addSwiftKey(r, md)
-				if p != nil {
-					err = r.Artifact(p.Kind, p.Location)
-				}
-			}
-			return err
-		})
-		L.Push(lua.LString(u))
-		return 1
-	}))
-
-	// vmedia.fetch(ref, path) -> local path (a local ref as it is, else downloaded to path)
-	L.SetField(t, "fetch", L.NewFunction(func(L *lua.LState) int {
-		const op = "vmedia.fetch"
-		ref := L.CheckString(1)
-		dst := L.CheckString(2)
-		md := media(L, op)
-		orig := ref
-		ref = sandboxRef(L, op, md, ref)
-		if k, _, _, _ := ParseRef(ref); k != RefLocal {
-			var err error
-			if dst, err = r.Paths().Create(dst); err != nil {
-				module.Raise(L, op, err)
+// resolve implements vmedia.resolve(ref, {name=, expires=}) -> url.
+func (f *face) resolve(a *module.Args) int {
+	orig := a.NonEmpty(1, "ref")
+	o := a.Opts(2)
+	name := o.String("name", "")
+	ttl := o.Duration("expires", 0)
+	md := f.media(a)
+	ref := f.sandboxRef(a, md, orig)
+	if k, x, _, err := ParseRef(orig); err == nil && k == RefLocal && name == "" {
+		name = DefaultName(x, f.nodeUUID())
+	}
+	a.Check(module.CheckName(f.r, a.Op, name))
+	var u string
+	a.Do(f.r, map[string]any{"ref": redactRef(orig)}, func(ctx context.Context) error {
+		var p *Published
+		var err error
+		u, p, err = md.Resolve(ctx, ref, name, "", ttl)
+		if err == nil {
+			addSwiftKey(f.r, md)
+			if p != nil {
+				err = f.r.Artifact(p.Kind, p.Location)
 			}
 		}
-		var p string
-		module.Do(L, r, op, map[string]any{"ref": redactRef(orig), "path": dst}, func(ctx context.Context) error {
-			var err error
-			p, err = md.Fetch(ctx, m.httpClient(), ref, dst)
-			return err
-		})
-		L.Push(lua.LString(p))
-		return 1
-	}))
+		return err
+	})
+	a.L.Push(lua.LString(u))
+	return 1
+}
 
-	// vmedia.setup_for_boot(bmc, iso_ref, params) -> {floppy_url=, iso_url=}
-	L.SetField(t, "setup_for_boot", L.NewFunction(func(L *lua.LState) int {
-		const op = "vmedia.setup_for_boot"
-		bmc := checkBMC(L, 1, op)
-		ref := L.CheckString(2)
-		params := module.StringMap(module.OptTable(L, 3, op))
-		md := media(L, op)
-		orig := ref
-		ref = sandboxRef(L, op, md, ref)
-		var s Setup
-		module.Do(L, r, op, map[string]any{"iso": redactRef(orig), "params": len(params), "store": md.StoreKind}, func(ctx context.Context) error {
-			var err error
-			s, err = md.SetupForBoot(ctx, bmc, nodeUUID(), ref, params, h)
-			addSwiftKey(r, md)
-			return err
-		})
-		res := L.NewTable()
-		if s.FloppyURL != "" {
-			res.RawSetString("floppy_url", lua.LString(s.FloppyURL))
-		}
-		res.RawSetString("iso_url", lua.LString(s.ISOURL))
-		L.Push(res)
-		return 1
-	}))
+// fetch implements vmedia.fetch(ref, path) -> local path (a local ref as
+// it is, else downloaded to path).
+func (f *face) fetch(a *module.Args) int {
+	orig := a.NonEmpty(1, "ref")
+	dst := a.NonEmpty(2, "path")
+	md := f.media(a)
+	ref := f.sandboxRef(a, md, orig)
+	if k, _, _, _ := ParseRef(ref); k != RefLocal {
+		var err error
+		dst, err = f.r.Paths().Create(dst)
+		a.Check(err)
+	}
+	var p string
+	a.Do(f.r, map[string]any{"ref": redactRef(orig), "path": dst}, func(ctx context.Context) error {
+		var err error
+		p, err = md.Fetch(ctx, f.m.httpClient(), ref, dst)
+		return err
+	})
+	a.L.Push(lua.LString(p))
+	return 1
+}
 
-	// vmedia.eject_all(bmc)
-	L.SetField(t, "eject_all", L.NewFunction(func(L *lua.LState) int {
-		const op = "vmedia.eject_all"
-		bmc := checkBMC(L, 1, op)
-		module.Do(L, r, op, nil, func(ctx context.Context) error {
-			return EjectAll(ctx, bmc, h)
-		})
-		return 0
-	}))
+// setupForBoot implements vmedia.setup_for_boot(bmc, iso_ref, params) ->
+// {floppy_url=, iso_url=}.
+func (f *face) setupForBoot(a *module.Args) int {
+	bmc := checkBMC(a, 1)
+	orig := a.NonEmpty(2, "iso_ref")
+	params := module.StringMap(a.OptTable(3, "params"))
+	md := f.media(a)
+	ref := f.sandboxRef(a, md, orig)
+	var s Setup
+	a.Do(f.r, map[string]any{"iso": redactRef(orig), "params": len(params), "store": md.StoreKind}, func(ctx context.Context) error {
+		var err error
+		s, err = md.SetupForBoot(ctx, bmc, f.nodeUUID(), ref, params, f.h)
+		addSwiftKey(f.r, md)
+		return err
+	})
+	res := a.L.NewTable()
+	if s.FloppyURL != "" {
+		res.RawSetString("floppy_url", lua.LString(s.FloppyURL))
+	}
+	res.RawSetString("iso_url", lua.LString(s.ISOURL))
+	a.L.Push(res)
+	return 1
+}
 
-	// vmedia.cleanup([node][, bmc]) -> {deleted={...}, errors={location=msg}}
-	L.SetField(t, "cleanup", L.NewFunction(func(L *lua.LState) int {
-		const op = "vmedia.cleanup"
-		var bmc BMC
-		ref, named := "", false
-		for i := 1; i <= L.GetTop(); i++ {
-			switch v := L.Get(i).(type) {
-			case lua.LString:
-				ref, named = string(v), true
-			case *lua.LTable:
-				ref, named = lua.LVAsString(v.RawGetString("uuid")), true
-				if ref == "" {
-					ref = lua.LVAsString(v.RawGetString("name"))
-				}
-				if ref == "" {
-					L.Error(module.ErrorValue(L, module.CodeInvalid, op, fmt.Sprintf("argument #%d (node): the table has no uuid or name", i)), 1)
-				}
-			case *lua.LUserData:
-				bmc = checkBMC(L, i, op)
-			case *lua.LNilType:
-			default:
-				L.Error(module.ErrorValue(L, module.CodeInvalid, op, fmt.Sprintf("argument #%d must be a node, a node uuid or a BMC, got %s", i, v.Type())), 1)
-			}
-		}
-		if named && strings.TrimSpace(ref) == "" {
-			L.Error(module.ErrorValue(L, module.CodeInvalid, op, "the node argument is empty: pass the run's node or nothing"), 1)
-		}
-		// only the run's node: another node's media (or any, for a node-less run) are refused
-		uuid, err := module.RunNode(r, op, ref)
-		if err != nil {
-			module.Raise(L, op, err)
-		}
-		md := media(L, op)
-		var res CleanupResult
-		module.Do(L, r, op, map[string]any{"node": uuid, "eject": bmc != nil}, func(ctx context.Context) error {
-			var err error
-			res, err = md.Cleanup(ctx, r, uuid, bmc, h)
-			return err
-		})
-		for loc, msg := range res.Errors {
-			r.Log(slog.LevelWarn, "vmedia cleanup: could not delete", map[string]any{"location": loc, "error": msg})
-		}
-		out := L.NewTable()
-		out.RawSetString("deleted", module.ToLua(L, res.Deleted))
-		errs := L.NewTable()
-		for k, v := range res.Errors {
-			errs.RawSetString(k, lua.LString(v))
-		}
-		out.RawSetString("errors", errs)
-		L.Push(out)
-		return 1
-	}))
+// ejectAll implements vmedia.eject_all(bmc).
+func (f *face) ejectAll(a *module.Args) int {
+	bmc := checkBMC(a, 1)
+	a.Do(f.r, nil, func(ctx context.Context) error {
+		return EjectAll(ctx, bmc, f.h)
+	})
+	return 0
+}
 
-	// vmedia.store() -> "swift" | "web"
-	L.SetField(t, "store", L.NewFunction(func(L *lua.LState) int {
-		md := media(L, "vmedia.store")
-		L.Push(lua.LString(md.StoreKind))
-		return 1
-	}))
-	return t
+// cleanup implements vmedia.cleanup([node][, bmc]) -> {deleted={...},
+// errors={location=msg}}: the run's node's published media are deleted
+// (and ejected, given its BMC).
+func (f *face) cleanup(a *module.Args) int {
+	uuid := a.Node(f.r, 1)
+	var bmc BMC
+	if a.L.Get(2) != lua.LNil {
+		bmc = checkBMC(a, 2)
+	}
+	md := f.media(a)
+	var res CleanupResult
+	a.Do(f.r, map[string]any{"node": uuid, "eject": bmc != nil}, func(ctx context.Context) error {
+		var err error
+		res, err = md.Cleanup(ctx, f.r, uuid, bmc, f.h)
+		return err
+	})
+	for loc, msg := range res.Errors {
+		f.r.Log(slog.LevelWarn, "vmedia cleanup: could not delete", map[string]any{"location": loc, "error": msg})
+	}
+	out := a.L.NewTable()
+	out.RawSetString("deleted", module.ToLua(a.L, res.Deleted))
+	errs := a.L.NewTable()
+	for k, v := range res.Errors {
+		errs.RawSetString(k, lua.LString(v))
+	}
+	out.RawSetString("errors", errs)
+	a.L.Push(out)
+	return 1
+}
+
+// store implements vmedia.store() -> "swift" | "web".
+func (f *face) store(a *module.Args) int {
+	a.L.Push(lua.LString(f.media(a).StoreKind))
+	return 1
 }
 
 // StartWebStore starts the built-in web store now (instead of on the first

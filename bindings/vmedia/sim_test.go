@@ -100,7 +100,7 @@ func TestSimFetchesPublishedMedia(t *testing.T) {
 				}
 			}
 			if err := L.DoString(`
-				local r = require("vmedia").cleanup(bmc)
+				local r = require("vmedia").cleanup(nil, bmc)
 				assert(#r.deleted == 2, #r.deleted)
 			`); err != nil {
 				t.Fatal(err)

@@ -115,17 +115,17 @@ func (m *Media) location(name string) string {
 // Publish publishes a local file as name for ttl (0 = default expiry).
 func (m *Media) Publish(ctx context.Context, file, name, kind string, ttl time.Duration) (Published, error) {
 	if m.Store == nil {
-		return Published{}, module.Errorf(module.CodeInvalid, "vmedia publish", "no publisher configured")
+		return Published{}, module.Errorf(module.CodeInvalid, "vmedia.publish", "no publisher configured")
 	}
 	if err := CheckName(name); err != nil {
 		return Published{}, err
 	}
 	st, err := os.Stat(file)
 	if err != nil {
-		return Published{}, &module.Error{Code: module.CodeNotFound, Operation: "vmedia publish", Message: err.Error(), Err: err}
+		return Published{}, &module.Error{Code: module.CodeNotFound, Operation: "vmedia.publish", Message: err.Error(), Err: err}
 	}
 	if !st.Mode().IsRegular() {
-		return Published{}, module.Errorf(module.CodeInvalid, "vmedia publish", "%s is not a regular file", file)
+		return Published{}, module.Errorf(module.CodeInvalid, "vmedia.publish", "%s is not a regular file", file)
 	}
 	if kind == "" {
 		kind = KindOf(file)
@@ -151,11 +151,11 @@ func KindOf(file string) string {
 // CheckName validates a published object name (what both stores accept).
 func CheckName(name string) error {
 	if name == "" || len(name) > 200 || name[0] == '.' {
-		return module.Errorf(module.CodeInvalid, "vmedia publish", "name %q must be 1..200 characters and not start with '.'", name)
+		return module.Errorf(module.CodeInvalid, "vmedia.publish", "name %q must be 1..200 characters and not start with '.'", name)
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return module.Errorf(module.CodeInvalid, "vmedia publish", "name %q: use only letters, digits, '.', '_' and '-'", name)
+			return module.Errorf(module.CodeInvalid, "vmedia.publish", "name %q: use only letters, digits, '.', '_' and '-'", name)
 		}
 	}
 	return nil
@@ -199,7 +199,7 @@ func ParseRef(ref string) (kind, a, b string, err error) {
 	low := strings.ToLower(r)
 	switch {
 	case r == "":
-		return "", "", "", module.Errorf(module.CodeInvalid, "vmedia resolve", "empty image reference: give a path, an http(s) URL, swift:OBJECT or a Glance UUID")
+		return "", "", "", module.Errorf(module.CodeInvalid, "vmedia.resolve", "empty image reference: give a path, an http(s) URL, swift:OBJECT or a Glance UUID")
 	case strings.HasPrefix(low, "http://") || strings.HasPrefix(low, "https://"):
 		return RefHTTP, r, "", nil
 	case strings.HasPrefix(low, "swift:"):
@@ -210,19 +210,19 @@ func ParseRef(ref string) (kind, a, b string, err error) {
 			cont, obj = "", rest
 		}
 		if obj == "" {
-			return "", "", "", module.Errorf(module.CodeInvalid, "vmedia resolve", "swift reference %q names no object: use swift:container/object or swift:object", ref)
+			return "", "", "", module.Errorf(module.CodeInvalid, "vmedia.resolve", "swift reference %q names no object: use swift:container/object or swift:object", ref)
 		}
 		return RefSwift, cont, obj, nil
 	case strings.HasPrefix(low, "glance://"):
 		id := r[len("glance://"):]
 		if !swift.IsUUID(id) {
-			return "", "", "", module.Errorf(module.CodeInvalid, "vmedia resolve", "glance reference %q: want glance://<image UUID>", ref)
+			return "", "", "", module.Errorf(module.CodeInvalid, "vmedia.resolve", "glance reference %q: want glance://<image UUID>", ref)
 		}
 		return RefGlance, id, "", nil
 	case strings.HasPrefix(low, "file://"):
 		return RefLocal, r[len("file://"):], "", nil
 	case strings.Contains(r, "://"):
-		return "", "", "", module.Errorf(module.CodeInvalid, "vmedia resolve", "unsupported image reference %q: use a path, http(s)://, swift:, glance:// or a Glance UUID", ref)
+		return "", "", "", module.Errorf(module.CodeInvalid, "vmedia.resolve", "unsupported image reference %q: use a path, http(s)://, swift:, glance:// or a Glance UUID", ref)
 	case swift.IsUUID(r):
 		if _, err := os.Stat(r); err != nil {
 			return RefGlance, r, "", nil
@@ -244,7 +244,7 @@ func (m *Media) Resolve(ctx context.Context, ref, name, kind string, ttl time.Du
 		return a, nil, nil
 	case RefSwift:
 		if m.Swift == nil {
-			return "", nil, module.Errorf(module.CodeInvalid, "vmedia resolve", "%q needs Swift: set [swift] auth_url", ref)
+			return "", nil, module.Errorf(module.CodeInvalid, "vmedia.resolve", "%q needs Swift: set [swift] auth_url", ref)
 		}
 		if a == "" {
 			a = m.Container
@@ -298,11 +298,11 @@ type Setup struct {
 func (m *Media) SetupForBoot(ctx context.Context, bmc BMC, nodeUUID, isoRef string, params map[string]string, h Hooks) (Setup, error) {
 	var out Setup
 	if bmc == nil {
-		return out, module.Errorf(module.CodeInvalid, "vmedia setup_for_boot", "no BMC")
+		return out, module.Errorf(module.CodeInvalid, "vmedia.setup_for_boot", "no BMC")
 	}
 	if len(params) > 0 {
 		if nodeUUID == "" {
-			return out, module.Errorf(module.CodeInvalid, "vmedia setup_for_boot", "a parameters floppy needs a node (image-<node uuid>)")
+			return out, module.Errorf(module.CodeInvalid, "vmedia.setup_for_boot", "a parameters floppy needs a node (image-<node uuid>)")
 		}
 		p, err := m.publishFloppy(ctx, nodeUUID, params)
 		if err != nil {
@@ -381,7 +381,7 @@ func redactRef(ref string) string {
 // first error is returned.
 func EjectAll(ctx context.Context, bmc BMC, h Hooks) error {
 	if bmc == nil {
-		return module.Errorf(module.CodeInvalid, "vmedia eject_all", "no BMC")
+		return module.Errorf(module.CodeInvalid, "vmedia.eject_all", "no BMC")
 	}
 	for _, d := range []string{Floppy, CDROM} {
 		if err := h.bmc(ctx, "eject_virtual_media", map[string]any{"device": d}, func(ctx context.Context) error {
@@ -398,25 +398,25 @@ func EjectAll(ctx context.Context, bmc BMC, h Hooks) error {
 func (m *Media) Unpublish(ctx context.Context, location string) error {
 	kind, rest, ok := strings.Cut(location, ":")
 	if !ok || rest == "" {
-		return module.Errorf(module.CodeInvalid, "vmedia unpublish", "location %q is not swift:<container>/<object> or web:<name>", location)
+		return module.Errorf(module.CodeInvalid, "vmedia.cleanup", "location %q is not swift:<container>/<object> or web:<name>", location)
 	}
 	switch kind {
 	case StoreSwift:
 		if m.Swift == nil {
-			return module.Errorf(module.CodeInvalid, "vmedia unpublish", "%s was published to Swift, which is not configured now ([swift] auth_url)", location)
+			return module.Errorf(module.CodeInvalid, "vmedia.cleanup", "%s was published to Swift, which is not configured now ([swift] auth_url)", location)
 		}
 		cont, obj, ok := strings.Cut(rest, "/")
 		if !ok {
-			return module.Errorf(module.CodeInvalid, "vmedia unpublish", "location %q has no container", location)
+			return module.Errorf(module.CodeInvalid, "vmedia.cleanup", "location %q has no container", location)
 		}
 		return m.Swift.DeleteObject(ctx, cont, obj)
 	case StoreWeb:
 		if m.StoreKind != StoreWeb || m.Store == nil {
-			return module.Errorf(module.CodeInvalid, "vmedia unpublish", "%s was published to the built-in web store, which is not in use now", location)
+			return module.Errorf(module.CodeInvalid, "vmedia.cleanup", "%s was published to the built-in web store, which is not in use now", location)
 		}
 		return m.Store.Delete(ctx, rest)
 	}
-	return module.Errorf(module.CodeInvalid, "vmedia unpublish", "unknown store in location %q", location)
+	return module.Errorf(module.CodeInvalid, "vmedia.cleanup", "unknown store in location %q", location)
 }
 
 // CleanupResult reports what Cleanup did.
@@ -475,7 +475,7 @@ func (m *Media) Fetch(ctx context.Context, client *http.Client, ref, dst string)
 	}
 	if k == RefLocal {
 		if _, err := os.Stat(a); err != nil {
-			return "", &module.Error{Code: module.CodeNotFound, Operation: "vmedia fetch", Message: err.Error(), Err: err}
+			return "", &module.Error{Code: module.CodeNotFound, Operation: "vmedia.fetch", Message: err.Error(), Err: err}
 		}
 		return a, nil
 	}
@@ -485,11 +485,11 @@ func (m *Media) Fetch(ctx context.Context, client *http.Client, ref, dst string)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return "", module.Errorf(module.CodeInvalid, "vmedia fetch", "%s: %v", redactRef(ref), err)
+		return "", module.Errorf(module.CodeInvalid, "vmedia.fetch", "%s: %v", redactRef(ref), err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", &module.Error{Code: module.CodeTransient, Operation: "vmedia fetch",
+		return "", &module.Error{Code: module.CodeTransient, Operation: "vmedia.fetch",
 			Message: fmt.Sprintf("download %s: %v", redactRef(ref), stripURLs(err)), Err: err}
 	}
 	defer resp.Body.Close()
@@ -498,7 +498,7 @@ func (m *Media) Fetch(ctx context.Context, client *http.Client, ref, dst string)
 		if resp.StatusCode == http.StatusNotFound {
 			code = module.CodeNotFound
 		}
-		return "", module.Errorf(code, "vmedia fetch", "download %s: HTTP %s", redactRef(ref), resp.Status)
+		return "", module.Errorf(code, "vmedia.fetch", "download %s: HTTP %s", redactRef(ref), resp.Status)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", fmt.Errorf("vmedia fetch: %w", err)
@@ -510,7 +510,7 @@ func (m *Media) Fetch(ctx context.Context, client *http.Client, ref, dst string)
 	defer os.Remove(tmp.Name())
 	if _, err := io.Copy(tmp, resp.Body); err != nil {
 		tmp.Close()
-		return "", &module.Error{Code: module.CodeTransient, Operation: "vmedia fetch",
+		return "", &module.Error{Code: module.CodeTransient, Operation: "vmedia.fetch",
 			Message: fmt.Sprintf("download %s: %v", redactRef(ref), stripURLs(err)), Err: err}
 	}
 	if err := tmp.Close(); err != nil {

@@ -217,7 +217,7 @@ func TestLuaSetupForBootAndCleanup(t *testing.T) {
 	b.calls = nil
 	e.do(t, `
 		local vmedia = require("vmedia")
-		local r = vmedia.cleanup(bmc)
+		local r = vmedia.cleanup(nil, bmc)
 		assert(#r.deleted == 2, #r.deleted)
 		assert(next(r.errors) == nil)
 	`)
@@ -291,15 +291,15 @@ func TestLuaErrors(t *testing.T) {
 	tests := []struct {
 		name, code, wantCode, wantMsg string
 	}{
-		{"setup without BMC", `vmedia.setup_for_boot("x", "http://127.0.0.1/x.iso")`, module.CodeInvalid, "must be a BMC from ilo.connect"},
-		{"setup with foreign userdata", `vmedia.setup_for_boot(notbmc, "http://127.0.0.1/x.iso")`, module.CodeInvalid, "must be a BMC"},
-		{"eject with table", `vmedia.eject_all({})`, module.CodeInvalid, "must be a BMC"},
+		{"setup without BMC", `vmedia.setup_for_boot("x", "http://127.0.0.1/x.iso")`, module.CodeInvalid, "must be an ilo.client from ilo.connect"},
+		{"setup with foreign userdata", `vmedia.setup_for_boot(notbmc, "http://127.0.0.1/x.iso")`, module.CodeInvalid, "must be an ilo.client"},
+		{"eject with table", `vmedia.eject_all({})`, module.CodeInvalid, "must be an ilo.client"},
 		{"missing file", `vmedia.publish("nonexistent/x.iso")`, module.CodeNotFound, "no such file"},
 		{"bad name", `vmedia.publish(f, {name="a/x"})`, module.CodeInvalid, "letters, digits"},
 		{"swift ref without swift", `vmedia.resolve("swift:boot.iso")`, module.CodeInvalid, "[swift] auth_url"},
 		{"glance without config", `vmedia.resolve("glance://` + nodeID + `")`, module.CodeInvalid, "swift_endpoint_url"},
 		{"bad ref", `vmedia.resolve("ftp://h/x")`, module.CodeInvalid, "unsupported image reference"},
-		{"cleanup bad arg", `vmedia.cleanup(42)`, module.CodeInvalid, "must be a node"},
+		{"cleanup bad arg", `vmedia.cleanup(42)`, module.CodeInvalid, "(node) must be nil"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

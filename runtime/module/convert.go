@@ -140,18 +140,3 @@ func SortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
-
-// OptTable returns argument n as a table, or an empty table when it is nil
-// or absent; it raises an invalid_argument error for any other type.
-func OptTable(L *lua.LState, n int, operation string) *lua.LTable {
-	v := L.Get(n)
-	switch t := v.(type) {
-	case *lua.LTable:
-		return t
-	case *lua.LNilType:
-		return L.NewTable()
-	}
-	L.Error(ErrorValue(L, CodeInvalid, operation,
-		fmt.Sprintf("argument #%d must be a table, got %s", n, v.Type())), 1)
-	return nil
-}

@@ -10,6 +10,15 @@
 --   agent.command(nil, "standby.prepare_image", { image_info = info }, { wait = false })
 --   agent.wait_command(nil, "standby.prepare_image", { timeout = 1800 })
 --   agent.forget()
+--
+-- Conventions of every binding (ilo, vmedia, swift, image, agent): a
+-- function acting on a node takes it as an optional first argument `node?`:
+-- nil or absent is the run's node; the run's node table, UUID or name are
+-- accepted; any other node raises "forbidden". Options are a trailing table
+-- (`opts?`); an option of the wrong type raises "invalid_argument" naming it
+-- ("opts.expires must be ..."). Errors are raised as {code, message,
+-- operation}, operation always "<module>.<function>" (e.g. "vmedia.resolve",
+-- "ilo.set_host_power").
 
 ---@class agent
 local agent = {}
@@ -58,23 +67,23 @@ function agent.callback_url() end
 ---Generate a fresh agent token for the node, register it with the callback
 ---server (replacing any earlier one and forgetting the earlier agent) and
 ---mark it secret for this run. Pass it to the ramdisk as `ipa-agent-token`.
----@param node? string node UUID (default: the run's node)
+---@param node? Node|string the run's node (table, UUID or name; nil: the run's node)
 ---@return string token
 function agent.token(node) end
 
 ---Withdraw the node's token: further heartbeats are refused.
----@param node? string node UUID (default: the run's node)
+---@param node? Node|string the run's node (table, UUID or name; nil: the run's node)
 function agent.forget(node) end
 
 ---The node's last accepted heartbeat since agent.token(), or nil.
----@param node? string node UUID (default: the run's node)
+---@param node? Node|string the run's node (table, UUID or name; nil: the run's node)
 ---@return agent.Heartbeat|nil
 function agent.info(node) end
 
 ---Block this script (not the process) until the node's agent heartbeats
 ---with the right token. Raises code "timeout" when none arrives in time,
 ---"cancelled" when the run is cancelled, "not_found" without agent.token().
----@param node? string node UUID (default: the run's node)
+---@param node? Node|string the run's node (table, UUID or name; nil: the run's node)
 ---@param opts? agent.WaitHeartbeatOpts
 ---@return agent.Heartbeat
 function agent.wait_heartbeat(node, opts) end
@@ -87,7 +96,7 @@ function agent.wait_heartbeat(node, opts) end
 ---Raises "not_supported" when the agent does not know the command,
 ---"transient" when it is busy or unreachable, "error" when a waited command
 ---FAILED (unless opts.check == false).
----@param node string|nil node UUID (nil: the run's node)
+---@param node Node|string|nil the run's node (table, UUID or name; nil: the run's node)
 ---@param name string
 ---@param params? table command parameters (e.g. {image_info = {...}})
 ---@param opts? agent.CommandOpts
@@ -95,7 +104,7 @@ function agent.wait_heartbeat(node, opts) end
 function agent.command(node, name, params, opts) end
 
 ---List the agent's commands (GET <agent_url>/v1/commands), oldest first.
----@param node? string node UUID (default: the run's node)
+---@param node? Node|string the run's node (table, UUID or name; nil: the run's node)
 ---@return agent.CommandResult[]
 function agent.commands(node) end
 
@@ -103,7 +112,7 @@ function agent.commands(node) end
 ---"prepare_image" or "standby.prepare_image") is no longer RUNNING.
 ---Raises "not_found" when the agent never ran it, "timeout", and "error"
 ---when it FAILED (unless opts.check == false).
----@param node string|nil node UUID (nil: the run's node)
+---@param node Node|string|nil the run's node (table, UUID or name; nil: the run's node)
 ---@param name string
 ---@param opts? agent.WaitCommandOpts
 ---@return agent.CommandResult

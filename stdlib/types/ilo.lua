@@ -14,6 +14,15 @@
 -- Every method call is recorded as a run event "ilo.<method>" (duration,
 -- outcome, protocol; never a password). Errors are raised as ilo.Error
 -- tables: use pcall to branch on err.code.
+--
+-- Conventions of every binding (ilo, vmedia, swift, image, agent): a
+-- function acting on a node takes it as an optional first argument `node?`:
+-- nil or absent is the run's node; the run's node table, UUID or name are
+-- accepted; any other node raises "forbidden". Options are a trailing table
+-- (`opts?`); an option of the wrong type raises "invalid_argument" naming it
+-- ("opts.expires must be ..."). Errors are raised as {code, message,
+-- operation}, operation always "<module>.<function>" (e.g. "vmedia.resolve",
+-- "ilo.set_host_power").
 
 ---@class ilo
 local ilo = {}
@@ -21,7 +30,7 @@ local ilo = {}
 ---@class ilo.Error
 ---@field code "not_supported"|"login_failed"|"transient"|"ilo_error"|"invalid_argument"|"timeout"|"cancelled"|"error"
 ---@field message string     the iLO's own status and message for ilo_error
----@field operation string   e.g. "set_host_power"
+---@field operation string   "ilo.<method>", e.g. "ilo.set_host_power"
 
 ---@class ilo.ConnectOptions
 ---@field address string           iLO host or IP (may carry ":port")
@@ -38,10 +47,12 @@ local ilo = {}
 ---@field uuid string
 ---@field driver_info table   ilo_address, ilo_username, ilo_password, client_port, client_timeout, ilo_verify_ca, ilo_cert_pin, ilo_insecure
 
----Connect to an iLO. With no argument (or the run's node table) the node's
----driver_info is used and the generation probe and certificate pin are
----cached in its driver_internal_info. No traffic happens until the first call.
----@param node? ilo.NodeTable|ilo.ConnectOptions
+---Connect to an iLO. With no argument (or the run's node: its table, UUID or
+---name) the node's driver_info is used and the generation probe and
+---certificate pin are cached in its driver_internal_info; a table of
+---ilo.ConnectOptions connects to a BMC that is not a node. No traffic
+---happens until the first call.
+---@param node? ilo.NodeTable|string|ilo.ConnectOptions
 ---@return ilo.Client
 function ilo.connect(node) end
 

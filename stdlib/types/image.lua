@@ -17,6 +17,15 @@
 --   local iso = image.iso("boot.iso", { kernel = "deploy.kernel", ramdisk = "deploy.initramfs",
 --                                       append = "nofb nomodeset vga=normal" })
 --   print(image.inspect(iso).el_torito[2].platform)   -- "UEFI"
+--
+-- Conventions of every binding (ilo, vmedia, swift, image, agent): a
+-- function acting on a node takes it as an optional first argument `node?`:
+-- nil or absent is the run's node; the run's node table, UUID or name are
+-- accepted; any other node raises "forbidden". Options are a trailing table
+-- (`opts?`); an option of the wrong type raises "invalid_argument" naming it
+-- ("opts.expires must be ..."). Errors are raised as {code, message,
+-- operation}, operation always "<module>.<function>" (e.g. "vmedia.resolve",
+-- "ilo.set_host_power").
 
 ---@class image
 local image = {}

@@ -227,8 +227,17 @@ function playbook.message(err) end
 ---Runs phases as recorded steps; on failure runs playbook.fail and raises again.
 ---@param ctx PlaybookContext
 ---@param phases table[] { {name, fn(ctx)}, ... }
----@param opts? {what?: string, event?: string, states?: table<string, boolean>, maintenance?: boolean, on_fail?: fun(ctx: PlaybookContext)}
+---With opts.start (a phase name), an error in that phase or before it leaves the node as it is (no failure path).
+---@param opts? {what?: string, start?: string, event?: string, states?: table<string, boolean>, maintenance?: boolean, on_fail?: fun(ctx: PlaybookContext)}
 function playbook.run(ctx, phases, opts) end
+
+---Inserts the phase {name, fn} after the phase called where.after or before the one called where.before.
+---@param phases table[] { {name, fn(ctx)}, ... }
+---@param where {after?: string, before?: string}
+---@param name string
+---@param fn fun(ctx: PlaybookContext)
+---@param what? string  the caller, for the error naming a missing phase
+function playbook.add_phase(phases, where, name, fn, what) end
 
 ---The failure path: last_error, token withdrawn, power off, media removed, fail event, maintenance.
 ---@param ctx PlaybookContext
@@ -273,3 +282,29 @@ function inspection.parse(s) end
 ---@param caps table
 ---@return string
 function inspection.merge_capabilities(existing, caps) end
+
+---@class util
+local util = {}
+
+---A shallow copy of t.
+---@param t? table
+---@return table
+function util.copy(t) end
+
+---The keys of t, sorted.
+---@param t? table
+---@return any[]
+function util.keys(t) end
+
+---Whether list contains v.
+---@param list? any[]
+---@param v any
+---@return boolean
+function util.contains(list, v) end
+
+---The number in config[section][key] (seconds, counts), or default when it is unset or not a number.
+---@param section string
+---@param key string
+---@param default number
+---@return number
+function util.config_number(section, key, default) end

@@ -19,6 +19,15 @@
 --
 --   local swift = require("swift")
 --   local url = swift.publish("deploy.iso", { name = "boot-" .. node.uuid .. ".iso" })
+--
+-- Conventions of every binding (ilo, vmedia, swift, image, agent): a
+-- function acting on a node takes it as an optional first argument `node?`:
+-- nil or absent is the run's node; the run's node table, UUID or name are
+-- accepted; any other node raises "forbidden". Options are a trailing table
+-- (`opts?`); an option of the wrong type raises "invalid_argument" naming it
+-- ("opts.expires must be ..."). Errors are raised as {code, message,
+-- operation}, operation always "<module>.<function>" (e.g. "vmedia.resolve",
+-- "ilo.set_host_power").
 
 ---@class swift
 local swift = {}

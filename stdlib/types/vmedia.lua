@@ -35,6 +35,15 @@
 --   bmc:power_on()   -- or reset
 --   ...
 --   vmedia.cleanup(node, bmc)
+--
+-- Conventions of every binding (ilo, vmedia, swift, image, agent): a
+-- function acting on a node takes it as an optional first argument `node?`:
+-- nil or absent is the run's node; the run's node table, UUID or name are
+-- accepted; any other node raises "forbidden". Options are a trailing table
+-- (`opts?`); an option of the wrong type raises "invalid_argument" naming it
+-- ("opts.expires must be ..."). Errors are raised as {code, message,
+-- operation}, operation always "<module>.<function>" (e.g. "vmedia.resolve",
+-- "ilo.set_host_power").
 
 ---@class vmedia
 local vmedia = {}
@@ -82,22 +91,22 @@ function vmedia.fetch(ref, path) end
 --- floppy image-<node uuid> (parameters.txt), publishes it and inserts it as
 --- FLOPPY; inserts the ISO (a local ISO is published as boot-<node uuid>.iso)
 --- as CDROM; sets one-time boot from CDROM. Does not power the server.
----@param bmc userdata  a BMC from ilo.connect(node)
+---@param bmc ilo.Client  a BMC from ilo.connect(node)
 ---@param iso_ref string
 ---@param params? table<string, string|number|boolean>  floppy parameters (none = no floppy)
 ---@return vmedia.Setup
 function vmedia.setup_for_boot(bmc, iso_ref, params) end
 
 --- Ejects FLOPPY then CDROM (no-op for an empty device); raises on the first error.
----@param bmc userdata  a BMC from ilo.connect(node)
+---@param bmc ilo.Client  a BMC from ilo.connect(node)
 function vmedia.eject_all(bmc) end
 
 --- Deletes every not-yet-deleted object this node's runs published, then
---- ejects both devices when a BMC is given. Arguments in any order.
----@param node? Node|string  node or node uuid (default: the run's node)
----@param bmc? userdata      a BMC from ilo.connect(node)
+--- ejects both devices when a BMC is given: vmedia.cleanup(node, bmc),
+--- vmedia.cleanup(nil, bmc), vmedia.cleanup().
+---@param node? Node|string  the run's node (table, UUID or name; nil: the run's node)
+---@param bmc? ilo.Client    its BMC, from ilo.connect(node)
 ---@return vmedia.CleanupResult
----@overload fun(bmc: userdata): vmedia.CleanupResult
 function vmedia.cleanup(node, bmc) end
 
 --- The store in use: "swift" or "web".
