@@ -40,7 +40,24 @@ type globals struct {
 // open opens the app with the global flags.
 func (g *globals) open(ctx context.Context) (*app.App, error) {
 	return app.Open(ctx, app.Options{ConfigPath: g.configPath, ScriptDirs: g.scriptDirs, StateDir: g.stateDir,
-		LogLevel: g.logLevel, LogFormat: g.logFormat, Stdout: g.stdout, Stderr: g.stderr})
+		LogLevel: g.logLevel, LogFormat: g.resolvedLogFormat(), Stdout: g.stdout, Stderr: g.stderr})
+}
+
+// resolvedLogFormat is --log-format with "auto" decided: compact (in
+// colour when the terminal supports it and NO_COLOR is unset) when stderr
+// is a terminal, else text.
+func (g *globals) resolvedLogFormat() string {
+	f := strings.ToLower(g.logFormat)
+	if f == "auto" || f == "" {
+		if !isTerminal(g.stderr) {
+			return "text"
+		}
+		f = "compact"
+	}
+	if f == "compact" && isTerminal(g.stderr) && colorAllowed() {
+		return "compact-color"
+	}
+	return f
 }
 
 // runFailedError makes the process exit 1 after output was printed.
@@ -63,7 +80,8 @@ deploy, clean and inspect procedures as editable Lua scripts, recording every ru
 	pf.StringArrayVar(&g.scriptDirs, "scripts", nil, "site script directory searched before the bundled scripts (repeatable)")
 	pf.StringVar(&g.stateDir, "state-dir", "", "state directory (overrides [lightsout] state_dir)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	pf.StringVar(&g.logFormat, "log-format", "auto", "log format: auto (compact on a terminal, else text), compact, text or json")
+	_ = root.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"auto", "compact", "text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	root.AddCommand(newNodeCmd(g), newRunCmd(g), newRunsCmd(g), newScriptsCmd(g), newConfigCmd(g))
 	root.AddCommand(verbCommands(g)...)
 	for _, c := range extraCommands(g) {
