@@ -41,8 +41,13 @@ M.do_action = {
   soft_off = function(ctx) return power.soft_off(ctx.bmc, soft_off_wait()) end,
   state = function(ctx) return power.state(ctx.bmc) end,
   nmi = function(ctx)
-    -- proliantutils has inject_nmi (Ironic M); lightsout's ilo module has
-    -- no such operation, so this is refused rather than faked.
+    -- proliantutils has inject_nmi (Ironic M). When the ilo module offers
+    -- it, it is used; otherwise the request is refused, never faked.
+    local ok, fn = pcall(function() return ctx.bmc.inject_nmi end)
+    if ok and type(fn) == "function" then
+      fn(ctx.bmc)
+      return
+    end
     run.fail("not_supported", ("NMI is not supported for %s (%s): the ilo module has no inject_nmi operation"
       .. " (a site node_power.lua can add one)"):format(ctx.node.name, generation(ctx.bmc)))
   end,
