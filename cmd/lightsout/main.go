@@ -35,12 +35,26 @@ type globals struct {
 	logFormat  string
 	stdout     io.Writer
 	stderr     io.Writer
+	// logOut is the log writer on a terminal (log lines go above a live
+	// view); nil off a terminal.
+	logOut *logMux
 }
 
 // open opens the app with the global flags.
 func (g *globals) open(ctx context.Context) (*app.App, error) {
 	return app.Open(ctx, app.Options{ConfigPath: g.configPath, ScriptDirs: g.scriptDirs, StateDir: g.stateDir,
-		LogLevel: g.logLevel, LogFormat: g.resolvedLogFormat(), Stdout: g.stdout, Stderr: g.stderr})
+		LogLevel: g.logLevel, LogFormat: g.resolvedLogFormat(), Stdout: g.stdout, Stderr: g.logWriter()})
+}
+
+// logWriter is where logs go: stderr, through a logMux on a terminal.
+func (g *globals) logWriter() io.Writer {
+	if !isTerminal(g.stderr) {
+		return g.stderr
+	}
+	if g.logOut == nil {
+		g.logOut = &logMux{w: g.stderr}
+	}
+	return g.logOut
 }
 
 // resolvedLogFormat is --log-format with "auto" decided: compact (in

@@ -343,7 +343,9 @@ func TestRunsShowFollowAndLockedNode(t *testing.T) {
 			server(t, s, "gen10-0").Update(func(st *sim.State) { st.Power = "OFF" })
 			var runOut, runErr bytes.Buffer
 			done := make(chan int, 1)
-			go func() { done <- run([]string{"--scripts", dir, "run", "hold", "--node", "gen10-0", "--param", "fail=" + tc.fail}, &runOut, &runErr) }()
+			go func() {
+				done <- run([]string{"--scripts", dir, "run", "hold", "--node", "gen10-0", "--param", "fail=" + tc.fail}, &runOut, &runErr)
+			}()
 			// synchronise on the recorded event: the run holds the node
 			waitFor(t, "the run's 'holding' event", func() bool {
 				_, out, _ := c.run("runs", "log", "1")
@@ -408,7 +410,9 @@ func TestNodeValidate(t *testing.T) {
 	for _, n := range []string{"gen8-0", "gen10-0"} {
 		c.must("node", "set", n, "-i", "ilo_deploy_iso="+iso, "-i", "console_port=5000", "--instance-info", "image_source="+img,
 			"--instance-info", "image_checksum="+strings.Repeat("a", 32), "--port", map[string]string{"gen8-0": "52:54:00:00:00:08", "gen10-0": "52:54:00:00:00:10"}[n])
-		server(t, s, n).Update(func(st *sim.State) { st.Licenses = []sim.License{{Type: "iLO Advanced", Key: "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE"}} })
+		server(t, s, n).Update(func(st *sim.State) {
+			st.Licenses = []sim.License{{Type: "iLO Advanced", Key: "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE"}}
+		})
 	}
 	type result struct {
 		Node       string

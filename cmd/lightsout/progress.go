@@ -35,6 +35,7 @@ type progress struct {
 	drawn    int // lines of the live block on screen
 	stop     chan struct{}
 	stopped  sync.Once
+	closed   bool
 }
 
 // liveRow is one running node in the live view.
@@ -44,20 +45,57 @@ type liveRow struct {
 	started          time.Time
 }
 
-func newProgress(w io.Writer, total int) *progress {
-	p := &progress{w: w, tty: isTerminal(w), total: total, start: time.Now(), now: time.Now,
+// newProgress starts the progress of total runs written to g.stderr. On a
+// terminal the log lines of the runs (written through g.logOut) are
+// printed above the live view, never into it.
+func newProgress(g *globals, total int) *progress {
+	p := &progress{w: g.stderr, tty: isTerminal(g.stderr), total: total, start: time.Now(), now: time.Now,
 		rows: map[int64]*liveRow{}, stop: make(chan struct{})}
 	p.color = p.tty && colorAllowed()
 	if p.tty {
+		g.logOut.attach(p)
 		go p.tick()
 	}
 	return p
 }
 
+// logMux is the log writer on a terminal: while a live view is drawn, each
+// log line is printed above it.
+type logMux struct {
+	mu   sync.Mutex
+	w    io.Writer
+	live *progress
+}
+
+func (m *logMux) attach(p *progress) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.live = p
+	m.mu.Unlock()
+}
+
+func (m *logMux) Write(b []byte) (int, error) {
+	m.mu.Lock()
+	p := m.live
+	m.mu.Unlock()
+	if p == nil {
+		return m.w.Write(b)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return p.w.Write(b)
+	}
+	p.redraw(strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
+
 // colorAllowed reports whether colours may be used on a terminal: NO_COLOR
-// unset and a TERM that is not "dumb".
+// unset or empty (no-color.org) and a TERM that is not "dumb".
 func colorAllowed() bool {
-	if _, ok := os.LookupEnv("NO_COLOR"); ok {
+	if os.Getenv("NO_COLOR") != "" {
 		return false
 	}
 	t := os.Getenv("TERM")
@@ -74,7 +112,9 @@ func (p *progress) tick() {
 			return
 		case <-t.C:
 			p.mu.Lock()
-			p.redraw("")
+			if !p.closed {
+				p.redraw("")
+			}
 			p.mu.Unlock()
 		}
 	}
@@ -86,6 +126,7 @@ func (p *progress) close() {
 		close(p.stop)
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		p.closed = true
 		if p.tty {
 			p.clear()
 		}
@@ -125,7 +166,7 @@ func (p *progress) event(runID int64, kind, name string, data map[string]any) {
 	if r == nil {
 		return // before the first step: nothing to show yet
 	}
-	r.last = firstLine(describeEvent(store.Event{Kind: kind, Name: name, Data: data}))
+	r.last = lastEvent(kind, name, data)
 	p.redraw("")
 }
 
@@ -195,6 +236,17 @@ func (p *progress) redraw(above string) {
 	}
 	p.drawn = lines
 	io.WriteString(p.w, b.String())
+}
+
+// lastEvent is the short form of an event for the live view.
+func lastEvent(kind, name string, data map[string]any) string {
+	switch kind {
+	case store.EventCall:
+		return fmt.Sprintf("→ %s %v", name, data["outcome"])
+	case store.EventLog:
+		return fmt.Sprintf("%s %v", strings.ToUpper(name), data["msg"])
+	}
+	return firstLine(describeEvent(store.Event{Kind: kind, Name: name, Data: data}))
 }
 
 func cut(s string, n int) string {

@@ -101,7 +101,7 @@ func (f *runFlags) execute(cmd *cobra.Command, g *globals, a *app.App, script st
 		if _, err := a.Engine.Scripts().Find(script); err != nil && !strings.HasSuffix(script, ".lua") {
 			return &runtime.UsageError{Err: err}
 		}
-		progress := newProgress(g.stderr, len(nodes))
+		progress := newProgress(g, len(nodes))
 		req.OnStep, req.OnEvent = progress.step, progress.event
 		results, _ = a.Engine.RunMany(ctx, req, nodes, f.parallel, progress.done)
 		progress.close()
