@@ -101,6 +101,11 @@ deploy, clean and inspect procedures as editable Lua scripts, recording every ru
 	for _, c := range extraCommands(g) {
 		root.AddCommand(c)
 	}
+	// `completion bash|zsh|fish|powershell` now, not at Execute, so that
+	// commandError finds it (it takes its writer now: set it first)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	root.InitDefaultCompletionCmd()
 	typeUsageErrors(root)
 	return root
 }
@@ -142,6 +147,9 @@ func typeUsageErrors(c *cobra.Command) {
 // commandError returns the error cobra's Find gives for args (an unknown
 // command) as a *usageError, or nil.
 func commandError(root *cobra.Command, args []string) error {
+	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
+		return nil // shell completion requests: cobra adds the command at Execute
+	}
 	cmd, rest, err := root.Find(args)
 	if err != nil {
 		return &usageError{err}

@@ -501,3 +501,45 @@ func TestNodeValidate(t *testing.T) {
 		t.Fatal("a password leaked")
 	}
 }
+
+// TestCompletion: cobra's dynamic completion offers node names, playbook
+// names, clean steps and run ids from the store and the scripts in effect.
+func TestCompletion(t *testing.T) {
+	c := newCLI(t)
+	c.createNode("n1")
+	c.createNode("n2")
+	c.must("run", "hello")
+	tests := []struct {
+		args []string
+		want []string
+		not  []string
+	}{
+		{[]string{"node", "power", "on", ""}, []string{"n1\tenroll", "n2\tenroll"}, nil},
+		{[]string{"node", "power", "on", "n1", ""}, []string{"n2"}, []string{"n1\t"}},
+		{[]string{"node", "boot-device", "set", "n1", ""}, []string{"pxe", "disk", "cdrom", "bios", "n2"}, nil},
+		{[]string{"deploy", ""}, []string{"n1", "n2"}, nil},
+		{[]string{"run", ""}, []string{"deploy", "node_power", "hello"}, []string{"playbook"}},
+		{[]string{"clean", "n1", "--steps", ""}, []string{`[{"interface":"deploy","step":"erase_devices"}]`}, nil},
+		{[]string{"runs", "show", ""}, []string{"1\thello - succeeded"}, nil},
+		{[]string{"--log-format", ""}, []string{"compact", "json"}, nil},
+	}
+	for _, tt := range tests {
+		code, out, errOut := c.run(append([]string{"__complete"}, tt.args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d\n%s", tt.args, code, errOut)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("completion of %v lacks %q:\n%s", tt.args, w, out)
+			}
+		}
+		for _, w := range tt.not {
+			if strings.Contains(out, w) {
+				t.Errorf("completion of %v offers %q:\n%s", tt.args, w, out)
+			}
+		}
+	}
+	if out := c.must("completion", "bash"); !strings.Contains(out, "bash completion") {
+		t.Fatalf("completion bash:\n%.200s", out)
+	}
+}
