@@ -263,6 +263,7 @@ func TestMaintenance(t *testing.T) {
 		{"inspect", "gen10-0"},
 		{"clean", "gen10-0", "--steps", `[{"interface": "deploy", "step": "erase_devices"}]`},
 		{"undeploy", "gen10-0"},
+		{"run", "inspect", "--node", "gen10-0"},
 	} {
 		code, out, errOut := c.run(args...)
 		if code != 2 || !strings.Contains(out+errOut, "node gen10-0 is in maintenance (fan 3 noisy)") {

@@ -84,6 +84,16 @@ func (f *runFlags) execute(cmd *cobra.Command, g *globals, a *app.App, script st
 	if f.all && len(nodes) == 0 {
 		return usage("--all: there are no nodes (see `lightsout node create` or `node import`)")
 	}
+	if f.all {
+		if nodes, err = a.SkipMaintenance(ctx, script, nodes); err != nil {
+			return err
+		}
+		if len(nodes) == 0 {
+			return usage("--all: every node is in maintenance (see `lightsout node list`)")
+		}
+	} else if err := a.CheckMaintenance(ctx, script, nodes); err != nil {
+		return err
+	}
 	if f.recoverFirst {
 		if err := recoverNodes(ctx, g, a, nodes); err != nil {
 			return err

@@ -332,6 +332,45 @@ func (a *App) NodesFor(ctx context.Context, script string, names []string, all b
 	return names, nil
 }
 
+// CheckMaintenance refuses, for a provisioning playbook (inspect, deploy,
+// teardown, clean), a node in maintenance — also when the playbook is run
+// by name (`lightsout run deploy --node N`) rather than by its verb.
+func (a *App) CheckMaintenance(ctx context.Context, script string, nodes []string) error {
+	if _, ok := verbStates[script]; !ok || maintenanceOK[script] {
+		return nil
+	}
+	for _, name := range nodes {
+		n, err := a.Store.GetNode(ctx, name)
+		if err != nil {
+			return &ValidationError{err}
+		}
+		if n.Maintenance {
+			return invalid("node %s is in maintenance (%s): %s refuses it; `lightsout node maintenance unset %s` first",
+				n.Name, orNone(n.MaintenanceReason), verbName(script), n.Name)
+		}
+	}
+	return nil
+}
+
+// SkipMaintenance drops, for a provisioning playbook, the nodes in
+// maintenance (`lightsout run SCRIPT --all`, as the verbs' --all).
+func (a *App) SkipMaintenance(ctx context.Context, script string, nodes []string) ([]string, error) {
+	if _, ok := verbStates[script]; !ok || maintenanceOK[script] {
+		return nodes, nil
+	}
+	var out []string
+	for _, name := range nodes {
+		n, err := a.Store.GetNode(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if !n.Maintenance {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "no reason given"
