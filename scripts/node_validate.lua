@@ -4,7 +4,7 @@
 --
 --   lightsout node validate NODE... [--json]
 --
--- Each interface is logged with the fields interface, result (true|false)
+-- Each interface is logged (debug) with the fields interface, result (true|false)
 -- and reason. `lightsout node validate` adds whether the deploy ramdisk and
 -- image references resolve (checked by the CLI, outside the sandbox).
 local playbook = require("playbook")
@@ -34,7 +34,7 @@ function M.validate(n)
   local out = {}
   local function add(iface, ok, reason)
     out[#out + 1] = { interface = iface, result = ok, reason = reason or "" }
-    run.log(ok and "info" or "warn", ("validate %s: %s"):format(iface, ok and "ok" or reason),
+    run.log("debug", ("validate %s: %s"):format(iface, ok and "ok" or reason),
       { interface = iface, result = ok, reason = reason or "" })
   end
   local di = n.driver_info
