@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -238,8 +239,10 @@ as in Ironic. A change is refused while a run holds the node.`}
 func setMaintenance(cmd *cobra.Command, g *globals, a *app.App, names []string, on bool, reason string) error {
 	for _, name := range names {
 		n, err := a.UpdateNode(cmd.Context(), name, app.NodeChange{Maintenance: &on, MaintenanceReason: reason})
-		if err != nil {
-			return err
+		if errors.Is(err, store.ErrNotFound) {
+			return &app.ValidationError{Err: err} // exit 2, as the verbs
+		} else if err != nil {
+			return err // a run holds the node: exit 1
 		}
 		if on {
 			fmt.Fprintf(g.stdout, "%s: maintenance (%s)\n", n.Name, orNoReason(n.MaintenanceReason))

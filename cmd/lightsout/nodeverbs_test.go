@@ -190,6 +190,14 @@ func TestBootVerbs(t *testing.T) {
 		t.Fatalf("boot-device bios: exit %d (want 1, not_supported)\n%s%s", code, out, errOut)
 	}
 
+	c.must("node", "boot-mode", "set", "gen8-0", "bios")
+	if m := server(t, s, "gen8-0").State().PendingBootMode; m != "LEGACY" {
+		t.Fatalf("gen8: pending boot mode %s after boot-mode set bios", m)
+	}
+	code, out, errOut = c.run("node", "boot-mode", "set", "gen8-0", "uefi")
+	if code != 1 || !strings.Contains(out+errOut, "not_supported") {
+		t.Fatalf("boot-mode uefi on gen8: exit %d (want 1, not_supported)\n%s%s", code, out, errOut)
+	}
 	c.must("node", "boot-mode", "set", "gen10-0", "bios")
 	if m := server(t, s, "gen10-0").State().PendingBootMode; m != "LEGACY" {
 		t.Fatalf("pending boot mode %s after boot-mode set bios", m)
@@ -274,10 +282,18 @@ func TestMaintenance(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "no node is in a state") {
 		t.Fatalf("inspect --all took a node in maintenance: exit %d\n%s%s", code, out, errOut)
 	}
-	// Ironic allows power actions in maintenance
+	// Ironic allows power and management actions in maintenance
 	c.must("node", "power", "on", "gen10-0")
 	if p := server(t, s, "gen10-0").State().Power; p != "ON" {
 		t.Fatalf("power %s", p)
+	}
+	c.must("node", "boot-device", "set", "gen10-0", "cdrom")
+	if d := server(t, s, "gen10-0").State().OneTimeBoot; d != "CDROM" {
+		t.Fatalf("one-time boot %s in maintenance", d)
+	}
+	code, out, errOut = c.run("node", "maintenance", "set", "ghost", "--reason", "x")
+	if code != 2 || !strings.Contains(out+errOut, "ghost") {
+		t.Fatalf("maintenance set of an unknown node: exit %d\n%s%s", code, out, errOut)
 	}
 	c.must("node", "maintenance", "unset", "gen10-0")
 	if out := c.must("node", "list"); strings.Contains(out, "fan 3 noisy") {
@@ -342,19 +358,30 @@ func TestRunsShowFollowAndLockedNode(t *testing.T) {
 				t.Fatal(err)
 			}
 			server(t, s, "gen10-0").Update(func(st *sim.State) { st.Power = "OFF" })
-			var runOut, runErr bytes.Buffer
+			var runOut, runErr syncBuffer
 			done := make(chan int, 1)
 			go func() {
 				done <- run([]string{"--scripts", dir, "run", "hold", "--node", "gen10-0", "--param", "fail=" + tc.fail}, &runOut, &runErr)
 			}()
 			// synchronise on the recorded event: the run holds the node
 			waitFor(t, "the run's 'holding' event", func() bool {
+				select {
+				case code := <-done:
+					t.Fatalf("the run ended (exit %d) before holding the node:\n%s%s", code, runOut.String(), runErr.String())
+				default:
+				}
 				_, out, _ := c.run("runs", "log", "1")
 				return strings.Contains(out, "holding the node")
 			})
 
 			for _, args := range [][]string{
 				{"node", "power", "on", "gen10-0"},
+				{"node", "power", "state", "gen10-0"},
+				{"node", "boot-device", "set", "gen10-0", "pxe"},
+				{"node", "boot-device", "show", "gen10-0"},
+				{"node", "boot-mode", "set", "gen10-0", "uefi"},
+				{"node", "secure-boot", "off", "gen10-0"},
+				{"node", "validate", "gen10-0"},
 				{"node", "maintenance", "set", "gen10-0", "--reason", "x"},
 				{"node", "set", "gen10-0", "-p", "memory_mb=1"},
 			} {
