@@ -171,6 +171,9 @@ type RunRequest struct {
 	Stdout io.Writer
 	// OnStep is called with the name of each step as it starts (progress).
 	OnStep func(runID int64, node, step string)
+	// OnEvent, when set, observes each event the run records (already
+	// redacted), e.g. the last event of a live progress view.
+	OnEvent func(runID int64, kind, name string, data map[string]any)
 	// JobLink, when set, is recorded with the run in one transaction (see
 	// store.Run.JobLink); its RunID is filled in.
 	JobLink *store.JobRun
@@ -300,7 +303,7 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 	runCtx, cancel := context.WithTimeout(softCtx, timeout)
 	defer cancel()
 
-	r := &Run{eng: e, id: rec.ID, ctx: runCtx, node: n, script: sc, params: params, onStep: req.OnStep}
+	r := &Run{eng: e, id: rec.ID, ctx: runCtx, node: n, script: sc, params: params, onStep: req.OnStep, onEvent: req.OnEvent}
 	r.stdout = e.stdout
 	if req.Stdout != nil {
 		r.stdout = req.Stdout

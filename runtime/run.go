@@ -27,7 +27,9 @@ type Run struct {
 	params map[string]string
 	stdout io.Writer
 	onStep func(runID int64, node, step string)
-	seq    atomic.Int64
+	// onEvent observes the run's recorded events (RunRequest.OnEvent).
+	onEvent func(runID int64, kind, name string, data map[string]any)
+	seq     atomic.Int64
 	// probe marks a state built only to read scripts (CleanSteps): it has
 	// no run record, so its events are dropped.
 	probe bool
@@ -77,6 +79,9 @@ func (r *Run) Event(kind, name string, data map[string]any) {
 	r.eng.rec.add(store.Event{RunID: r.id, Seq: r.seq.Add(1), Time: time.Now().UTC(), Kind: kind, Name: name, Data: d})
 	if r.eng.onEvent != nil {
 		r.eng.onEvent(kind, name, d)
+	}
+	if r.onEvent != nil {
+		r.onEvent(r.id, kind, name, d)
 	}
 }
 

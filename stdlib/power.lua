@@ -60,10 +60,11 @@ function M.off(bmc)
 end
 
 --- Soft power off (press the button) and wait, falling back to a hard off.
-function M.soft_off(bmc)
+--- opts (retries, interval) bound the wait as in M.wait.
+function M.soft_off(bmc, opts)
   if M.state(bmc) == "power off" then return "power off" end
   bmc:press_pwr_btn()
-  local ok = pcall(M.wait, bmc, "power off")
+  local ok = pcall(M.wait, bmc, "power off", opts)
   if not ok then
     run.log("warn", "soft power off did not complete; holding the power button")
     return M.off(bmc)

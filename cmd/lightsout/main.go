@@ -35,12 +35,43 @@ type globals struct {
 	logFormat  string
 	stdout     io.Writer
 	stderr     io.Writer
+	// logOut is the log writer on a terminal (log lines go above a live
+	// view); nil off a terminal.
+	logOut *logMux
 }
 
 // open opens the app with the global flags.
 func (g *globals) open(ctx context.Context) (*app.App, error) {
 	return app.Open(ctx, app.Options{ConfigPath: g.configPath, ScriptDirs: g.scriptDirs, StateDir: g.stateDir,
-		LogLevel: g.logLevel, LogFormat: g.logFormat, Stdout: g.stdout, Stderr: g.stderr})
+		LogLevel: g.logLevel, LogFormat: g.resolvedLogFormat(), Stdout: g.stdout, Stderr: g.logWriter()})
+}
+
+// logWriter is where logs go: stderr, through a logMux on a terminal.
+func (g *globals) logWriter() io.Writer {
+	if !isTerminal(g.stderr) {
+		return g.stderr
+	}
+	if g.logOut == nil {
+		g.logOut = &logMux{w: g.stderr}
+	}
+	return g.logOut
+}
+
+// resolvedLogFormat is --log-format with "auto" decided: compact (in
+// colour when the terminal supports it and NO_COLOR is unset) when stderr
+// is a terminal, else text.
+func (g *globals) resolvedLogFormat() string {
+	f := strings.ToLower(g.logFormat)
+	if f == "auto" || f == "" {
+		if !isTerminal(g.stderr) {
+			return "text"
+		}
+		f = "compact"
+	}
+	if f == "compact" && isTerminal(g.stderr) && colorAllowed() {
+		return "compact-color"
+	}
+	return f
 }
 
 // runFailedError makes the process exit 1 after output was printed.
@@ -63,12 +94,18 @@ deploy, clean and inspect procedures as editable Lua scripts, recording every ru
 	pf.StringArrayVar(&g.scriptDirs, "scripts", nil, "site script directory searched before the bundled scripts (repeatable)")
 	pf.StringVar(&g.stateDir, "state-dir", "", "state directory (overrides [lightsout] state_dir)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	pf.StringVar(&g.logFormat, "log-format", "auto", "log format: auto (compact on a terminal, else text), compact, text or json")
+	_ = root.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"auto", "compact", "text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	root.AddCommand(newNodeCmd(g), newRunCmd(g), newRunsCmd(g), newScriptsCmd(g), newConfigCmd(g))
 	root.AddCommand(verbCommands(g)...)
 	for _, c := range extraCommands(g) {
 		root.AddCommand(c)
 	}
+	// `completion bash|zsh|fish|powershell` now, not at Execute, so that
+	// commandError finds it (it takes its writer now: set it first)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	root.InitDefaultCompletionCmd()
 	typeUsageErrors(root)
 	return root
 }
@@ -110,6 +147,9 @@ func typeUsageErrors(c *cobra.Command) {
 // commandError returns the error cobra's Find gives for args (an unknown
 // command) as a *usageError, or nil.
 func commandError(root *cobra.Command, args []string) error {
+	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
+		return nil // shell completion requests: cobra adds the command at Execute
+	}
 	cmd, rest, err := root.Find(args)
 	if err != nil {
 		return &usageError{err}

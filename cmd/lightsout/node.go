@@ -28,6 +28,7 @@ type nodeJSON struct {
 	PowerState         string         `json:"power_state"`
 	LastError          string         `json:"last_error"`
 	Maintenance        bool           `json:"maintenance"`
+	MaintenanceReason  string         `json:"maintenance_reason,omitempty"`
 	Reservation        int64          `json:"reservation,omitempty"`
 }
 
@@ -51,13 +52,15 @@ func toNodeJSON(a *app.App, n *store.Node) nodeJSON {
 		InstanceInfo:       jsonBounded(red(n.InstanceInfo)),
 		DriverInternalInfo: jsonBounded(red(n.DriverInternalInfo)),
 		Ports:              ports, ProvisionState: n.ProvisionState, PowerState: n.PowerState,
-		LastError: a.Redactor.String(n.LastError), Maintenance: n.Maintenance, Reservation: n.Reservation}
+		LastError: a.Redactor.String(n.LastError), Maintenance: n.Maintenance,
+		MaintenanceReason: a.Redactor.String(n.MaintenanceReason), Reservation: n.Reservation}
 }
 
 func newNodeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Register and manage servers (Ironic-style inventory)"}
 	cmd.AddCommand(nodeCreateCmd(g), nodeListCmd(g), nodeShowCmd(g), nodeSetCmd(g), nodeUnsetCmd(g),
 		nodeDeleteCmd(g), nodeImportCmd(g), nodeManageCmd(g), nodeProvideCmd(g), nodeAbortCmd(g), nodeRecoverCmd(g))
+	cmd.AddCommand(nodeVerbCommands(g)...)
 	return cmd
 }
 
@@ -128,13 +131,17 @@ func nodeListCmd(g *globals) *cobra.Command {
 				}
 				return printJSON(g.stdout, out)
 			}
-			t := newTable(g.stdout, "NAME", "UUID", "DRIVER", "PROVISION STATE", "POWER", "MAINT", "LOCKED BY")
+			t := newTable(g.stdout, "NAME", "UUID", "DRIVER", "PROVISION STATE", "POWER", "MAINT", "LOCKED BY", "MAINTENANCE REASON")
 			for _, n := range nodes {
 				lock := "-"
 				if n.Reservation != 0 {
 					lock = fmt.Sprintf("run %d", n.Reservation)
 				}
-				t.row(n.Name, n.UUID, n.Driver, n.ProvisionState, orDash(n.PowerState), n.Maintenance, lock)
+				reason := "-"
+				if n.Maintenance {
+					reason = cutLine(a.Redactor.String(orNoReason(n.MaintenanceReason)))
+				}
+				t.row(n.Name, n.UUID, n.Driver, n.ProvisionState, orDash(n.PowerState), n.Maintenance, lock, reason)
 			}
 			return t.flush()
 		}),
@@ -172,6 +179,9 @@ func showNode(g *globals, a *app.App, n *store.Node, asJSON bool) error {
 	t.row("power_state", orDash(j.PowerState))
 	t.row("last_error", orDash(j.LastError))
 	t.row("maintenance", j.Maintenance)
+	if n.Maintenance {
+		t.row("maintenance_reason", a.Redactor.String(orNoReason(n.MaintenanceReason)))
+	}
 	if j.Reservation != 0 {
 		t.row("locked_by", fmt.Sprintf("run %d", j.Reservation))
 	}
@@ -195,9 +205,10 @@ func showNode(g *globals, a *app.App, n *store.Node, asJSON bool) error {
 func nodeShowCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show a node (secrets masked)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "show NAME",
+		Short:             "Show a node (secrets masked)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeNodes(g),
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			n, err := a.Store.GetNode(cmd.Context(), args[0])
 			if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -29,6 +30,9 @@ type runFlags struct {
 	// recoverFirst runs the recover playbook on nodes an interrupted run
 	// left before the script (the verbs do it themselves, before preparing).
 	recoverFirst bool
+	// report, when set, prints the results in place of the summary table
+	// (and returns the error for failed runs).
+	report func(a *app.App, results []runtime.Result) error
 }
 
 func (f *runFlags) register(cmd *cobra.Command) {
@@ -80,6 +84,16 @@ func (f *runFlags) execute(cmd *cobra.Command, g *globals, a *app.App, script st
 	if f.all && len(nodes) == 0 {
 		return usage("--all: there are no nodes (see `lightsout node create` or `node import`)")
 	}
+	if f.all {
+		if nodes, err = a.SkipMaintenance(ctx, script, nodes); err != nil {
+			return err
+		}
+		if len(nodes) == 0 {
+			return usage("--all: every node is in maintenance (see `lightsout node list`)")
+		}
+	} else if err := a.CheckMaintenance(ctx, script, nodes); err != nil {
+		return err
+	}
 	if f.recoverFirst {
 		if err := recoverNodes(ctx, g, a, nodes); err != nil {
 			return err
@@ -97,9 +111,13 @@ func (f *runFlags) execute(cmd *cobra.Command, g *globals, a *app.App, script st
 		if _, err := a.Engine.Scripts().Find(script); err != nil && !strings.HasSuffix(script, ".lua") {
 			return &runtime.UsageError{Err: err}
 		}
-		progress := newProgress(g.stderr, len(nodes))
-		req.OnStep = progress.step
+		progress := newProgress(g, len(nodes))
+		req.OnStep, req.OnEvent = progress.step, progress.event
 		results, _ = a.Engine.RunMany(ctx, req, nodes, f.parallel, progress.done)
+		progress.close()
+	}
+	if f.report != nil {
+		return f.report(a, results)
 	}
 	return printResults(g, results, f.asJSON)
 }
@@ -153,23 +171,9 @@ func newRunCmd(g *globals) *cobra.Command {
 		Long: `Run a Lua script on one node, several nodes (one run each, concurrently, bounded by
 --parallel) or none. Every run is recorded: see "lightsout runs show ID".
 Exit status: 0 when every run succeeded, 1 when any failed, 2 on bad usage.`,
-		Args: cobra.ExactArgs(1),
-		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-			a, err := g.open(cmd.Context())
-			if err != nil {
-				return nil, cobra.ShellCompDirectiveError
-			}
-			defer a.Close()
-			list, _ := a.Engine.Scripts().List()
-			var out []string
-			for _, s := range list {
-				if s.Kind == "playbook" {
-					out = append(out, s.Name)
-				}
-			}
-			return out, cobra.ShellCompDirectiveNoFileComp
-		},
-		PreRunE: func(cmd *cobra.Command, _ []string) error { return f.check(cmd) },
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeScripts(g),
+		PreRunE:           func(cmd *cobra.Command, _ []string) error { return f.check(cmd) },
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			// like the verbs: a node an interrupted run left is recovered first
 			f.recoverFirst = args[0] != app.ScriptRecover
@@ -177,6 +181,7 @@ Exit status: 0 when every run succeeded, 1 when any failed, 2 on bad usage.`,
 		}),
 	}
 	f.register(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("node", completeNodes(g))
 	return cmd
 }
 
@@ -238,6 +243,7 @@ func runsListCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&node, "node", "", "only runs of this node")
+	_ = cmd.RegisterFlagCompletionFunc("node", completeNodes(g))
 	f.StringVar(&status, "status", "", "only runs with this status (running, succeeded, failed, timed_out, cancelled, interrupted)")
 	f.IntVar(&limit, "limit", 0, "only the last N runs")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
@@ -272,15 +278,26 @@ func parseRunID(s string) (int64, error) {
 }
 
 func runsShowCmd(g *globals) *cobra.Command {
-	var asJSON bool
+	var asJSON, follow bool
+	var interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "show ID",
+		Use:   "show ID [--follow]",
 		Short: "Show a run: header, then the timeline of steps, calls, logs and errors",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a run: header, then the timeline of steps, calls, logs and errors.
+--follow streams the timeline of a running run (from any terminal) until it ends;
+the exit status is then the run's: 0 succeeded, 1 anything else.`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeRunIDs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseRunID(args[0])
 			if err != nil {
 				return err
+			}
+			if follow && asJSON {
+				return usage("--follow and --json do not go together: follow prints the timeline as text")
+			}
+			if interval <= 0 || interval > time.Minute {
+				return usage("--interval %s: use a duration between 1ms and 1m", interval)
 			}
 			a, err := g.open(cmd.Context())
 			if err != nil {
@@ -290,6 +307,9 @@ func runsShowCmd(g *globals) *cobra.Command {
 			r, err := a.Store.GetRun(cmd.Context(), id)
 			if err != nil {
 				return &app.ValidationError{Err: err}
+			}
+			if follow {
+				return followRun(cmd.Context(), g, a, r, interval)
 			}
 			evs, err := a.Store.Events(cmd.Context(), id)
 			if err != nil {
@@ -322,7 +342,59 @@ func runsShowCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "stream the timeline until the run ends; exit with the run's status")
+	cmd.Flags().DurationVar(&interval, "interval", 500*time.Millisecond, "how often --follow reads the store")
 	return cmd
+}
+
+// followRun prints the run's header and timeline, then the events recorded
+// since, reading the store every interval until the run has ended and its
+// last events are printed. A run that did not succeed is a runFailedError.
+func followRun(ctx context.Context, g *globals, a *app.App, r *store.Run, interval time.Duration) error {
+	w := g.stdout
+	fmt.Fprintf(w, "Run %d  %s  on %s  started %s\n", r.ID, r.Script, orDash(r.NodeName), fmtTime(r.StartedAt))
+	var last int64
+	depth := 0
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		// the status first: events recorded before the run ended are
+		// then all in the store when they are read
+		cur, err := a.Store.GetRun(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		evs, err := a.Store.Events(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if e.Seq <= last {
+				continue
+			}
+			last = e.Seq
+			if e.Kind == store.EventStepEnd && depth > 0 {
+				depth--
+			}
+			fmt.Fprintf(w, "  %8.3fs %s%s\n", e.Time.Sub(r.StartedAt).Seconds(), strings.Repeat("  ", min(depth, 20)),
+				a.Redactor.String(describeEvent(e)))
+			if e.Kind == store.EventStepStart {
+				depth++
+			}
+		}
+		if cur.Status != store.StatusRunning {
+			fmt.Fprintf(w, "Run %d %s\n", cur.ID, strings.ToUpper(cur.Status))
+			if cur.Status == store.StatusSucceeded {
+				return nil
+			}
+			return &runFailedError{msg: fmt.Sprintf("run %d %s: %s", cur.ID, cur.Status, firstLine(a.Redactor.String(cur.Error)))}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 func printRun(g *globals, a *app.App, r *store.Run, evs []store.Event, arts []store.Artifact) error {
@@ -438,9 +510,10 @@ func describeEventFull(e store.Event) string {
 func runsLogCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "log ID",
-		Short: "Print a run's log and print() output",
-		Args:  cobra.ExactArgs(1),
+		Use:               "log ID",
+		Short:             "Print a run's log and print() output",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeRunIDs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseRunID(args[0])
 			if err != nil {

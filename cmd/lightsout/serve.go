@@ -26,7 +26,7 @@ them (their jobs are re-queued); a second SIGTERM cancels at once.`,
 			ctx := cmd.Context()
 			m := daemon.NewMetrics()
 			a, err := app.Open(ctx, app.Options{ConfigPath: g.configPath, ScriptDirs: g.scriptDirs, StateDir: g.stateDir,
-				LogLevel: g.logLevel, LogFormat: g.logFormat, Stdout: g.stdout, Stderr: g.stderr, OnEvent: m.OnEvent})
+				LogLevel: g.logLevel, LogFormat: g.resolvedLogFormat(), Stdout: g.stdout, Stderr: g.stderr, OnEvent: m.OnEvent})
 			if err != nil {
 				return err
 			}

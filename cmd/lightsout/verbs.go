@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/app"
 )
 
@@ -28,14 +29,42 @@ func (f *verbFlags) register(cmd *cobra.Command) {
 // after prepare (when set) has validated and recorded each node's request.
 func verb(g *globals, use, short, long, script string, prepare func(ctx context.Context, a *app.App, node string) error,
 	extra func() map[string]string, setup func(cmd *cobra.Command)) *cobra.Command {
+	return verbCmd(g, verbSpec{use: use, short: short, long: long, script: script, prepare: prepare, extra: extra, setup: setup})
+}
+
+// verbSpec describes a playbook verb.
+type verbSpec struct {
+	use, short, long, script string
+	// prepare validates and records each node's request before any run.
+	prepare func(ctx context.Context, a *app.App, node string) error
+	// extra gives the script parameters (called after prepare).
+	extra func() map[string]string
+	// split, when set, takes the verb's own arguments (e.g. a trailing
+	// device) from args: it returns the node names and script parameters.
+	split func(args []string) ([]string, map[string]string, error)
+	// report, when set, prints the results in place of the summary table.
+	report func(g *globals, a *app.App, results []runtime.Result, asJSON bool) error
+	setup  func(cmd *cobra.Command)
+}
+
+// verbCmd builds the command of a playbook verb.
+func verbCmd(g *globals, v verbSpec) *cobra.Command {
 	var f verbFlags
 	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Long: long + "\nA site script of the same name (--scripts DIR) runs in place of the bundled one.\n" +
+		Use:   v.use,
+		Short: v.short,
+		Long: v.long + "\nA site script of the same name (--scripts DIR) runs in place of the bundled one.\n" +
 			"Progress per node (current step) is shown on a terminal, a summary otherwise.\n" +
 			"Exit status: 0 when every run succeeded, 1 when any failed, 2 on bad usage.",
+		ValidArgsFunction: completeNodes(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var params map[string]string
+			if v.split != nil {
+				var err error
+				if args, params, err = v.split(args); err != nil {
+					return err
+				}
+			}
 			if f.all == (len(args) > 0) {
 				return usage("name the nodes or use --all (not both)")
 			}
@@ -48,7 +77,7 @@ func verb(g *globals, use, short, long, script string, prepare func(ctx context.
 			}
 			defer a.Close()
 			ctx := cmd.Context()
-			nodes, err := a.NodesFor(ctx, script, args, f.all)
+			nodes, err := a.NodesFor(ctx, v.script, args, f.all)
 			if err != nil {
 				return err
 			}
@@ -58,24 +87,26 @@ func verb(g *globals, use, short, long, script string, prepare func(ctx context.
 			if err := recoverNodes(ctx, g, a, nodes); err != nil {
 				return err
 			}
-			if prepare != nil {
+			if v.prepare != nil {
 				for _, n := range nodes {
-					if err := prepare(ctx, a, n); err != nil {
+					if err := v.prepare(ctx, a, n); err != nil {
 						return err
 					}
 				}
 			}
 			f.nodes, f.all = nodes, false
-			var params map[string]string
-			if extra != nil {
-				params = extra()
+			if v.extra != nil {
+				params = v.extra()
 			}
-			return f.execute(cmd, g, a, script, params)
+			if v.report != nil {
+				f.report = func(a *app.App, results []runtime.Result) error { return v.report(g, a, results, f.asJSON) }
+			}
+			return f.execute(cmd, g, a, v.script, params)
 		},
 	}
 	f.register(cmd)
-	if setup != nil {
-		setup(cmd)
+	if v.setup != nil {
+		v.setup(cmd)
 	}
 	return cmd
 }
@@ -152,6 +183,7 @@ support is skipped with a warning; any other failure ends in clean failed.`,
 		func(cmd *cobra.Command) {
 			cmd.Flags().StringVar(&stepsJSON, "steps", "", `clean steps as JSON: [{"interface": "deploy", "step": "erase_devices", "args": {}}]`)
 			_ = cmd.MarkFlagRequired("steps")
+			_ = cmd.RegisterFlagCompletionFunc("steps", completeCleanSteps(g))
 		})
 }
 

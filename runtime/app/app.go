@@ -29,7 +29,7 @@ type Options struct {
 	// StateDir overrides [lightsout] state_dir.
 	StateDir  string
 	LogLevel  string // debug, info, warn, error
-	LogFormat string // text, json
+	LogFormat string // text, json, compact, compact-color (compact with ANSI colours)
 	Stdout    io.Writer
 	Stderr    io.Writer
 	// Modules overrides the bindings loaded into scripts (tests); nil means
@@ -179,8 +179,12 @@ func NewLogger(w io.Writer, level, format string, red *secrets.Redactor) (*slog.
 		return slog.New(slog.NewTextHandler(rw, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(rw, opts)), nil
+	case "compact":
+		return slog.New(NewCompactHandler(rw, lvl, false)), nil
+	case "compact-color":
+		return slog.New(NewCompactHandler(rw, lvl, true)), nil
 	}
-	return nil, fmt.Errorf("invalid --log-format %q: use text or json", format)
+	return nil, fmt.Errorf("invalid --log-format %q: use text, json or compact", format)
 }
 
 // redactWriter redacts every log line before it is written.

@@ -16,11 +16,21 @@ import (
 // The playbooks behind the verbs. A site script of the same name replaces
 // the bundled one (and can wrap it with require("bundled.<name>")).
 const (
-	ScriptInspect       = "inspect"
-	ScriptDeploy        = "deploy"
-	ScriptTeardown      = "teardown"
-	ScriptClean         = "clean"
-	ScriptBootISO       = "boot_into_iso"
+	ScriptInspect  = "inspect"
+	ScriptDeploy   = "deploy"
+	ScriptTeardown = "teardown"
+	ScriptClean    = "clean"
+	ScriptBootISO  = "boot_into_iso"
+	// ScriptNodePower runs a power action (params.action).
+	ScriptNodePower = "node_power"
+	// ScriptNodeBootDevice reads or sets the boot device.
+	ScriptNodeBootDevice = "node_boot_device"
+	// ScriptNodeBootMode sets the pending boot mode.
+	ScriptNodeBootMode = "node_boot_mode"
+	// ScriptNodeSecureBoot turns secure boot on or off.
+	ScriptNodeSecureBoot = "node_secure_boot"
+	// ScriptNodeValidate checks a node per interface, changing nothing.
+	ScriptNodeValidate  = "node_validate"
 	internalManualClean = "manual_clean_steps"
 )
 
@@ -253,6 +263,16 @@ func (a *App) RunPlaybook(ctx context.Context, script, ref string, params map[st
 	return res, err
 }
 
+// anyState lists the playbooks that act on a node in any provision state
+// and in maintenance, as Ironic's power and management calls do.
+var anyState = map[string]bool{ScriptNodePower: true, ScriptNodeBootDevice: true, ScriptNodeBootMode: true,
+	ScriptNodeSecureBoot: true, ScriptNodeValidate: true}
+
+// maintenanceOK lists the playbooks Ironic allows on a node in maintenance
+// (boot_into_iso: "manageable state or 'maintenance' mode"); the other
+// provisioning verbs refuse such a node.
+var maintenanceOK = map[string]bool{ScriptBootISO: true}
+
 // verbStates lists the provision states each verb starts from (boot-iso
 // also accepts any node in maintenance).
 var verbStates = map[string][]string{
@@ -269,8 +289,11 @@ var verbStates = map[string][]string{
 func (a *App) NodesFor(ctx context.Context, script string, names []string, all bool) ([]string, error) {
 	allowed := verbStates[script]
 	ok := func(n *store.Node) bool {
-		if script == ScriptBootISO && n.Maintenance {
+		if anyState[script] || (maintenanceOK[script] && n.Maintenance) {
 			return true
+		}
+		if n.Maintenance {
+			return false
 		}
 		for _, s := range allowed {
 			if n.ProvisionState == s {
@@ -297,12 +320,62 @@ func (a *App) NodesFor(ctx context.Context, script string, names []string, all b
 		if err != nil {
 			return nil, &ValidationError{err}
 		}
+		if n.Maintenance && !ok(n) {
+			return nil, invalid("node %s is in maintenance (%s): %s refuses it; `lightsout node maintenance unset %s` first",
+				n.Name, orNone(n.MaintenanceReason), verbName(script), n.Name)
+		}
 		if !ok(n) {
 			return nil, invalid("node %s is %s: %s starts from %s", n.Name, n.ProvisionState, verbName(script),
 				strings.Join(allowed, ", "))
 		}
 	}
 	return names, nil
+}
+
+// CheckMaintenance refuses, for a provisioning playbook (inspect, deploy,
+// teardown, clean), a node in maintenance — also when the playbook is run
+// by name (`lightsout run deploy --node N`) rather than by its verb.
+func (a *App) CheckMaintenance(ctx context.Context, script string, nodes []string) error {
+	if _, ok := verbStates[script]; !ok || maintenanceOK[script] {
+		return nil
+	}
+	for _, name := range nodes {
+		n, err := a.Store.GetNode(ctx, name)
+		if err != nil {
+			return &ValidationError{err}
+		}
+		if n.Maintenance {
+			return invalid("node %s is in maintenance (%s): %s refuses it; `lightsout node maintenance unset %s` first",
+				n.Name, orNone(n.MaintenanceReason), verbName(script), n.Name)
+		}
+	}
+	return nil
+}
+
+// SkipMaintenance drops, for a provisioning playbook, the nodes in
+// maintenance (`lightsout run SCRIPT --all`, as the verbs' --all).
+func (a *App) SkipMaintenance(ctx context.Context, script string, nodes []string) ([]string, error) {
+	if _, ok := verbStates[script]; !ok || maintenanceOK[script] {
+		return nodes, nil
+	}
+	var out []string
+	for _, name := range nodes {
+		n, err := a.Store.GetNode(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if !n.Maintenance {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no reason given"
+	}
+	return s
 }
 
 // verbName is the CLI verb of a playbook.

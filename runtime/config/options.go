@@ -58,6 +58,7 @@ func Known() []Option {
 		{"conductor", "deploy_callback_timeout", "1800", "seconds to wait for the ramdisk's first heartbeat"},
 		{"conductor", "clean_callback_timeout", "1800", "seconds to wait for the cleaning ramdisk"},
 		{"conductor", "inspect_timeout", "1800", "inspection timeout (s)"},
+		{"conductor", "soft_power_off_timeout", "600", "seconds a soft power off may take before a hard power off"},
 		{"conductor", "clean_nodes", "true", "run automated cleaning on provide and undeploy"},
 		{"conductor", "deploy_kernel", "", "default deploy kernel"},
 		{"conductor", "deploy_ramdisk", "", "default deploy ramdisk"},

@@ -309,6 +309,7 @@ func optionTypes() map[string]Type {
 		"conductor.deploy_callback_timeout": Seconds(1, 7*day),
 		"conductor.clean_callback_timeout":  Seconds(1, 7*day),
 		"conductor.inspect_timeout":         Seconds(1, 7*day),
+		"conductor.soft_power_off_timeout":  Seconds(1, day),
 		"conductor.clean_nodes":             Bool(),
 		"conductor.deploy_kernel":           Text(),
 		"conductor.deploy_ramdisk":          Text(),

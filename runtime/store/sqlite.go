@@ -182,7 +182,9 @@ func prepareFile(path string) error {
 // checkOwner refuses a database that belongs to another application,
 // reading it without any pragma that would change the file.
 func checkOwner(ctx context.Context, path string) error {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	// busy_timeout: another process may be opening or checkpointing the
+	// database (SQLITE_BUSY_RECOVERY); the pragma does not change the file
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", path, err)
 	}
