@@ -25,7 +25,7 @@ unit:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
-# FUZZTIME is a duration (30s) or an execution count (2000x). make test uses
+# FUZZTIME is a duration (30s) or an execution count (10000x). make test uses
 # a count: a duration races Go 1.26's fuzz coordinator on a loaded machine
 # and fails with a bare "context deadline exceeded" and no crasher
 # (golang/go#75804, fixed in Go 1.27).
