@@ -118,6 +118,7 @@ type Server struct {
 	maxInflight atomic.Int64
 	reqLog      []string       // with Options.RequestLog: "METHOD /path body", passwords masked
 	rfMux       *http.ServeMux // Redfish resources behind authentication
+	ipmi        *ipmiFace      // the IPMI (lanplus) face, see ipmi.go
 }
 
 type session struct {
