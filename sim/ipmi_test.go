@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/sim"
 	"github.com/lightsout/lightsout/sim/simtest"
 )
@@ -16,10 +17,8 @@ import (
 // ipmitool runs Debian's ipmitool against a server's IPMI face.
 func ipmitool(t *testing.T, srv *sim.Server, cipher string, args ...string) (string, error) {
 	t.Helper()
-	bin, err := exec.LookPath("ipmitool")
-	if err != nil {
-		t.Skip("ipmitool not installed (testdata/tools/deps.sh installs it)")
-	}
+	testenv.RequireTools(t, "ipmitool")
+	bin, _ := exec.LookPath("ipmitool")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	full := append([]string{"-I", "lanplus", "-C", cipher, "-N", "1", "-R", "2", "-H", "127.0.0.1",

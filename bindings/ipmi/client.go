@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gclient "github.com/bougou/go-ipmi/pkg/client"
@@ -68,14 +70,48 @@ func (c *Client) session(ctx context.Context, op string) (*gclient.Client, error
 	gc.WithTimeout(o.AttemptTimeout).WithRetry(0)
 	gc.WithCipherSuiteID(gotypes.CipherSuiteID(o.CipherSuite))
 	gc.WithMaxPrivilegeLevel(privLevel(o.PrivLevel))
+	d := &countingDialer{}
+	gc.WithUDPProxy(d)
 	if err := gc.Connect(ctx); err != nil {
 		// Release the socket without waiting on a BMC that did not answer.
 		dead, cancel := context.WithCancel(context.Background())
 		cancel()
 		_ = gc.Close(dead)
-		return nil, classify(ctx, op, o, true, err)
+		e := classify(ctx, op, o, true, err)
+		if n := d.received.Load(); e.Kind == KindTimeout && n > 0 {
+			// Something answered, but never with the IPMI response asked for.
+			e.Kind = KindIPMIError
+			e.Message = fmt.Sprintf("the peer answered %d datagram(s) that are not the IPMI responses asked for (is %s an IPMI BMC?): %s", n, o.Address(), e.Err)
+		}
+		return nil, e
 	}
 	return gc, nil
+}
+
+// countingDialer dials the BMC's UDP socket and counts the datagrams read,
+// so a peer that answers garbage is told from one that does not answer.
+type countingDialer struct{ received atomic.Int64 }
+
+// Dial implements proxy.Dialer.
+func (d *countingDialer) Dial(network, addr string) (net.Conn, error) {
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, d: d}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	d *countingDialer
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.d.received.Add(1)
+	}
+	return n, err
 }
 
 func (c *Client) closeSession(ctx context.Context, gc *gclient.Client) {

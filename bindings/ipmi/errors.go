@@ -131,7 +131,7 @@ func classify(ctx context.Context, op string, o Options, connecting bool, err er
 	if errors.As(err, &e) {
 		return e
 	}
-	msg := scrub(err.Error(), o.Password)
+	msg := strings.Join(strings.Fields(scrub(err.Error(), o.Password)), " ")
 	out := &Error{Op: op, Address: o.Address(), Message: msg, Err: errors.New(msg)}
 	var nerr net.Error
 	var rerr *gotypes.ResponseError
