@@ -295,7 +295,7 @@ func selOut(es []SELEntry, err error) (any, error) {
 			"id": int(e.ID), "record_type": int(e.RecordType), "time": e.Time.Format(time.RFC3339),
 			"sensor_type": e.SensorType, "sensor_number": int(e.SensorNum), "event_type": int(e.EventType),
 			"asserted": e.Asserted, "event": e.Event,
-			"data": fmt.Sprintf("%02x%02x%02x", e.Data[0], e.Data[1], e.Data[2]),
+			"data":   fmt.Sprintf("%02x%02x%02x", e.Data[0], e.Data[1], e.Data[2]),
 			"id_hex": "0x" + strconv.FormatUint(uint64(e.ID), 16),
 		})
 	}

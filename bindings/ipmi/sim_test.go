@@ -184,6 +184,10 @@ func waitGoroutines(t *testing.T, base int) {
 // bounded context, without the password, and leave no goroutine behind.
 func TestBadInput(t *testing.T) {
 	s := simtest.Start(t, "gen10=1")
+	// One good call first: the simulator's serving goroutines are all up then.
+	if _, err := simClient(t, s, 0, nil).PowerStatus(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	base := runtime.NumGoroutine()
 
 	// A UDP "BMC" that answers every datagram with garbage.
