@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -139,6 +140,17 @@ func (m *Module) Open(L *lua.LState, run module.Run) lua.LValue {
 		if err != nil {
 			module.Raise(L, "ipmi.connect", err)
 			return 0
+		}
+		// connect(node, {retry_timeout = seconds}): a caller that can do
+		// without IPMI (inspection) caps its wait; a shorter
+		// ipmi_retry_timeout in driver_info still wins.
+		if opts, ok := L.Get(2).(*lua.LTable); ok {
+			if v, ok := opts.RawGetString("retry_timeout").(lua.LNumber); ok && v > 0 {
+				cur, err := strconv.ParseFloat(asString(info["ipmi_retry_timeout"]), 64)
+				if err != nil || cur <= 0 || float64(v) < cur {
+					info = withKey(info, "ipmi_retry_timeout", int(math.Ceil(float64(v))))
+				}
+			}
 		}
 		c, err := m.Connect(run, info, name)
 		if err != nil {

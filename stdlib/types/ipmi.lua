@@ -39,8 +39,9 @@ local ipmi = {}
 ---Connects to a BMC: the run's node (nil, its table, UUID or name; any other
 ---node is refused with "forbidden"), or a table of credentials.
 ---@param node? table|string|ipmi.ConnectOptions
+---@param opts? {retry_timeout?: integer}  overrides ipmi_retry_timeout (seconds)
 ---@return ipmi.Client
-function ipmi.connect(node) end
+function ipmi.connect(node, opts) end
 
 ---@class ipmi.ChassisStatus
 ---@field power "on"|"off"
