@@ -46,6 +46,7 @@ type ipmiFace struct {
 	lastBoots int    // boot count last seen (resets while on)
 	persist   bool   // the last IPMI boot override asked for every boot
 	reserve   uint16 // current SEL reservation
+	console   *simConsole
 }
 
 type selRecord struct {
@@ -80,7 +81,9 @@ func (s *Sim) startIPMI(srv *Server) error {
 	if err != nil {
 		return fmt.Errorf("sim: %s: IPMI listener: %w", srv.name, err)
 	}
-	f := &ipmiFace{srv: srv, conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port, done: make(chan struct{})}
+	f := &ipmiFace{srv: srv, conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port, done: make(chan struct{}),
+		console: &simConsole{name: srv.name}}
+	f.console.poll = func() { f.sync() }
 	st := srv.State()
 	f.lastPower, f.lastBoots = st.Power, st.BootCount
 
@@ -142,13 +145,22 @@ func (f *ipmiFace) sync() State {
 	case st.Power != f.lastPower && st.Power == "ON":
 		f.addSELLocked(now, 0x1d, ipmiSensorBoot, 0x6f, 0x00) // System Boot Initiated: power up
 		f.addSELLocked(now, 0x09, ipmiSensorPwrU, 0xef, 0x00) // Power Unit: power off/down deasserted
+		f.bannerLocked(st)
 	case st.Power != f.lastPower:
 		f.addSELLocked(now, 0x09, ipmiSensorPwrU, 0x6f, 0x00) // Power Unit: power off/down
 	case st.Power == "ON" && st.BootCount != f.lastBoots:
 		f.addSELLocked(now, 0x1d, ipmiSensorBoot, 0x6f, 0x01) // System Boot Initiated: hard reset
+		f.bannerLocked(st)
 	}
 	f.lastPower, f.lastBoots = st.Power, st.BootCount
 	return st
+}
+
+// bannerLocked prints the POST banner of a boot on the serial console.
+func (f *ipmiFace) bannerLocked(st State) {
+	hw := f.srv.Hardware()
+	f.console.print([]byte(fmt.Sprintf("\r\n%s System ROM - %s boot mode\r\nBoot count %d\r\n",
+		hw.Model, st.BootMode, st.BootCount)))
 }
 
 const selCapacity = 512
@@ -566,7 +578,7 @@ func (h *ipmiHAL) Storage() hal.StorageHAL { return h.storage }
 func (h *ipmiHAL) Network() hal.NetworkHAL { return nil }
 func (h *ipmiHAL) GPIO() hal.GPIOHAL       { return nil }
 func (h *ipmiHAL) I2C() hal.I2CHAL         { return nil }
-func (h *ipmiHAL) Console() hal.ConsoleHAL { return nil }
+func (h *ipmiHAL) Console() hal.ConsoleHAL { return h.face.console }
 func (h *ipmiHAL) Close() error            { return nil }
 
 // ipmiChassis maps chassis commands onto the server's power and boot state.

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,5 +148,68 @@ func TestIPMIPowerEventsFromOtherFaces(t *testing.T) {
 	inv := s.Inventory()[0].DriverInfo
 	if inv["ipmi_address"] != "127.0.0.1" || inv["ipmi_port"] != srv.IPMIPort() {
 		t.Fatalf("inventory: %v", inv)
+	}
+}
+
+// syncBuffer is a goroutine-safe output buffer.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, what string, out *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %q not seen in:\n%s", what, want, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestIPMItoolSOL: `ipmitool sol activate` attaches to the simulated
+// server's serial console: the POST banner of its boot, the echo of what is
+// typed and the answer, and ~. leaves.
+func TestIPMItoolSOL(t *testing.T) {
+	testenv.RequireTools(t, "ipmitool")
+	_, srv := simtest.ILO(t, 10)
+	srv.PowerOff()
+	srv.PowerOn()
+	srv.ConsoleWrite([]byte("ironic-python-agent: starting\r\n"))
+	bin, _ := exec.LookPath("ipmitool")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-I", "lanplus", "-C", "17", "-H", "127.0.0.1", "-p", fmt.Sprint(srv.IPMIPort()),
+		"-U", srv.Username(), "-P", srv.Password(), "sol", "activate")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "activation", out, "SOL Session operational")
+	waitFor(t, "POST banner", out, srv.Hardware().Model+" System ROM")
+	waitFor(t, "ramdisk log", out, "ironic-python-agent: starting")
+	in.Write([]byte("root\r"))
+	waitFor(t, "answer", out, "you typed: root")
+	in.Write([]byte("\r~."))
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("ipmitool sol activate: %v\n%s", err, out.String())
 	}
 }
