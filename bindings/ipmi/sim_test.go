@@ -1,11 +1,14 @@
 package ipmi_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -260,4 +263,58 @@ func TestBadInput(t *testing.T) {
 	silent.Close()
 	<-garbageDone
 	waitGoroutines(t, base)
+}
+
+// syncBuf is a goroutine-safe buffer.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestConsoleOverSOL: the console shows the server's serial output, echoes
+// what is typed and ends on ~. at the start of a line.
+func TestConsoleOverSOL(t *testing.T) {
+	s := simtest.Start(t, "gen10=1")
+	srv := s.Server(0)
+	srv.ConsoleWrite([]byte("IPA: heartbeat ok\r\n"))
+	c := simClient(t, s, 0, nil)
+	inR, inW := io.Pipe()
+	out := &syncBuf{}
+	done := make(chan error, 1)
+	go func() { done <- c.Console(ctxT(t, 30*time.Second), inR, out) }()
+	wait := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(out.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%q not seen in %q", want, out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	wait("IPA: heartbeat ok")
+	inW.Write([]byte("hello\r"))
+	wait("you typed: hello")
+	inW.Write([]byte("~."))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("~. did not leave the console")
+	}
+	inW.Close()
 }

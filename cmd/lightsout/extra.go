@@ -13,5 +13,6 @@ func extraCommands(g *globals) []*cobra.Command {
 		newSimCmd(),
 		newSwiftCmd(g),
 		newSensorsCmd(g),
+		newConsoleCmd(g),
 	}
 }

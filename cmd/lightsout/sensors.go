@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,22 +26,7 @@ func newSensorsCmd(g *globals) *cobra.Command {
 			if err := app.CheckDurationFlag("timeout", timeout, time.Second, time.Hour, "omit it for 60 s"); err != nil {
 				return err
 			}
-			n, err := a.Store.GetNode(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			info := n.DriverInfo
-			if _, set := info["ipmi_retry_timeout"]; !set {
-				if v, ok := a.Config.Get("ipmi", ipmi.ConfigRetryTimeout); ok && strings.TrimSpace(v) != "" {
-					info["ipmi_retry_timeout"] = strings.TrimSpace(v)
-				}
-			}
-			o, err := ipmi.ParseDriverInfo(info)
-			if err != nil {
-				return &app.ValidationError{Err: fmt.Errorf("node %s: %w", n.Name, err)}
-			}
-			a.Redactor.Add(o.Password)
-			c, err := ipmi.New(o)
+			c, name, err := nodeIPMIClient(cmd.Context(), a, args[0])
 			if err != nil {
 				return err
 			}
@@ -50,13 +34,13 @@ func newSensorsCmd(g *globals) *cobra.Command {
 			defer cancel()
 			ss, err := c.Sensors(ctx)
 			if err != nil {
-				return fmt.Errorf("node %s: %w", n.Name, err)
+				return fmt.Errorf("node %s: %w", name, err)
 			}
 			if asJSON {
 				if ss == nil {
 					ss = []ipmi.Sensor{}
 				}
-				return printJSON(g.stdout, map[string]any{"node": n.Name, "sensors": ss})
+				return printJSON(g.stdout, map[string]any{"node": name, "sensors": ss})
 			}
 			t := newTable(g.stdout, "SENSOR", "TYPE", "READING", "UNIT", "STATUS")
 			for _, s := range ss {

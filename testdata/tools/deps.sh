@@ -15,6 +15,7 @@ PKGS=(
   # bindings/ipmi + sim: ipmitool drives the simulator's IPMI face; OpenIPMI's
   # ipmi_sim (and sdrcomp) is an independent BMC for our client
   ipmitool openipmi
+  tmux  # cmd/lightsout: `lightsout console` under a real terminal
 )
 missing=()
 for p in "${PKGS[@]}"; do
