@@ -25,6 +25,7 @@ func Known() []Option {
 
 		{"ilo", "client_timeout", "60", "iLO operation timeout (s)"},
 		{"ilo", "client_port", "443", "iLO HTTPS port"},
+		{"ipmi", "retry_timeout", "60", "IPMI: seconds a call is retried before it fails (driver_info ipmi_retry_timeout overrides)"},
 		{"ilo", "swift_ilo_container", "ironic_ilo_container", "Swift container for floppy and ISO images"},
 		{"ilo", "swift_object_expiry_timeout", "900", "X-Delete-After and temp URL lifetime (s)"},
 		{"ilo", "use_web_server_for_images", "false", "publish images with the built-in web store instead of Swift"},

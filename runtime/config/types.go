@@ -275,6 +275,7 @@ func optionTypes() map[string]Type {
 		"lightsout.watch_dir":          Path(),
 
 		"ilo.client_timeout":                                   Seconds(1, day),
+		"ipmi.retry_timeout":                                   Seconds(1, 3600),
 		"ilo.client_port":                                      Int(1, 65535),
 		"ilo.swift_ilo_container":                              NonEmpty(),
 		"ilo.swift_object_expiry_timeout":                      Seconds(1, 7*day),
