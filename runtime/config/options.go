@@ -22,6 +22,7 @@ func Known() []Option {
 		{"lightsout", "agent_address", "127.0.0.1:0", "listen address of the agent callback API"},
 		{"lightsout", "metrics_address", "127.0.0.1:9180", "listen address of /healthz and /metrics (serve)"},
 		{"lightsout", "watch_dir", "", "watch folder for job files (serve)"},
+		{"lightsout", "sensor_interval", "", "serve: how often to read every node's IPMI sensors for /metrics (unset: never)"},
 
 		{"ilo", "client_timeout", "60", "iLO operation timeout (s)"},
 		{"ilo", "client_port", "443", "iLO HTTPS port"},

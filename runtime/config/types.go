@@ -264,6 +264,7 @@ func optionTypes() map[string]Type {
 		"lightsout.run_memory_limit":   Size(),
 		"lightsout.run_max_coroutines": Int(1, 1000000),
 		"lightsout.abort_grace":        Duration(time.Second, 24*time.Hour),
+		"lightsout.sensor_interval":    Duration(time.Second, 24*time.Hour),
 		"lightsout.publish_address":    Address(),
 		"lightsout.publish_url":        URL(),
 		"lightsout.publish_tls_cert":   Path(),
