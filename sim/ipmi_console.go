@@ -108,3 +108,15 @@ func (k *simConsoleConn) Close() error {
 }
 
 func (k *simConsoleConn) SendBreak(context.Context) error { return nil }
+
+// ConsoleBacklog returns the serial output no SOL session has read yet
+// (bounded), for tests and for capturing a console without IPMI.
+func (s *Server) ConsoleBacklog() []byte {
+	if s.ipmi == nil {
+		return nil
+	}
+	c := s.ipmi.console
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.out...)
+}
