@@ -77,9 +77,16 @@ func (s *Server) IPMIPort() int {
 
 // startIPMI starts the IPMI face of srv on 127.0.0.1 (an ephemeral port).
 func (s *Sim) startIPMI(srv *Server) error {
-	conn, err := udp.Listen("127.0.0.1:0", udp.WithReadTimeout(time.Second))
+	// The port of an earlier start (StateDir) if it is free, else a new one.
+	conn, err := udp.Listen(fmt.Sprintf("127.0.0.1:%d", srv.State().IPMIPort), udp.WithReadTimeout(time.Second))
+	if err != nil {
+		conn, err = udp.Listen("127.0.0.1:0", udp.WithReadTimeout(time.Second))
+	}
 	if err != nil {
 		return fmt.Errorf("sim: %s: IPMI listener: %w", srv.name, err)
+	}
+	if p := conn.LocalAddr().(*net.UDPAddr).Port; srv.State().IPMIPort != p {
+		srv.Update(func(st *State) { st.IPMIPort = p })
 	}
 	f := &ipmiFace{srv: srv, conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port, done: make(chan struct{}),
 		console: &simConsole{name: srv.name}}

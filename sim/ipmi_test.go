@@ -213,3 +213,29 @@ func TestIPMItoolSOL(t *testing.T) {
 		t.Fatalf("ipmitool sol activate: %v\n%s", err, out.String())
 	}
 }
+
+// TestIPMIPortSurvivesRestart: with a StateDir the IPMI port stays the same
+// across restarts, as the HTTPS port does, so imported nodes keep working.
+func TestIPMIPortSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	start := func() *sim.Sim {
+		s, err := sim.New(sim.Options{Nodes: []sim.NodeSpec{{Generation: sim.Gen10, Count: 1}}, StateDir: dir, DiskSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := start()
+	port := s.Server(0).IPMIPort()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = start()
+	defer s.Close()
+	if got := s.Server(0).IPMIPort(); got != port {
+		t.Fatalf("IPMI port %d after restart, was %d", got, port)
+	}
+	if out := mustIPMItool(t, s.Server(0), "power", "status"); !strings.Contains(out, "Chassis Power is") {
+		t.Fatalf("%q", out)
+	}
+}
