@@ -5,7 +5,8 @@
 --
 -- manageable (or inspect failed) → inspecting → manageable | inspect failed.
 -- Powers the server on when needed, reads memory, CPUs, disk and NIC MACs,
--- merges the capabilities, adds a port per MAC and powers it back off.
+-- merges the capabilities (plus nic_capacity from IPMI FRU data when IPMI
+-- answers), adds a port per MAC and powers it back off.
 local inspection = require("inspection")
 local playbook = require("playbook")
 local power = require("power")
@@ -52,6 +53,28 @@ local function capabilities(ctx)
   end
 end
 
+-- NIC capacity from the FRU data over IPMI, as proliantutils reads it
+-- (capability nic_capacity). An iLO whose IPMI does not answer (disabled,
+-- filtered) skips it with a warning: it is not worth failing inspection.
+local function nic_capacity(ctx)
+  local ok, cap = pcall(function()
+    local b = require("ipmi").connect(nil, { retry_timeout = 10 })
+    return b:nic_capacity()
+  end)
+  if not ok then
+    run.log("warn", "no nic_capacity: IPMI did not answer: " .. playbook.message(cap))
+    return
+  end
+  if cap == nil then
+    run.log("info", "no nic_capacity: no FRU names a network adapter")
+    return
+  end
+  local merged = inspection.merge_capabilities(ctx.node.properties.capabilities, { nic_capacity = cap })
+  if merged ~= (ctx.node.properties.capabilities or "") then
+    ctx.node:set_property("capabilities", merged)
+  end
+end
+
 local function ports(ctx)
   for _, name in ipairs(inspection.sorted_keys(ctx.macs)) do
     local mac = ctx.macs[name]
@@ -69,6 +92,7 @@ M.phases = {
   { "power on", power_on },
   { "essential properties", essential_properties },
   { "capabilities", capabilities },
+  { "nic capacity", nic_capacity },
   { "ports", ports },
   { "power off", power_off },
 }

@@ -75,6 +75,9 @@ type State struct {
 	ILOResets         int    `json:"ilo_resets"`  // RESET_RIB / Manager.Reset
 	BIOSResets        int    `json:"bios_resets"` // reset_bios_to_default
 	NMIs              int    `json:"nmis"`
+
+	// IPMIPort is the UDP port of the IPMI face (kept across restarts with a StateDir).
+	IPMIPort int `json:"ipmi_port,omitempty"`
 }
 
 func (st *State) clone() State {
@@ -118,6 +121,7 @@ type Server struct {
 	maxInflight atomic.Int64
 	reqLog      []string       // with Options.RequestLog: "METHOD /path body", passwords masked
 	rfMux       *http.ServeMux // Redfish resources behind authentication
+	ipmi        *ipmiFace      // the IPMI (lanplus) face, see ipmi.go
 }
 
 type session struct {

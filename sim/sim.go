@@ -249,6 +249,9 @@ func (s *Sim) startServers() error {
 		if err = srv.listen(); err != nil {
 			return err
 		}
+		if err = s.startIPMI(srv); err != nil {
+			return err
+		}
 	}
 	for _, srv := range s.servers {
 		s.serveWG.Add(1)
@@ -284,6 +287,9 @@ func (s *Sim) Close() error {
 			if srv.ln != nil {
 				srv.ln.Close()
 			}
+		}
+		for _, srv := range s.servers {
+			srv.ipmi.close()
 		}
 		s.serveWG.Wait()
 	}
@@ -381,6 +387,9 @@ func (s *Sim) Inventory() []Node {
 			"ilo_username":  s.opts.Username,
 			"ilo_password":  srv.Password(),
 			"ilo_verify_ca": s.caFile,
+		}
+		if p := srv.IPMIPort(); p != 0 {
+			di["ipmi_address"], di["ipmi_port"] = "127.0.0.1", p
 		}
 		if s.opts.DeployISO != "" {
 			di["ilo_deploy_iso"] = s.opts.DeployISO

@@ -12,5 +12,7 @@ func extraCommands(g *globals) []*cobra.Command {
 		newServeCmd(g),
 		newSimCmd(),
 		newSwiftCmd(g),
+		newSensorsCmd(g),
+		newConsoleCmd(g),
 	}
 }

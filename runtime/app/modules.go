@@ -5,6 +5,7 @@ import (
 
 	"github.com/lightsout/lightsout/bindings/ilo"
 	"github.com/lightsout/lightsout/bindings/image"
+	"github.com/lightsout/lightsout/bindings/ipmi"
 	"github.com/lightsout/lightsout/bindings/swift"
 	"github.com/lightsout/lightsout/bindings/vmedia"
 	"github.com/lightsout/lightsout/runtime/module"
@@ -22,6 +23,7 @@ func (a *App) defaultModules(ctx context.Context) ([]module.Module, error) {
 	return []module.Module{
 		ilo.NewModule(),
 		image.NewModule(),
+		ipmi.NewModule(),
 		swift.NewModule(),
 		vm,
 		a.agent,

@@ -22,9 +22,11 @@ func Known() []Option {
 		{"lightsout", "agent_address", "127.0.0.1:0", "listen address of the agent callback API"},
 		{"lightsout", "metrics_address", "127.0.0.1:9180", "listen address of /healthz and /metrics (serve)"},
 		{"lightsout", "watch_dir", "", "watch folder for job files (serve)"},
+		{"lightsout", "sensor_interval", "", "serve: how often to read every node's IPMI sensors for /metrics (unset: never)"},
 
 		{"ilo", "client_timeout", "60", "iLO operation timeout (s)"},
 		{"ilo", "client_port", "443", "iLO HTTPS port"},
+		{"ipmi", "retry_timeout", "60", "IPMI: seconds a call is retried before it fails (driver_info ipmi_retry_timeout overrides)"},
 		{"ilo", "swift_ilo_container", "ironic_ilo_container", "Swift container for floppy and ISO images"},
 		{"ilo", "swift_object_expiry_timeout", "900", "X-Delete-After and temp URL lifetime (s)"},
 		{"ilo", "use_web_server_for_images", "false", "publish images with the built-in web store instead of Swift"},

@@ -264,6 +264,7 @@ func optionTypes() map[string]Type {
 		"lightsout.run_memory_limit":   Size(),
 		"lightsout.run_max_coroutines": Int(1, 1000000),
 		"lightsout.abort_grace":        Duration(time.Second, 24*time.Hour),
+		"lightsout.sensor_interval":    Duration(time.Second, 24*time.Hour),
 		"lightsout.publish_address":    Address(),
 		"lightsout.publish_url":        URL(),
 		"lightsout.publish_tls_cert":   Path(),
@@ -275,6 +276,7 @@ func optionTypes() map[string]Type {
 		"lightsout.watch_dir":          Path(),
 
 		"ilo.client_timeout":                                   Seconds(1, day),
+		"ipmi.retry_timeout":                                   Seconds(1, 3600),
 		"ilo.client_port":                                      Int(1, 65535),
 		"ilo.swift_ilo_container":                              NonEmpty(),
 		"ilo.swift_object_expiry_timeout":                      Seconds(1, 7*day),

@@ -15,6 +15,7 @@ const (
 	CodeLoginFailed  = "login_failed"     // BMC refused the credentials
 	CodeTransient    = "transient"        // retried and still failing (5xx, reset, busy)
 	CodeILOError     = "ilo_error"        // the iLO answered with an error status
+	CodeIPMIError    = "ipmi_error"       // the BMC answered IPMI with a completion code (or garbage)
 	CodeInvalid      = "invalid_argument" // bad argument from the script
 	CodeTimeout      = "timeout"          // the run's or the call's deadline passed
 	CodeCancelled    = "cancelled"        // the run was cancelled

@@ -3,6 +3,7 @@ package ramdisk
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/lightsout/lightsout/sim"
 )
@@ -22,7 +23,10 @@ func (r *Ramdisk) Hook() sim.BootHook {
 	}
 }
 
-// UseSim makes standby.power_off power servers off through s.
+// UseSim makes standby.power_off power servers off through s, and the
+// ramdisk's log of each server show on that server's serial console (SOL).
+// Call it before the first boot.
 func (r *Ramdisk) UseSim(s *sim.Sim) {
 	r.SetPowerOff(func(_ context.Context, server string) error { return s.PowerOff(server) })
+	r.log = slog.New(&consoleHandler{next: r.log.Handler(), s: s})
 }

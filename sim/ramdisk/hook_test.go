@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +74,9 @@ func TestSimulatedServerBoot(t *testing.T) {
 	})
 	srv.PowerOn()
 	url := waitAgent(t, api, 20*time.Second)
+	if con := string(srv.ConsoleBacklog()); !strings.Contains(con, "ironic-python-agent[INFO]: ramdisk agent started") {
+		t.Errorf("the ramdisk's log is not on the serial console: %q", con)
+	}
 
 	c := &agent.Client{}
 	res := runWait(t, c, url, tok, "standby.prepare_image", map[string]any{"image_info": map[string]any{

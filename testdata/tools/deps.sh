@@ -12,6 +12,10 @@ PKGS=(
   genisoimage  # ISOs made by another tool, for the ISO reader tests
   # bindings/swift: Swift all-in-one with tempauth + tempurl
   swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached attr
+  # bindings/ipmi + sim: ipmitool drives the simulator's IPMI face; OpenIPMI's
+  # ipmi_sim (and sdrcomp) is an independent BMC for our client
+  ipmitool openipmi
+  tmux  # cmd/lightsout: `lightsout console` under a real terminal
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,59 @@
+package ipmi
+
+import (
+	"bufio"
+	"context"
+	"io"
+
+	gclient "github.com/bougou/go-ipmi/pkg/client"
+	"github.com/bougou/go-ipmi/pkg/command/transport"
+)
+
+// EscapeSequence leaves a console session when typed at the start of a
+// line, as ipmitool's (go-ipmi's own "~X" works too).
+const EscapeSequence = "~."
+
+// Console attaches in and out to the BMC's Serial-over-LAN console until
+// ctx ends, in reaches EOF or the user types EscapeSequence at the start of
+// a line. The session is not retried: a console that drops is left.
+func (c *Client) Console(ctx context.Context, in io.Reader, out io.Writer) error {
+	var err error
+	if e := c.once(ctx, "console", func(ctx context.Context, gc *gclient.Client) error {
+		noop := func(uint8, io.Reader, io.Writer, *transport.ActivatePayloadResponse) {}
+		err = gc.SOLActivate(ctx, newEscapeReader(in), out, &gclient.SOLActivateOptions{OnActivated: noop, OnDeactivated: noop})
+		return err
+	}); e != nil {
+		return e
+	}
+	return nil
+}
+
+// escapeReader returns io.EOF when "~." starts a line.
+type escapeReader struct {
+	r           *bufio.Reader
+	atLineStart bool
+}
+
+func newEscapeReader(in io.Reader) *escapeReader {
+	return &escapeReader{r: bufio.NewReader(in), atLineStart: true}
+}
+
+func (e *escapeReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b, err := e.r.ReadByte()
+	if err != nil {
+		return 0, err
+	}
+	if e.atLineStart && b == '~' {
+		next, err := e.r.Peek(1)
+		if err == nil && next[0] == '.' {
+			_, _ = e.r.Discard(1)
+			return 0, io.EOF
+		}
+	}
+	e.atLineStart = b == '\r' || b == '\n'
+	p[0] = b
+	return 1, nil
+}
