@@ -2,7 +2,6 @@ package ipmi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -15,7 +14,7 @@ import (
 	"github.com/lightsout/lightsout/runtime/module"
 )
 
-// Module is the `ipmi` Lua module: require("ipmi").connect(node).
+// Module is the `ipmi` Lua module: require("ipmi").connect([node][, opts]).
 type Module struct{}
 
 var _ module.Module = (*Module)(nil)
@@ -31,6 +30,9 @@ func (m *Module) Name() string { return "ipmi" }
 // ipmi_retry_timeout.
 const ConfigRetryTimeout = "retry_timeout"
 
+// maxRetryTimeout is the longest retry timeout ParseDriverInfo accepts.
+const maxRetryTimeout = 3600 * time.Second
+
 // Recorded is a client whose every call is a recorded run event
 // "ipmi.<operation>".
 type Recorded struct {
@@ -40,11 +42,23 @@ type Recorded struct {
 }
 
 // Connect builds a recorded client for run from driver_info (or a plain
-// table's fields). The password becomes a run secret.
-func (m *Module) Connect(run module.Run, info map[string]any, nodeName string) (*Recorded, error) {
-	if _, set := info["ipmi_retry_timeout"]; !set && run.Config() != nil {
+// table's fields); nodeName ("" for credentials a script brings) goes in
+// every call's record. The retry timeout is driver_info's, else [ipmi]
+// retry_timeout, else the default; maxRetry (> 0) caps it, for a caller
+// that can do without IPMI. The password becomes a run secret.
+func (m *Module) Connect(run module.Run, info map[string]any, nodeName string, maxRetry time.Duration) (*Recorded, error) {
+	if _, _, set := lookup(info, "retry_timeout"); !set && run.Config() != nil {
 		if v, ok := run.Config().Get("ipmi", ConfigRetryTimeout); ok && strings.TrimSpace(v) != "" {
 			info = withKey(info, "ipmi_retry_timeout", strings.TrimSpace(v))
+		}
+	}
+	if maxRetry > 0 {
+		secs := int(math.Ceil(maxRetry.Seconds()))
+		v, _, set := lookup(info, "retry_timeout")
+		cur, err := strconv.Atoi(strings.TrimSpace(asString(v)))
+		// An unparsable value is left for ParseDriverInfo to report.
+		if !set || (err == nil && secs < cur) {
+			info = withKey(info, "ipmi_retry_timeout", secs)
 		}
 	}
 	o, err := ParseDriverInfo(info)
@@ -68,7 +82,7 @@ func (m *Module) Connect(run module.Run, info map[string]any, nodeName string) (
 // Client returns the unrecorded client.
 func (r *Recorded) Client() *Client { return r.c }
 
-// call records fn as "ipmi.<op>" with extra fields.
+// call records fn as one call event "ipmi.<op>" with extra fields.
 func (r *Recorded) call(op string, extra map[string]any, fn func(ctx context.Context) error) error {
 	f := make(map[string]any, len(r.fields)+len(extra))
 	for k, v := range r.fields {
@@ -85,7 +99,8 @@ func (r *Recorded) call(op string, extra map[string]any, fn func(ctx context.Con
 	})
 }
 
-// toModuleError maps an *Error to the module's error codes.
+// toModuleError maps an *Error to the module's error codes. It names no
+// operation: the Lua face raises it as the function the script called.
 func toModuleError(err error) error {
 	var e *Error
 	if !errors.As(err, &e) {
@@ -104,212 +119,64 @@ func toModuleError(err error) error {
 	case KindUnsupported:
 		code = module.CodeNotSupported
 	}
-	return &module.Error{Code: code, Operation: "ipmi." + e.Op, Message: e.Error(), Err: e}
+	return &module.Error{Code: code, Message: e.Error(), Err: e}
 }
 
-const clientType = "ipmi.client"
+// ClientType is the ipmi.client userdata ipmi.connect returns: its methods
+// are the operations (luaMethods).
+var ClientType = module.Type[*Recorded]{Name: "ipmi.client", Module: "ipmi", From: "ipmi.connect(node)"}
 
 // Open implements module.Module: require("ipmi") gives {connect = fn}.
 func (m *Module) Open(L *lua.LState, run module.Run) lua.LValue {
-	mt := L.NewTypeMetatable(clientType)
-	methods := L.NewTable()
-	for name, fn := range luaMethods() {
-		fn := fn
-		methods.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
-			ud := L.CheckUserData(1)
-			c, ok := ud.Value.(*Recorded)
-			if !ok {
-				L.ArgError(1, "ipmi client expected (call methods with a colon: bmc:method())")
-				return 0
+	ClientType.Register(L, luaMethods(), func(c *Recorded) string {
+		return fmt.Sprintf("ipmi.client(%v)", c.fields["address"])
+	})
+	return module.API[module.Run]{
+		// ipmi.connect([node | {address=, username=, password=, ...}][, {retry_timeout = seconds}]) -> ipmi.client
+		//
+		// retry_timeout: a caller that can do without IPMI (inspection)
+		// caps its wait; a shorter ipmi_retry_timeout still wins.
+		"connect": func(run module.Run, a *module.Args) int {
+			info, name := connectArgs(run, a)
+			maxRetry := a.Opts(2).Duration("retry_timeout", 0)
+			if maxRetry > maxRetryTimeout {
+				a.Invalid("opts.retry_timeout must be at most %d seconds, got %g", int(maxRetryTimeout.Seconds()), maxRetry.Seconds())
 			}
-			return fn(L, c)
-		}))
-	}
-	mt.RawSetString("__index", methods)
-	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
-		if c, ok := L.CheckUserData(1).Value.(*Recorded); ok {
-			L.Push(lua.LString(fmt.Sprintf("ipmi.client(%v)", c.fields["address"])))
+			c, err := m.Connect(run, info, name, maxRetry)
+			a.Check(err)
+			a.L.Push(ClientType.New(a.L, c))
 			return 1
-		}
-		L.Push(lua.LString("ipmi.client"))
-		return 1
-	}))
-	t := L.NewTable()
-	t.RawSetString("connect", L.NewFunction(func(L *lua.LState) int {
-		info, name, err := connectArgs(L, run)
-		if err != nil {
-			module.Raise(L, "ipmi.connect", err)
-			return 0
-		}
-		// connect(node, {retry_timeout = seconds}): a caller that can do
-		// without IPMI (inspection) caps its wait; a shorter
-		// ipmi_retry_timeout in driver_info still wins.
-		if opts, ok := L.Get(2).(*lua.LTable); ok {
-			if v, ok := opts.RawGetString("retry_timeout").(lua.LNumber); ok && v > 0 {
-				cur, err := strconv.ParseFloat(asString(info["ipmi_retry_timeout"]), 64)
-				if err != nil || cur <= 0 || float64(v) < cur {
-					info = withKey(info, "ipmi_retry_timeout", int(math.Ceil(float64(v))))
-				}
-			}
-		}
-		c, err := m.Connect(run, info, name)
-		if err != nil {
-			module.Raise(L, "ipmi.connect", err)
-			return 0
-		}
-		ud := L.NewUserData()
-		ud.Value = c
-		L.SetMetatable(ud, mt)
-		L.Push(ud)
-		return 1
-	}))
-	return t
+		},
+	}.Table(L, m.Name(), run)
 }
 
-// connectArgs reads connect's argument: nothing (the run's node), the run's
-// node as a table, UUID or name, or a plain table of credentials.
-func connectArgs(L *lua.LState, run module.Run) (map[string]any, string, error) {
-	v := L.Get(1)
-	if t, ok := v.(*lua.LTable); ok {
-		_, isNode := t.RawGetString("driver_info").(*lua.LTable)
-		uuid := lua.LVAsString(t.RawGetString("uuid"))
-		name := lua.LVAsString(t.RawGetString("name"))
-		if !isNode && uuid == "" && name == "" {
+// connectArgs reads connect's argument #1: nothing (the run's node), the
+// run's node as a table, UUID or name (through Args.Node: any other node is
+// forbidden), or a plain table of credentials. It returns the driver_info
+// and the node's name ("" for credentials).
+func connectArgs(run module.Run, a *module.Args) (map[string]any, string) {
+	switch v := a.L.Get(1).(type) {
+	case *lua.LNilType:
+		if run.Node() == nil {
+			a.Invalid("this run has no node: run it with --node, or pass {address=..., username=..., password=...}")
+		}
+	case lua.LString:
+	case *lua.LTable:
+		_, isNode := v.RawGetString("driver_info").(*lua.LTable)
+		if !isNode && v.RawGetString("uuid") == lua.LNil && v.RawGetString("name") == lua.LNil {
+			// Credentials the script brings itself: a BMC, not a node.
 			out := map[string]any{}
-			t.ForEach(func(k, v lua.LValue) {
+			v.ForEach(func(k, v lua.LValue) {
 				if ks, ok := k.(lua.LString); ok {
 					out[string(ks)] = module.FromLua(v)
 				}
 			})
-			return out, "", nil
+			return out, ""
 		}
+	default:
+		a.Invalid("argument #1 (node) must be nil (the run's node), the node (table, UUID or name) or {address=..., username=..., password=...}, got %s", v.Type())
 	}
-	if v == lua.LNil && run.Node() == nil {
-		return nil, "", module.Errorf(module.CodeInvalid, "ipmi.connect", "this run has no node: run it with --node, or pass {address=..., username=..., password=...}")
-	}
-	module.NodeArg(L, run, 1, "ipmi.connect") // raises forbidden for any node but the run's
+	a.Node(run, 1) // raises forbidden for any node but the run's
 	n := run.Node()
-	return n.DriverInfo(), n.Name(), nil
-}
-
-// luaMethod is the Lua face of one operation (the client is argument 1).
-type luaMethod func(L *lua.LState, c *Recorded) int
-
-// toTable converts a struct (through its JSON form) to a Lua value.
-func toTable(L *lua.LState, v any) lua.LValue {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return lua.LNil
-	}
-	var x any
-	if err := json.Unmarshal(b, &x); err != nil {
-		return lua.LNil
-	}
-	return module.ToLua(L, x)
-}
-
-func luaMethods() map[string]luaMethod {
-	// value runs a call returning a value and pushes it as a table/string.
-	value := func(op string, fn func(ctx context.Context, c *Client) (any, error)) luaMethod {
-		return func(L *lua.LState, r *Recorded) int {
-			var out any
-			err := r.call(op, nil, func(ctx context.Context) error {
-				v, err := fn(ctx, r.c)
-				out = v
-				return err
-			})
-			if err != nil {
-				module.Raise(L, "ipmi."+op, err)
-				return 0
-			}
-			if s, ok := out.(string); ok {
-				if s == "" {
-					L.Push(lua.LNil)
-				} else {
-					L.Push(lua.LString(s))
-				}
-				return 1
-			}
-			L.Push(toTable(L, out))
-			return 1
-		}
-	}
-	power := func(action string) luaMethod {
-		return func(L *lua.LState, r *Recorded) int {
-			if err := r.call("power_"+action, nil, func(ctx context.Context) error { return r.c.Power(ctx, action) }); err != nil {
-				module.Raise(L, "ipmi.power_"+action, err)
-			}
-			return 0
-		}
-	}
-	return map[string]luaMethod{
-		"power_status": value("power_status", func(ctx context.Context, c *Client) (any, error) { return c.PowerStatus(ctx) }),
-		"power_on":     power("on"),
-		"power_off":    power("off"),
-		"power_cycle":  power("cycle"),
-		"power_reset":  power("reset"),
-		"power_soft":   power("soft"),
-		"power": func(L *lua.LState, r *Recorded) int {
-			action := strings.ToLower(L.CheckString(2))
-			if err := r.call("power_"+action, nil, func(ctx context.Context) error { return r.c.Power(ctx, action) }); err != nil {
-				module.Raise(L, "ipmi.power", err)
-			}
-			return 0
-		},
-		"chassis_status": value("chassis_status", func(ctx context.Context, c *Client) (any, error) { return c.ChassisStatus(ctx) }),
-		"get_boot_device": value("get_boot_device", func(ctx context.Context, c *Client) (any, error) {
-			return c.GetBootDevice(ctx)
-		}),
-		"set_boot_device": func(L *lua.LState, r *Recorded) int {
-			b := BootDevice{Device: strings.ToLower(L.CheckString(2))}
-			if opts := (&module.Args{L: L, Op: "ipmi.set_boot_device"}).OptTable(3, "opts"); opts != nil {
-				b.Persistent = lua.LVAsBool(opts.RawGetString("persistent"))
-				b.EFI = lua.LVAsBool(opts.RawGetString("efi"))
-			}
-			extra := map[string]any{"device": b.Device, "persistent": b.Persistent, "efi": b.EFI}
-			if err := r.call("set_boot_device", extra, func(ctx context.Context) error { return r.c.SetBootDevice(ctx, b) }); err != nil {
-				module.Raise(L, "ipmi.set_boot_device", err)
-			}
-			return 0
-		},
-		"sensors":  value("sensors", func(ctx context.Context, c *Client) (any, error) { return orEmpty(c.Sensors(ctx)) }),
-		"fru":      value("fru", func(ctx context.Context, c *Client) (any, error) { return orEmpty(c.FRUs(ctx)) }),
-		"sel":      value("sel", func(ctx context.Context, c *Client) (any, error) { return selOut(c.SEL(ctx)) }),
-		"bmc_info": value("bmc_info", func(ctx context.Context, c *Client) (any, error) { return c.BMCInfo(ctx) }),
-		"nic_capacity": value("nic_capacity", func(ctx context.Context, c *Client) (any, error) {
-			frus, err := c.FRUs(ctx)
-			if err != nil {
-				return "", err
-			}
-			return NICCapacity(frus), nil
-		}),
-		"clear_sel": func(L *lua.LState, r *Recorded) int {
-			if err := r.call("clear_sel", nil, func(ctx context.Context) error { return r.c.ClearSEL(ctx) }); err != nil {
-				module.Raise(L, "ipmi.clear_sel", err)
-			}
-			return 0
-		},
-	}
-}
-
-func orEmpty[T any](v []T, err error) (any, error) {
-	if v == nil {
-		v = []T{}
-	}
-	return v, err
-}
-
-// selOut renders SEL entries with times as RFC 3339 strings and data as hex.
-func selOut(es []SELEntry, err error) (any, error) {
-	out := make([]map[string]any, 0, len(es))
-	for _, e := range es {
-		out = append(out, map[string]any{
-			"id": int(e.ID), "record_type": int(e.RecordType), "time": e.Time.Format(time.RFC3339),
-			"sensor_type": e.SensorType, "sensor_number": int(e.SensorNum), "event_type": int(e.EventType),
-			"asserted": e.Asserted, "event": e.Event,
-			"data":   fmt.Sprintf("%02x%02x%02x", e.Data[0], e.Data[1], e.Data[2]),
-			"id_hex": "0x" + strconv.FormatUint(uint64(e.ID), 16),
-		})
-	}
-	return out, err
+	return n.DriverInfo(), n.Name()
 }
