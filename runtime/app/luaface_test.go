@@ -11,6 +11,7 @@ import (
 	"github.com/lightsout/lightsout/bindings/agent"
 	"github.com/lightsout/lightsout/bindings/ilo"
 	"github.com/lightsout/lightsout/bindings/image"
+	"github.com/lightsout/lightsout/bindings/ipmi"
 	"github.com/lightsout/lightsout/bindings/swift"
 	"github.com/lightsout/lightsout/bindings/vmedia"
 	"github.com/lightsout/lightsout/runtime/agentapi"
@@ -23,7 +24,7 @@ func luaFaceModules(t *testing.T) []module.Module {
 	vm := vmedia.NewModule()
 	t.Cleanup(func() { _ = vm.Close() })
 	api := agentapi.New(nil, agentapi.Options{Logger: slog.New(slog.DiscardHandler)})
-	return []module.Module{ilo.NewModule(), image.NewModule(), swift.NewModule(), vm, agent.NewModule(api)}
+	return []module.Module{ilo.NewModule(), ipmi.NewModule(), image.NewModule(), swift.NewModule(), vm, agent.NewModule(api)}
 }
 
 // noArguments are the functions that take no argument, so none can be bad.
@@ -65,8 +66,9 @@ func checkBad(t *testing.T, op string, errv lua.LValue) {
 	}
 }
 
-// Every function of every binding, and every method of ilo.client, raises
-// a bad argument as invalid_argument with err.operation "<module>.<function>".
+// Every function of every binding, and every method of ilo.client and
+// ipmi.client, raises a bad argument as invalid_argument with err.operation
+// "<module>.<function>".
 func TestEveryBindingFunctionSpellsItsOperation(t *testing.T) {
 	dir := t.TempDir()
 	run := moduletest.NewRun(context.Background(), &moduletest.Node{ID: "1be26c0b-03f2-4d2e-ae87-c02d7f33c123", NodeName: "n1"})
@@ -106,18 +108,30 @@ func TestEveryBindingFunctionSpellsItsOperation(t *testing.T) {
 		t.Fatalf("walked %d functions: the modules were not all opened", seen)
 	}
 
-	// ilo.client methods: a bad receiver (called with a dot) and a bad argument.
-	methods, ok := L.GetTypeMetatable(ilo.ClientType.Name).(*lua.LTable).RawGetString("__index").(*lua.LTable)
-	if !ok {
-		t.Fatal("no ilo.client metatable")
-	}
-	n := 0
-	methods.ForEach(func(k, fn lua.LValue) {
-		n++
-		checkBad(t, "ilo."+lua.LVAsString(k), callBad(t, L, fn, bad))
-	})
-	if n < 25 {
-		t.Fatalf("walked %d ilo.client methods", n)
+	// Client methods: a bad receiver (called with a dot) and a bad argument.
+	for _, ty := range []struct {
+		name, module string
+		min          int
+	}{
+		{ilo.ClientType.Name, ilo.ClientType.Module, 25},
+		{ipmi.ClientType.Name, ipmi.ClientType.Module, 15},
+	} {
+		mt, ok := L.GetTypeMetatable(ty.name).(*lua.LTable)
+		if !ok {
+			t.Fatalf("no %s metatable", ty.name)
+		}
+		methods, ok := mt.RawGetString("__index").(*lua.LTable)
+		if !ok {
+			t.Fatalf("%s has no methods", ty.name)
+		}
+		n := 0
+		methods.ForEach(func(k, fn lua.LValue) {
+			n++
+			checkBad(t, ty.module+"."+lua.LVAsString(k), callBad(t, L, fn, bad))
+		})
+		if n < ty.min {
+			t.Fatalf("walked %d %s methods", n, ty.name)
+		}
 	}
 
 	// A bad argument after a good one, and a bad option, name the same operation.
@@ -125,6 +139,9 @@ func TestEveryBindingFunctionSpellsItsOperation(t *testing.T) {
 		{"ilo.set_host_power", `bmc:set_host_power(true)`},
 		{"ilo.set_secure_boot_mode", `bmc:set_secure_boot_mode("yes")`},
 		{"ilo.update_persistent_boot", `bmc:update_persistent_boot(42)`},
+		{"ipmi.connect", `ipmi.connect(nil, { retry_timeout = "soon" })`},
+		{"ipmi.power", `ipmb:power(true)`},
+		{"ipmi.set_boot_device", `ipmb:set_boot_device("pxe", { efi = "yes" })`},
 		{"image.floppy", `image.floppy("f.img", {}, { size = 1.5 })`},
 		{"image.iso", `image.iso("x.iso", { kernel = true })`},
 		{"swift.temp_url", `swift.temp_url("o", { expires = "soon" })`},
@@ -135,8 +152,9 @@ func TestEveryBindingFunctionSpellsItsOperation(t *testing.T) {
 	}
 	for _, p := range probes {
 		err := L.DoString(`
-			local ilo, image, swift, vmedia, agent = require("ilo"), require("image"), require("swift"), require("vmedia"), require("agent")
+			local ilo, ipmi, image, swift, vmedia, agent = require("ilo"), require("ipmi"), require("image"), require("swift"), require("vmedia"), require("agent")
 			bmc = bmc or ilo.connect({ address = "127.0.0.1", username = "u", password = "p" })
+			ipmb = ipmb or ipmi.connect({ address = "127.0.0.1", username = "u", password = "p" })
 			local ok, err = pcall(function() ` + p.code + ` end)
 			assert(not ok, "no error")
 			last_error = err`)

@@ -17,7 +17,10 @@
 -- Every method opens a session, runs one command and closes it; it is
 -- bounded by the run's context, retried on timeouts and busy answers until
 -- the retry timeout, and recorded as a run event "ipmi.<method>" (never the
--- password). Errors are raised as ipmi.Error tables: use pcall and err.code.
+-- password; b:power(action) is recorded as "ipmi.power_<action>"). Errors
+-- are raised as ipmi.Error tables naming the function called: use pcall and
+-- err.code. A bad argument or option raises invalid_argument before the BMC
+-- is contacted.
 
 ---@class ipmi
 local ipmi = {}
@@ -25,7 +28,7 @@ local ipmi = {}
 ---@class ipmi.Error
 ---@field code "login_failed"|"timeout"|"ipmi_error"|"invalid_argument"|"cancelled"|"forbidden"|"not_supported"
 ---@field message string     for ipmi_error: the completion code and its meaning
----@field operation string   e.g. "ipmi.power_on"
+---@field operation string   the function called, e.g. "ipmi.power_on", "ipmi.connect"
 
 ---@class ipmi.ConnectOptions
 ---@field address string
@@ -37,9 +40,10 @@ local ipmi = {}
 ---@field retry_timeout? integer   seconds
 
 ---Connects to a BMC: the run's node (nil, its table, UUID or name; any other
----node is refused with "forbidden"), or a table of credentials.
+---node is refused with "forbidden"), or a table of credentials. It does not
+---contact the BMC.
 ---@param node? table|string|ipmi.ConnectOptions
----@param opts? {retry_timeout?: integer}  overrides ipmi_retry_timeout (seconds)
+---@param opts? {retry_timeout?: number}  caps the retry timeout (seconds, at most 3600; fractions round up): a shorter ipmi_retry_timeout or [ipmi] retry_timeout still wins
 ---@return ipmi.Client
 function ipmi.connect(node, opts) end
 
@@ -111,6 +115,8 @@ function ipmi.connect(node, opts) end
 ---@field fru boolean
 ---@field chassis boolean
 
+---An ipmi.client userdata (tostring: "ipmi.client(host:port)"); call its
+---methods with a colon.
 ---@class ipmi.Client
 local Client = {}
 
