@@ -24,9 +24,38 @@ type Client struct {
 	// ResetPollInterval and ResetSettle tune ResetILO's wait (5 s, 10 s).
 	ResetPollInterval, ResetSettle time.Duration
 
+	// OnSession, when set, receives this client's session logins and
+	// logouts (for the run record).
+	OnSession func(SessionEvent)
+
 	mu    sync.Mutex
 	root  *rootInfo
 	stale []staleSession
+	sh    *Shared
+}
+
+// UseSessions makes the client share the sessions of set (one per iLO
+// and user for the whole process) instead of a private one.
+func (c *Client) UseSessions(set *Sessions) {
+	c.mu.Lock()
+	c.sh = set.For(c.t.Options())
+	c.mu.Unlock()
+}
+
+// shared returns the client's shared session (a private one by default).
+func (c *Client) shared() *Shared {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sh == nil {
+		c.sh = &Shared{address: c.t.Options().Address()}
+	}
+	return c.sh
+}
+
+func (c *Client) event(e SessionEvent) {
+	if c.OnSession != nil {
+		c.OnSession(e)
+	}
 }
 
 var _ iloapi.Client = (*Client)(nil)
