@@ -88,7 +88,7 @@ func TestLuaLifecyclePerGeneration(t *testing.T) {
 	}{
 		{8, false, "ribcl", true},
 		{9, true, "redfish", true},
-		{10, true, "redfish", true},
+		{10, true, "redfish", false}, // iLO 5: Redfish only (decided from the service root)
 		{11, true, "redfish", false},
 	}
 	for _, tc := range tests {
@@ -101,8 +101,11 @@ func TestLuaLifecyclePerGeneration(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if srv.Sessions() != 0 {
-				t.Fatalf("%d Redfish sessions left open", srv.Sessions())
+			if n := countEvents(run, "ilo.session_login"); srv.Sessions() != n || n > 1 {
+				t.Fatalf("%d Redfish sessions open after %d logins, want at most 1 shared session", srv.Sessions(), n)
+			}
+			if err := m.Close(); err != nil || srv.Sessions() != 0 {
+				t.Fatalf("module Close: %v, %d sessions left", err, srv.Sessions())
 			}
 			p, ok := ProbeFromMap(node.Int[InternalProbe].(map[string]any))
 			if !ok || p.Generation != tc.gen || p.RIBCL != tc.ribcl || p.Model != srv.Hardware().Model {

@@ -77,6 +77,7 @@ func (c *Client) logf(format string, args ...any) {
 type rootInfo struct {
 	sessions, systems, managers, chassis, accounts string
 	oemKey                                         string // "Hpe" or "Hp" from the root
+	product, managerType, firmware                 string // Product, Oem.Hp(e).Manager[0]
 	system, manager                                string // first members, found lazily
 }
 
@@ -126,7 +127,14 @@ func (c *Client) discover(ctx context.Context, op string) (*rootInfo, error) {
 		chassis:  link(m, "Chassis"),
 		accounts: link(m, "AccountService"),
 	}
-	_, r.oemKey = Oem(m)
+	var oem map[string]any
+	oem, r.oemKey = Oem(m)
+	r.product = str(m, "Product")
+	if mgrs := list(oem, "Manager"); len(mgrs) > 0 {
+		if mg, ok := mgrs[0].(map[string]any); ok {
+			r.managerType, r.firmware = str(mg, "ManagerType"), str(mg, "ManagerFirmwareVersion")
+		}
+	}
 	if r.sessions == "" {
 		if ss := link(m, "SessionService"); ss != "" {
 			r.sessions = strings.TrimSuffix(ss, "/") + "/Sessions/"
@@ -215,4 +223,38 @@ func read[T any](ctx context.Context, c *Client, op string, fn func(s *session, 
 	var out T
 	err := c.run(ctx, op, func(s *session) error { return fn(s, &out) })
 	return out, err
+}
+
+// ServiceRoot is what the unauthenticated Redfish service root tells
+// about the iLO.
+type ServiceRoot struct {
+	// Product is the server model ("ProLiant DL380a Gen11"), when given.
+	Product string
+	// ManagerType is "iLO 4", "iLO 5", "iLO 6" or "iLO 7" (Oem.Hp(e).Manager).
+	ManagerType string
+	// FirmwareVersion is the iLO firmware ("2.70", "1.13.01").
+	FirmwareVersion string
+}
+
+// ILOGeneration is the iLO major version in ManagerType (0 when unknown).
+func (r ServiceRoot) ILOGeneration() int {
+	t := strings.TrimSpace(strings.TrimPrefix(strings.ToLower(r.ManagerType), "ilo"))
+	if len(t) > 0 && t[0] >= '0' && t[0] <= '9' {
+		n := 0
+		for i := 0; i < len(t) && t[i] >= '0' && t[i] <= '9'; i++ {
+			n = n*10 + int(t[i]-'0')
+		}
+		return n
+	}
+	return 0
+}
+
+// ServiceRoot reads GET /redfish/v1/ (once per client, without
+// credentials). A missing Redfish service is an Unavailable error.
+func (c *Client) ServiceRoot(ctx context.Context) (ServiceRoot, error) {
+	r, err := c.discover(ctx, "probe")
+	if err != nil {
+		return ServiceRoot{}, err
+	}
+	return ServiceRoot{Product: r.product, ManagerType: r.managerType, FirmwareVersion: r.firmware}, nil
 }
