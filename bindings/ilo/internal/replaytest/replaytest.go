@@ -300,3 +300,25 @@ func merge(dst, patch map[string]any) {
 		dst[k] = v
 	}
 }
+
+// Patch merges patch into the resource at p (as a JSON merge patch), to
+// vary a captured answer (another firmware, another manager type).
+func (s *Server) Patch(p string, patch map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if doc := s.docs[key(p)]; doc != nil {
+		merge(doc, patch)
+	}
+}
+
+// Count returns how many requests had method and a path equal (case-
+// insensitively, trailing slash ignored) to p.
+func (s *Server) Count(method, p string) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if r.Method == method && key(r.Path) == key(p) {
+			n++
+		}
+	}
+	return n
+}
