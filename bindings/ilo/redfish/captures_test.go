@@ -130,3 +130,119 @@ func TestSetPendingBootModeWithoutAttribute(t *testing.T) {
 		t.Errorf("EffectiveBootMode (UefiClass 3) = %q, want UEFI", got)
 	}
 }
+
+// Inspection on the captured trees, with the values derived from the raw
+// JSON by proliantutils' rules (docs/ilo.md, "Inspection rules"):
+//   - memory_mb: Systems/1 MemorySummary.TotalSystemMemoryGiB x 1024
+//     (256, 512, 1536 GiB).
+//   - cpus: sum of TotalThreads over Systems/1/Processors members
+//     (2 x 128; 4 members summing 128; 6 members summing 344).
+//   - local_gb: largest Storage volume / SmartStorage logical drive, in
+//     GiB rounded down, minus 1: gen10plus Volumes/1 960163569664 B
+//     (= LogicalDrives/1 915683 MiB) -> 894 - 1; gen11 Volumes/239
+//     1599774654464 B -> 1489 - 1; gen12 DE010000 Volumes/1 480036519936 B
+//     -> 447 - 1 (the 3.2 TB NVMe drives are not volumes).
+//   - macs: EthernetInterfaces with Status.Health "OK": gen10plus 1 and 2
+//     (3-6 have a null Status), gen11 77 and 78, gen12 all six.
+//   - pci_gpu_devices: PCIDevices with ClassCode 3 and SubclassCode 0, 1,
+//     2 or 128 (the onboard VGA counts too): 9, 3, 5.
+//   - persistent boot device: first PersistentBootConfigOrder entry of
+//     bios/oem/hpe/boot: "HD.Slot.25.3" (BootString "sle_hpc-secureboot")
+//     -> HDD; "Generic.USB.1.1" -> NONE; "NVMe.Slot.1.1" ("Ubuntu") -> HDD.
+func TestCapturedInspection(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		tree              string
+		memoryMB, cpus    int
+		localGB           int
+		macs              map[string]string
+		nics              int
+		gpus, persistent  string
+		model, iloFW, rom string
+	}{
+		{treeGen10Plus, 262144, 256, 893,
+			map[string]string{"Port 1": "98:03:9b:7f:c3:38", "Port 2": "98:03:9b:1e:de:fc"}, 6, "9", "HDD",
+			"ProLiant XL675d Gen10 Plus", "iLO 5 v2.70", "A47 v2.58 (05/19/2022)"},
+		{treeGen11, 524288, 128, 1488,
+			map[string]string{"Port 77": "58:a2:e1:03:96:f2", "Port 78": "58:a2:e1:03:96:f3"}, 2, "3", "NONE",
+			"ProLiant DL380a Gen11 -- SIMULATED", "iLO 6 v1.66", "U58 v2.44 (01/17/2025)"},
+		{treeGen12, 1572864, 344, 446,
+			map[string]string{"Port 141": "58:a2:e1:03:a8:e2", "Port 142": "58:a2:e1:03:a8:e3", "Port 397": "88:e9:a4:45:45:f2",
+				"Port 461": "88:e9:a4:4c:4e:f8", "Port 1549": "88:e9:a4:45:35:de", "Port 1613": "88:e9:a4:4c:5e:08"}, 6, "5", "HDD",
+			"HPE ProLiant Compute DL380a Gen12 -- SIMULATED", "1.13.01 May 13 2025", "U72 v1.34 (04/18/2025)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.tree, func(t *testing.T) {
+			c, _ := replayClient(t, tc.tree)
+			p, err := c.GetEssentialProperties(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.MemoryMB != tc.memoryMB || p.CPUs != tc.cpus || p.LocalGB != tc.localGB || p.CPUArch != "x86_64" {
+				t.Errorf("memory %d cpus %d local_gb %d arch %s; want %d %d %d x86_64", p.MemoryMB, p.CPUs, p.LocalGB, p.CPUArch, tc.memoryMB, tc.cpus, tc.localGB)
+			}
+			if len(p.MACs) != len(tc.macs) {
+				t.Errorf("macs %v, want %v", p.MACs, tc.macs)
+			}
+			for k, v := range tc.macs {
+				if p.MACs[k] != v {
+					t.Errorf("macs[%s] = %q, want %q", k, p.MACs[k], v)
+				}
+			}
+			if len(p.NICs) != tc.nics {
+				t.Errorf("%d NICs kept, want %d: %+v", len(p.NICs), tc.nics, p.NICs)
+			}
+			caps, err := c.GetServerCapabilities(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, want := range map[string]string{"pci_gpu_devices": tc.gpus, "server_model": tc.model, "ilo_firmware_version": tc.iloFW,
+				"rom_firmware_version": tc.rom, "boot_mode_uefi": "true", "boot_mode_bios": "false"} {
+				if caps[k] != want {
+					t.Errorf("capability %s = %q, want %q", k, caps[k], want)
+				}
+			}
+			if got, err := c.GetPersistentBootDevice(ctx); err != nil || got != tc.persistent {
+				t.Errorf("persistent boot device %q, %v; want %s", got, err, tc.persistent)
+			}
+		})
+	}
+}
+
+// The virtual media and power round trips on each captured tree.
+func TestCapturedVirtualMediaAndPower(t *testing.T) {
+	ctx := context.Background()
+	const img = "https://images.example/boot.iso"
+	for _, tree := range allTrees {
+		t.Run(tree, func(t *testing.T) {
+			c, srv := replayClient(t, tree)
+			// Managers/1/VirtualMedia/2: MediaTypes CD/DVD, Inserted false, Image "".
+			st, err := c.GetVMStatus(ctx, "CDROM")
+			if err != nil || st.ImageInserted != "NO" {
+				t.Fatalf("empty CD: %+v, %v", st, err)
+			}
+			if err := c.InsertVirtualMedia(ctx, img, "CDROM"); err != nil {
+				t.Fatalf("insert: %v", err)
+			}
+			if st, err := c.GetVMStatus(ctx, "CDROM"); err != nil || st.ImageInserted != "YES" || st.ImageURL != img {
+				t.Fatalf("after insert: %+v, %v", st, err)
+			}
+			if err := c.EjectVirtualMedia(ctx, "CDROM"); err != nil {
+				t.Fatalf("eject: %v", err)
+			}
+			if st, err := c.GetVMStatus(ctx, "CDROM"); err != nil || st.ImageInserted != "NO" {
+				t.Fatalf("after eject: %+v, %v", st, err)
+			}
+			// Systems/1 PowerState "On" in all three captures.
+			if p, err := c.GetHostPowerStatus(ctx); err != nil || p != iloapi.PowerOn {
+				t.Fatalf("power %q, %v; want ON", p, err)
+			}
+			if err := c.SetHostPower(ctx, "OFF"); err != nil {
+				t.Fatal(err)
+			}
+			if p, _ := c.GetHostPowerStatus(ctx); p != iloapi.PowerOff {
+				t.Fatalf("power after OFF: %q (%v)", p, writes(srv))
+			}
+		})
+	}
+}
