@@ -159,9 +159,19 @@ func luaMethods() map[string]luaMethod {
 			for k, v := range p.MACs {
 				macs.RawSetString(k, lua.LString(v))
 			}
+			nics := L.NewTable()
+			for _, n := range p.NICs {
+				e := L.NewTable()
+				e.RawSetString("port", lua.LString(n.Port))
+				e.RawSetString("mac", lua.LString(n.MAC))
+				e.RawSetString("state", lua.LString(n.State))
+				e.RawSetString("health", lua.LString(n.Health))
+				nics.Append(e)
+			}
 			t := L.NewTable()
 			t.RawSetString("properties", props)
 			t.RawSetString("macs", macs)
+			t.RawSetString("nics", nics)
 			L.Push(t)
 			return 1
 		},

@@ -12,5 +12,6 @@ func extraCommands(g *globals) []*cobra.Command {
 		newServeCmd(g),
 		newSimCmd(),
 		newSwiftCmd(g),
+		newCaptureCmd(g),
 	}
 }

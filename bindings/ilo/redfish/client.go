@@ -258,3 +258,13 @@ func (c *Client) ServiceRoot(ctx context.Context) (ServiceRoot, error) {
 	}
 	return ServiceRoot{Product: r.product, ManagerType: r.managerType, FirmwareVersion: r.firmware}, nil
 }
+
+// GetJSON GETs one resource in the shared session, as op (read-only; for
+// `lightsout capture`).
+func (c *Client) GetJSON(ctx context.Context, op, path string) (map[string]any, error) {
+	return read(ctx, c, op, func(s *session, out *map[string]any) error {
+		m, _, err := s.getJSON(path)
+		*out = m
+		return err
+	})
+}
