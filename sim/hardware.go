@@ -17,19 +17,28 @@ const (
 	Gen8  Generation = "gen8"  // iLO 4 < 2.30: RIBCL only
 	Gen9  Generation = "gen9"  // iLO 4 >= 2.30: RIBCL + HP REST (/rest/v1) + Redfish with Oem.Hp
 	Gen10 Generation = "gen10" // iLO 5: Redfish with Oem.Hpe + RIBCL
-	Gen11 Generation = "gen11" // iLO 6: Redfish; RIBCL answers that it is disabled
+	Gen11 Generation = "gen11" // iLO 6: Redfish, UEFI only; RIBCL present but optional
+	Gen12 Generation = "gen12" // iLO 7: Redfish only, UEFI only; /ribcl answers 404
 )
 
-// ParseGeneration accepts "gen8".."gen11" (case-insensitive).
+// ParseGeneration accepts "gen8".."gen12" (case-insensitive).
 func ParseGeneration(s string) (Generation, error) {
 	switch g := Generation(strings.ToLower(strings.TrimSpace(s))); g {
-	case Gen8, Gen9, Gen10, Gen11:
+	case Gen8, Gen9, Gen10, Gen11, Gen12:
 		return g, nil
 	}
-	return "", fmt.Errorf("unknown generation %q: use gen8, gen9, gen10 or gen11", s)
+	return "", fmt.Errorf("unknown generation %q: use gen8, gen9, gen10, gen11 or gen12", s)
 }
 
-func (g Generation) ribclOn() bool { return g != Gen11 }
+func (g Generation) ribclOn() bool { return g != Gen11 && g != Gen12 }
+
+// ribclAbsent: iLO 7 has no RIBCL at all (/ribcl is 404).
+func (g Generation) ribclAbsent() bool { return g == Gen12 }
+
+// iloName is the manager type of the generation ("iLO 5").
+func (g Generation) iloName() string {
+	return map[Generation]string{Gen8: "iLO 4", Gen9: "iLO 4", Gen10: "iLO 5", Gen11: "iLO 6", Gen12: "iLO 7"}[g]
+}
 func (g Generation) rest() bool    { return g == Gen9 }
 func (g Generation) redfish() bool { return g != Gen8 }
 
@@ -154,10 +163,20 @@ func DefaultHardware(g Generation, idx int) Hardware {
 		cpu.Model = "Intel(R) Xeon(R) Gold 5415+"
 		cpu.Cores, cpu.Threads = 8, 16
 		h.MemoryMB = 131072
+	case Gen12:
+		// Modelled on the iLO 7 1.13.01 DL380a Gen12 capture: the model name
+		// starts with "HPE ProLiant Compute", the firmware string has no "iLO 7".
+		h.Model = "HPE ProLiant Compute DL360 Gen12"
+		h.ILOFirmware = "1.13.01 Jul 15 2025"
+		h.ROMFirmware = "U68 v1.30 (05/09/2025)"
+		h.SupportedBootModes = "UEFI_ONLY"
+		cpu.Model = "Intel(R) Xeon(R) 6787P"
+		cpu.Cores, cpu.Threads = 16, 32
+		h.MemoryMB = 262144
 	}
 	h.CPUs = []CPU{cpu, cpu}
 	h.LogicalDrivesGB = []int{300}
-	gn := map[Generation]byte{Gen8: 8, Gen9: 9, Gen10: 10, Gen11: 11}[g]
+	gn := map[Generation]byte{Gen8: 8, Gen9: 9, Gen10: 10, Gen11: 11, Gen12: 12}[g]
 	for p := 0; p < 4; p++ {
 		h.NICs = append(h.NICs, NIC{
 			MAC:      fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", gn, byte(idx>>8), byte(idx), p),

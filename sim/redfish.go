@@ -226,7 +226,7 @@ func (s *Server) rfLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) rfRoot() obj {
-	mgr := map[Generation]string{Gen9: "iLO 4", Gen10: "iLO 5", Gen11: "iLO 6"}[s.gen]
+	mgr := s.gen.iloName()
 	return obj{
 		"@odata.id": rf + "/", "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot", "Id": "RootService",
 		"Name": "HPE RESTful Root Service", "RedfishVersion": "1.6.0", "UUID": s.hw.UUID,
@@ -528,7 +528,7 @@ func (s *Server) pciDevice(hw *Hardware, i int, sys string) obj {
 
 func (s *Server) rfManager(st *State, hw *Hardware) obj {
 	mgr := rf + "/Managers/1/"
-	model := map[Generation]string{Gen9: "iLO 4", Gen10: "iLO 5", Gen11: "iLO 6"}[s.gen]
+	model := s.gen.iloName()
 	fw := model + " v" + hw.iloVersion()
 	l := st.Licenses[len(st.Licenses)-1]
 	return obj{

@@ -75,6 +75,10 @@ type State struct {
 	ILOResets         int    `json:"ilo_resets"`  // RESET_RIB / Manager.Reset
 	BIOSResets        int    `json:"bios_resets"` // reset_bios_to_default
 	NMIs              int    `json:"nmis"`
+	// BIOSPending and BIOSApplied are BIOS attribute changes of a capture
+	// replay: pending until the next boot, then applied.
+	BIOSPending map[string]any `json:"bios_pending,omitempty"`
+	BIOSApplied map[string]any `json:"bios_applied,omitempty"`
 }
 
 func (st *State) clone() State {
@@ -86,6 +90,8 @@ func (st *State) clone() State {
 	for k, v := range st.Media {
 		c.Media[k] = v
 	}
+	c.BIOSPending = cloneMap(st.BIOSPending)
+	c.BIOSApplied = cloneMap(st.BIOSApplied)
 	return c
 }
 
@@ -118,6 +124,7 @@ type Server struct {
 	maxInflight atomic.Int64
 	reqLog      []string       // with Options.RequestLog: "METHOD /path body", passwords masked
 	rfMux       *http.ServeMux // Redfish resources behind authentication
+	capture     *captureTree   // set on a capture replay (Options.Captures)
 }
 
 type session struct {
@@ -412,6 +419,17 @@ func (s *Server) LastBoot() (BootEvent, bool) {
 	return ev, true
 }
 
+func cloneMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
 func maps2(m map[string]string) map[string]string {
 	c := make(map[string]string, len(m))
 	for k, v := range m {
@@ -488,6 +506,7 @@ func (s *Server) bootLocked() {
 		s.bootCancel = nil
 	}
 	st.Power = "ON"
+	s.applyBIOSLocked()
 	if st.PendingBootMode != "" && s.hw.supportsMode(st.PendingBootMode) {
 		st.BootMode = st.PendingBootMode
 	}
@@ -647,6 +666,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logRequest(r)
 	}
 	if !s.preflight(w, r) {
+		return
+	}
+	if s.capture != nil {
+		s.serveCapture(w, r)
 		return
 	}
 	p := r.URL.Path

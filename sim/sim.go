@@ -94,6 +94,11 @@ type Options struct {
 	// Nodes lists how many servers of each generation to emulate. Servers are
 	// named "<gen>-<i>" (i from 0 per generation) in the order given.
 	Nodes []NodeSpec
+	// Captures are folders of captured Redfish trees (the layout of
+	// `lightsout capture`): each is served as one more server, named after
+	// its folder, answering from the tree with a state overlay (see
+	// capture.go).
+	Captures []string
 	// Dir holds the CA certificate and the virtual disks. Empty: StateDir if
 	// set, else a temporary directory removed by Close.
 	Dir string
@@ -152,8 +157,8 @@ type Sim struct {
 
 // New starts a simulator: every listener is up when it returns.
 func New(opts Options) (*Sim, error) {
-	if len(opts.Nodes) == 0 {
-		return nil, errors.New("sim: Options.Nodes is empty; ask for at least one server")
+	if len(opts.Nodes) == 0 && len(opts.Captures) == 0 {
+		return nil, errors.New("sim: Options.Nodes and Options.Captures are empty; ask for at least one server")
 	}
 	if opts.Username == "" {
 		opts.Username = "Administrator"
@@ -241,6 +246,31 @@ func (s *Sim) startServers() error {
 			s.servers = append(s.servers, srv)
 			s.byName[name] = srv
 		}
+	}
+	for i, dir := range s.opts.Captures {
+		if strings.TrimSpace(dir) == "" {
+			return errNoCapture
+		}
+		t, info, e := loadCapture(dir)
+		if e != nil {
+			return e
+		}
+		name := captureName(dir)
+		if _, dup := s.byName[name]; dup {
+			return fmt.Errorf("sim: --capture %s: a server named %s already exists; rename the folder", dir, name)
+		}
+		fresh := true
+		if s.opts.StateDir != "" {
+			_, e := os.Stat(filepath.Join(s.opts.StateDir, name+".json"))
+			fresh = e != nil
+		}
+		srv, e := newServer(s, len(s.servers), name, info.Generation, 1000+i)
+		if e != nil {
+			return e
+		}
+		srv.applyCapture(t, info, fresh)
+		s.servers = append(s.servers, srv)
+		s.byName[name] = srv
 	}
 	if len(s.servers) == 0 {
 		return errors.New("sim: no servers requested (all counts are 0)")
