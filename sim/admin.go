@@ -72,6 +72,11 @@ func (s *Server) adminView() AdminServer {
 //	GET  /servers/{name}/faults   its faults
 //	PUT  /servers/{name}/faults   replace its faults (JSON AdminFaults)
 //	POST /servers/{name}/power    {"action": "on" | "off" | "reset"}
+//	GET  /servers/{name}/sessions its Redfish sessions (ids and users, no tokens)
+//	DELETE /servers/{name}/sessions[/{id}]  end every session (or one), as
+//	                              an iLO does on timeout or reset: the
+//	                              client's next call gets 401 and must log in
+//	                              again
 func (s *Sim) StartAdmin(addr string) (string, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -156,6 +161,25 @@ func (s *Sim) StartAdmin(addr string) (string, error) {
 		}
 		writeJSON(w, 200, srv.adminView(), "")
 	})
+	mux.HandleFunc("GET /servers/{name}/sessions", func(w http.ResponseWriter, r *http.Request) {
+		if srv := lookup(w, r); srv != nil {
+			writeJSON(w, 200, srv.SessionList(), "")
+		}
+	})
+	endSessions := func(w http.ResponseWriter, r *http.Request) {
+		srv := lookup(w, r)
+		if srv == nil {
+			return
+		}
+		n := srv.EndSessions(r.PathValue("id"))
+		if r.PathValue("id") != "" && n == 0 {
+			http.Error(w, fmt.Sprintf("no session %q on %s; see GET /servers/%s/sessions", r.PathValue("id"), srv.Name(), srv.Name()), http.StatusNotFound)
+			return
+		}
+		writeJSON(w, 200, map[string]int{"ended": n}, "")
+	}
+	mux.HandleFunc("DELETE /servers/{name}/sessions", endSessions)
+	mux.HandleFunc("DELETE /servers/{name}/sessions/{id}", endSessions)
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.adminLn = ln
 	s.adminURL = "http://" + ln.Addr().String()

@@ -30,10 +30,26 @@ func ParseGeneration(s string) (Generation, error) {
 	return "", fmt.Errorf("unknown generation %q: use gen8, gen9, gen10, gen11 or gen12", s)
 }
 
-func (g Generation) ribclOn() bool { return g != Gen11 && g != Gen12 }
+// ribclMode is how /ribcl behaves: the hardware option, else the
+// generation's default (iLO 7 has no RIBCL at all; iLO 6 has it, optional).
+func (h *Hardware) ribclMode(g Generation) string {
+	if h.RIBCL != "" {
+		return h.RIBCL
+	}
+	if g == Gen12 {
+		return "absent"
+	}
+	return "enabled"
+}
 
-// ribclAbsent: iLO 7 has no RIBCL at all (/ribcl is 404).
-func (g Generation) ribclAbsent() bool { return g == Gen12 }
+// biosBootModeAttr reports whether the BIOS has a BootMode attribute: not
+// on UEFI-only iLO 6/7 machines (the DL380a Gen11/Gen12 captures).
+func (h *Hardware) biosBootModeAttr(g Generation) bool {
+	if h.NoBIOSBootMode {
+		return false
+	}
+	return !(h.SupportedBootModes == "UEFI_ONLY" && (g == Gen11 || g == Gen12))
+}
 
 // iloName is the manager type of the generation ("iLO 5").
 func (g Generation) iloName() string {
@@ -63,6 +79,11 @@ type NIC struct {
 	MAC      string `json:"mac"`
 	Embedded bool   `json:"embedded"`
 	SpeedGb  int    `json:"speed_gb"`
+	// Status is how Redfish shows the port: "" (Enabled, Health OK, link
+	// up), "null" (Status {"Health": null, "State": null} and no link
+	// status, as unconfigured ports on the iLO 5 capture) or "offline"
+	// (State UnavailableOffline, Health null, link down).
+	Status string `json:"status,omitempty"`
 }
 
 // GPU is one PCI display controller.
@@ -89,6 +110,19 @@ type Hardware struct {
 	GPUs            []GPU `json:"gpus"`
 	Fans            int   `json:"fans"`
 	PowerSupplies   int   `json:"power_supplies"`
+	// UnconfiguredDisksGB are physical disks in no logical drive (shown
+	// under UnconfiguredDrives and as standard Storage drives).
+	UnconfiguredDisksGB []int `json:"unconfigured_disks_gb,omitempty"`
+	// RIBCL overrides the generation's RIBCL behaviour: "enabled",
+	// "disabled" (answers "RIBCLI is disabled."), "absent" (/ribcl is 404,
+	// as iLO 7), "error" (HTTP 500) or "hang" (never answers). Empty: the
+	// generation's default (gen12 absent, the others enabled).
+	RIBCL string `json:"ribcl,omitempty"`
+	// NoBIOSBootMode drops the BootMode BIOS attribute (what UEFI-only
+	// iLO 6/7 machines do; the default on gen11 and gen12).
+	NoBIOSBootMode bool `json:"no_bios_boot_mode,omitempty"`
+	// AssetTag is the SMBIOS asset tag (empty: none set).
+	AssetTag string `json:"asset_tag,omitempty"`
 	// Health is the overall health reported everywhere ("OK", "Degraded", "Critical").
 	Health string `json:"health"`
 	// PowerWatts is the present power reading while powered on.
@@ -237,6 +271,23 @@ func (h *Hardware) fillDefaults(def Hardware) {
 }
 
 func (h *Hardware) validate() error {
+	switch h.RIBCL {
+	case "", "enabled", "disabled", "absent", "error", "hang":
+	default:
+		return fmt.Errorf("hardware.ribcl %q: use enabled, disabled, absent, error or hang", h.RIBCL)
+	}
+	for i, n := range h.NICs {
+		switch n.Status {
+		case "", "null", "offline":
+		default:
+			return fmt.Errorf("hardware.nics[%d].status %q: use \"\", null or offline", i, n.Status)
+		}
+	}
+	for i, gb := range h.UnconfiguredDisksGB {
+		if gb < 1 {
+			return fmt.Errorf("hardware.unconfigured_disks_gb[%d] = %d: must be at least 1", i, gb)
+		}
+	}
 	switch h.SupportedBootModes {
 	case "LEGACY_ONLY", "UEFI_ONLY", "LEGACY_UEFI":
 	default:

@@ -34,7 +34,7 @@ func (s *Server) rfVirtualMedia(w http.ResponseWriter, r *http.Request, seg []st
 				types = []string{"CD", "DVD"}
 			}
 			via := "NotConnected"
-			var image any
+			image := "" // iLO says "" (not null) for an empty drive
 			imageName := ""
 			if m.Inserted {
 				via = "URI"

@@ -78,7 +78,15 @@ type State struct {
 	// BIOSPending and BIOSApplied are BIOS attribute changes of a capture
 	// replay: pending until the next boot, then applied.
 	BIOSPending map[string]any `json:"bios_pending,omitempty"`
-	BIOSApplied map[string]any `json:"bios_applied,omitempty"`
+	// UID is the unit identification light ("ON" | "OFF"; empty: off).
+	UID string `json:"uid,omitempty"`
+	// AssetTag set through RIBCL SET_ASSET_TAG or Redfish (overrides
+	// Hardware.AssetTag).
+	AssetTag string `json:"asset_tag,omitempty"`
+	// PowerOnMinutes is the lifetime power-on time before the current
+	// power-on period.
+	PowerOnMinutes int            `json:"power_on_minutes"`
+	BIOSApplied    map[string]any `json:"bios_applied,omitempty"`
 }
 
 func (st *State) clone() State {
@@ -125,6 +133,7 @@ type Server struct {
 	reqLog      []string       // with Options.RequestLog: "METHOD /path body", passwords masked
 	rfMux       *http.ServeMux // Redfish resources behind authentication
 	capture     *captureTree   // set on a capture replay (Options.Captures)
+	onSince     time.Time      // start of the current power-on period
 }
 
 type session struct {
@@ -445,6 +454,40 @@ func (s *Server) Sessions() int {
 	return len(s.sessions)
 }
 
+// SessionInfo is one open Redfish session as the admin endpoint shows it.
+type SessionInfo struct {
+	ID   string `json:"id"`
+	User string `json:"user"`
+}
+
+// SessionList returns the open Redfish sessions, sorted by id.
+func (s *Server) SessionList() []SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SessionInfo, 0, len(s.sessions))
+	for _, se := range s.sessions {
+		out = append(out, SessionInfo{ID: se.id, User: se.user})
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// EndSessions ends the Redfish session id (every session when id is
+// empty) the way an iLO expires one: its token stops working. It returns
+// how many sessions ended.
+func (s *Server) EndSessions(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for tok, se := range s.sessions {
+		if id == "" || strings.EqualFold(se.id, id) {
+			delete(s.sessions, tok)
+			n++
+		}
+	}
+	return n
+}
+
 // PowerOn powers the server on (no-op when on), running the boot hook.
 func (s *Server) PowerOn() {
 	s.do(func(st *State) error {
@@ -490,6 +533,10 @@ func (s *Server) do(fn func(st *State) error) error {
 }
 
 func (s *Server) powerOffLocked() {
+	if s.st.Power == "ON" && !s.onSince.IsZero() {
+		s.st.PowerOnMinutes += int(time.Since(s.onSince) / time.Minute)
+	}
+	s.onSince = time.Time{}
 	s.st.Power = "OFF"
 	if s.bootCancel != nil {
 		s.bootCancel()
@@ -504,6 +551,9 @@ func (s *Server) bootLocked() {
 	if s.bootCancel != nil {
 		s.bootCancel()
 		s.bootCancel = nil
+	}
+	if st.Power != "ON" || s.onSince.IsZero() {
+		s.onSince = time.Now()
 	}
 	st.Power = "ON"
 	s.applyBIOSLocked()
@@ -685,7 +735,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveXMLData(w, r)
 	case hasPrefixFold(p, "/rest/v1") && s.gen.rest():
 		s.serveREST(w, r)
-	case hasPrefixFold(p, "/redfish/v1") && s.gen.redfish():
+	case hasPrefixFold(p, "/redfish") && s.gen.redfish():
 		s.serveRedfish(w, r)
 	default:
 		http.NotFound(w, r)
