@@ -279,7 +279,8 @@ func (s *Server) rfSession(w http.ResponseWriter, r *http.Request, id string, cu
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		s.mu.Unlock()
-		writeJSON(w, 200, obj{"@odata.id": rf + "/SessionService/Sessions/" + found.id + "/", "Id": found.id, "UserName": found.user,
+		writeJSON(w, 200, obj{"@odata.id": rf + "/SessionService/Sessions/" + found.id + "/", "@odata.type": "#Session.v1_0_0.Session",
+			"Id": found.id, "Name": "User Session", "UserName": found.user,
 			"Oem": obj{s.oem(): obj{"MySession": cur == found}}}, "GET, HEAD, DELETE")
 	case http.MethodDelete:
 		delete(s.sessions, found.token)
@@ -587,6 +588,10 @@ func (s *Server) rfManager(st *State, hw *Hardware) obj {
 	mgr := rf + "/Managers/1/"
 	model := s.gen.iloName()
 	fw := model + " v" + hw.iloVersion()
+	if s.gen == Gen12 {
+		// iLO 7 firmware strings do not say "iLO 7" ("1.13.01 May 13 2025").
+		fw = hw.ILOFirmware
+	}
 	l := st.Licenses[len(st.Licenses)-1]
 	return obj{
 		"@odata.id": mgr, "@odata.type": "#Manager.v1_5_1.Manager", "Id": "1", "Name": "Manager", "ManagerType": "BMC",
