@@ -22,10 +22,11 @@ type AdminFaults struct {
 	Hang         bool     `json:"hang"`
 	Busy         int      `json:"busy"`
 	SessionLimit int      `json:"session_limit"`
+	Profile      bool     `json:"profile,omitempty"` // the generation's latency profile
 }
 
 func toAdmin(f Faults) AdminFaults {
-	a := AdminFaults{ErrorRate: f.ErrorRate, ErrorKinds: f.ErrorKinds, Hang: f.Hang, Busy: f.Busy, SessionLimit: f.SessionLimit}
+	a := AdminFaults{ErrorRate: f.ErrorRate, ErrorKinds: f.ErrorKinds, Hang: f.Hang, Busy: f.Busy, SessionLimit: f.SessionLimit, Profile: f.Profile}
 	if f.Latency > 0 {
 		a.Latency = f.Latency.String()
 	}
@@ -33,7 +34,7 @@ func toAdmin(f Faults) AdminFaults {
 }
 
 func (a AdminFaults) faults() (Faults, error) {
-	f := Faults{ErrorRate: a.ErrorRate, ErrorKinds: a.ErrorKinds, Hang: a.Hang, Busy: a.Busy, SessionLimit: a.SessionLimit}
+	f := Faults{ErrorRate: a.ErrorRate, ErrorKinds: a.ErrorKinds, Hang: a.Hang, Busy: a.Busy, SessionLimit: a.SessionLimit, Profile: a.Profile}
 	if a.Latency != "" {
 		d, err := time.ParseDuration(a.Latency)
 		if err != nil {
@@ -195,7 +196,7 @@ func (s *Sim) StartAdmin(addr string) (string, error) {
 func (s *Sim) AdminURL() string { return s.adminURL }
 
 // ParseFaultSpec parses a per-server fault flag:
-// "NAME:latency=2s,error-rate=0.5,error-kinds=503+reset,hang,busy=3,session-limit=2".
+// "NAME:latency=2s,error-rate=0.5,error-kinds=503+reset,hang,busy=3,session-limit=2,profile".
 func ParseFaultSpec(spec string) (string, Faults, error) {
 	name, rest, ok := strings.Cut(spec, ":")
 	if !ok || name == "" {
@@ -222,8 +223,10 @@ func ParseFaultSpec(spec string) (string, Faults, error) {
 			f.Busy, err = strconv.Atoi(v)
 		case "session-limit":
 			f.SessionLimit, err = strconv.Atoi(v)
+		case "profile":
+			f.Profile = v == "" || v == "true"
 		default:
-			return "", Faults{}, fmt.Errorf("--fault %q: unknown key %q (latency, error-rate, error-kinds, hang, busy, session-limit)", spec, k)
+			return "", Faults{}, fmt.Errorf("--fault %q: unknown key %q (latency, error-rate, error-kinds, hang, busy, session-limit, profile)", spec, k)
 		}
 		if err != nil {
 			return "", Faults{}, fmt.Errorf("--fault %q: %s: %w", spec, k, err)

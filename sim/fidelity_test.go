@@ -270,3 +270,43 @@ func TestRIBCLMemoryUnits(t *testing.T) {
 		}
 	}
 }
+
+// TestLatencyProfile: with Faults.Profile a new connection pays the
+// handshake and each request its cost; without it nothing is added.
+func TestLatencyProfile(t *testing.T) {
+	p := sim.LatencyProfile{Handshake: 80 * time.Millisecond, Login: 120 * time.Millisecond, Get: 40 * time.Millisecond,
+		Write: 60 * time.Millisecond, RIBCL: 100 * time.Millisecond}
+	s := newSim(t, sim.Options{Nodes: nodes(sim.Gen10, 1), LatencyProfiles: map[sim.Generation]sim.LatencyProfile{sim.Gen10: p}})
+	srv := s.Server(0)
+	c := client(t, s) // no keep-alive: every request is a new handshake
+	timed := func(fn func()) time.Duration {
+		start := time.Now()
+		fn()
+		return time.Since(start)
+	}
+	if err := srv.SetFaults(sim.Faults{Profile: true}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		fn   func()
+		min  time.Duration
+	}{
+		{"GET root: handshake + GET", func() { do(t, c, "GET", srv.URL()+"/redfish/v1/", "", "") }, p.Handshake + p.Get},
+		{"login: handshake + login", func() { login(t, c, srv, srv.Password()) }, p.Handshake + p.Login},
+		{"RIBCL: handshake + document", func() {
+			post(t, c, srv.URL()+"/ribcl", ribcl(srv.Username(), srv.Password(), "SERVER_INFO", "read", "<GET_PRODUCT_NAME />"))
+		}, p.Handshake + p.RIBCL},
+	}
+	for _, tc := range tests {
+		if d := timed(tc.fn); d < tc.min {
+			t.Errorf("%s took %s, want at least %s", tc.name, d, tc.min)
+		}
+	}
+	if err := srv.SetFaults(sim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := timed(func() { login(t, c, srv, srv.Password()) }); d >= p.Handshake+p.Login {
+		t.Errorf("profile off: login took %s", d)
+	}
+}

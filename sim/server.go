@@ -283,7 +283,12 @@ func (s *Server) listen() error {
 		ln.Close()
 		return err
 	}
-	s.ln = tls.NewListener(&serverListener{Listener: ln, srv: s}, s.sim.certs.tlsConfig)
+	cfg := s.sim.certs.tlsConfig.Clone()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		s.handshakeDelay() // the latency profile's handshake cost, if any
+		return nil, nil
+	}
+	s.ln = tls.NewListener(&serverListener{Listener: ln, srv: s}, cfg)
 	return nil
 }
 

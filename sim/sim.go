@@ -116,6 +116,9 @@ type Options struct {
 	BootHook BootHook
 	// Faults applied to every server at start (change per server later).
 	Faults Faults
+	// LatencyProfiles override [DefaultLatencyProfile] per generation for
+	// servers whose Faults.Profile is set.
+	LatencyProfiles map[Generation]LatencyProfile
 	// ILOResetTime is how long an iLO stays unreachable after a reset
 	// (RESET_RIB, Manager.Reset). Default 0: it answers again at once.
 	ILOResetTime time.Duration
@@ -171,6 +174,11 @@ func New(opts Options) (*Sim, error) {
 	}
 	if err := opts.Faults.validate(); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
+	}
+	for g, p := range opts.LatencyProfiles {
+		if err := p.validate(); err != nil {
+			return nil, fmt.Errorf("sim: Options.LatencyProfiles[%s]: %w", g, err)
+		}
 	}
 	s := &Sim{opts: opts, byName: map[string]*Server{}, log: opts.Logger, client: opts.HTTPClient}
 	if s.log == nil {

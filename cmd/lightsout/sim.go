@@ -20,7 +20,7 @@ func newSimCmd() *cobra.Command {
 		faults, captures                                                                      []string
 		latency, iloReset, heartbeat                                                          time.Duration
 		errorRate                                                                             float64
-		hang                                                                                  bool
+		hang, profile                                                                         bool
 		busy, sessionLimit                                                                    int
 		diskSize                                                                              int64
 	)
@@ -52,7 +52,7 @@ tried against a real machine's answers.`,
 					return &usageError{err}
 				}
 			}
-			f := sim.Faults{Latency: latency, ErrorRate: errorRate, Hang: hang, Busy: busy, SessionLimit: sessionLimit}
+			f := sim.Faults{Latency: latency, ErrorRate: errorRate, Hang: hang, Busy: busy, SessionLimit: sessionLimit, Profile: profile}
 			if errorKinds != "" {
 				if f.ErrorKinds, err = sim.ParseErrorKinds(errorKinds); err != nil {
 					return &usageError{fmt.Errorf("--error-kinds: %w", err)}
@@ -105,9 +105,10 @@ tried against a real machine's answers.`,
 	fl.Float64Var(&errorRate, "error-rate", 0, "fault: probability 0..1 that a request fails (all servers)")
 	fl.StringVar(&errorKinds, "error-kinds", "", "fault: failures to pick from: 500,503,reset (default all)")
 	fl.BoolVar(&hang, "hang", false, "fault: every request hangs (all servers)")
+	fl.BoolVar(&profile, "latency-profile", false, "charge each generation's latency profile: TLS handshake, login, GET, PATCH/POST and RIBCL costs of a real iLO (see sim.DefaultLatencyProfile)")
 	fl.IntVar(&busy, "busy", 0, "fault: answer the next N state changes with the iLO busy error (per server)")
 	fl.IntVar(&sessionLimit, "session-limit", 0, "fault: max concurrent Redfish sessions per server (0: unlimited)")
-	fl.StringArrayVar(&faults, "fault", nil, "per-server fault NAME:latency=2s,error-rate=0.5,error-kinds=503+reset,hang,busy=3,session-limit=2 (repeatable)")
+	fl.StringArrayVar(&faults, "fault", nil, "per-server fault NAME:latency=2s,error-rate=0.5,error-kinds=503+reset,hang,busy=3,session-limit=2,profile (repeatable)")
 	return cmd
 }
 
