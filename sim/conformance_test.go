@@ -272,7 +272,7 @@ func TestConformanceSushy(t *testing.T) {
 				for _, k := range []string{"vmedia.inserted", "vmedia.image", "vmedia.after_eject"} {
 					delete(want, k)
 				}
-				if e, _ := obs["virtual_media.error"].(string); !strings.Contains(e, "Inserted") {
+				if e, _ := obs["virtual_media.error"].(string); !strings.Contains(e, "The property Inserted is not in the list of valid properties") {
 					t.Errorf("gen9 virtual media: %q, want the iLO 4 refusal of Inserted", e)
 				}
 				delete(obs, "virtual_media.error")

@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -109,7 +111,7 @@ func (s *Server) rfPatchVirtualMedia(w http.ResponseWriter, r *http.Request, dev
 		return
 	}
 	oem := s.oem()
-	for k := range body {
+	for _, k := range slices.Sorted(maps.Keys(body)) {
 		switch k {
 		case "Image", "Oem":
 		case "Inserted", "WriteProtected":
