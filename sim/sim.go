@@ -6,7 +6,13 @@
 //   - gen8  (iLO 4 < 2.30): RIBCL (POST /ribcl, GET /xmldata?item=all)
 //   - gen9  (iLO 4 >= 2.30): RIBCL + HP REST (/rest/v1) + Redfish with Oem.Hp
 //   - gen10 (iLO 5): Redfish with Oem.Hpe + RIBCL
-//   - gen11 (iLO 6): Redfish; RIBCL answers that it is disabled
+//   - gen11 (iLO 6): Redfish, UEFI only (no BootMode BIOS attribute,
+//     UefiClass 3); RIBCL present but optional ([Hardware.RIBCL])
+//   - gen12 (iLO 7): Redfish only, UEFI only; /ribcl is 404
+//
+// [Options.Captures] adds servers that replay captured Redfish trees (the
+// layout of `lightsout capture`) with a state overlay; see capture.go.
+// [Faults.Profile] charges a per-generation [LatencyProfile].
 //
 // Each server keeps power, boot (one-time, persistent, pending boot mode),
 // secure boot, virtual media, users, licences and inventory state that tests
@@ -36,7 +42,7 @@ import (
 // BootEvent describes a server starting up.
 type BootEvent struct {
 	Server     string // server name, e.g. "gen10-0"
-	Generation string // "gen8" | "gen9" | "gen10" | "gen11"
+	Generation string // "gen8" | "gen9" | "gen10" | "gen11" | "gen12"
 	BootDevice string // effective device this boot: "CDROM", "HDD", "NETWORK", ...
 	BootMode   string // "LEGACY" | "UEFI" (after applying the pending mode)
 	SecureBoot bool
@@ -56,7 +62,7 @@ type NodeSpec struct {
 	Count      int
 }
 
-// ParseNodes parses "gen8=2,gen9=1,gen10=2,gen11=1".
+// ParseNodes parses "gen8=2,gen9=1,gen10=2,gen11=1,gen12=1".
 func ParseNodes(s string) ([]NodeSpec, error) {
 	var out []NodeSpec
 	seen := map[Generation]bool{}
