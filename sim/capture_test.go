@@ -183,3 +183,35 @@ func TestCaptureReplay(t *testing.T) {
 		})
 	}
 }
+
+// TestCaptureInventoryAndErrors: a replayed tree joins the inventory under
+// its folder name, with the tree's MACs as ports; bad folders are refused
+// with the folder named.
+func TestCaptureInventoryAndErrors(t *testing.T) {
+	dir := captureDir(t, "hpe-dl380a-gen11-ilo6")
+	s := newSim(t, sim.Options{Nodes: nodes(sim.Gen8, 1), Captures: []string{dir}})
+	inv := s.Inventory()
+	if len(inv) != 2 || inv[1].Name != "hpe-dl380a-gen11-ilo6" {
+		t.Fatalf("inventory %+v", inv)
+	}
+	n := inv[1]
+	// Systems/1/EthernetInterfaces/{77,78} MACAddress in the tree.
+	if len(n.Ports) != 2 || n.Ports[0].Address != "58:a2:e1:03:96:f2" || n.Ports[1].Address != "58:a2:e1:03:96:f3" {
+		t.Errorf("ports %+v", n.Ports)
+	}
+	if n.Properties["memory_mb"] != 512*1024 || !strings.Contains(n.Properties["capabilities"].(string), "boot_mode:uefi") {
+		t.Errorf("properties %+v", n.Properties)
+	}
+	for _, tc := range []struct {
+		dirs []string
+		want string
+	}{
+		{[]string{t.TempDir()}, "no service root"},
+		{[]string{""}, "empty directory name"},
+		{[]string{dir, dir}, "already exists"},
+	} {
+		if _, err := sim.New(sim.Options{Captures: tc.dirs, DiskSize: 1 << 20}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Captures %v: %v, want %q", tc.dirs, err, tc.want)
+		}
+	}
+}

@@ -361,6 +361,12 @@ func (h *Hardware) overlay(o Hardware) {
 // Hardware objects with only the fields to change, e.g.
 //
 //	{"gen10": {"memory_mb": 262144}, "gen8-0": {"logical_drives_gb": [], "gpus": [{"vendor": "NVIDIA", "name": "Tesla K80"}]}}
+//
+// Options modelled on the captured trees: "ribcl" ("disabled", "absent",
+// "error", "hang"), "nics" entries with "status" "null" or "offline",
+// "unconfigured_disks_gb", "no_bios_boot_mode", "asset_tag", e.g.
+//
+//	{"gen10-1": {"ribcl": "error", "unconfigured_disks_gb": [1200], "nics": [{"mac": "52:54:0a:00:01:00", "embedded": true, "speed_gb": 1}, {"mac": "52:54:0a:00:01:01", "status": "null"}]}}
 func LoadHardwareFile(path string) (func(name string, g Generation, idx int, hw *Hardware), error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
