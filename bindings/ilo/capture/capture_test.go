@@ -11,8 +11,8 @@ import (
 
 	"github.com/lightsout/lightsout/bindings/ilo/capture"
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
-	"github.com/lightsout/lightsout/bindings/ilo/internal/replaytest"
 	"github.com/lightsout/lightsout/bindings/ilo/redfish"
+	"github.com/lightsout/lightsout/sim"
 	"github.com/lightsout/lightsout/sim/simtest"
 )
 
@@ -92,8 +92,13 @@ func TestCaptureReplaysLikeTheLiveSimulator(t *testing.T) {
 			}
 		}
 		want := inspect(t, live)
-		rep := replaytest.Start(t, dir)
-		got := inspect(t, client(t, rep.DriverInfo()))
+		// Replayed by the simulator (`lightsout sim --capture DIR`).
+		rs, err := sim.New(sim.Options{Captures: []string{dir}, DiskSize: 1 << 20})
+		if err != nil {
+			t.Fatalf("gen%d sim --capture: %v", gen, err)
+		}
+		t.Cleanup(func() { _ = rs.Close() })
+		got := inspect(t, client(t, simtest.DriverInfo(rs, 0)))
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("gen%d replayed capture answers\n%+v\nlive simulator\n%+v", gen, got, want)
 		}
