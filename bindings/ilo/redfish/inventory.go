@@ -2,6 +2,7 @@ package redfish
 
 import (
 	"context"
+	"encoding/json"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,9 +30,13 @@ func (c *Client) GetEssentialProperties(ctx context.Context) (iloapi.EssentialPr
 			if err != nil {
 				return err
 			}
-			for i, pu := range members(cm) {
+			procs, err := s.getAll(members(cm))
+			if err != nil {
+				return err
+			}
+			for i, pm := range procs {
 				var proc schemas.Processor
-				if _, _, err := getTyped(s, pu, &proc); err != nil {
+				if err := decodeAs(s, pm, &proc); err != nil {
 					return err
 				}
 				if proc.TotalThreads != nil {
@@ -61,10 +66,13 @@ func (c *Client) GetEssentialProperties(ctx context.Context) (iloapi.EssentialPr
 			if err != nil {
 				return err
 			}
-			for _, eu := range members(cm) {
+			ems, err := s.getAll(members(cm))
+			if err != nil {
+				return err
+			}
+			for _, em := range ems {
 				var ei schemas.EthernetInterface
-				em, _, err := getTyped(s, eu, &ei)
-				if err != nil {
+				if err := decodeAs(s, em, &ei); err != nil {
 					return err
 				}
 				mac := ei.MACAddress
@@ -147,11 +155,11 @@ func (s *session) largestVolumeBytes(system map[string]any) (int64, error) {
 	if volumes > 0 {
 		return int64(volumes), nil
 	}
-	for _, du := range driveURIs {
-		d, _, err := s.getJSON(du)
-		if err != nil {
-			return 0, err
-		}
+	ds, err := s.getAll(driveURIs)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range ds {
 		if b, ok := num(d, "CapacityBytes"); ok && b > drives {
 			drives = b
 		}
@@ -166,11 +174,11 @@ func (s *session) maxOver(collection, field string, unit float64, max *float64) 
 	if err != nil {
 		return err
 	}
-	for _, u := range members(cm) {
-		m, _, err := s.getJSON(u)
-		if err != nil {
-			return err
-		}
+	ms, err := s.getAll(members(cm))
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
 		if v, ok := num(m, field); ok && v*unit > *max {
 			*max = v * unit
 		}
@@ -207,11 +215,11 @@ func (c *Client) GetServerCapabilities(ctx context.Context) (map[string]string, 
 			if err != nil {
 				return err
 			}
-			for _, du := range members(cm) {
-				d, _, err := s.getJSON(du)
-				if err != nil {
-					return err
-				}
+			devs, err := s.getAll(members(cm))
+			if err != nil {
+				return err
+			}
+			for _, d := range devs {
 				if IsGPU(d) {
 					gpus++
 				}
@@ -302,4 +310,16 @@ func status(m map[string]any) string {
 		return h
 	}
 	return str(m, "Status", "State")
+}
+
+// decodeAs decodes a resource already read (getAll) into a gofish type.
+func decodeAs[T any](s *session, m map[string]any, v *T) error {
+	b, err := json.Marshal(m)
+	if err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
+		return iloapi.Errorf(s.op, err, "decode %s: %v", str(m, "@odata.id"), err)
+	}
+	return nil
 }

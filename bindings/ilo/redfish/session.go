@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stmcginnis/gofish/schemas"
@@ -508,4 +509,40 @@ func (s *session) Delete(url string) (*http.Response, error) {
 // DeleteWithHeaders implements schemas.Client.
 func (s *session) DeleteWithHeaders(url string, h map[string]string) (*http.Response, error) {
 	return s.gofish(http.MethodDelete, url, nil, h)
+}
+
+// getAll GETs the resources at uris concurrently (bounded by the iLO's
+// limiter, as every request) and returns them in order. Round trips, not
+// CPU, are what a real iLO charges: a collection of n members costs one
+// round trip instead of n. Each goroutine uses its own copy of the
+// session (a 401 re-login goes through the shared session).
+func (s *session) getAll(uris []string) ([]map[string]any, error) {
+	out := make([]map[string]any, len(uris))
+	if len(uris) <= 1 {
+		for i, u := range uris {
+			m, _, err := s.getJSON(u)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = m
+		}
+		return out, nil
+	}
+	errs := make([]error, len(uris))
+	var wg sync.WaitGroup
+	for i, u := range uris {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cp := *s
+			out[i], _, errs[i] = cp.getJSON(u)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
