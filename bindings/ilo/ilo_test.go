@@ -26,7 +26,7 @@ func newNode(info map[string]any) *moduletest.Node {
 }
 
 // runLua runs script with the ilo module for node and returns the run.
-func runLua(t *testing.T, m *Module, node *moduletest.Node, script string) (*moduletest.Run, error) {
+func runLua(t testing.TB, m *Module, node *moduletest.Node, script string) (*moduletest.Run, error) {
 	t.Helper()
 	run := moduletest.NewRun(context.Background(), node)
 	L := moduletest.Open(run, m)
