@@ -45,8 +45,8 @@ type captureTree struct {
 	biosAttrs                                                          map[string]any    // captured current BIOS attributes
 }
 
-// CaptureInfo describes what a captured tree says about its machine.
-type CaptureInfo struct {
+// captureInfo is what a captured tree says about its machine.
+type captureInfo struct {
 	Generation Generation
 	Hardware   Hardware
 	Power      string // "ON" | "OFF"
@@ -66,8 +66,8 @@ func captureName(dir string) string {
 }
 
 // loadCapture indexes the tree at dir and reads what the overlay needs.
-func loadCapture(dir string) (*captureTree, CaptureInfo, error) {
-	var info CaptureInfo
+func loadCapture(dir string) (*captureTree, captureInfo, error) {
+	var info captureInfo
 	t := &captureTree{dir: dir, files: map[string]string{}, vmedia: map[string]string{}}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -336,7 +336,7 @@ func (t *captureTree) firstMemberURI(root map[string]any, coll string) string {
 
 // applyCapture makes srv a replay of the tree. fresh: no saved state, so
 // the state starts as captured.
-func (s *Server) applyCapture(t *captureTree, info CaptureInfo, fresh bool) {
+func (s *Server) applyCapture(t *captureTree, info captureInfo, fresh bool) {
 	s.capture = t
 	s.hw = info.Hardware
 	if !fresh {

@@ -310,3 +310,26 @@ func TestLatencyProfile(t *testing.T) {
 		t.Errorf("profile off: login took %s", d)
 	}
 }
+
+// TestBootSourceOverrideMode: read-only on iLO 4/5; iLO 6/7 take "UEFI".
+func TestBootSourceOverrideMode(t *testing.T) {
+	s := newSim(t, sim.Options{Nodes: nodes(sim.Gen10, 1, sim.Gen11, 1, sim.Gen12, 1)})
+	c := client(t, s)
+	for _, tc := range []struct {
+		srv  *sim.Server
+		body string
+		want int
+	}{
+		{s.Server(0), `{"Boot":{"BootSourceOverrideTarget":"Cd","BootSourceOverrideEnabled":"Once","BootSourceOverrideMode":"UEFI"}}`, 400},
+		{s.Server(1), `{"Boot":{"BootSourceOverrideTarget":"Cd","BootSourceOverrideEnabled":"Once","BootSourceOverrideMode":"UEFI"}}`, 200},
+		{s.Server(2), `{"Boot":{"BootSourceOverrideMode":"Legacy"}}`, 400},
+	} {
+		resp, _ := login(t, c, tc.srv, tc.srv.Password())
+		if resp, body := do(t, c, "PATCH", tc.srv.URL()+"/redfish/v1/Systems/1/", resp.Header.Get("X-Auth-Token"), tc.body); resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d %s, want %d", tc.srv.Name(), tc.body, resp.StatusCode, body, tc.want)
+		}
+	}
+	if st := s.Server(1).State(); st.OneTimeBoot != "CDROM" {
+		t.Errorf("gen11 one-time boot %q after the PATCH", st.OneTimeBoot)
+	}
+}

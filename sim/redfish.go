@@ -380,10 +380,19 @@ func (s *Server) rfPatchSystem(w http.ResponseWriter, r *http.Request) {
 		rfSuccess(w)
 		return
 	}
-	if _, ok := boot["BootSourceOverrideMode"]; ok {
-		// ProLiant: read-only; iLO refuses the whole PATCH.
-		rfMessage(w, 400, "Base.1.4.PropertyNotWritable", "BootSourceOverrideMode is read-only")
-		return
+	if m, ok := boot["BootSourceOverrideMode"]; ok {
+		// iLO 4/5: read-only, the whole PATCH is refused. UEFI-only iLO 6/7
+		// show it as "UEFI" and take that (and only that) value.
+		st, _ := s.snapshot()
+		if !(s.gen == Gen11 || s.gen == Gen12) || m != "UEFI" || st.BootMode != "UEFI" {
+			rfMessage(w, 400, "Base.1.4.PropertyNotWritable", "BootSourceOverrideMode is read-only")
+			return
+		}
+		delete(boot, "BootSourceOverrideMode")
+		if len(boot) == 0 {
+			rfSuccess(w)
+			return
+		}
 	}
 	en, _ := boot["BootSourceOverrideEnabled"].(string)
 	tgt, _ := boot["BootSourceOverrideTarget"].(string)
