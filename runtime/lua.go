@@ -179,13 +179,23 @@ func (r *Run) nodeTable(L *lua.LState) *lua.LTable {
 			if err := inventory.ValidateMAC(mac); err != nil {
 				module.Raise(L, "node:add_port", &module.Error{Code: module.CodeInvalid, Message: err.Error()})
 			}
+			var name, state string
+			if opts, ok := L.Get(3).(*lua.LTable); ok {
+				name, state = lua.LVAsString(opts.RawGetString("name")), lua.LVAsString(opts.RawGetString("state"))
+			}
 			r.mutate(L, t, "node:add_port", func(n *store.Node) error {
-				for _, p := range n.Ports {
+				for i, p := range n.Ports {
 					if strings.EqualFold(p.Address, mac) {
+						if name != "" {
+							n.Ports[i].Name = name
+						}
+						if state != "" {
+							n.Ports[i].State = state
+						}
 						return nil
 					}
 				}
-				n.Ports = append(n.Ports, store.Port{Address: mac})
+				n.Ports = append(n.Ports, store.Port{Address: mac, Name: name, State: state})
 				return nil
 			})
 			return 0

@@ -39,6 +39,7 @@ local function essential_properties(ctx)
     end
   end
   ctx.macs = ep.macs
+  ctx.nics = ep.nics
 end
 
 local function capabilities(ctx)
@@ -76,10 +77,18 @@ local function nic_capacity(ctx)
 end
 
 local function ports(ctx)
+  local state = {}
+  for _, nic in ipairs(ctx.nics or {}) do state[nic.mac] = nic.state end
   for _, name in ipairs(inspection.sorted_keys(ctx.macs)) do
     local mac = ctx.macs[name]
-    local ok, err = pcall(ctx.node.add_port, ctx.node, mac)
+    local ok, err = pcall(ctx.node.add_port, ctx.node, mac, { name = name, state = state[mac] })
     if not ok then run.log("warn", ("skipping %s MAC %q: %s"):format(name, tostring(mac), playbook.message(err))) end
+  end
+  -- Every other port too, with its state (null-status or offline NICs are
+  -- not in macs, but the agent may look the node up by any of them).
+  for _, nic in ipairs(ctx.nics or {}) do
+    local ok, err = pcall(ctx.node.add_port, ctx.node, nic.mac, { name = nic.port, state = nic.state ~= "" and nic.state or "unknown" })
+    if not ok then run.log("warn", ("skipping %s MAC %q: %s"):format(nic.port, tostring(nic.mac), playbook.message(err))) end
   end
 end
 

@@ -22,10 +22,11 @@ type AdminFaults struct {
 	Hang         bool     `json:"hang"`
 	Busy         int      `json:"busy"`
 	SessionLimit int      `json:"session_limit"`
+	Profile      bool     `json:"profile,omitempty"` // the generation's latency profile
 }
 
 func toAdmin(f Faults) AdminFaults {
-	a := AdminFaults{ErrorRate: f.ErrorRate, ErrorKinds: f.ErrorKinds, Hang: f.Hang, Busy: f.Busy, SessionLimit: f.SessionLimit}
+	a := AdminFaults{ErrorRate: f.ErrorRate, ErrorKinds: f.ErrorKinds, Hang: f.Hang, Busy: f.Busy, SessionLimit: f.SessionLimit, Profile: f.Profile}
 	if f.Latency > 0 {
 		a.Latency = f.Latency.String()
 	}
@@ -33,7 +34,7 @@ func toAdmin(f Faults) AdminFaults {
 }
 
 func (a AdminFaults) faults() (Faults, error) {
-	f := Faults{ErrorRate: a.ErrorRate, ErrorKinds: a.ErrorKinds, Hang: a.Hang, Busy: a.Busy, SessionLimit: a.SessionLimit}
+	f := Faults{ErrorRate: a.ErrorRate, ErrorKinds: a.ErrorKinds, Hang: a.Hang, Busy: a.Busy, SessionLimit: a.SessionLimit, Profile: a.Profile}
 	if a.Latency != "" {
 		d, err := time.ParseDuration(a.Latency)
 		if err != nil {
@@ -72,6 +73,11 @@ func (s *Server) adminView() AdminServer {
 //	GET  /servers/{name}/faults   its faults
 //	PUT  /servers/{name}/faults   replace its faults (JSON AdminFaults)
 //	POST /servers/{name}/power    {"action": "on" | "off" | "reset"}
+//	GET  /servers/{name}/sessions its Redfish sessions (ids and users, no tokens)
+//	DELETE /servers/{name}/sessions[/{id}]  end every session (or one), as
+//	                              an iLO does on timeout or reset: the
+//	                              client's next call gets 401 and must log in
+//	                              again
 func (s *Sim) StartAdmin(addr string) (string, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -156,6 +162,25 @@ func (s *Sim) StartAdmin(addr string) (string, error) {
 		}
 		writeJSON(w, 200, srv.adminView(), "")
 	})
+	mux.HandleFunc("GET /servers/{name}/sessions", func(w http.ResponseWriter, r *http.Request) {
+		if srv := lookup(w, r); srv != nil {
+			writeJSON(w, 200, srv.SessionList(), "")
+		}
+	})
+	endSessions := func(w http.ResponseWriter, r *http.Request) {
+		srv := lookup(w, r)
+		if srv == nil {
+			return
+		}
+		n := srv.EndSessions(r.PathValue("id"))
+		if r.PathValue("id") != "" && n == 0 {
+			http.Error(w, fmt.Sprintf("no session %q on %s; see GET /servers/%s/sessions", r.PathValue("id"), srv.Name(), srv.Name()), http.StatusNotFound)
+			return
+		}
+		writeJSON(w, 200, map[string]int{"ended": n}, "")
+	}
+	mux.HandleFunc("DELETE /servers/{name}/sessions", endSessions)
+	mux.HandleFunc("DELETE /servers/{name}/sessions/{id}", endSessions)
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.adminLn = ln
 	s.adminURL = "http://" + ln.Addr().String()
@@ -171,7 +196,7 @@ func (s *Sim) StartAdmin(addr string) (string, error) {
 func (s *Sim) AdminURL() string { return s.adminURL }
 
 // ParseFaultSpec parses a per-server fault flag:
-// "NAME:latency=2s,error-rate=0.5,error-kinds=503+reset,hang,busy=3,session-limit=2".
+// "NAME:latency=2s,error-rate=0.5,error-kinds=503+reset,hang,busy=3,session-limit=2,profile".
 func ParseFaultSpec(spec string) (string, Faults, error) {
 	name, rest, ok := strings.Cut(spec, ":")
 	if !ok || name == "" {
@@ -198,8 +223,10 @@ func ParseFaultSpec(spec string) (string, Faults, error) {
 			f.Busy, err = strconv.Atoi(v)
 		case "session-limit":
 			f.SessionLimit, err = strconv.Atoi(v)
+		case "profile":
+			f.Profile = v == "" || v == "true"
 		default:
-			return "", Faults{}, fmt.Errorf("--fault %q: unknown key %q (latency, error-rate, error-kinds, hang, busy, session-limit)", spec, k)
+			return "", Faults{}, fmt.Errorf("--fault %q: unknown key %q (latency, error-rate, error-kinds, hang, busy, session-limit, profile)", spec, k)
 		}
 		if err != nil {
 			return "", Faults{}, fmt.Errorf("--fault %q: %s: %w", spec, k, err)

@@ -27,6 +27,10 @@ type Faults struct {
 	// logins, and basic-auth requests while every slot is taken, get HTTP
 	// 503 with Base.1.4.SessionLimitExceeded.
 	SessionLimit int `json:"session_limit"`
+	// Profile charges the generation's [LatencyProfile] (TLS handshake,
+	// login, GET, write, RIBCL document costs) on top of Latency. Off by
+	// default.
+	Profile bool `json:"profile,omitempty"`
 }
 
 func (f *Faults) validate() error {
@@ -102,6 +106,7 @@ func (s *Server) stopHang() {
 func (s *Server) preflight(w http.ResponseWriter, r *http.Request) bool {
 	s.mu.Lock()
 	f := s.faults
+	f.Latency += requestCost(s.profileLocked(), r)
 	resetting := !s.resetUntil.IsZero() && time.Now().Before(s.resetUntil)
 	var hang chan struct{}
 	if f.Hang {

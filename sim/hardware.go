@@ -17,19 +17,44 @@ const (
 	Gen8  Generation = "gen8"  // iLO 4 < 2.30: RIBCL only
 	Gen9  Generation = "gen9"  // iLO 4 >= 2.30: RIBCL + HP REST (/rest/v1) + Redfish with Oem.Hp
 	Gen10 Generation = "gen10" // iLO 5: Redfish with Oem.Hpe + RIBCL
-	Gen11 Generation = "gen11" // iLO 6: Redfish; RIBCL answers that it is disabled
+	Gen11 Generation = "gen11" // iLO 6: Redfish, UEFI only; RIBCL present but optional
+	Gen12 Generation = "gen12" // iLO 7: Redfish only, UEFI only; /ribcl answers 404
 )
 
-// ParseGeneration accepts "gen8".."gen11" (case-insensitive).
+// ParseGeneration accepts "gen8".."gen12" (case-insensitive).
 func ParseGeneration(s string) (Generation, error) {
 	switch g := Generation(strings.ToLower(strings.TrimSpace(s))); g {
-	case Gen8, Gen9, Gen10, Gen11:
+	case Gen8, Gen9, Gen10, Gen11, Gen12:
 		return g, nil
 	}
-	return "", fmt.Errorf("unknown generation %q: use gen8, gen9, gen10 or gen11", s)
+	return "", fmt.Errorf("unknown generation %q: use gen8, gen9, gen10, gen11 or gen12", s)
 }
 
-func (g Generation) ribclOn() bool { return g != Gen11 }
+// ribclMode is how /ribcl behaves: the hardware option, else the
+// generation's default (iLO 7 has no RIBCL at all; iLO 6 has it, optional).
+func (h *Hardware) ribclMode(g Generation) string {
+	if h.RIBCL != "" {
+		return h.RIBCL
+	}
+	if g == Gen12 {
+		return "absent"
+	}
+	return "enabled"
+}
+
+// biosBootModeAttr reports whether the BIOS has a BootMode attribute: not
+// on UEFI-only iLO 6/7 machines (the DL380a Gen11/Gen12 captures).
+func (h *Hardware) biosBootModeAttr(g Generation) bool {
+	if h.NoBIOSBootMode {
+		return false
+	}
+	return !(h.SupportedBootModes == "UEFI_ONLY" && (g == Gen11 || g == Gen12))
+}
+
+// iloName is the manager type of the generation ("iLO 5").
+func (g Generation) iloName() string {
+	return map[Generation]string{Gen8: "iLO 4", Gen9: "iLO 4", Gen10: "iLO 5", Gen11: "iLO 6", Gen12: "iLO 7"}[g]
+}
 func (g Generation) rest() bool    { return g == Gen9 }
 func (g Generation) redfish() bool { return g != Gen8 }
 
@@ -54,6 +79,11 @@ type NIC struct {
 	MAC      string `json:"mac"`
 	Embedded bool   `json:"embedded"`
 	SpeedGb  int    `json:"speed_gb"`
+	// Status is how Redfish shows the port: "" (Enabled, Health OK, link
+	// up), "null" (Status {"Health": null, "State": null} and no link
+	// status, as unconfigured ports on the iLO 5 capture) or "offline"
+	// (State UnavailableOffline, Health null, link down).
+	Status string `json:"status,omitempty"`
 }
 
 // GPU is one PCI display controller.
@@ -80,6 +110,19 @@ type Hardware struct {
 	GPUs            []GPU `json:"gpus"`
 	Fans            int   `json:"fans"`
 	PowerSupplies   int   `json:"power_supplies"`
+	// UnconfiguredDisksGB are physical disks in no logical drive (shown
+	// under UnconfiguredDrives and as standard Storage drives).
+	UnconfiguredDisksGB []int `json:"unconfigured_disks_gb,omitempty"`
+	// RIBCL overrides the generation's RIBCL behaviour: "enabled",
+	// "disabled" (answers "RIBCLI is disabled."), "absent" (/ribcl is 404,
+	// as iLO 7), "error" (HTTP 500) or "hang" (never answers). Empty: the
+	// generation's default (gen12 absent, the others enabled).
+	RIBCL string `json:"ribcl,omitempty"`
+	// NoBIOSBootMode drops the BootMode BIOS attribute (what UEFI-only
+	// iLO 6/7 machines do; the default on gen11 and gen12).
+	NoBIOSBootMode bool `json:"no_bios_boot_mode,omitempty"`
+	// AssetTag is the SMBIOS asset tag (empty: none set).
+	AssetTag string `json:"asset_tag,omitempty"`
 	// Health is the overall health reported everywhere ("OK", "Degraded", "Critical").
 	Health string `json:"health"`
 	// PowerWatts is the present power reading while powered on.
@@ -154,10 +197,20 @@ func DefaultHardware(g Generation, idx int) Hardware {
 		cpu.Model = "Intel(R) Xeon(R) Gold 5415+"
 		cpu.Cores, cpu.Threads = 8, 16
 		h.MemoryMB = 131072
+	case Gen12:
+		// Modelled on the iLO 7 1.13.01 DL380a Gen12 capture: the model name
+		// starts with "HPE ProLiant Compute", the firmware string has no "iLO 7".
+		h.Model = "HPE ProLiant Compute DL360 Gen12"
+		h.ILOFirmware = "1.13.01 Jul 15 2025"
+		h.ROMFirmware = "U68 v1.30 (05/09/2025)"
+		h.SupportedBootModes = "UEFI_ONLY"
+		cpu.Model = "Intel(R) Xeon(R) 6787P"
+		cpu.Cores, cpu.Threads = 16, 32
+		h.MemoryMB = 262144
 	}
 	h.CPUs = []CPU{cpu, cpu}
 	h.LogicalDrivesGB = []int{300}
-	gn := map[Generation]byte{Gen8: 8, Gen9: 9, Gen10: 10, Gen11: 11}[g]
+	gn := map[Generation]byte{Gen8: 8, Gen9: 9, Gen10: 10, Gen11: 11, Gen12: 12}[g]
 	for p := 0; p < 4; p++ {
 		h.NICs = append(h.NICs, NIC{
 			MAC:      fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", gn, byte(idx>>8), byte(idx), p),
@@ -218,6 +271,23 @@ func (h *Hardware) fillDefaults(def Hardware) {
 }
 
 func (h *Hardware) validate() error {
+	switch h.RIBCL {
+	case "", "enabled", "disabled", "absent", "error", "hang":
+	default:
+		return fmt.Errorf("hardware.ribcl %q: use enabled, disabled, absent, error or hang", h.RIBCL)
+	}
+	for i, n := range h.NICs {
+		switch n.Status {
+		case "", "null", "offline":
+		default:
+			return fmt.Errorf("hardware.nics[%d].status %q: use \"\", null or offline", i, n.Status)
+		}
+	}
+	for i, gb := range h.UnconfiguredDisksGB {
+		if gb < 1 {
+			return fmt.Errorf("hardware.unconfigured_disks_gb[%d] = %d: must be at least 1", i, gb)
+		}
+	}
 	switch h.SupportedBootModes {
 	case "LEGACY_ONLY", "UEFI_ONLY", "LEGACY_UEFI":
 	default:
@@ -291,6 +361,12 @@ func (h *Hardware) overlay(o Hardware) {
 // Hardware objects with only the fields to change, e.g.
 //
 //	{"gen10": {"memory_mb": 262144}, "gen8-0": {"logical_drives_gb": [], "gpus": [{"vendor": "NVIDIA", "name": "Tesla K80"}]}}
+//
+// Options modelled on the captured trees: "ribcl" ("disabled", "absent",
+// "error", "hang"), "nics" entries with "status" "null" or "offline",
+// "unconfigured_disks_gb", "no_bios_boot_mode", "asset_tag", e.g.
+//
+//	{"gen10-1": {"ribcl": "error", "unconfigured_disks_gb": [1200], "nics": [{"mac": "52:54:0a:00:01:00", "embedded": true, "speed_gb": 1}, {"mac": "52:54:0a:00:01:01", "status": "null"}]}}
 func LoadHardwareFile(path string) (func(name string, g Generation, idx int, hw *Hardware), error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

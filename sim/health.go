@@ -7,8 +7,9 @@ import (
 )
 
 // memoryChunks splits total memory over the CPUs (what MEMORY_DETAILS_SUMMARY
-// reports per processor), as "N GB" strings.
-func memoryChunks(hw *Hardware) []string {
+// reports per processor), as "N GB" strings, or "N MB" on a Gen8 (iLO 4
+// before 2.30 says "16384 MB").
+func memoryChunks(hw *Hardware, g Generation) []string {
 	n := len(hw.CPUs)
 	totalGB := hw.MemoryMB / 1024
 	out := make([]string, n)
@@ -17,9 +18,12 @@ func memoryChunks(hw *Hardware) []string {
 		if i == 0 {
 			gb += totalGB % n
 		}
-		if gb == 0 {
+		switch {
+		case gb == 0:
 			out[i] = "N/A"
-		} else {
+		case g == Gen8:
+			out[i] = strconv.Itoa(gb*1024) + " MB"
+		default:
 			out[i] = strconv.Itoa(gb) + " GB"
 		}
 	}
@@ -66,7 +70,7 @@ func (s *Server) writeEmbeddedHealth(w *ribclWriter, hw *Hardware, st *State) {
 		w.el("        ", k, "STATUS", status)
 	}
 	w.raw("    </HEALTH_AT_A_GLANCE>\r\n    <MEMORY>\r\n        <MEMORY_DETAILS_SUMMARY>\r\n")
-	for i, sz := range memoryChunks(hw) {
+	for i, sz := range memoryChunks(hw, s.gen) {
 		tag := "CPU_" + strconv.Itoa(i+1)
 		w.raw("            <" + tag + ">\r\n")
 		w.val("                ", "NUMBER_OF_SOCKETS", "12")
@@ -167,7 +171,7 @@ func (s *Server) writeEmbeddedHealth(w *ribclWriter, hw *Hardware, st *State) {
 
 // writeHostData writes a small GET_HOST_DATA (SMBIOS records 0, 1, 4, 17, 209)
 // for clients other than proliantutils.
-func writeHostData(w *ribclWriter, hw *Hardware) {
+func writeHostData(w *ribclWriter, hw *Hardware, g Generation) {
 	b64 := base64.StdEncoding.EncodeToString([]byte("simulated"))
 	w.raw("<GET_HOST_DATA>\r\n")
 	rec := func(typ string, fields ...string) {
@@ -183,7 +187,7 @@ func writeHostData(w *ribclWriter, hw *Hardware) {
 		rec("4", "Subject", "Processor Information", "Label", "Proc "+strconv.Itoa(i+1), "Speed", strconv.Itoa(c.SpeedMHz)+" MHz",
 			"Execution Technology", fmt.Sprintf("%d of %d cores; %d threads", c.Cores, c.Cores, c.Threads))
 	}
-	for i, sz := range memoryChunks(hw) {
+	for i, sz := range memoryChunks(hw, g) {
 		rec("17", "Subject", "Memory Device", "Label", fmt.Sprintf("PROC %d DIMM 1", i+1), "Size", sz)
 	}
 	var kv []string

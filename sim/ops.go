@@ -101,8 +101,20 @@ func (s *Server) setOverride(enabled, target string) error {
 	})
 }
 
+// resetTypes are the ComputerSystem.Reset types the generation's iLO
+// offers: iLO 4 has no graceful ones.
+func (g Generation) resetTypes() []string {
+	if g == Gen9 {
+		return []string{"On", "ForceOff", "ForceRestart", "Nmi", "PushPowerButton"}
+	}
+	return []string{"On", "ForceOff", "GracefulShutdown", "ForceRestart", "Nmi", "PushPowerButton", "GracefulRestart"}
+}
+
 // systemReset applies a ComputerSystem.Reset ResetType.
 func (s *Server) systemReset(resetType string) error {
+	if s.gen == Gen9 && (resetType == "GracefulShutdown" || resetType == "GracefulRestart") {
+		return opErr("value", "ResetType "+resetType+" is not an allowable value")
+	}
 	return s.do(func(st *State) error {
 		on := st.Power == "ON"
 		switch resetType {
@@ -138,6 +150,48 @@ func (s *Server) systemReset(resetType string) error {
 			st.NMIs++
 		default:
 			return opErr("value", "ResetType "+resetType+" is not an allowable value")
+		}
+		return nil
+	})
+}
+
+// indicatorLED is the Redfish view of the UID light.
+func indicatorLED(st *State) string {
+	if st.UID == "ON" {
+		return "Lit"
+	}
+	return "Off"
+}
+
+// assetTag is the asset tag set through RIBCL/Redfish, else the hardware's.
+func assetTag(st *State, hw *Hardware) string {
+	if st.AssetTag != "" {
+		return st.AssetTag
+	}
+	return hw.AssetTag
+}
+
+// patchSystemMisc applies the AssetTag and IndicatorLED of a Systems PATCH.
+func (s *Server) patchSystemMisc(body map[string]any) error {
+	tag, hasTag := body["AssetTag"]
+	led, hasLED := body["IndicatorLED"]
+	if !hasTag && !hasLED {
+		return nil
+	}
+	t, ok := tag.(string)
+	if hasTag && (!ok || len(t) > 32) {
+		return opErr("value", "AssetTag must be a string of at most 32 characters")
+	}
+	l, _ := led.(string)
+	if hasLED && l != "Lit" && l != "Off" && l != "Blinking" {
+		return opErr("value", "IndicatorLED "+l+" is not an allowable value (Lit, Off, Blinking)")
+	}
+	return s.do(func(st *State) error {
+		if hasTag {
+			st.AssetTag = t
+		}
+		if hasLED {
+			st.UID = map[bool]string{true: "OFF", false: "ON"}[l == "Off"]
 		}
 		return nil
 	})

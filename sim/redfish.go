@@ -135,6 +135,15 @@ const rf = "/redfish/v1"
 
 func (s *Server) serveRedfish(w http.ResponseWriter, r *http.Request) {
 	p := canon(r.URL.Path)
+	if p == "/redfish" {
+		// The version document (DSP0266): unauthenticated, like the root.
+		writeJSON(w, http.StatusOK, obj{"v1": rf + "/"}, "GET, HEAD")
+		return
+	}
+	if !strings.HasPrefix(p, rf) {
+		http.NotFound(w, r)
+		return
+	}
 	rel := strings.TrimPrefix(p, rf)
 	// Unauthenticated resources.
 	switch {
@@ -226,7 +235,7 @@ func (s *Server) rfLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) rfRoot() obj {
-	mgr := map[Generation]string{Gen9: "iLO 4", Gen10: "iLO 5", Gen11: "iLO 6"}[s.gen]
+	mgr := s.gen.iloName()
 	return obj{
 		"@odata.id": rf + "/", "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot", "Id": "RootService",
 		"Name": "HPE RESTful Root Service", "RedfishVersion": "1.6.0", "UUID": s.hw.UUID,
@@ -270,7 +279,8 @@ func (s *Server) rfSession(w http.ResponseWriter, r *http.Request, id string, cu
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		s.mu.Unlock()
-		writeJSON(w, 200, obj{"@odata.id": rf + "/SessionService/Sessions/" + found.id + "/", "Id": found.id, "UserName": found.user,
+		writeJSON(w, 200, obj{"@odata.id": rf + "/SessionService/Sessions/" + found.id + "/", "@odata.type": "#Session.v1_0_0.Session",
+			"Id": found.id, "Name": "User Session", "UserName": found.user,
 			"Oem": obj{s.oem(): obj{"MySession": cur == found}}}, "GET, HEAD, DELETE")
 	case http.MethodDelete:
 		delete(s.sessions, found.token)
@@ -315,8 +325,9 @@ func (s *Server) rfSystem(st *State, hw *Hardware) obj {
 		"@odata.id": sys, "@odata.type": "#ComputerSystem.v1_4_0.ComputerSystem", "@odata.etag": fmt.Sprintf("W/\"%08X\"", st.BootCount),
 		"Id": "1", "Name": "Computer System", "Manufacturer": map[bool]string{true: "HP", false: "HPE"}[oem == "Hp"],
 		"Model": hw.Model, "SerialNumber": hw.SerialNumber, "UUID": hw.UUID, "SKU": "867959-B21", "SystemType": "Physical",
-		"PowerState": powerState(st), "BiosVersion": hw.ROMFirmware, "HostName": "", "IndicatorLED": "Off",
-		"Status": obj{"Health": hw.Health, "HealthRollup": hw.Health, "State": state},
+		"PowerState": powerState(st), "BiosVersion": hw.ROMFirmware, "HostName": "", "IndicatorLED": indicatorLED(st),
+		"AssetTag": assetTag(st, hw),
+		"Status":   obj{"Health": hw.Health, "HealthRollup": hw.Health, "State": state},
 		"Boot": obj{
 			"BootSourceOverrideEnabled": en, "BootSourceOverrideTarget": tgt, "BootSourceOverrideMode": mode,
 			"BootSourceOverrideTarget@Redfish.AllowableValues":     allowableTargets,
@@ -332,7 +343,7 @@ func (s *Server) rfSystem(st *State, hw *Hardware) obj {
 		"Links":          obj{"Chassis": []obj{link(rf + "/Chassis/1/")}, "ManagedBy": []obj{link(rf + "/Managers/1/")}},
 		"Actions": obj{"#ComputerSystem.Reset": obj{
 			"target":                            sys + "Actions/ComputerSystem.Reset/",
-			"ResetType@Redfish.AllowableValues": []string{"On", "ForceOff", "GracefulShutdown", "ForceRestart", "Nmi", "PushPowerButton", "GracefulRestart"},
+			"ResetType@Redfish.AllowableValues": s.gen.resetTypes(),
 		}},
 		"Oem": obj{oem: obj{
 			"@odata.type": "#" + oem + "ComputerSystemExt.v2_0_0." + oem + "ComputerSystemExt",
@@ -354,15 +365,34 @@ func (s *Server) rfPatchSystem(w http.ResponseWriter, r *http.Request) {
 		rfMessage(w, 400, "Base.1.4.MalformedJSON", "")
 		return
 	}
-	boot, ok := body["Boot"].(map[string]any)
-	if !ok || len(body) != 1 {
-		rfMessage(w, 400, "Base.1.4.PropertyNotWritable", "only Boot can be changed")
+	for k := range body {
+		if k != "Boot" && k != "AssetTag" && k != "IndicatorLED" {
+			rfMessage(w, 400, "Base.1.4.PropertyNotWritable", "only Boot, AssetTag and IndicatorLED can be changed, not "+k)
+			return
+		}
+	}
+	if err := s.patchSystemMisc(body); err != nil {
+		rfOpError(w, err)
 		return
 	}
-	if _, ok := boot["BootSourceOverrideMode"]; ok {
-		// ProLiant: read-only; iLO refuses the whole PATCH.
-		rfMessage(w, 400, "Base.1.4.PropertyNotWritable", "BootSourceOverrideMode is read-only")
+	boot, ok := body["Boot"].(map[string]any)
+	if !ok {
+		rfSuccess(w)
 		return
+	}
+	if m, ok := boot["BootSourceOverrideMode"]; ok {
+		// iLO 4/5: read-only, the whole PATCH is refused. UEFI-only iLO 6/7
+		// show it as "UEFI" and take that (and only that) value.
+		st, _ := s.snapshot()
+		if !(s.gen == Gen11 || s.gen == Gen12) || m != "UEFI" || st.BootMode != "UEFI" {
+			rfMessage(w, 400, "Base.1.4.PropertyNotWritable", "BootSourceOverrideMode is read-only")
+			return
+		}
+		delete(boot, "BootSourceOverrideMode")
+		if len(boot) == 0 {
+			rfSuccess(w)
+			return
+		}
 	}
 	en, _ := boot["BootSourceOverrideEnabled"].(string)
 	tgt, _ := boot["BootSourceOverrideTarget"].(string)
@@ -393,9 +423,17 @@ func (s *Server) defaultBiosAttrs(hw *Hardware) obj {
 	if hw.SupportedBootModes == "LEGACY_ONLY" {
 		mode = "LegacyBios"
 	}
-	return obj{"BootMode": mode, "UefiOptimizedBoot": "Enabled", "ProcVirtualization": "Enabled", "Sriov": "Enabled",
+	a := obj{"BootMode": mode, "UefiOptimizedBoot": "Enabled", "ProcVirtualization": "Enabled", "Sriov": "Enabled",
 		"TpmState": "PresentEnabled", "CustomPostMessage": "", "PreBootNetwork": "Auto", "UrlBootFile": "", "Dhcpv4": "Enabled",
-		"NvDimmNMemFunctionality": "Disabled", "SecureBootStatus": "Disabled", "UefiShellStartupUrl": ""}
+		"NvDimmNMemFunctionality": "Disabled", "SecureBootStatus": "Disabled", "UefiShellStartupUrl": "",
+		"WorkloadProfile": "GeneralPowerEfficientCompute", "ServerAssetTag": hw.AssetTag}
+	if !hw.biosBootModeAttr(s.gen) {
+		// UEFI-only iLO 6/7 BIOS (the DL380a Gen11/Gen12 captures): neither
+		// BootMode nor UefiOptimizedBoot exists.
+		delete(a, "BootMode")
+		delete(a, "UefiOptimizedBoot")
+	}
+	return a
 }
 
 func (s *Server) rfBios(st *State, hw *Hardware, pending bool) obj {
@@ -405,7 +443,17 @@ func (s *Server) rfBios(st *State, hw *Hardware, pending bool) obj {
 	if pending {
 		mode = st.PendingBootMode
 	}
-	attrs["BootMode"] = biosMode(mode)
+	if _, ok := attrs["BootMode"]; ok {
+		attrs["BootMode"] = biosMode(mode)
+	}
+	for k, v := range st.BIOSApplied {
+		attrs[k] = v
+	}
+	if pending {
+		for k, v := range st.BIOSPending {
+			attrs[k] = v
+		}
+	}
 	attrs["CustomPostMessage"] = st.CustomPostMessage
 	attrs["SecureBootStatus"] = map[bool]string{true: "Enabled", false: "Disabled"}[st.SecureBootCurrent]
 	id := sys + "bios/"
@@ -433,6 +481,15 @@ func (s *Server) rfPatchBios(w http.ResponseWriter, r *http.Request, replace boo
 		rfMessage(w, 400, "Base.1.4.PropertyMissing", "Attributes is required")
 		return
 	}
+	_, hw := s.snapshot()
+	known := s.defaultBiosAttrs(&hw)
+	for k := range attrs {
+		if _, ok := known[k]; !ok {
+			// An iLO refuses an attribute its BIOS registry does not have.
+			rfMessage(w, 400, "Base.1.4.PropertyUnknown", "The property "+k+" is not in the list of valid properties for the resource.")
+			return
+		}
+	}
 	if m, ok := attrs["BootMode"].(string); ok {
 		if err := s.setPendingMode(m); err != nil {
 			rfOpError(w, err)
@@ -442,6 +499,16 @@ func (s *Server) rfPatchBios(w http.ResponseWriter, r *http.Request, replace boo
 	_ = s.do(func(st *State) error {
 		if v, ok := attrs["CustomPostMessage"].(string); ok {
 			st.CustomPostMessage = v
+		}
+		for k, v := range attrs {
+			switch k {
+			case "BootMode", "CustomPostMessage", "SecureBootStatus":
+			default:
+				if st.BIOSPending == nil {
+					st.BIOSPending = map[string]any{}
+				}
+				st.BIOSPending[k] = v
+			}
 		}
 		if replace {
 			st.BIOSResets++
@@ -528,8 +595,12 @@ func (s *Server) pciDevice(hw *Hardware, i int, sys string) obj {
 
 func (s *Server) rfManager(st *State, hw *Hardware) obj {
 	mgr := rf + "/Managers/1/"
-	model := map[Generation]string{Gen9: "iLO 4", Gen10: "iLO 5", Gen11: "iLO 6"}[s.gen]
+	model := s.gen.iloName()
 	fw := model + " v" + hw.iloVersion()
+	if s.gen == Gen12 {
+		// iLO 7 firmware strings do not say "iLO 7" ("1.13.01 May 13 2025").
+		fw = hw.ILOFirmware
+	}
 	l := st.Licenses[len(st.Licenses)-1]
 	return obj{
 		"@odata.id": mgr, "@odata.type": "#Manager.v1_5_1.Manager", "Id": "1", "Name": "Manager", "ManagerType": "BMC",

@@ -49,7 +49,7 @@ func (s *Server) inventoryRoutes(h func(string, http.HandlerFunc)) {
 			rfNotFound(w)
 			return
 		}
-		sizes := memoryChunks(&hw)
+		sizes := memoryChunks(&hw, Gen10)
 		gb, _ := strconv.Atoi(strings.TrimSuffix(sizes[n-1], " GB"))
 		writeJSON(w, 200, obj{"@odata.id": fmt.Sprintf("%sMemory/proc%ddimm1/", sys, n), "@odata.type": "#Memory.v1_7_1.Memory",
 			"Id": id, "Name": fmt.Sprintf("proc%ddimm1", n), "DeviceLocator": fmt.Sprintf("PROC %d DIMM 1", n),
@@ -75,8 +75,8 @@ func (s *Server) inventoryRoutes(h func(string, http.HandlerFunc)) {
 		n := hw.NICs[i-1]
 		writeJSON(w, 200, obj{"@odata.id": fmt.Sprintf("%sEthernetInterfaces/%d/", sys, i), "@odata.type": "#EthernetInterface.v1_4_1.EthernetInterface",
 			"Id": strconv.Itoa(i), "Name": fmt.Sprintf("Port %d", i), "MACAddress": n.MAC, "PermanentMACAddress": n.MAC,
-			"SpeedMbps": n.SpeedGb * 1000, "LinkStatus": "LinkUp", "FullDuplex": true,
-			"Status": obj{"Health": "OK", "State": "Enabled"}}, "GET, HEAD")
+			"SpeedMbps": n.SpeedGb * 1000, "LinkStatus": nicLink(n), "FullDuplex": true,
+			"Status": nicStatus(n)}, "GET, HEAD")
 	})
 	h("GET /systems/1/pcidevices", func(w http.ResponseWriter, r *http.Request) {
 		_, hw := s.snapshot()
@@ -132,7 +132,21 @@ func (s *Server) inventoryRoutes(h func(string, http.HandlerFunc)) {
 		writeJSON(w, 200, collection(ac+"DiskDrives/", "HpeSmartStorageDiskDrive", ms), "GET, HEAD")
 	})
 	h("/systems/1/smartstorage/arraycontrollers/0/unconfigureddrives", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, collection(ac+"UnconfiguredDrives/", "HpeSmartStorageDiskDrive", nil), "GET, HEAD")
+		_, hw := s.snapshot()
+		var ms []string
+		for i := range hw.UnconfiguredDisksGB {
+			ms = append(ms, fmt.Sprintf("%sUnconfiguredDrives/%d/", ac, i))
+		}
+		writeJSON(w, 200, collection(ac+"UnconfiguredDrives/", "HpeSmartStorageDiskDrive", ms), "GET, HEAD")
+	})
+	h("GET /systems/1/smartstorage/arraycontrollers/0/unconfigureddrives/{i}", func(w http.ResponseWriter, r *http.Request) {
+		_, hw := s.snapshot()
+		i, ok := index(r, "i", 0, len(hw.UnconfiguredDisksGB)-1)
+		if !ok {
+			rfNotFound(w)
+			return
+		}
+		writeJSON(w, 200, unconfiguredDrive(ac+"UnconfiguredDrives/", i, hw.UnconfiguredDisksGB[i]), "GET, HEAD")
 	})
 	h("GET /systems/1/smartstorage/arraycontrollers/0/logicaldrives/{i}", func(w http.ResponseWriter, r *http.Request) {
 		_, hw := s.snapshot()

@@ -225,8 +225,10 @@ func (s *Server) redfishMux() *http.ServeMux {
 	})
 	h("/accountservice/accounts/{i}", s.rfAccount)
 	h("GET /sessionservice", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, obj{"@odata.id": rf + "/SessionService/", "Id": "SessionService", "ServiceEnabled": true,
-			"SessionTimeout": 1800, "Sessions": link(rf + "/SessionService/Sessions/")}, "GET, HEAD")
+		writeJSON(w, 200, obj{"@odata.id": rf + "/SessionService/", "@odata.type": "#SessionService.v1_0_0.SessionService",
+			"Id": "SessionService", "Name": "Session Service", "Description": "Session Service",
+			"ServiceEnabled": true, "SessionTimeout": 1800, "Status": obj{"Health": "OK", "State": "Enabled"},
+			"Sessions": link(rf + "/SessionService/Sessions/")}, "GET, HEAD")
 	})
 	h("GET /sessionservice/sessions", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -241,12 +243,14 @@ func (s *Server) redfishMux() *http.ServeMux {
 		cur, _ := r.Context().Value(sessionKey{}).(*session)
 		s.rfSession(w, r, r.PathValue("id"), cur)
 	})
-	h("GET /updateservice", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, obj{"@odata.id": rf + "/UpdateService/", "Id": "UpdateService", "ServiceEnabled": true}, "GET, HEAD")
-	})
+	s.updateServiceRoutes(h)
 	h("GET /registries", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, collection(rf+"/Registries/", "MessageRegistryFile", nil), "GET, HEAD")
 	})
+	h("GET /jsonschemas", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, collection(rf+"/JsonSchemas/", "JsonSchemaFile", nil), "GET, HEAD")
+	})
+	s.managerRoutes(h)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { rfNotFound(w) })
 	return mux
 }

@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -34,7 +36,7 @@ func (s *Server) rfVirtualMedia(w http.ResponseWriter, r *http.Request, seg []st
 				types = []string{"CD", "DVD"}
 			}
 			via := "NotConnected"
-			var image any
+			image := "" // iLO says "" (not null) for an empty drive
 			imageName := ""
 			if m.Inserted {
 				via = "URI"
@@ -109,7 +111,7 @@ func (s *Server) rfPatchVirtualMedia(w http.ResponseWriter, r *http.Request, dev
 		return
 	}
 	oem := s.oem()
-	for k := range body {
+	for _, k := range slices.Sorted(maps.Keys(body)) {
 		switch k {
 		case "Image", "Oem":
 		case "Inserted", "WriteProtected":

@@ -445,7 +445,7 @@ func (s *Server) risVirtualMedia(st *State, dev string) obj {
 		id, types = "2", []string{"CD", "DVD"}
 	}
 	via := "NotConnected"
-	var image any
+	image := "" // iLO 4 says "" for an empty drive (proliantutils' RIS samples)
 	name := ""
 	if m.Inserted {
 		via, image = "URI", m.URL

@@ -177,19 +177,30 @@ func (s *Server) serveRIBCL(w http.ResponseWriter, r *http.Request) {
 	out := ribclPool.Get().(*ribclWriter)
 	out.b.Reset()
 	defer ribclPool.Put(out)
+	if !s.ribclAvailable(w, r) {
+		return
+	}
 	if busy := s.ribclAnswer(r, out); busy {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "iLO is busy; try again later", http.StatusServiceUnavailable)
 		return
 	}
-	w.Header().Set("Content-Type", "text/xml")
-	w.Header().Set("Content-Length", strconv.Itoa(out.b.Len()))
+	// A real iLO answers RIBCL chunked and closes the connection;
+	// python-hpilo reads the Transfer-Encoding header and fails without it.
+	h := w.Header()
+	h.Set("Content-Type", "text/xml")
+	h.Set("Connection", "close")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
 	_, _ = w.Write(out.b.Bytes())
 }
 
 // ribclAnswer builds the answer stream; true means "answer busy instead".
 func (s *Server) ribclAnswer(r *http.Request, out *ribclWriter) bool {
-	if !s.gen.ribclOn() {
+	if s.ribclMode() == "disabled" {
 		out.doc(0x0001, "RIBCLI is disabled.")
 		return false
 	}
@@ -249,7 +260,7 @@ var writeCommands = map[string]bool{
 	"COLD_BOOT_SERVER": true, "WARM_BOOT_SERVER": true, "SET_ONE_TIME_BOOT": true,
 	"SET_PERSISTENT_BOOT": true, "SET_PENDING_BOOT_MODE": true, "INSERT_VIRTUAL_MEDIA": true,
 	"EJECT_VIRTUAL_MEDIA": true, "SET_VM_STATUS": true, "RESET_RIB": true, "LICENSE": true,
-	"MOD_USER": true,
+	"MOD_USER": true, "UID_CONTROL": true, "SET_ASSET_TAG": true,
 }
 
 var commandSection = map[string]string{
@@ -263,6 +274,11 @@ var commandSection = map[string]string{
 	"GET_VM_STATUS": "RIB_INFO", "INSERT_VIRTUAL_MEDIA": "RIB_INFO", "EJECT_VIRTUAL_MEDIA": "RIB_INFO",
 	"SET_VM_STATUS": "RIB_INFO", "RESET_RIB": "RIB_INFO", "GET_ALL_LICENSES": "RIB_INFO", "LICENSE": "RIB_INFO",
 	"GET_FW_VERSION": "RIB_INFO", "MOD_USER": "USER_INFO",
+	"GET_NETWORK_SETTINGS": "RIB_INFO", "GET_GLOBAL_SETTINGS": "RIB_INFO",
+	"GET_ALL_USERS": "USER_INFO", "GET_USER": "USER_INFO", "GET_ALL_USER_INFO": "USER_INFO",
+	"GET_UID_STATUS": "SERVER_INFO", "UID_CONTROL": "SERVER_INFO", "GET_SERVER_POWER_ON_TIME": "SERVER_INFO",
+	"GET_ASSET_TAG": "SERVER_INFO", "SET_ASSET_TAG": "SERVER_INFO", "GET_TPM_STATUS": "SERVER_INFO",
+	"GET_SERVER_AUTO_PWR": "SERVER_INFO", "GET_HOST_POWER_SAVER_STATUS": "SERVER_INFO",
 }
 
 func (s *Server) ribclCommand(r *http.Request, out *ribclWriter, section string, write bool, cmd *xnode) {
@@ -488,12 +504,12 @@ func (s *Server) runRIBCL(r *http.Request, name string, cmd *xnode) (string, fun
 		}, nil
 	case "GET_HOST_DATA":
 		hw := s.Hardware()
-		return "", func(w *ribclWriter) { writeHostData(w, &hw) }, nil
+		return "", func(w *ribclWriter) { writeHostData(w, &hw, s.gen) }, nil
 	case "GET_FW_VERSION":
 		hw := s.Hardware()
 		st := s.State()
 		ver, date, _ := strings.Cut(hw.ILOFirmware, " ")
-		proc := map[Generation]string{Gen8: "iLO4", Gen9: "iLO4", Gen10: "iLO5", Gen11: "iLO6"}[s.gen]
+		proc := strings.ReplaceAll(s.gen.iloName(), " ", "")
 		lic := st.Licenses[len(st.Licenses)-1].Type
 		return "", func(w *ribclWriter) {
 			w.el("", "GET_FW_VERSION", "FIRMWARE_VERSION", ver, "FIRMWARE_DATE", date,
@@ -624,6 +640,9 @@ func (s *Server) runRIBCL(r *http.Request, name string, cmd *xnode) (string, fun
 		}
 		return "", nil, nil
 	}
+	if msg, data, err, ok := s.runRIBCLInfo(name, cmd); ok {
+		return msg, data, err
+	}
 	return "", nil, syntaxError(name)
 }
 
@@ -637,6 +656,7 @@ func (s *Server) serveXMLData(w http.ResponseWriter, r *http.Request) {
 	pn := map[Generation]string{
 		Gen8: "Integrated Lights-Out 4 (iLO 4)", Gen9: "Integrated Lights-Out 4 (iLO 4)",
 		Gen10: "Integrated Lights-Out 5 (iLO 5)", Gen11: "Integrated Lights-Out 6 (iLO 6)",
+		Gen12: "Integrated Lights-Out 7 (iLO 7)",
 	}[s.gen]
 	var b bytes.Buffer
 	b.WriteString("<?xml version=\"1.0\"?>\r\n<RIMP>\r\n<HSI>\r\n<SBSN>")

@@ -78,6 +78,18 @@ type State struct {
 
 	// IPMIPort is the UDP port of the IPMI face (kept across restarts with a StateDir).
 	IPMIPort int `json:"ipmi_port,omitempty"`
+	// BIOSPending and BIOSApplied are BIOS attribute changes of a capture
+	// replay: pending until the next boot, then applied.
+	BIOSPending map[string]any `json:"bios_pending,omitempty"`
+	// UID is the unit identification light ("ON" | "OFF"; empty: off).
+	UID string `json:"uid,omitempty"`
+	// AssetTag set through RIBCL SET_ASSET_TAG or Redfish (overrides
+	// Hardware.AssetTag).
+	AssetTag string `json:"asset_tag,omitempty"`
+	// PowerOnMinutes is the lifetime power-on time before the current
+	// power-on period.
+	PowerOnMinutes int            `json:"power_on_minutes"`
+	BIOSApplied    map[string]any `json:"bios_applied,omitempty"`
 }
 
 func (st *State) clone() State {
@@ -89,6 +101,8 @@ func (st *State) clone() State {
 	for k, v := range st.Media {
 		c.Media[k] = v
 	}
+	c.BIOSPending = cloneMap(st.BIOSPending)
+	c.BIOSApplied = cloneMap(st.BIOSApplied)
 	return c
 }
 
@@ -122,6 +136,8 @@ type Server struct {
 	reqLog      []string       // with Options.RequestLog: "METHOD /path body", passwords masked
 	rfMux       *http.ServeMux // Redfish resources behind authentication
 	ipmi        *ipmiFace      // the IPMI (lanplus) face, see ipmi.go
+	capture     *captureTree   // set on a capture replay (Options.Captures)
+	onSince     time.Time      // start of the current power-on period
 }
 
 type session struct {
@@ -271,7 +287,12 @@ func (s *Server) listen() error {
 		ln.Close()
 		return err
 	}
-	s.ln = tls.NewListener(&serverListener{Listener: ln, srv: s}, s.sim.certs.tlsConfig)
+	cfg := s.sim.certs.tlsConfig.Clone()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		s.handshakeDelay() // the latency profile's handshake cost, if any
+		return nil, nil
+	}
+	s.ln = tls.NewListener(&serverListener{Listener: ln, srv: s}, cfg)
 	return nil
 }
 
@@ -416,6 +437,17 @@ func (s *Server) LastBoot() (BootEvent, bool) {
 	return ev, true
 }
 
+func cloneMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
 func maps2(m map[string]string) map[string]string {
 	c := make(map[string]string, len(m))
 	for k, v := range m {
@@ -429,6 +461,40 @@ func (s *Server) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// SessionInfo is one open Redfish session as the admin endpoint shows it.
+type SessionInfo struct {
+	ID   string `json:"id"`
+	User string `json:"user"`
+}
+
+// SessionList returns the open Redfish sessions, sorted by id.
+func (s *Server) SessionList() []SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SessionInfo, 0, len(s.sessions))
+	for _, se := range s.sessions {
+		out = append(out, SessionInfo{ID: se.id, User: se.user})
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// EndSessions ends the Redfish session id (every session when id is
+// empty) the way an iLO expires one: its token stops working. It returns
+// how many sessions ended.
+func (s *Server) EndSessions(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for tok, se := range s.sessions {
+		if id == "" || strings.EqualFold(se.id, id) {
+			delete(s.sessions, tok)
+			n++
+		}
+	}
+	return n
 }
 
 // PowerOn powers the server on (no-op when on), running the boot hook.
@@ -476,6 +542,10 @@ func (s *Server) do(fn func(st *State) error) error {
 }
 
 func (s *Server) powerOffLocked() {
+	if s.st.Power == "ON" && !s.onSince.IsZero() {
+		s.st.PowerOnMinutes += int(time.Since(s.onSince) / time.Minute)
+	}
+	s.onSince = time.Time{}
 	s.st.Power = "OFF"
 	if s.bootCancel != nil {
 		s.bootCancel()
@@ -491,7 +561,11 @@ func (s *Server) bootLocked() {
 		s.bootCancel()
 		s.bootCancel = nil
 	}
+	if st.Power != "ON" || s.onSince.IsZero() {
+		s.onSince = time.Now()
+	}
 	st.Power = "ON"
+	s.applyBIOSLocked()
 	if st.PendingBootMode != "" && s.hw.supportsMode(st.PendingBootMode) {
 		st.BootMode = st.PendingBootMode
 	}
@@ -653,6 +727,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.preflight(w, r) {
 		return
 	}
+	if s.capture != nil {
+		s.serveCapture(w, r)
+		return
+	}
 	p := r.URL.Path
 	switch {
 	case strings.EqualFold(p, "/ribcl"):
@@ -666,7 +744,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveXMLData(w, r)
 	case hasPrefixFold(p, "/rest/v1") && s.gen.rest():
 		s.serveREST(w, r)
-	case hasPrefixFold(p, "/redfish/v1") && s.gen.redfish():
+	case hasPrefixFold(p, "/redfish") && s.gen.redfish():
 		s.serveRedfish(w, r)
 	default:
 		http.NotFound(w, r)

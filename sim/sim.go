@@ -6,7 +6,13 @@
 //   - gen8  (iLO 4 < 2.30): RIBCL (POST /ribcl, GET /xmldata?item=all)
 //   - gen9  (iLO 4 >= 2.30): RIBCL + HP REST (/rest/v1) + Redfish with Oem.Hp
 //   - gen10 (iLO 5): Redfish with Oem.Hpe + RIBCL
-//   - gen11 (iLO 6): Redfish; RIBCL answers that it is disabled
+//   - gen11 (iLO 6): Redfish, UEFI only (no BootMode BIOS attribute,
+//     UefiClass 3); RIBCL present but optional ([Hardware.RIBCL])
+//   - gen12 (iLO 7): Redfish only, UEFI only; /ribcl is 404
+//
+// [Options.Captures] adds servers that replay captured Redfish trees (the
+// layout of `lightsout capture`) with a state overlay; see capture.go.
+// [Faults.Profile] charges a per-generation [LatencyProfile].
 //
 // Each server keeps power, boot (one-time, persistent, pending boot mode),
 // secure boot, virtual media, users, licences and inventory state that tests
@@ -36,7 +42,7 @@ import (
 // BootEvent describes a server starting up.
 type BootEvent struct {
 	Server     string // server name, e.g. "gen10-0"
-	Generation string // "gen8" | "gen9" | "gen10" | "gen11"
+	Generation string // "gen8" | "gen9" | "gen10" | "gen11" | "gen12"
 	BootDevice string // effective device this boot: "CDROM", "HDD", "NETWORK", ...
 	BootMode   string // "LEGACY" | "UEFI" (after applying the pending mode)
 	SecureBoot bool
@@ -56,7 +62,7 @@ type NodeSpec struct {
 	Count      int
 }
 
-// ParseNodes parses "gen8=2,gen9=1,gen10=2,gen11=1".
+// ParseNodes parses "gen8=2,gen9=1,gen10=2,gen11=1,gen12=1".
 func ParseNodes(s string) ([]NodeSpec, error) {
 	var out []NodeSpec
 	seen := map[Generation]bool{}
@@ -94,6 +100,11 @@ type Options struct {
 	// Nodes lists how many servers of each generation to emulate. Servers are
 	// named "<gen>-<i>" (i from 0 per generation) in the order given.
 	Nodes []NodeSpec
+	// Captures are folders of captured Redfish trees (the layout of
+	// `lightsout capture`): each is served as one more server, named after
+	// its folder, answering from the tree with a state overlay (see
+	// capture.go).
+	Captures []string
 	// Dir holds the CA certificate and the virtual disks. Empty: StateDir if
 	// set, else a temporary directory removed by Close.
 	Dir string
@@ -111,6 +122,9 @@ type Options struct {
 	BootHook BootHook
 	// Faults applied to every server at start (change per server later).
 	Faults Faults
+	// LatencyProfiles override [DefaultLatencyProfile] per generation for
+	// servers whose Faults.Profile is set.
+	LatencyProfiles map[Generation]LatencyProfile
 	// ILOResetTime is how long an iLO stays unreachable after a reset
 	// (RESET_RIB, Manager.Reset). Default 0: it answers again at once.
 	ILOResetTime time.Duration
@@ -152,8 +166,8 @@ type Sim struct {
 
 // New starts a simulator: every listener is up when it returns.
 func New(opts Options) (*Sim, error) {
-	if len(opts.Nodes) == 0 {
-		return nil, errors.New("sim: Options.Nodes is empty; ask for at least one server")
+	if len(opts.Nodes) == 0 && len(opts.Captures) == 0 {
+		return nil, errors.New("sim: Options.Nodes and Options.Captures are empty; ask for at least one server")
 	}
 	if opts.Username == "" {
 		opts.Username = "Administrator"
@@ -166,6 +180,11 @@ func New(opts Options) (*Sim, error) {
 	}
 	if err := opts.Faults.validate(); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
+	}
+	for g, p := range opts.LatencyProfiles {
+		if err := p.validate(); err != nil {
+			return nil, fmt.Errorf("sim: Options.LatencyProfiles[%s]: %w", g, err)
+		}
 	}
 	s := &Sim{opts: opts, byName: map[string]*Server{}, log: opts.Logger, client: opts.HTTPClient}
 	if s.log == nil {
@@ -241,6 +260,31 @@ func (s *Sim) startServers() error {
 			s.servers = append(s.servers, srv)
 			s.byName[name] = srv
 		}
+	}
+	for i, dir := range s.opts.Captures {
+		if strings.TrimSpace(dir) == "" {
+			return errNoCapture
+		}
+		t, info, e := loadCapture(dir)
+		if e != nil {
+			return e
+		}
+		name := captureName(dir)
+		if _, dup := s.byName[name]; dup {
+			return fmt.Errorf("sim: --capture %s: a server named %s already exists; rename the folder", dir, name)
+		}
+		fresh := true
+		if s.opts.StateDir != "" {
+			_, e := os.Stat(filepath.Join(s.opts.StateDir, name+".json"))
+			fresh = e != nil
+		}
+		srv, e := newServer(s, len(s.servers), name, info.Generation, 1000+i)
+		if e != nil {
+			return e
+		}
+		srv.applyCapture(t, info, fresh)
+		s.servers = append(s.servers, srv)
+		s.byName[name] = srv
 	}
 	if len(s.servers) == 0 {
 		return errors.New("sim: no servers requested (all counts are 0)")

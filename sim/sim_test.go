@@ -93,18 +93,20 @@ func login(t testing.TB, c *http.Client, srv *sim.Server, pw string) (*http.Resp
 }
 
 func TestProtocolsPerGeneration(t *testing.T) {
-	s := newSim(t, sim.Options{Nodes: nodes(sim.Gen8, 1, sim.Gen9, 1, sim.Gen10, 1, sim.Gen11, 1)})
+	s := newSim(t, sim.Options{Nodes: nodes(sim.Gen8, 1, sim.Gen9, 1, sim.Gen10, 1, sim.Gen11, 1, sim.Gen12, 1)})
 	c := client(t, s)
 	tests := []struct {
 		name               string
+		ribclCode          int    // HTTP status of /ribcl
 		ribclStatus        string // in the answer to GET_PRODUCT_NAME
 		redfish, rest      int    // HTTP status of the service root / Systems/1
 		model, redfishOEMs string
 	}{
-		{"gen8-0", `STATUS="0x0000"`, 404, 404, "ProLiant DL380p Gen8", ""},
-		{"gen9-0", `STATUS="0x0000"`, 200, 200, "ProLiant DL380 Gen9", `"Hp"`},
-		{"gen10-0", `STATUS="0x0000"`, 200, 404, "ProLiant DL360 Gen10", `"Hpe"`},
-		{"gen11-0", `RIBCLI is disabled`, 200, 404, "ProLiant DL360 Gen11", `"Hpe"`},
+		{"gen8-0", 200, `STATUS="0x0000"`, 404, 404, "ProLiant DL380p Gen8", ""},
+		{"gen9-0", 200, `STATUS="0x0000"`, 200, 200, "ProLiant DL380 Gen9", `"Hp"`},
+		{"gen10-0", 200, `STATUS="0x0000"`, 200, 404, "ProLiant DL360 Gen10", `"Hpe"`},
+		{"gen11-0", 200, `STATUS="0x0000"`, 200, 404, "ProLiant DL360 Gen11", `"Hpe"`},       // iLO 6: RIBCL present (optional)
+		{"gen12-0", 404, `Not Found`, 200, 404, "HPE ProLiant Compute DL360 Gen12", `"Hpe"`}, // iLO 7: no RIBCL
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,7 +115,7 @@ func TestProtocolsPerGeneration(t *testing.T) {
 				t.Fatalf("no server %s", tc.name)
 			}
 			code, body := post(t, c, srv.URL()+"/ribcl", ribcl(srv.Username(), srv.Password(), "SERVER_INFO", "read", "<GET_PRODUCT_NAME />"))
-			if code != 200 || !strings.Contains(body, tc.ribclStatus) {
+			if code != tc.ribclCode || !strings.Contains(body, tc.ribclStatus) {
 				t.Errorf("RIBCL: %d %s", code, body)
 			}
 			if tc.ribclStatus == `STATUS="0x0000"` && !strings.Contains(body, tc.model) {

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -113,9 +114,16 @@ func fleetFromSim(tb testing.TB, s *sim.Sim) []fleetNode {
 // against ilo_verify_ca (the simulator's CA), the module's shared per-iLO
 // limiter, every call recorded as a run event; then it checks the result
 // against the simulator's configuration.
-func inspectNode(ctx context.Context, m *ilo.Module, fn fleetNode) error {
+func inspectNode(ctx context.Context, m *ilo.Module, fn fleetNode, logins *atomic.Int64) error {
 	node := &moduletest.Node{ID: "uuid-" + fn.name, NodeName: fn.name, Drv: "agent_ilo", Info: fn.info, Int: map[string]any{}}
 	run := moduletest.NewRun(ctx, node)
+	defer func() {
+		for _, e := range run.Events {
+			if e.Name == "ilo.session_login" || e.Name == "ilo.session_relogin" {
+				logins.Add(1)
+			}
+		}
+	}()
 	c, r, err := m.Connect(run, node.DriverInfo(), node)
 	if err != nil {
 		return fmt.Errorf("%s: connect: %w", fn.name, err)
@@ -152,7 +160,7 @@ func inspectNode(ctx context.Context, m *ilo.Module, fn fleetNode) error {
 
 // inspectFleet inspects every node with benchParallel goroutines and
 // returns the first error.
-func inspectFleet(ctx context.Context, m *ilo.Module, fleet []fleetNode) error {
+func inspectFleet(ctx context.Context, m *ilo.Module, fleet []fleetNode, logins *atomic.Int64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan int)
@@ -166,7 +174,7 @@ func inspectFleet(ctx context.Context, m *ilo.Module, fleet []fleetNode) error {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				if err := inspectNode(ctx, m, fleet[i]); err != nil {
+				if err := inspectNode(ctx, m, fleet[i], logins); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 				}
 			}
@@ -278,7 +286,7 @@ type pyBenchResult struct {
 // of the Python process in MB and its CPU time (user plus system).
 func runProliantutils(tb testing.TB, path string) (pyBenchResult, float64, time.Duration) {
 	tb.Helper()
-	cmd := exec.Command(benchPython, filepath.Join("sim", "testdata", "bench_proliantutils.py"), path, "--threads", strconv.Itoa(benchParallel))
+	cmd := exec.Command(benchPython, filepath.Join("..", "..", "sim", "testdata", "bench_proliantutils.py"), path, "--threads", strconv.Itoa(benchParallel))
 	cmd.Env = benchPyEnv()
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
@@ -323,7 +331,13 @@ func runProliantutils(tb testing.TB, path string) (pyBenchResult, float64, time.
 // The machine may be shared: go-cpu-ms/node and py-cpu-ms/node (client
 // plus simulator CPU time per node; getrusage of this process, and of the
 // Python child) and their cpu-ratio hold under load where the wall-clock
-// rates do not; the log line gives the load average.
+// rates do not; the log line gives the load average. go-requests/node and
+// py-requests/node count the HTTP requests the simulator served per node
+// inspected; go-logins/node the Redfish session logins (events).
+//
+// LIGHTSOUT_BENCH_PROFILE=1 turns on every server's latency profile
+// (sim/latency.go: TLS handshake, login, GET, write and RIBCL costs per
+// generation) for both halves.
 //
 //	go test ./bindings/ilo -run '^$' -bench BenchmarkInspectFleet -benchtime 1x -timeout 30m
 func BenchmarkInspectFleet(b *testing.B) {
@@ -340,6 +354,24 @@ func BenchmarkInspectFleet(b *testing.B) {
 	if len(fleet) != 2*n {
 		b.Fatalf("simulator has %d servers, want %d", len(fleet), 2*n)
 	}
+	profile := os.Getenv("LIGHTSOUT_BENCH_PROFILE") != ""
+	if profile {
+		// Issue 11: every server charges its generation's latency profile
+		// (sim/latency.go) to both clients.
+		for _, srv := range s.Servers() {
+			if err := srv.SetFaults(sim.Faults{Profile: true}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	requests := func() int64 {
+		var n int64
+		for _, srv := range s.Servers() {
+			n += srv.Requests()
+		}
+		return n
+	}
+	var logins atomic.Int64
 	simRSS := maxRSSMB(b)
 
 	m := ilo.NewModule() // one per process, as in the runtime: its limiters are shared
@@ -351,9 +383,10 @@ func BenchmarkInspectFleet(b *testing.B) {
 		elapsed   time.Duration
 		inspected int
 	)
+	req0 := requests()
 	for b.Loop() {
 		start := time.Now()
-		if err := inspectFleet(ctx, m, fleet); err != nil {
+		if err := inspectFleet(ctx, m, fleet, &logins); err != nil {
 			heap.Stop()
 			b.Fatal(err)
 		}
@@ -361,6 +394,7 @@ func BenchmarkInspectFleet(b *testing.B) {
 		inspected += len(fleet)
 	}
 	peakHeap := heap.Stop()
+	goReqs := requests() - req0
 	goCPU := cpuTime(b) - cpu0
 	goRate := float64(inspected) / elapsed.Seconds()
 	peakRSS := maxRSSMB(b)
@@ -381,7 +415,9 @@ func BenchmarkInspectFleet(b *testing.B) {
 		b.Fatal(err)
 	}
 	cpu1 := cpuTime(b)
+	req1 := requests()
 	py, pyRSS, pyCPU := runProliantutils(b, invPath)
+	pyReqs := requests() - req1
 	simCPU := cpuTime(b) - cpu1 // the simulator serving proliantutils
 	if py.Nodes != 2*pyN {
 		b.Fatalf("proliantutils inspected %d nodes, want %d", py.Nodes, 2*pyN)
@@ -403,6 +439,12 @@ func BenchmarkInspectFleet(b *testing.B) {
 	b.ReportMetric(goCPUPerNode, "go-cpu-ms/node")
 	b.ReportMetric(pyCPUPerNode, "py-cpu-ms/node")
 	b.ReportMetric(pyCPUPerNode/goCPUPerNode, "cpu-ratio")
+	b.ReportMetric(float64(goReqs)/float64(inspected), "go-requests/node")
+	b.ReportMetric(float64(pyReqs)/float64(py.Nodes), "py-requests/node")
+	b.ReportMetric(float64(logins.Load())/float64(inspected), "go-logins/node")
+	if profile {
+		b.Logf("latency profile on (sim/latency.go DefaultLatencyProfile)")
+	}
 	b.Logf("go: %d inspections in %s (%.0f nodes/s, %d gen8 + %d gen10, %d in parallel, %.2f CPU-ms/node with the simulator); "+
 		"proliantutils: %d nodes (%d gen8 + %d gen10) in %.1f s (%.2f nodes/s, %.2f CPU-ms/node with the simulator: %s python + %s sim); "+
 		"peak RSS %.0f MB (sim alone %.0f MB), Go heap peak %.0f MB, python RSS %.0f MB; load average %s before, %s after the Go half, %s at the end",

@@ -26,7 +26,7 @@ func newNode(info map[string]any) *moduletest.Node {
 }
 
 // runLua runs script with the ilo module for node and returns the run.
-func runLua(t *testing.T, m *Module, node *moduletest.Node, script string) (*moduletest.Run, error) {
+func runLua(t testing.TB, m *Module, node *moduletest.Node, script string) (*moduletest.Run, error) {
 	t.Helper()
 	run := moduletest.NewRun(context.Background(), node)
 	L := moduletest.Open(run, m)
@@ -88,7 +88,7 @@ func TestLuaLifecyclePerGeneration(t *testing.T) {
 	}{
 		{8, false, "ribcl", true},
 		{9, true, "redfish", true},
-		{10, true, "redfish", true},
+		{10, true, "redfish", false}, // iLO 5: Redfish only (decided from the service root)
 		{11, true, "redfish", false},
 	}
 	for _, tc := range tests {
@@ -101,8 +101,11 @@ func TestLuaLifecyclePerGeneration(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if srv.Sessions() != 0 {
-				t.Fatalf("%d Redfish sessions left open", srv.Sessions())
+			if n := countEvents(run, "ilo.session_login"); srv.Sessions() != n || n > 1 {
+				t.Fatalf("%d Redfish sessions open after %d logins, want at most 1 shared session", srv.Sessions(), n)
+			}
+			if err := m.Close(); err != nil || srv.Sessions() != 0 {
+				t.Fatalf("module Close: %v, %d sessions left", err, srv.Sessions())
 			}
 			p, ok := ProbeFromMap(node.Int[InternalProbe].(map[string]any))
 			if !ok || p.Generation != tc.gen || p.RIBCL != tc.ribcl || p.Model != srv.Hardware().Model {

@@ -158,9 +158,19 @@ func luaMethods() module.API[*Recorded] {
 			for k, v := range p.MACs {
 				macs.RawSetString(k, lua.LString(v))
 			}
+			nics := a.L.NewTable()
+			for _, n := range p.NICs {
+				e := a.L.NewTable()
+				e.RawSetString("port", lua.LString(n.Port))
+				e.RawSetString("mac", lua.LString(n.MAC))
+				e.RawSetString("state", lua.LString(n.State))
+				e.RawSetString("health", lua.LString(n.Health))
+				nics.Append(e)
+			}
 			t := a.L.NewTable()
 			t.RawSetString("properties", props)
 			t.RawSetString("macs", macs)
+			t.RawSetString("nics", nics)
 			a.L.Push(t)
 			return 1
 		},

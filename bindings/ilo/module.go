@@ -1,6 +1,7 @@
 package ilo
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
+	"github.com/lightsout/lightsout/bindings/ilo/redfish"
 	"github.com/lightsout/lightsout/runtime/module"
 )
 
@@ -23,6 +25,10 @@ const (
 // ConfigMaxRequests is the [ilo] option for requests in flight per iLO.
 const ConfigMaxRequests = "max_requests_per_ilo"
 
+// ConfigSessionIdle is the [ilo] option: seconds an unused shared Redfish
+// session lives before it is deleted (default 300).
+const ConfigSessionIdle = "session_idle"
+
 // Module is the `ilo` Lua module. One value lives for the whole process:
 // it holds the per-iLO limiters shared by every run.
 type Module struct {
@@ -31,6 +37,39 @@ type Module struct {
 
 	once     sync.Once
 	limiters *iloapi.Limiters
+	sessOnce sync.Once
+	sessions *redfish.Sessions
+}
+
+// Sessions returns the process-wide Redfish sessions (one per iLO and
+// user, shared by every run), idle expiry from [ilo] session_idle.
+func (m *Module) Sessions(cfg module.Config) *redfish.Sessions {
+	m.sessOnce.Do(func() {
+		m.sessions = redfish.NewSessions()
+		if cfg != nil {
+			if v, ok := cfg.Get("ilo", ConfigSessionIdle); ok && strings.TrimSpace(v) != "" {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f > 0 {
+					m.sessions.Idle = time.Duration(f * float64(time.Second))
+				}
+			}
+		}
+		m.sessions.OnEvent = func(e redfish.SessionEvent) {
+			slog.Info("iLO Redfish session "+e.Name, "address", e.Address, "reason", e.Reason, "session", e.Session)
+		}
+	})
+	return m.sessions
+}
+
+// Close deletes every shared Redfish session (each bounded by its iLO's
+// client_timeout, at most 10 s); the App calls it at shutdown.
+func (m *Module) Close() error {
+	m.sessOnce.Do(func() {}) // nothing was opened: nothing to delete
+	if m.sessions != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		m.sessions.Close(ctx)
+	}
+	return nil
 }
 
 var _ module.Module = (*Module)(nil)
@@ -69,7 +108,13 @@ func (m *Module) Connect(run module.Run, info map[string]any, node module.Node) 
 		return nil, nil, &module.Error{Code: module.CodeInvalid, Operation: "ilo.connect", Message: err.Error()}
 	}
 	run.AddSecret(o.Password)
-	cfg := Config{Limiter: m.Limiters(run.Config()).Get(o.Address()), ResetSettle: resetSettle(run.Config())}
+	cfg := Config{Limiter: m.Limiters(run.Config()).Get(o.Address()), ResetSettle: resetSettle(run.Config()),
+		Sessions: m.Sessions(run.Config())}
+	cfg.OnSession = func(e redfish.SessionEvent) {
+		// The session's login and logout are events of the run that
+		// caused them (the calls themselves stay "call" events).
+		run.Event("state", "ilo.session_"+e.Name, map[string]any{"address": e.Address, "reason": e.Reason, "session": e.Session})
+	}
 	name := ""
 	if node != nil {
 		name = node.Name()

@@ -14,5 +14,6 @@ func extraCommands(g *globals) []*cobra.Command {
 		newSwiftCmd(g),
 		newSensorsCmd(g),
 		newConsoleCmd(g),
+		newCaptureCmd(g),
 	}
 }

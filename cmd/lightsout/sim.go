@@ -17,32 +17,42 @@ import (
 func newSimCmd() *cobra.Command {
 	var (
 		nodes, inventory, stateDir, dir, adminAddr, deployISO, errorKinds, username, hardware string
-		faults                                                                                []string
+		faults, captures                                                                      []string
 		latency, iloReset, heartbeat                                                          time.Duration
 		errorRate                                                                             float64
-		hang                                                                                  bool
+		hang, profile                                                                         bool
 		busy, sessionLimit                                                                    int
 		diskSize                                                                              int64
 	)
 	cmd := &cobra.Command{
 		Use:   "sim --nodes gen8=2,gen10=1 --inventory FILE",
-		Short: "Run simulated iLOs (gen8/gen9/gen10/gen11) on 127.0.0.1 for tests and demos",
+		Short: "Run simulated iLOs (gen8..gen12, or captured trees) on 127.0.0.1 for tests and demos",
 		Long: `sim emulates HPE iLOs, each on its own HTTPS port on 127.0.0.1, speaking RIBCL,
 HP REST and Redfish as the generation does. It prints the CA and certificate
 fingerprints, writes the inventory (node import format, ilo_verify_ca pointing at
 the simulator's CA) once every listener is up, prints "ready" and runs until
 interrupted. Passwords are random per server (or $LIGHTSOUT_SIM_PASSWORD) and
-appear only in the inventory file.`,
+appear only in the inventory file.
+
+--capture DIR replays a tree written by "lightsout capture" (or one of
+../shared/fixtures/captures): the iLO answers from the tree, with the
+simulator's state (power, boot override, virtual media, BIOS settings applied
+at the next reset, secure boot, sessions) laid over it, so playbooks can be
+tried against a real machine's answers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkSimFlags(diskSize, heartbeat, iloReset, latency, errorRate, busy, sessionLimit); err != nil {
 				return err
 			}
-			specs, err := sim.ParseNodes(nodes)
-			if err != nil {
-				return &usageError{err}
+			var specs []sim.NodeSpec
+			var err error
+			// With --capture, generated servers come only when --nodes is given.
+			if len(captures) == 0 || cmd.Flags().Changed("nodes") {
+				if specs, err = sim.ParseNodes(nodes); err != nil {
+					return &usageError{err}
+				}
 			}
-			f := sim.Faults{Latency: latency, ErrorRate: errorRate, Hang: hang, Busy: busy, SessionLimit: sessionLimit}
+			f := sim.Faults{Latency: latency, ErrorRate: errorRate, Hang: hang, Busy: busy, SessionLimit: sessionLimit, Profile: profile}
 			if errorKinds != "" {
 				if f.ErrorKinds, err = sim.ParseErrorKinds(errorKinds); err != nil {
 					return &usageError{fmt.Errorf("--error-kinds: %w", err)}
@@ -64,7 +74,7 @@ appear only in the inventory file.`,
 			}
 			cfg := sim.CLIConfig{
 				Options: sim.Options{
-					Nodes: specs, Dir: dir, StateDir: stateDir, Username: username,
+					Nodes: specs, Captures: captures, Dir: dir, StateDir: stateDir, Username: username,
 					Password: os.Getenv("LIGHTSOUT_SIM_PASSWORD"), DiskSize: diskSize,
 					Faults: f, ILOResetTime: iloReset, DeployISO: deployISO, Hardware: hwFn,
 				},
@@ -79,7 +89,8 @@ appear only in the inventory file.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&nodes, "nodes", "gen8=1,gen9=1,gen10=1,gen11=1", "servers per generation, e.g. gen8=2,gen9=1,gen10=2,gen11=1")
+	fl.StringVar(&nodes, "nodes", "gen8=1,gen9=1,gen10=1,gen11=1,gen12=1", "servers per generation, e.g. gen8=2,gen9=1,gen10=2,gen11=1,gen12=1")
+	fl.StringArrayVar(&captures, "capture", nil, "serve a captured Redfish tree (folder in the `lightsout capture` layout) as one more server, with power, boot, virtual media, BIOS, secure boot and sessions laid over it (repeatable; alone unless --nodes is given)")
 	fl.StringVar(&inventory, "inventory", "", "write the fleet as a node import JSON file here")
 	fl.StringVar(&stateDir, "state-dir", "", "keep state (power, boot, media, passwords, ports, CA) here across restarts")
 	fl.StringVar(&dir, "dir", "", "directory for the CA file and virtual disks (default: the state dir, else a temporary dir)")
@@ -94,9 +105,10 @@ appear only in the inventory file.`,
 	fl.Float64Var(&errorRate, "error-rate", 0, "fault: probability 0..1 that a request fails (all servers)")
 	fl.StringVar(&errorKinds, "error-kinds", "", "fault: failures to pick from: 500,503,reset (default all)")
 	fl.BoolVar(&hang, "hang", false, "fault: every request hangs (all servers)")
+	fl.BoolVar(&profile, "latency-profile", false, "charge each generation's latency profile: TLS handshake, login, GET, PATCH/POST and RIBCL costs of a real iLO (see sim.DefaultLatencyProfile)")
 	fl.IntVar(&busy, "busy", 0, "fault: answer the next N state changes with the iLO busy error (per server)")
 	fl.IntVar(&sessionLimit, "session-limit", 0, "fault: max concurrent Redfish sessions per server (0: unlimited)")
-	fl.StringArrayVar(&faults, "fault", nil, "per-server fault NAME:latency=2s,error-rate=0.5,error-kinds=503+reset,hang,busy=3,session-limit=2 (repeatable)")
+	fl.StringArrayVar(&faults, "fault", nil, "per-server fault NAME:latency=2s,error-rate=0.5,error-kinds=503+reset,hang,busy=3,session-limit=2,profile (repeatable)")
 	return cmd
 }
 

@@ -20,8 +20,10 @@ func (a *App) defaultModules(ctx context.Context) ([]module.Module, error) {
 	a.OnClose(vm.Close)
 	a.vmedia = vm
 	a.agent = a.agentModule()
+	im := ilo.NewModule()
+	a.OnClose(im.Close) // deletes the shared iLO Redfish sessions
 	return []module.Module{
-		ilo.NewModule(),
+		im,
 		image.NewModule(),
 		ipmi.NewModule(),
 		swift.NewModule(),

@@ -296,6 +296,7 @@ func optionTypes() map[string]Type {
 		"ilo.kernel_append_params":                             Text(),
 		"ilo.max_requests_per_ilo":                             Int(1, 1000),
 		"ilo.reset_ilo_settle":                                 Number(true, 3600),
+		"ilo.session_idle":                                     Number(true, 86400),
 		"ilo.swift_segment_size":                               Size(),
 
 		"deploy.http_url":                        URL(),

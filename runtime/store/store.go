@@ -54,6 +54,10 @@ type Node struct {
 // Port is a NIC of a node.
 type Port struct {
 	Address string `json:"address"`
+	// Name and State are what inspection saw ("Port 3",
+	// "UnavailableOffline"); empty when unknown.
+	Name  string `json:"name,omitempty"`
+	State string `json:"state,omitempty"`
 }
 
 // Run is one execution of a script on (at most) one node.

@@ -73,7 +73,14 @@ function ilo.connect(node) end
 
 ---@class ilo.EssentialProperties
 ---@field properties ilo.Properties
----@field macs table<string, string>   port name ("Port 1") -> MAC
+---@field macs table<string, string>   port name ("Port 1") -> MAC (proliantutils' rule: Redfish Health OK)
+---@field nics ilo.NIC[]   every port with a MAC, whatever its state (Redfish; empty on RIBCL)
+
+---@class ilo.NIC
+---@field port string    "Port 1"
+---@field mac string     lower case
+---@field state string   Status.State ("Enabled", "UnavailableOffline", "" when null)
+---@field health string  Status.Health ("OK", "" when null)
 
 ---@class ilo.Capabilities
 ---@field ilo_firmware_version? string

@@ -42,9 +42,11 @@ function Node:set_instance_info(key, value) end
 ---@param value any
 function Node:set_internal(key, value) end
 
---- Adds a port (NIC) by MAC address; a known MAC is not added twice.
+--- Adds a port (NIC) by MAC address; a known MAC is not added twice (its
+--- name and state are updated when given).
 ---@param mac string
-function Node:add_port(mac) end
+---@param opts? {name?: string, state?: string}  e.g. {name = "Port 3", state = "UnavailableOffline"}
+function Node:add_port(mac, opts) end
 
 --- Applies a provision state machine event ("done", "fail", "wait", ...).
 --- Raises an error naming the state and the allowed events when invalid.

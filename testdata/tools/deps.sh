@@ -6,6 +6,8 @@ PKGS=(
   curl ca-certificates
   # sim: proliantutils is an independent client of the simulator
   python3-proliantutils
+  # sim conformance suites: independent clients of the simulator (issue 11)
+  python3-hpilo python3-sushy redfishtool
   # bindings/image: floppy + ISO checks and media boot under qemu
   dosfstools mtools xorriso isolinux syslinux-common grub-efi-amd64-bin busybox-static cpio
   qemu-system-x86 ovmf qemu-utils

@@ -305,6 +305,11 @@ func (t *Transport) Retry(ctx context.Context, op string, fn func(ctx context.Co
 			return nil
 		}
 		if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) && IsTransient(err) {
+				// The caller's deadline (e.g. a probe's share of
+				// client_timeout) ended a run of transient failures.
+				return Transient(op, fmt.Sprintf("gave up after %d attempt(s) within the deadline: %v", attempt, err), err)
+			}
 			return WithOperation(op, fmt.Errorf("%w (after %d attempt(s))", ctx.Err(), attempt))
 		}
 		if cctx.Err() != nil && !IsTransient(err) {
@@ -328,7 +333,7 @@ func (t *Transport) Retry(ctx context.Context, op string, fn func(ctx context.Co
 		case <-timer.C:
 		case <-cctx.Done():
 			timer.Stop()
-			if ctx.Err() != nil {
+			if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return WithOperation(op, ctx.Err())
 			}
 			return Transient(op, fmt.Sprintf("gave up after %d attempt(s) within client_timeout %s: %v", attempt, t.opts.Timeout, err), err)

@@ -61,8 +61,20 @@ type EssentialProperties struct {
 	CPUs     int
 	CPUArch  string
 	LocalGB  int
-	// MACs maps a port name ("Port 1") to its MAC address.
+	// MACs maps a port name ("Port 1") to its MAC address: the ports
+	// proliantutils reports (Redfish: Status.Health OK).
 	MACs map[string]string
+	// NICs is every port with a MAC address, whatever its state (for the
+	// node's ports: agent lookup may come from any of them).
+	NICs []NIC
+}
+
+// NIC is one network port as the iLO reports it.
+type NIC struct {
+	Port   string // "Port 1"
+	MAC    string // lower case
+	State  string // Status.State ("Enabled", "UnavailableOffline", "" when null)
+	Health string // Status.Health ("OK", "" when null)
 }
 
 // Sensor is one temperature, fan or power-supply reading.

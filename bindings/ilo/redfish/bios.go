@@ -2,6 +2,7 @@ package redfish
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -51,7 +52,44 @@ func BootMode(v string) string {
 	return "UNKNOWN"
 }
 
-// GetCurrentBootMode reads the BIOS BootMode attribute.
+// UEFIOnly reports a machine that can boot only UEFI: Oem.Hp(e).Bios.
+// UefiClass 3 (iLO 5 Gen10 Plus, iLO 6 Gen11, iLO 7 Gen12), or a system
+// whose boot override mode allows only UEFI.
+func UEFIOnly(system map[string]any) bool {
+	if SupportedBootMode(system) == iloapi.SupportedUEFIOnly {
+		return true
+	}
+	vs := list(system, "Boot", "BootSourceOverrideMode@Redfish.AllowableValues")
+	return len(vs) == 1 && strings.EqualFold(fmt.Sprint(vs[0]), "UEFI")
+}
+
+// hasBIOSAttr reports whether the BIOS resource has the attribute name
+// (under Attributes on Redfish, at the top level on iLO 4 HpBios).
+func hasBIOSAttr(bios map[string]any, name string) bool {
+	if a := obj(bios, "Attributes"); a != nil {
+		_, ok := a[name]
+		return ok
+	}
+	_, ok := bios[name]
+	return ok
+}
+
+// EffectiveBootMode is the boot mode of a BIOS resource (current or
+// pending): its BootMode attribute when it has one, else UEFI on a
+// UEFI-only system (Gen11 and Gen12 have no BootMode attribute at all),
+// else UNKNOWN.
+func EffectiveBootMode(system, bios map[string]any) string {
+	if hasBIOSAttr(bios, "BootMode") {
+		return BootMode(biosAttr(bios, "BootMode"))
+	}
+	if UEFIOnly(system) {
+		return iloapi.BootModeUEFI
+	}
+	return "UNKNOWN"
+}
+
+// GetCurrentBootMode reads the BIOS BootMode attribute (UEFI on a
+// UEFI-only machine without one).
 func (c *Client) GetCurrentBootMode(ctx context.Context) (string, error) {
 	return read(ctx, c, "get_current_boot_mode", func(s *session, out *string) error {
 		m, _, _, err := s.system()
@@ -62,12 +100,13 @@ func (c *Client) GetCurrentBootMode(ctx context.Context) (string, error) {
 		if err != nil {
 			return err
 		}
-		*out = BootMode(biosAttr(bios, "BootMode"))
+		*out = EffectiveBootMode(m, bios)
 		return nil
 	})
 }
 
-// GetPendingBootMode reads BootMode from the BIOS settings object.
+// GetPendingBootMode reads BootMode from the BIOS settings object (the
+// current mode when the settings object does not name one).
 func (c *Client) GetPendingBootMode(ctx context.Context) (string, error) {
 	return read(ctx, c, "get_pending_boot_mode", func(s *session, out *string) error {
 		m, _, _, err := s.system()
@@ -78,23 +117,25 @@ func (c *Client) GetPendingBootMode(ctx context.Context) (string, error) {
 		if err != nil {
 			return err
 		}
-		mode := biosAttr(bios, "BootMode")
-		if st := biosSettingsURI(bios); st != "" {
+		mode := EffectiveBootMode(m, bios)
+		if st := biosSettingsURI(bios); st != "" && hasBIOSAttr(bios, "BootMode") {
 			pending, _, err := s.getJSON(st)
 			if err != nil {
 				return err
 			}
 			if v := biosAttr(pending, "BootMode"); v != "" {
-				mode = v
+				mode = BootMode(v)
 			}
 		}
-		*out = BootMode(mode)
+		*out = mode
 		return nil
 	})
 }
 
-// SetPendingBootMode PATCHes the BIOS settings object: BootMode Uefi with
-// UefiOptimizedBoot Enabled, or BootMode LegacyBios.
+// SetPendingBootMode PATCHes the BIOS settings object: BootMode Uefi (with
+// UefiOptimizedBoot Enabled where the BIOS has that attribute), or
+// BootMode LegacyBios. On a UEFI-only machine UEFI is a no-op and LEGACY
+// is not supported; no attribute the BIOS does not have is ever sent.
 func (c *Client) SetPendingBootMode(ctx context.Context, mode string) error {
 	const op = "set_pending_boot_mode"
 	var attrs map[string]any
@@ -114,6 +155,20 @@ func (c *Client) SetPendingBootMode(ctx context.Context, mode string) error {
 		bios, uri, err := s.bios(m)
 		if err != nil {
 			return err
+		}
+		if UEFIOnly(m) && attrs["BootMode"] != "Uefi" {
+			return iloapi.NotSupported(s.op, "this server boots only in UEFI mode (Oem.Hpe.Bios.UefiClass 3); LEGACY is not available", nil)
+		}
+		if !hasBIOSAttr(bios, "BootMode") {
+			if UEFIOnly(m) {
+				return nil // UEFI is the only mode and there is no attribute: nothing to change
+			}
+			return iloapi.NotSupported(s.op, "the BIOS has no BootMode attribute; the boot mode cannot be changed over Redfish", nil)
+		}
+		for k := range attrs {
+			if !hasBIOSAttr(bios, k) {
+				delete(attrs, k) // never PATCH an attribute the BIOS does not have
+			}
 		}
 		target := biosSettingsURI(bios)
 		if target == "" {

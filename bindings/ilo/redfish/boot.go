@@ -148,15 +148,39 @@ func (c *Client) GetPersistentBootDevice(ctx context.Context) (string, error) {
 			return nil
 		}
 		first, _ := order[0].(string)
-		for _, src := range list(b, "BootSources") {
-			o, _ := src.(map[string]any)
-			if str(o, "StructuredBootString") == first {
-				*out = bootStringDevice(str(o, "BootString"))
-				break
-			}
-		}
+		*out = persistentDevice(first, list(b, "BootSources"))
 		return nil
 	})
+}
+
+// persistentDevice maps the first PersistentBootConfigOrder entry: the
+// BootString of its (first) boot source as proliantutils does; when that
+// names nothing known, the structured name itself ("HD.Slot.12.3",
+// "NVMe.Slot.1.1" are disks, "NIC.…" the network: where proliantutils
+// answers NONE); else NONE.
+func persistentDevice(first string, sources []any) string {
+	for _, src := range sources {
+		o, _ := src.(map[string]any)
+		if str(o, "StructuredBootString") == first {
+			if d := bootStringDevice(str(o, "BootString")); d != "UNKNOWN" {
+				return d
+			}
+			break
+		}
+	}
+	lower := strings.ToLower(first)
+	for _, p := range []string{"hd.", "nvme.", "raid.", "sata.", "sas.", "storage."} {
+		if strings.HasPrefix(lower, p) {
+			return iloapi.BootHDD
+		}
+	}
+	switch {
+	case strings.HasPrefix(lower, "nic."):
+		return iloapi.BootNetwork
+	case strings.HasPrefix(lower, "cd.") || strings.HasPrefix(lower, "dvd."):
+		return iloapi.BootCDROM
+	}
+	return "NONE"
 }
 
 func bootStringDevice(bs string) string {

@@ -24,9 +24,38 @@ type Client struct {
 	// ResetPollInterval and ResetSettle tune ResetILO's wait (5 s, 10 s).
 	ResetPollInterval, ResetSettle time.Duration
 
+	// OnSession, when set, receives this client's session logins and
+	// logouts (for the run record).
+	OnSession func(SessionEvent)
+
 	mu    sync.Mutex
 	root  *rootInfo
 	stale []staleSession
+	sh    *Shared
+}
+
+// UseSessions makes the client share the sessions of set (one per iLO
+// and user for the whole process) instead of a private one.
+func (c *Client) UseSessions(set *Sessions) {
+	c.mu.Lock()
+	c.sh = set.For(c.t.Options())
+	c.mu.Unlock()
+}
+
+// shared returns the client's shared session (a private one by default).
+func (c *Client) shared() *Shared {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sh == nil {
+		c.sh = &Shared{address: c.t.Options().Address()}
+	}
+	return c.sh
+}
+
+func (c *Client) event(e SessionEvent) {
+	if c.OnSession != nil {
+		c.OnSession(e)
+	}
 }
 
 var _ iloapi.Client = (*Client)(nil)
@@ -48,6 +77,7 @@ func (c *Client) logf(format string, args ...any) {
 type rootInfo struct {
 	sessions, systems, managers, chassis, accounts string
 	oemKey                                         string // "Hpe" or "Hp" from the root
+	product, managerType, firmware                 string // Product, Oem.Hp(e).Manager[0]
 	system, manager                                string // first members, found lazily
 }
 
@@ -97,7 +127,14 @@ func (c *Client) discover(ctx context.Context, op string) (*rootInfo, error) {
 		chassis:  link(m, "Chassis"),
 		accounts: link(m, "AccountService"),
 	}
-	_, r.oemKey = Oem(m)
+	var oem map[string]any
+	oem, r.oemKey = Oem(m)
+	r.product = str(m, "Product")
+	if mgrs := list(oem, "Manager"); len(mgrs) > 0 {
+		if mg, ok := mgrs[0].(map[string]any); ok {
+			r.managerType, r.firmware = str(mg, "ManagerType"), str(mg, "ManagerFirmwareVersion")
+		}
+	}
 	if r.sessions == "" {
 		if ss := link(m, "SessionService"); ss != "" {
 			r.sessions = strings.TrimSuffix(ss, "/") + "/Sessions/"
@@ -186,4 +223,48 @@ func read[T any](ctx context.Context, c *Client, op string, fn func(s *session, 
 	var out T
 	err := c.run(ctx, op, func(s *session) error { return fn(s, &out) })
 	return out, err
+}
+
+// ServiceRoot is what the unauthenticated Redfish service root tells
+// about the iLO.
+type ServiceRoot struct {
+	// Product is the server model ("ProLiant DL380a Gen11"), when given.
+	Product string
+	// ManagerType is "iLO 4", "iLO 5", "iLO 6" or "iLO 7" (Oem.Hp(e).Manager).
+	ManagerType string
+	// FirmwareVersion is the iLO firmware ("2.70", "1.13.01").
+	FirmwareVersion string
+}
+
+// ILOGeneration is the iLO major version in ManagerType (0 when unknown).
+func (r ServiceRoot) ILOGeneration() int {
+	t := strings.TrimSpace(strings.TrimPrefix(strings.ToLower(r.ManagerType), "ilo"))
+	if len(t) > 0 && t[0] >= '0' && t[0] <= '9' {
+		n := 0
+		for i := 0; i < len(t) && t[i] >= '0' && t[i] <= '9'; i++ {
+			n = n*10 + int(t[i]-'0')
+		}
+		return n
+	}
+	return 0
+}
+
+// ServiceRoot reads GET /redfish/v1/ (once per client, without
+// credentials). A missing Redfish service is an Unavailable error.
+func (c *Client) ServiceRoot(ctx context.Context) (ServiceRoot, error) {
+	r, err := c.discover(ctx, "probe")
+	if err != nil {
+		return ServiceRoot{}, err
+	}
+	return ServiceRoot{Product: r.product, ManagerType: r.managerType, FirmwareVersion: r.firmware}, nil
+}
+
+// GetJSON GETs one resource in the shared session, as op (read-only; for
+// `lightsout capture`).
+func (c *Client) GetJSON(ctx context.Context, op, path string) (map[string]any, error) {
+	return read(ctx, c, op, func(s *session, out *map[string]any) error {
+		m, _, err := s.getJSON(path)
+		*out = m
+		return err
+	})
 }

@@ -2,6 +2,7 @@ package redfish
 
 import (
 	"context"
+	"encoding/json"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,8 +12,9 @@ import (
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
 )
 
-// GetEssentialProperties reads memory, threads, architecture, the largest
-// volume (minus 1 GiB) and the MACs of enabled Ethernet interfaces.
+// GetEssentialProperties reads memory, threads, architecture, local_gb
+// (see largestVolumeBytes), the MACs of Ethernet interfaces whose Health
+// is OK and every port with its state (rules: docs/ilo.md).
 func (c *Client) GetEssentialProperties(ctx context.Context) (iloapi.EssentialProperties, error) {
 	return read(ctx, c, "get_essential_properties", func(s *session, p *iloapi.EssentialProperties) error {
 		*p = iloapi.EssentialProperties{CPUArch: "x86_64", MACs: map[string]string{}}
@@ -28,9 +30,13 @@ func (c *Client) GetEssentialProperties(ctx context.Context) (iloapi.EssentialPr
 			if err != nil {
 				return err
 			}
-			for i, pu := range members(cm) {
+			procs, err := s.getAll(members(cm))
+			if err != nil {
+				return err
+			}
+			for i, pm := range procs {
 				var proc schemas.Processor
-				if _, _, err := getTyped(s, pu, &proc); err != nil {
+				if err := decodeAs(s, pm, &proc); err != nil {
 					return err
 				}
 				if proc.TotalThreads != nil {
@@ -60,115 +66,124 @@ func (c *Client) GetEssentialProperties(ctx context.Context) (iloapi.EssentialPr
 			if err != nil {
 				return err
 			}
-			for _, eu := range members(cm) {
+			ems, err := s.getAll(members(cm))
+			if err != nil {
+				return err
+			}
+			for _, em := range ems {
 				var ei schemas.EthernetInterface
-				em, _, err := getTyped(s, eu, &ei)
-				if err != nil {
+				if err := decodeAs(s, em, &ei); err != nil {
 					return err
 				}
 				mac := ei.MACAddress
 				if mac == "" {
 					mac = ei.PermanentMACAddress
 				}
-				health, state := str(em, "Status", "Health"), str(em, "Status", "State")
-				if mac == "" || (state != "" && state != "Enabled") || (health != "" && health != "OK") {
+				if mac == "" {
 					continue
 				}
-				p.MACs["Port "+ei.ID] = strings.ToLower(mac)
+				health, state := str(em, "Status", "Health"), str(em, "Status", "State")
+				port, mac := "Port "+ei.ID, strings.ToLower(mac)
+				p.NICs = append(p.NICs, iloapi.NIC{Port: port, MAC: mac, State: state, Health: health})
+				// sushy's EthernetInterfaceCollection.summary: Health OK
+				// only (a null Status is left out, an offline port with
+				// Health OK is kept).
+				if health == "OK" {
+					p.MACs[port] = mac
+				}
 			}
 		}
 		return nil
 	})
 }
 
-// largestVolumeBytes looks at Storage volumes, then drives, then the HPE
-// SmartStorage logical drives.
+// largestVolumeBytes is proliantutils' common_storage.get_local_gb
+// before the "- 1 GiB": the largest Storage volume or SmartStorage
+// logical drive; when there is none, the largest Storage drive or
+// SmartStorage physical drive (whatever their state).
 func (s *session) largestVolumeBytes(system map[string]any) (int64, error) {
-	var largest float64
+	var volumes, drives float64
+	var driveURIs []string
 	if st := link(system, "Storage"); st != "" {
 		cm, _, err := s.getJSON(st)
 		if err != nil {
 			return 0, err
 		}
-		var drives []string
 		for _, su := range members(cm) {
 			sm, _, err := s.getJSON(su)
 			if err != nil {
 				return 0, err
 			}
 			if vu := link(sm, "Volumes"); vu != "" {
-				vm, _, err := s.getJSON(vu)
-				if err != nil {
+				if err := s.maxOver(vu, "CapacityBytes", 1, &volumes); err != nil {
 					return 0, err
-				}
-				for _, v := range members(vm) {
-					vol, _, err := s.getJSON(v)
-					if err != nil {
-						return 0, err
-					}
-					if b, ok := num(vol, "CapacityBytes"); ok && b > largest {
-						largest = b
-					}
 				}
 			}
 			for _, d := range list(sm, "Drives") {
-				if o, ok := d.(map[string]any); ok {
-					drives = append(drives, str(o, "@odata.id"))
+				if o, ok := d.(map[string]any); ok && str(o, "@odata.id") != "" {
+					driveURIs = append(driveURIs, str(o, "@odata.id"))
 				}
 			}
 		}
-		if largest == 0 {
-			for _, du := range drives {
-				if du == "" {
-					continue
-				}
-				d, _, err := s.getJSON(du)
+	}
+	if ss := oemLink(system, "SmartStorage"); ss != "" {
+		if sm, _, err := s.getJSON(ss); err == nil {
+			if ac := link(sm, "Links", "ArrayControllers"); ac != "" {
+				cm, _, err := s.getJSON(ac)
 				if err != nil {
 					return 0, err
 				}
-				if b, ok := num(d, "CapacityBytes"); ok && b > largest {
-					largest = b
-				}
-			}
-		}
-	}
-	if largest == 0 {
-		if ss := oemLink(system, "SmartStorage"); ss != "" {
-			sm, _, err := s.getJSON(ss)
-			if err == nil {
-				if ac := link(sm, "Links", "ArrayControllers"); ac != "" {
-					cm, _, err := s.getJSON(ac)
+				for _, cu := range members(cm) {
+					ctl, _, err := s.getJSON(cu)
 					if err != nil {
 						return 0, err
 					}
-					for _, cu := range members(cm) {
-						ctl, _, err := s.getJSON(cu)
-						if err != nil {
+					if ld := link(ctl, "Links", "LogicalDrives"); ld != "" {
+						if err := s.maxOver(ld, "CapacityMiB", 1<<20, &volumes); err != nil {
 							return 0, err
 						}
-						ld := link(ctl, "Links", "LogicalDrives")
-						if ld == "" {
-							continue
-						}
-						lm, _, err := s.getJSON(ld)
-						if err != nil {
+					}
+					if pd := link(ctl, "Links", "PhysicalDrives"); pd != "" && volumes == 0 {
+						if err := s.maxOver(pd, "CapacityMiB", 1<<20, &drives); err != nil {
 							return 0, err
-						}
-						for _, lu := range members(lm) {
-							l, _, err := s.getJSON(lu)
-							if err != nil {
-								return 0, err
-							}
-							if mib, ok := num(l, "CapacityMiB"); ok && mib*(1<<20) > largest {
-								largest = mib * (1 << 20)
-							}
 						}
 					}
 				}
 			}
 		}
 	}
-	return int64(largest), nil
+	if volumes > 0 {
+		return int64(volumes), nil
+	}
+	ds, err := s.getAll(driveURIs)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range ds {
+		if b, ok := num(d, "CapacityBytes"); ok && b > drives {
+			drives = b
+		}
+	}
+	return int64(drives), nil
+}
+
+// maxOver raises *max to the largest field*unit over the members of a
+// collection.
+func (s *session) maxOver(collection, field string, unit float64, max *float64) error {
+	cm, _, err := s.getJSON(collection)
+	if err != nil {
+		return err
+	}
+	ms, err := s.getAll(members(cm))
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if v, ok := num(m, field); ok && v*unit > *max {
+			*max = v * unit
+		}
+	}
+	return nil
 }
 
 // GetServerCapabilities reports firmware versions, model, secure boot,
@@ -200,11 +215,11 @@ func (c *Client) GetServerCapabilities(ctx context.Context) (map[string]string, 
 			if err != nil {
 				return err
 			}
-			for _, du := range members(cm) {
-				d, _, err := s.getJSON(du)
-				if err != nil {
-					return err
-				}
+			devs, err := s.getAll(members(cm))
+			if err != nil {
+				return err
+			}
+			for _, d := range devs {
 				if IsGPU(d) {
 					gpus++
 				}
@@ -295,4 +310,16 @@ func status(m map[string]any) string {
 		return h
 	}
 	return str(m, "Status", "State")
+}
+
+// decodeAs decodes a resource already read (getAll) into a gofish type.
+func decodeAs[T any](s *session, m map[string]any, v *T) error {
+	b, err := json.Marshal(m)
+	if err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
+		return iloapi.Errorf(s.op, err, "decode %s: %v", str(m, "@odata.id"), err)
+	}
+	return nil
 }

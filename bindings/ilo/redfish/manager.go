@@ -25,8 +25,13 @@ func (c *Client) ResetILO(ctx context.Context) error {
 		if allowed := allowable(acts, "Manager.Reset", "ResetType"); contains(allowed, "GracefulRestart") {
 			body["ResetType"] = "GracefulRestart"
 		}
-		_, err = s.request(http.MethodPost, t, body, nil)
-		return err
+		if _, err = s.request(http.MethodPost, t, body, nil); err != nil {
+			return err
+		}
+		// The reset ends every session: forget ours (no DELETE to an iLO
+		// that is restarting); the next operation logs in again.
+		s.sh.invalidate(s.token)
+		return nil
 	})
 	if err != nil {
 		return err
@@ -67,8 +72,12 @@ func (c *Client) ResetILOCredential(ctx context.Context, newPassword string) err
 				return err
 			}
 			if str(a, "UserName") == user {
-				_, err = s.request(http.MethodPatch, u, map[string]any{"Password": newPassword}, nil)
-				return err
+				if _, err = s.request(http.MethodPatch, u, map[string]any{"Password": newPassword}, nil); err != nil {
+					return err
+				}
+				// The session belongs to the old credentials: end it.
+				s.dropSession("credentials changed")
+				return nil
 			}
 		}
 		return iloapi.Errorf(op, nil, "no iLO account named %q", user)

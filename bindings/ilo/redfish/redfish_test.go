@@ -77,8 +77,12 @@ func TestVirtualMediaPerILO(t *testing.T) {
 		if err := c.EjectVirtualMedia(ctx, "CDROM"); err != nil || srv.State().Media["CDROM"].Inserted {
 			t.Fatalf("gen%d eject: %v", tc.gen, err)
 		}
+		if srv.Sessions() != 1 {
+			t.Fatalf("gen%d: %d sessions open, want the one shared session", tc.gen, srv.Sessions())
+		}
+		c.Close(ctx)
 		if srv.Sessions() != 0 {
-			t.Fatalf("gen%d: %d sessions left", tc.gen, srv.Sessions())
+			t.Fatalf("gen%d: %d sessions left after Close", tc.gen, srv.Sessions())
 		}
 	}
 }

@@ -50,7 +50,7 @@ func (s *session) requireUEFI(system map[string]any) error {
 	if err != nil {
 		return err
 	}
-	if BootMode(biosAttr(bios, "BootMode")) != iloapi.BootModeUEFI {
+	if EffectiveBootMode(system, bios) != iloapi.BootModeUEFI {
 		return iloapi.NotSupported(s.op, "secure boot can be changed only when the server boots in UEFI mode", nil)
 	}
 	return nil

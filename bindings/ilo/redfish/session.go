@@ -3,10 +3,11 @@
 // decoded into gofish v0.23 schema types; the HPE OEM parts (power button,
 // BootOnNextServerReset, OEM virtual-media actions, licences, BIOS base
 // configs, UEFI class) are read and written as raw JSON. Every URI is
-// discovered from links, starting at /redfish/v1/. Each operation runs in
-// its own session, which is always deleted afterwards; when the session
+// discovered from links, starting at /redfish/v1/. Operations share one
+// session per iLO and user (see Sessions), created on first use and
+// re-created on 401; when the session
 // service refuses (other than bad credentials) the client falls back to
-// HTTP basic authentication.
+// HTTP basic authentication for that operation.
 package redfish
 
 import (
@@ -19,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stmcginnis/gofish/schemas"
@@ -26,33 +28,39 @@ import (
 	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
 )
 
-// session is one authenticated conversation, bound to one operation and
-// its context. It implements gofish's schemas.Client so schema objects
-// decoded through it can use it.
+// session is one operation's view of the iLO's shared session (see
+// Shared), bound to the operation's context. It implements gofish's
+// schemas.Client so schema objects decoded through it can use it.
 type session struct {
 	c        *Client
+	sh       *Shared
 	ctx      context.Context
 	op       string
 	token    string
-	location string
 	basic    bool
 	relogged bool
 }
 
 var _ schemas.Client = (*session)(nil)
 
-// withSession opens a session (or basic auth), runs fn and always deletes
-// the session afterwards, even when ctx is done.
+// withSession runs fn in the client's shared session, logging in first
+// when there is none yet. The session outlives the operation: it is
+// deleted on idle expiry, at the session set's Close, or (a private
+// session) at the client's Close.
 func (c *Client) withSession(ctx context.Context, op string, fn func(s *session) error) error {
 	c.retryStaleLogouts(ctx)
-	s := &session{c: c, ctx: ctx, op: op}
+	sh := c.shared()
+	sh.begin()
+	defer sh.end()
+	s := &session{c: c, sh: sh, ctx: ctx, op: op}
 	if err := s.login(); err != nil {
 		return err
 	}
-	defer s.logout()
 	return fn(s)
 }
 
+// login takes the shared session's token, or creates the session (one
+// login at a time per iLO: concurrent operations wait and share it).
 func (s *session) login() error {
 	root, err := s.c.discover(s.ctx, s.op)
 	if err != nil {
@@ -60,6 +68,16 @@ func (s *session) login() error {
 	}
 	if root.sessions == "" || s.c.forceBasic() {
 		s.basic = true
+		return nil
+	}
+	if tok, _ := s.sh.current(); tok != "" {
+		s.token = tok
+		return nil
+	}
+	s.sh.login.Lock()
+	defer s.sh.login.Unlock()
+	if tok, _ := s.sh.current(); tok != "" {
+		s.token = tok
 		return nil
 	}
 	o := s.c.t.Options()
@@ -80,18 +98,26 @@ func (s *session) login() error {
 	case resp.Status == http.StatusUnauthorized || resp.Status == http.StatusForbidden:
 		return loginError(s.op, resp)
 	case resp.Status >= 200 && resp.Status < 300 && resp.Header.Get("X-Auth-Token") != "":
-		s.token = resp.Header.Get("X-Auth-Token")
-		s.location = pathOf(resp.Header.Get("Location"))
-		if s.location == "" {
+		tok := resp.Header.Get("X-Auth-Token")
+		loc := pathOf(resp.Header.Get("Location"))
+		if loc == "" {
 			var m map[string]any
 			if json.Unmarshal(resp.Body, &m) == nil {
-				s.location = pathOf(str(m, "@odata.id"))
+				loc = pathOf(str(m, "@odata.id"))
 			}
 		}
+		s.sh.set(tok, loc, s.c.t)
+		s.token = tok
+		ev := SessionEvent{Name: "login", Address: o.Address(), Reason: "first use", Session: loc}
+		if s.relogged {
+			ev.Name, ev.Reason = "relogin", "HTTP 401"
+		}
+		s.c.event(ev)
 		return nil
 	}
 	// Session service refused for another reason (no session support,
-	// session limit reached, ...): fall back to basic auth like sushy.
+	// session limit reached, ...): fall back to basic auth like sushy,
+	// for this operation; the next one tries a session again.
 	s.c.logf("session login answered HTTP %d; falling back to basic auth", resp.Status)
 	s.basic = true
 	return nil
@@ -103,44 +129,32 @@ func loginError(op string, resp *iloapi.Response) error {
 	return iloapi.LoginFailed(op, fmt.Sprintf("iLO refused the credentials (HTTP %d %s)", resp.Status, id), se)
 }
 
-// logout deletes the session with a short, separate deadline so it runs
-// even when the operation's context is done.
-func (s *session) logout() {
-	if s.token == "" || s.location == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), min(10*time.Second, s.c.t.Options().Timeout))
-	defer cancel()
-	h := http.Header{}
-	h.Set("X-Auth-Token", s.token)
-	h.Set("OData-Version", "4.0")
-	if !s.c.deleteSession(ctx, s.token, s.location) {
-		// Keep it and try again before the next operation: an iLO that
-		// hung or failed now must not keep a session slot forever.
-		s.c.mu.Lock()
-		s.c.stale = append(s.c.stale, staleSession{s.token, s.location})
-		s.c.mu.Unlock()
-	}
-	s.token = ""
-}
-
 // staleSession is a session whose DELETE failed.
 type staleSession struct{ token, location string }
 
-func (c *Client) deleteSession(ctx context.Context, token, location string) bool {
+// deleteSession DELETEs a session; false means it may still exist.
+func deleteSession(ctx context.Context, t *iloapi.Transport, token, location string, logf func(string, ...any)) bool {
 	h := http.Header{}
 	h.Set("X-Auth-Token", token)
 	h.Set("OData-Version", "4.0")
-	resp, err := c.t.Do(ctx, iloapi.Request{Method: http.MethodDelete, Path: location, Header: h})
+	resp, err := t.Do(ctx, iloapi.Request{Method: http.MethodDelete, Path: location, Header: h})
 	switch {
 	case err != nil:
-		c.logf("session logout failed: %v", err)
+		if logf != nil {
+			logf("session logout failed: %v", err)
+		}
 		return false
 	case resp.Status >= 500:
-		c.logf("session logout answered HTTP %d", resp.Status)
+		if logf != nil {
+			logf("session logout answered HTTP %d", resp.Status)
+		}
 		return false
 	}
 	return true // 2xx, or 4xx: the session is gone or unknown
+}
+
+func (c *Client) deleteSession(ctx context.Context, token, location string) bool {
+	return deleteSession(ctx, c.t, token, location, c.logf)
 }
 
 // retryStaleLogouts deletes sessions whose logout failed earlier.
@@ -165,11 +179,29 @@ func (c *Client) retryStaleLogouts(ctx context.Context) {
 	c.mu.Unlock()
 }
 
-// Close deletes sessions whose logout failed earlier (best effort,
-// bounded by ctx) and drops idle connections.
+// Close deletes the client's private session (a session from a shared
+// Sessions set stays for the other runs: the set deletes it), retries
+// failed logouts (best effort, bounded by ctx and client_timeout) and
+// drops idle connections.
 func (c *Client) Close(ctx context.Context) {
+	c.mu.Lock()
+	sh := c.sh
+	c.mu.Unlock()
+	if sh != nil && sh.pool == nil {
+		lctx, cancel := context.WithTimeout(ctx, DefaultTimeoutOf(c.t))
+		sh.logout(lctx, "close", c.event)
+		cancel()
+	}
 	c.retryStaleLogouts(ctx)
 	c.t.Close()
+}
+
+// dropSession logs the shared session out (after the credentials changed
+// or the iLO was reset), so the next operation logs in again.
+func (s *session) dropSession(reason string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), DefaultTimeoutOf(s.c.t))
+	defer cancel()
+	s.sh.logout(ctx, reason, s.c.event)
 }
 
 func jsonHeader() http.Header {
@@ -261,7 +293,10 @@ func (s *session) request(method, path string, payload any, extra map[string]str
 			continue
 		case http.StatusUnauthorized:
 			if !s.basic && !s.relogged {
+				// The iLO dropped the session (reset, timeout, an
+				// administrator): log in again, once.
 				s.relogged = true
+				s.sh.invalidate(s.token)
 				s.token = ""
 				if err := s.login(); err != nil {
 					return nil, err
@@ -474,4 +509,40 @@ func (s *session) Delete(url string) (*http.Response, error) {
 // DeleteWithHeaders implements schemas.Client.
 func (s *session) DeleteWithHeaders(url string, h map[string]string) (*http.Response, error) {
 	return s.gofish(http.MethodDelete, url, nil, h)
+}
+
+// getAll GETs the resources at uris concurrently (bounded by the iLO's
+// limiter, as every request) and returns them in order. Round trips, not
+// CPU, are what a real iLO charges: a collection of n members costs one
+// round trip instead of n. Each goroutine uses its own copy of the
+// session (a 401 re-login goes through the shared session).
+func (s *session) getAll(uris []string) ([]map[string]any, error) {
+	out := make([]map[string]any, len(uris))
+	if len(uris) <= 1 {
+		for i, u := range uris {
+			m, _, err := s.getJSON(u)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = m
+		}
+		return out, nil
+	}
+	errs := make([]error, len(uris))
+	var wg sync.WaitGroup
+	for i, u := range uris {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cp := *s
+			out[i], _, errs[i] = cp.getJSON(u)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

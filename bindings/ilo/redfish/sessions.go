@@ -1,0 +1,221 @@
+package redfish
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/lightsout/lightsout/bindings/ilo/iloapi"
+)
+
+// DefaultSessionIdle is how long an unused shared session lives before it
+// is deleted (an iLO's own session timeout defaults to 30 minutes).
+const DefaultSessionIdle = 5 * time.Minute
+
+// SessionEvent describes a login or logout of a Redfish session, for the
+// run record or the process log. It never carries the token.
+type SessionEvent struct {
+	// Name is "login", "relogin" (after a 401) or "logout".
+	Name string
+	// Address is the iLO's host:port.
+	Address string
+	// Reason says why: "first use", "HTTP 401", "idle", "shutdown", "close".
+	Reason string
+	// Session is the session's URI on the iLO.
+	Session string
+}
+
+// Sessions is the process-wide set of Redfish sessions: one per iLO and
+// user, shared by every operation and every run on that iLO, created on
+// first use, re-created on 401, deleted after Idle without use and at
+// Close. It is safe for concurrent use.
+type Sessions struct {
+	// Idle is how long an unused session lives (0: DefaultSessionIdle).
+	Idle time.Duration
+	// OnEvent, when set, receives the logouts that happen outside any
+	// operation (idle expiry, Close).
+	OnEvent func(SessionEvent)
+
+	mu     sync.Mutex
+	m      map[sessionKey]*Shared
+	closed bool
+}
+
+type sessionKey struct{ address, user, password string }
+
+// NewSessions returns an empty session set.
+func NewSessions() *Sessions { return &Sessions{m: map[sessionKey]*Shared{}} }
+
+// For returns the shared session of o's iLO and user.
+func (p *Sessions) For(o iloapi.Options) *Shared {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := sessionKey{o.Address(), o.Username, o.Password}
+	sh := p.m[k]
+	if sh == nil {
+		sh = &Shared{pool: p, address: o.Address()}
+		if p.m == nil {
+			p.m = map[sessionKey]*Shared{}
+		}
+		p.m[k] = sh
+	}
+	return sh
+}
+
+// Live is the number of sessions currently held (logged in).
+func (p *Sessions) Live() int {
+	p.mu.Lock()
+	all := make([]*Shared, 0, len(p.m))
+	for _, sh := range p.m {
+		all = append(all, sh)
+	}
+	p.mu.Unlock()
+	n := 0
+	for _, sh := range all {
+		sh.mu.Lock()
+		if sh.token != "" {
+			n++
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Close deletes every session (each DELETE bounded by ctx) and stops the
+// idle timers. Sessions asked for afterwards still work (and are deleted
+// by their client's Close).
+func (p *Sessions) Close(ctx context.Context) {
+	p.mu.Lock()
+	all := make([]*Shared, 0, len(p.m))
+	for _, sh := range p.m {
+		all = append(all, sh)
+	}
+	p.m = map[sessionKey]*Shared{}
+	p.closed = true
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, sh := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sh.logout(ctx, "shutdown", p.OnEvent)
+		}()
+	}
+	wg.Wait()
+}
+
+func (p *Sessions) idle() time.Duration {
+	if p == nil || p.Idle <= 0 {
+		return DefaultSessionIdle
+	}
+	return p.Idle
+}
+
+// Shared is one iLO session shared by operations (and runs). The token is
+// never exposed outside the package.
+type Shared struct {
+	pool    *Sessions // nil: private to one Client, deleted at its Close
+	address string
+
+	login sync.Mutex // serialises logins
+
+	mu       sync.Mutex
+	token    string
+	location string
+	t        *iloapi.Transport // the transport that logged in (for the idle logout)
+	inUse    int
+	timer    *time.Timer
+}
+
+// current returns the token and location (empty when logged out).
+func (sh *Shared) current() (string, string) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.token, sh.location
+}
+
+func (sh *Shared) set(token, location string, t *iloapi.Transport) {
+	sh.mu.Lock()
+	sh.token, sh.location, sh.t = token, location, t
+	sh.mu.Unlock()
+}
+
+// invalidate forgets token when it is still the current one (a 401 said
+// the iLO dropped it); it reports whether it did.
+func (sh *Shared) invalidate(token string) bool {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.token != token || token == "" {
+		return false
+	}
+	sh.token, sh.location = "", ""
+	return true
+}
+
+// begin marks an operation in progress (no idle logout meanwhile).
+func (sh *Shared) begin() {
+	sh.mu.Lock()
+	sh.inUse++
+	if sh.timer != nil {
+		sh.timer.Stop()
+	}
+	sh.mu.Unlock()
+}
+
+// end ends an operation; the last one arms the idle timer.
+func (sh *Shared) end() {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.inUse--
+	if sh.inUse > 0 || sh.pool == nil || sh.token == "" {
+		return
+	}
+	d := sh.pool.idle()
+	if sh.timer == nil {
+		sh.timer = time.AfterFunc(d, sh.expire)
+	} else {
+		sh.timer.Reset(d)
+	}
+}
+
+// expire deletes an idle session.
+func (sh *Shared) expire() {
+	sh.mu.Lock()
+	busy := sh.inUse > 0
+	timeout := DefaultTimeoutOf(sh.t)
+	sh.mu.Unlock()
+	if busy {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	sh.logout(ctx, "idle", sh.pool.OnEvent)
+}
+
+// DefaultTimeoutOf is the logout bound for t: min(10 s, client_timeout).
+func DefaultTimeoutOf(t *iloapi.Transport) time.Duration {
+	if t == nil {
+		return 10 * time.Second
+	}
+	return min(10*time.Second, t.Options().Timeout)
+}
+
+// logout deletes the session (when logged in) and reports it to on.
+func (sh *Shared) logout(ctx context.Context, reason string, on func(SessionEvent)) {
+	sh.login.Lock()
+	defer sh.login.Unlock()
+	sh.mu.Lock()
+	token, location, t := sh.token, sh.location, sh.t
+	sh.token, sh.location = "", ""
+	if sh.timer != nil {
+		sh.timer.Stop()
+	}
+	sh.mu.Unlock()
+	if token == "" || location == "" || t == nil {
+		return
+	}
+	deleteSession(ctx, t, token, location, nil)
+	if on != nil {
+		on(SessionEvent{Name: "logout", Address: sh.address, Reason: reason, Session: location})
+	}
+}
