@@ -43,19 +43,27 @@ type ring struct {
 	max   int
 	buf   []byte
 	total int64
-	last  time.Time // of the last write
+	last  time.Time // of the last write, or of the console's activation
+	seen  bool      // the console was activated (or wrote)
 }
 
-// quiet reports whether nothing was written for d, and whether
-// anything was ever written.
+// activated notes that the console is attached: output may follow.
+func (r *ring) activated() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last, r.seen = time.Now(), true
+}
+
+// quiet reports whether nothing was written for d, and whether the
+// console was ever attached.
 func (r *ring) quiet(d time.Duration) (quiet, seen bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return time.Since(r.last) >= d, r.total > 0
+	return time.Since(r.last) >= d, r.seen
 }
 
 // drain waits, up to max, until the output pauses for quiet (at once when
-// nothing was ever read: no console to wait for).
+// the console never attached: no output to wait for).
 func (r *ring) drain(quiet, max time.Duration) {
 	deadline := time.Now().Add(max)
 	t := time.NewTicker(quiet / 5)
@@ -72,6 +80,7 @@ func (r *ring) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.last = time.Now()
+	r.seen = true
 	r.total += int64(len(p))
 	r.buf = append(r.buf, p...)
 	if n := len(r.buf); n > r.max {
@@ -138,7 +147,7 @@ func consoleWatch(cfg *config.Config, red *secrets.Redactor, log *slog.Logger, s
 			defer close(done)
 			warned := false
 			for cctx.Err() == nil {
-				err := c.ConsolePoll(cctx, blockReader{cctx}, buf, consolePoll)
+				err := c.ConsolePoll(cctx, blockReader{cctx}, buf, consolePoll, buf.activated)
 				if cctx.Err() != nil {
 					return
 				}
