@@ -47,7 +47,18 @@ type Options struct {
 	// data must not be modified) of every run, e.g. to count calls for
 	// metrics. It is called synchronously from the run: keep it cheap.
 	OnEvent func(kind, name string, data map[string]any)
+	// Watch, when set, is called for every run on a node once the node is
+	// locked (see RunWatch).
+	Watch RunWatch
 }
+
+// RunWatch observes a run on a node while it runs, e.g. to capture the
+// node's serial console. It is called once the node is locked, with the
+// run's context; the function it returns (nil: nothing to stop) is called
+// when the script has ended, before the run is finished, must stop
+// whatever the watch started, and returns an event to record (kind ""
+// records nothing). Recorded data is redacted like every event.
+type RunWatch func(ctx context.Context, runID int64, script string, node *store.Node) (stop func() (kind, name string, data map[string]any))
 
 // Engine runs scripts. It is safe for concurrent use; Close it to flush
 // recorded events.
@@ -64,6 +75,7 @@ type Engine struct {
 	host     string
 	pid      int
 	onEvent  func(kind, name string, data map[string]any)
+	watch    RunWatch
 
 	protoMu sync.Mutex
 	protos  map[string]*lua.FunctionProto
@@ -93,7 +105,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	o.Redactor.Add(o.Config.SecretValues()...)
 	host, _ := os.Hostname()
 	e := &Engine{st: o.Store, cfg: o.Config, mods: o.Modules, scripts: NewScripts(dirs), redactor: o.Redactor,
-		log: o.Logger, stdout: o.Stdout, host: host, pid: os.Getpid(), protos: map[string]*lua.FunctionProto{}, onEvent: o.OnEvent}
+		log: o.Logger, stdout: o.Stdout, host: host, pid: os.Getpid(), protos: map[string]*lua.FunctionProto{}, onEvent: o.OnEvent, watch: o.Watch}
 	ids, err := RecoverInterrupted(ctx, o.Store)
 	if err != nil {
 		return nil, err
@@ -345,7 +357,16 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 		defer e.watchAbort(rec.ID, cancelSoft)()
 	}
 	if status == store.StatusSucceeded {
+		var stopWatch func() (string, string, map[string]any)
+		if locked && e.watch != nil {
+			stopWatch = e.watch(runCtx, rec.ID, sc.Name, n)
+		}
 		status, msg = r.execute(proto, ctx)
+		if stopWatch != nil {
+			if kind, name, data := stopWatch(); kind != "" {
+				r.Event(kind, name, data)
+			}
+		}
 		if status != store.StatusSucceeded && locked {
 			e.failLeftover(context.WithoutCancel(ctx), rec.ID, rec.Script, n.UUID, e.redactor.String(msg))
 		}

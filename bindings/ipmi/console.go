@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"time"
 
 	gclient "github.com/bougou/go-ipmi/pkg/client"
 	"github.com/bougou/go-ipmi/pkg/command/transport"
@@ -17,10 +18,23 @@ const EscapeSequence = "~."
 // ctx ends, in reaches EOF or the user types EscapeSequence at the start of
 // a line. The session is not retried: a console that drops is left.
 func (c *Client) Console(ctx context.Context, in io.Reader, out io.Writer) error {
+	return c.ConsolePoll(ctx, in, out, 0, nil)
+}
+
+// ConsolePoll is Console polling the BMC for output every poll (0: go-ipmi's
+// 100ms), calling activated (when not nil) once SOL is active. The BMC sends
+// one packet per poll, so a capture that must keep up with a fast-printing
+// server polls more often.
+func (c *Client) ConsolePoll(ctx context.Context, in io.Reader, out io.Writer, poll time.Duration, activated func()) error {
 	var err error
 	if e := c.once(ctx, "console", func(ctx context.Context, gc *gclient.Client) error {
 		noop := func(uint8, io.Reader, io.Writer, *transport.ActivatePayloadResponse) {}
-		err = gc.SOLActivate(ctx, newEscapeReader(in), out, &gclient.SOLActivateOptions{OnActivated: noop, OnDeactivated: noop})
+		onActivated := noop
+		if activated != nil {
+			onActivated = func(uint8, io.Reader, io.Writer, *transport.ActivatePayloadResponse) { activated() }
+		}
+		err = gc.SOLActivate(ctx, newEscapeReader(in), out, &gclient.SOLActivateOptions{OnActivated: onActivated, OnDeactivated: noop,
+			PollInterval: poll})
 		return err
 	}); e != nil {
 		return e

@@ -278,14 +278,16 @@ func parseRunID(s string) (int64, error) {
 }
 
 func runsShowCmd(g *globals) *cobra.Command {
-	var asJSON, follow bool
+	var asJSON, follow, console bool
 	var interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "show ID [--follow]",
+		Use:   "show ID [--follow | --console]",
 		Short: "Show a run: header, then the timeline of steps, calls, logs and errors",
 		Long: `Show a run: header, then the timeline of steps, calls, logs and errors.
 --follow streams the timeline of a running run (from any terminal) until it ends;
-the exit status is then the run's: 0 succeeded, 1 anything else.`,
+the exit status is then the run's: 0 succeeded, 1 anything else.
+--console prints the node's serial console output captured while a deploy, clean
+or inspect ran (the last 256 KiB, secrets masked).`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeRunIDs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -295,6 +297,9 @@ the exit status is then the run's: 0 succeeded, 1 anything else.`,
 			}
 			if follow && asJSON {
 				return usage("--follow and --json do not go together: follow prints the timeline as text")
+			}
+			if console && (follow || asJSON) {
+				return usage("--console goes alone: it prints the captured console output as text")
 			}
 			if interval <= 0 || interval > time.Minute {
 				return usage("--interval %s: use a duration between 1ms and 1m", interval)
@@ -310,6 +315,9 @@ the exit status is then the run's: 0 succeeded, 1 anything else.`,
 			}
 			if follow {
 				return followRun(cmd.Context(), g, a, r, interval)
+			}
+			if console {
+				return printConsole(cmd.Context(), g, a, r)
 			}
 			evs, err := a.Store.Events(cmd.Context(), id)
 			if err != nil {
@@ -344,7 +352,27 @@ the exit status is then the run's: 0 succeeded, 1 anything else.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "stream the timeline until the run ends; exit with the run's status")
 	cmd.Flags().DurationVar(&interval, "interval", 500*time.Millisecond, "how often --follow reads the store")
+	cmd.Flags().BoolVar(&console, "console", false, "print the node's serial console output captured during the run")
 	return cmd
+}
+
+// printConsole prints the console output recorded with run r, or says on
+// stderr that none was captured.
+func printConsole(ctx context.Context, g *globals, a *app.App, r *store.Run) error {
+	out, err := a.RunConsole(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		fmt.Fprintf(g.stderr, "run %d (%s on %s) recorded no console output (only deploy, clean and inspect runs on nodes with IPMI access capture it)\n",
+			r.ID, r.Script, orDash(r.NodeName))
+		return nil
+	}
+	fmt.Fprint(g.stdout, out)
+	if !strings.HasSuffix(out, "\n") {
+		fmt.Fprintln(g.stdout)
+	}
+	return nil
 }
 
 // followRun prints the run's header and timeline, then the events recorded
@@ -502,6 +530,8 @@ func describeEventFull(e store.Event) string {
 	case store.EventState:
 		b, _ := json.Marshal(d)
 		return fmt.Sprintf("● %s %s", e.Name, b)
+	case app.EventConsole:
+		return fmt.Sprintf("▤ console %s bytes captured (see `runs show ID --console`)", str("bytes"))
 	}
 	b, _ := json.Marshal(d)
 	return fmt.Sprintf("%s %s %s", e.Kind, e.Name, b)

@@ -134,7 +134,8 @@ func Open(ctx context.Context, o Options) (*App, error) {
 	}
 	dirs := append(append([]string{}, o.ScriptDirs...), cfg.ScriptsPath()...)
 	eng, err := runtime.New(ctx, runtime.Options{Store: st, Config: cfg, Modules: mods, ScriptDirs: dirs,
-		Redactor: red, Logger: log, Stdout: o.Stdout, OnEvent: o.OnEvent})
+		Redactor: red, Logger: log, Stdout: o.Stdout, OnEvent: o.OnEvent,
+		Watch: consoleWatch(cfg, red, log, ConsoleRingSize)})
 	if err != nil {
 		a.Close()
 		return nil, err

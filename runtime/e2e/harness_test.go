@@ -113,7 +113,7 @@ func newFleet(t testing.TB, o fleetOptions) *fleet {
 		t.Fatal(err)
 	}
 	f.sim = s
-	rd.SetPowerOff(func(_ context.Context, server string) error { return s.PowerOff(server) })
+	rd.UseSim(s) // power off, and the ramdisk's log on each server's serial console
 	t.Cleanup(func() {
 		rd.Close()
 		s.Close()

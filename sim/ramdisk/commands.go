@@ -130,10 +130,16 @@ func (a *Agent) execute(name string, params map[string]any) (*command, int, stri
 	fail := a.injectedFailure(name)
 	run := func(ctx context.Context) {
 		if fail {
-			c.finish(nil, execError("injected failure of %s", name), "")
+			err := execError("injected failure of %s", name)
+			a.log.Error("command failed", "command", name, "error", err.Error())
+			c.finish(nil, err, "")
 			return
 		}
 		res, err := spec.run(ctx, params)
+		if err != nil {
+			// as IPA, a failed command is in the agent's log (the console)
+			a.log.Error("command failed", "command", name, "error", err.Error())
+		}
 		if s, ok := res.(string); ok {
 			if spec.async {
 				s = short + ": " + s
