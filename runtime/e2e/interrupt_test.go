@@ -661,83 +661,63 @@ func deadPID(t *testing.T) int {
 	return cmd.Process.Pid
 }
 
-// TestDeployAfterKill9RecoversFirst: after kill -9 of a deploy waiting for
-// its agent, the one documented command `lightsout deploy N` first
-// recovers the node (its own run: interrupted deploy, recover, deploy)
-// and then deploys.
-func TestDeployAfterKill9RecoversFirst(t *testing.T) {
+// TestNextCommandAfterKill9RecoversFirst: after kill -9 of a deploy
+// waiting for its agent, the next command on the node first recovers it
+// (its own run) and then does its job: the one documented command
+// `lightsout deploy N` deploys again, and `lightsout run SCRIPT --node N`
+// runs its script on the recovered node (left in deploy failed), like the
+// verbs.
+func TestNextCommandAfterKill9RecoversFirst(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds lightsout")
 	}
 	bin := buildCLI(t)
-	f := newFleet(t, fleetOptions{nodes: gens(0, 0, 1)})
-	e := open(t, f, "")
-	e.importFleet()
 	const node = "gen10-0"
-	e.makeAvailable(node)
-	img, data := testImage(t, t.TempDir(), 1<<20)
-	f.rd.SetFailures(node, ramdisk.Failures{NoHeartbeat: true})
-	p := e.start(bin, "deploy", node, "--image-source", img, "--image-checksum", "sha256:"+sha256hex(data))
-	e.waitFor(p, "waiting for the agent", func() bool { return e.reached(node, "deploy", store.EventStepStart, "wait for agent") })
-	interrupted := e.lastRun(node)
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	p.wait(t, time.Minute)
-	f.rd.SetFailures(node, ramdisk.Failures{})
-	rc, out := e.cli(bin, "deploy", node)
-	if rc != 0 || !strings.Contains(out, fmt.Sprintf("recovered from an interrupted run (run %d)", interrupted.ID+1)) {
-		t.Fatalf("deploy after kill -9: exit %d\n%s", rc, out)
+	tests := []struct {
+		name  string
+		next  []string
+		runs  string
+		state string
+		disk  bool // the disk holds the image afterwards
+	}{
+		{"deploy", []string{"deploy", node}, "deploy:interrupted recover:succeeded deploy:succeeded", states.Active, true},
+		{"run", []string{"run", "hello", "--node", node}, "deploy:interrupted recover:succeeded hello:succeeded", states.DeployFailed, false},
 	}
-	runs, _ := e.app.Store.ListRuns(context.Background(), store.RunFilter{Node: node})
-	var got []string
-	for _, r := range runs {
-		got = append(got, r.Script+":"+r.Status)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFleet(t, fleetOptions{nodes: gens(0, 0, 1)})
+			e := open(t, f, "")
+			e.importFleet()
+			e.makeAvailable(node)
+			img, data := testImage(t, t.TempDir(), 1<<20)
+			f.rd.SetFailures(node, ramdisk.Failures{NoHeartbeat: true})
+			p := e.start(bin, "deploy", node, "--image-source", img, "--image-checksum", "sha256:"+sha256hex(data))
+			e.waitFor(p, "waiting for the agent", func() bool { return e.reached(node, "deploy", store.EventStepStart, "wait for agent") })
+			interrupted := e.lastRun(node)
+			p.cmd.Process.Signal(syscall.SIGKILL)
+			p.wait(t, time.Minute)
+			f.rd.SetFailures(node, ramdisk.Failures{})
+			rc, out := e.cli(bin, tt.next...)
+			if rc != 0 || !strings.Contains(out, fmt.Sprintf("recovered from an interrupted run (run %d)", interrupted.ID+1)) {
+				t.Fatalf("%s after kill -9: exit %d\n%s", tt.name, rc, out)
+			}
+			runs, _ := e.app.Store.ListRuns(context.Background(), store.RunFilter{Node: node})
+			var got []string
+			for _, r := range runs {
+				got = append(got, r.Script+":"+r.Status)
+			}
+			if strings.Join(got, " ") != tt.runs {
+				t.Fatalf("runs %v, want %s", got, tt.runs)
+			}
+			if n := e.node(node); n.ProvisionState != tt.state {
+				t.Fatalf("node %s after the %s, want %s", n.ProvisionState, tt.name, tt.state)
+			}
+			if tt.disk {
+				if got := diskPrefixHash(t, f.server(t, node).DiskPath(), len(data)); got != sha256hex(data) {
+					t.Errorf("the disk does not hold the image")
+				}
+			}
+			e.noMediaLeft(node)
+		})
 	}
-	want := "deploy:interrupted recover:succeeded deploy:succeeded"
-	if strings.Join(got, " ") != want {
-		t.Fatalf("runs %v, want %s", got, want)
-	}
-	if n := e.node(node); n.ProvisionState != states.Active {
-		t.Fatalf("node %s after the deploy", n.ProvisionState)
-	}
-	if got := diskPrefixHash(t, f.server(t, node).DiskPath(), len(data)); got != sha256hex(data) {
-		t.Errorf("the disk does not hold the image")
-	}
-	e.noMediaLeft(node)
-}
-
-// TestRunAfterKill9RecoversFirst: `lightsout run SCRIPT --node N` on a node
-// a killed deploy left behind recovers it first, like the verbs.
-func TestRunAfterKill9RecoversFirst(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds lightsout")
-	}
-	bin := buildCLI(t)
-	f := newFleet(t, fleetOptions{nodes: gens(0, 0, 1)})
-	e := open(t, f, "")
-	e.importFleet()
-	const node = "gen10-0"
-	e.makeAvailable(node)
-	img, data := testImage(t, t.TempDir(), 1<<20)
-	f.rd.SetFailures(node, ramdisk.Failures{NoHeartbeat: true})
-	p := e.start(bin, "deploy", node, "--image-source", img, "--image-checksum", "sha256:"+sha256hex(data))
-	e.waitFor(p, "waiting for the agent", func() bool { return e.reached(node, "deploy", store.EventStepStart, "wait for agent") })
-	interrupted := e.lastRun(node)
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	p.wait(t, time.Minute)
-	rc, out := e.cli(bin, "run", "hello", "--node", node)
-	if rc != 0 || !strings.Contains(out, fmt.Sprintf("recovered from an interrupted run (run %d)", interrupted.ID+1)) {
-		t.Fatalf("run after kill -9: exit %d\n%s", rc, out)
-	}
-	runs, _ := e.app.Store.ListRuns(context.Background(), store.RunFilter{Node: node})
-	var got []string
-	for _, r := range runs {
-		got = append(got, r.Script+":"+r.Status)
-	}
-	if want := "deploy:interrupted recover:succeeded hello:succeeded"; strings.Join(got, " ") != want {
-		t.Fatalf("runs %v, want %s", got, want)
-	}
-	if n := e.node(node); n.ProvisionState != states.DeployFailed {
-		t.Fatalf("node %s after the recovery, want %s", n.ProvisionState, states.DeployFailed)
-	}
-	e.noMediaLeft(node)
 }
