@@ -386,14 +386,8 @@ func (s *Server) serveCapture(w http.ResponseWriter, r *http.Request) {
 		s.rfLogin(w, r)
 		return
 	}
-	_, sess, ok, full := s.rfAuth(r)
-	if full {
-		rfMessage(w, http.StatusServiceUnavailable, "Base.1.4.SessionLimitExceeded", sessionLimitMsg)
-		return
-	}
+	sess, ok := s.rfAuthorize(w, r)
 	if !ok {
-		w.Header().Set("WWW-Authenticate", `Basic realm="iLO"`)
-		rfMessage(w, http.StatusUnauthorized, "Base.1.4.NoValidSession", "")
 		return
 	}
 	if rest, ok := strings.CutPrefix(p, t.sessions+"/"); ok && !strings.Contains(rest, "/") {

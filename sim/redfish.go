@@ -154,17 +154,10 @@ func (s *Server) serveRedfish(w http.ResponseWriter, r *http.Request) {
 		s.rfLogin(w, r)
 		return
 	}
-	user, sess, ok, full := s.rfAuth(r)
-	if full {
-		rfMessage(w, http.StatusServiceUnavailable, "Base.1.4.SessionLimitExceeded", sessionLimitMsg)
-		return
-	}
+	sess, ok := s.rfAuthorize(w, r)
 	if !ok {
-		w.Header().Set("WWW-Authenticate", `Basic realm="iLO"`)
-		rfMessage(w, http.StatusUnauthorized, "Base.1.4.NoValidSession", "")
 		return
 	}
-	_ = user
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		if !(r.Method == http.MethodDelete && strings.HasPrefix(rel, "/sessionservice/sessions/")) && s.takeBusy() {
 			if strings.Contains(rel, "/bios") || strings.HasSuffix(rel, "/systems/1") {
@@ -180,6 +173,23 @@ func (s *Server) serveRedfish(w http.ResponseWriter, r *http.Request) {
 
 // sessionLimitMsg is the iLO's message when every session slot is taken.
 const sessionLimitMsg = "The session establishment failed due to the number of simultaneous sessions exceeding the limit of the implementation."
+
+// rfAuthorize authenticates a Redfish request; when it fails it answers as
+// an iLO does (503 SessionLimitExceeded when every session slot is taken,
+// else 401 with a Basic challenge) and reports false.
+func (s *Server) rfAuthorize(w http.ResponseWriter, r *http.Request) (*session, bool) {
+	_, sess, ok, full := s.rfAuth(r)
+	if full {
+		rfMessage(w, http.StatusServiceUnavailable, "Base.1.4.SessionLimitExceeded", sessionLimitMsg)
+		return nil, false
+	}
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Basic realm="iLO"`)
+		rfMessage(w, http.StatusUnauthorized, "Base.1.4.NoValidSession", "")
+		return nil, false
+	}
+	return sess, true
+}
 
 // rfAuth accepts a session token or basic credentials. Like a real iLO, a
 // basic-auth request needs a (short-lived) session slot too: full reports
