@@ -140,7 +140,7 @@ func jobArgs(j *Job) ([]any, error) {
 }
 
 // CreateJob implements Store.
-func (s *SQLite) CreateJob(ctx context.Context, j *Job) error {
+func (s *DB) CreateJob(ctx context.Context, j *Job) error {
 	if j.ClaimedAt.IsZero() {
 		j.ClaimedAt = time.Now().UTC()
 	}
@@ -151,22 +151,22 @@ func (s *SQLite) CreateJob(ctx context.Context, j *Job) error {
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", j.Name, err)
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO jobs (job_id, name, file, queued, sha256, action, nodes, status,
-		attempts, error, result, final, archived, host, pid, claimed_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, args...)
+	err = s.w.QueryRowContext(ctx, `INSERT INTO jobs (job_id, name, file, queued, sha256, action, nodes, status,
+		attempts, error, result, final, archived, host, pid, claimed_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		RETURNING id`, args...).Scan(&j.ID)
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", j.Name, err)
 	}
-	j.ID, err = res.LastInsertId()
-	return err
+	return nil
 }
 
 // GetJob implements Store.
-func (s *SQLite) GetJob(ctx context.Context, id int64) (*Job, error) {
-	return s.getJob(ctx, s.r, id)
+func (s *DB) GetJob(ctx context.Context, id int64) (*Job, error) {
+	return s.getJob(ctx, s.r, id, "")
 }
 
-func (s *SQLite) getJob(ctx context.Context, q querier, id int64) (*Job, error) {
-	j, err := scanJob(q.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ?`, id))
+func (s *DB) getJob(ctx context.Context, q querier, id int64, lock string) (*Job, error) {
+	j, err := scanJob(q.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ?`+lock, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("job %d: %w", id, ErrNotFound)
 	}
@@ -177,13 +177,13 @@ func (s *SQLite) getJob(ctx context.Context, q querier, id int64) (*Job, error) 
 }
 
 // UpdateJob implements Store.
-func (s *SQLite) UpdateJob(ctx context.Context, id int64, fn func(j *Job) error) (*Job, error) {
+func (s *DB) UpdateJob(ctx context.Context, id int64, fn func(j *Job) error) (*Job, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("update job %d: %w", id, err)
 	}
 	defer tx.Rollback()
-	j, err := s.getJob(ctx, tx, id)
+	j, err := s.getJob(ctx, tx, id, s.d.forUpdate())
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func (s *SQLite) UpdateJob(ctx context.Context, id int64, fn func(j *Job) error)
 }
 
 // ListJobs implements Store: jobs matching f, oldest first.
-func (s *SQLite) ListJobs(ctx context.Context, f JobFilter) ([]*Job, error) {
+func (s *DB) ListJobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	q := `SELECT ` + jobCols + ` FROM jobs WHERE 1=1`
 	var args []any
 	for _, c := range []struct{ col, v string }{{"job_id", f.JobID}, {"file", f.File}, {"queued", f.Queued}, {"sha256", f.SHA256}} {
@@ -243,7 +243,7 @@ func (s *SQLite) ListJobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 }
 
 // SetJobRun implements Store.
-func (s *SQLite) SetJobRun(ctx context.Context, jr *JobRun) error {
+func (s *DB) SetJobRun(ctx context.Context, jr *JobRun) error {
 	return setJobRun(ctx, s.w, jr)
 }
 
@@ -266,8 +266,9 @@ func setJobRun(ctx context.Context, db interface {
 	if jr.FinishedAt != nil {
 		fin = ts(*jr.FinishedAt)
 	}
-	_, err = db.ExecContext(ctx, `INSERT OR REPLACE INTO job_runs (job, node, run_id, status, error, previous, started_at, finished_at)
-		VALUES (?,?,?,?,?,?,?,?)`, jr.Job, jr.Node, jr.RunID, jr.Status, jr.Error, string(b), ts(jr.StartedAt), fin)
+	_, err = db.ExecContext(ctx, `INSERT INTO job_runs (job, node, run_id, status, error, previous, started_at, finished_at)
+		VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (job, node) DO UPDATE SET run_id = excluded.run_id, status = excluded.status,
+		error = excluded.error, previous = excluded.previous, started_at = excluded.started_at, finished_at = excluded.finished_at`, jr.Job, jr.Node, jr.RunID, jr.Status, jr.Error, string(b), ts(jr.StartedAt), fin)
 	if err != nil {
 		return fmt.Errorf("set run of job %d on node %q: %w", jr.Job, jr.Node, err)
 	}
@@ -275,7 +276,7 @@ func setJobRun(ctx context.Context, db interface {
 }
 
 // JobRuns implements Store: the runs of a job, by node name.
-func (s *SQLite) JobRuns(ctx context.Context, job int64) ([]JobRun, error) {
+func (s *DB) JobRuns(ctx context.Context, job int64) ([]JobRun, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT node, run_id, status, error, previous, started_at, finished_at
 		FROM job_runs WHERE job = ? ORDER BY node`, job)
 	if err != nil {

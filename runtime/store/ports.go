@@ -116,7 +116,7 @@ type PortDuplicate struct {
 // DuplicatePorts lists port addresses held by more than one node (left by
 // versions that did not refuse them), so they can be reported; the agent
 // lookup cannot tell those nodes apart.
-func (s *SQLite) DuplicatePorts(ctx context.Context) ([]PortDuplicate, error) {
+func (s *DB) DuplicatePorts(ctx context.Context) ([]PortDuplicate, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT name, ports FROM nodes WHERE ports != '[]' ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("read port addresses: %w", err)

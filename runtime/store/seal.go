@@ -33,9 +33,9 @@ const jsonPrefix = "json:"
 // secret keys; the runtime passes its redactor's Holds, so values holding a
 // known secret or a URL credential are never stored in clear. Call it
 // before the store is used concurrently.
-func (s *SQLite) SetSensitive(fn func(v any) bool) { s.sensitive = fn }
+func (s *DB) SetSensitive(fn func(v any) bool) { s.sensitive = fn }
 
-func (s *SQLite) isSensitive(v any) bool {
+func (s *DB) isSensitive(v any) bool {
 	if s.sensitive != nil {
 		return s.sensitive(v)
 	}
@@ -59,7 +59,7 @@ func looksSealed(s string) bool {
 }
 
 // sealMap returns a copy of m with the values to protect encrypted.
-func (s *SQLite) sealMap(uuid, field string, m map[string]any) (map[string]any, error) {
+func (s *DB) sealMap(uuid, field string, m map[string]any) (map[string]any, error) {
 	if m == nil {
 		return map[string]any{}, nil
 	}
@@ -102,7 +102,7 @@ func (s *SQLite) sealMap(uuid, field string, m map[string]any) (map[string]any, 
 }
 
 // openMap decrypts in place the values sealMap encrypted.
-func (s *SQLite) openMap(name, uuid, field string, m map[string]any) error {
+func (s *DB) openMap(name, uuid, field string, m map[string]any) error {
 	for k, v := range m {
 		str, ok := v.(string)
 		if !ok {
@@ -137,7 +137,7 @@ func artifactContext(a *Artifact) string {
 }
 
 // sealLocation returns the stored form of an artifact's location.
-func (s *SQLite) sealLocation(a *Artifact) (string, error) {
+func (s *DB) sealLocation(a *Artifact) (string, error) {
 	if a.Location == "" || !(looksSealed(a.Location) || s.isSensitive(a.Location)) {
 		return a.Location, nil
 	}
@@ -145,7 +145,7 @@ func (s *SQLite) sealLocation(a *Artifact) (string, error) {
 }
 
 // openLocation decrypts an artifact's stored location in place.
-func (s *SQLite) openLocation(a *Artifact) error {
+func (s *DB) openLocation(a *Artifact) error {
 	if !secrets.IsEncrypted(a.Location) {
 		return nil
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/lightsout/lightsout/runtime/secrets"
@@ -95,56 +94,3 @@ func TestSensitiveValuesEncryptedAtRest(t *testing.T) {
 	check(open(t, p), "reopened")
 }
 
-func TestSealedValueWithWrongKeyNamesTheField(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "x.db")
-	s := open(t, p)
-	n := node("a")
-	delete(n.DriverInfo, "ilo_password")
-	n.InstanceInfo = map[string]any{"image_url": "http://h/i.img"}
-	if err := s.CreateNode(context.Background(), n); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	other, _ := secrets.NewCipher(bytes.Repeat([]byte{9}, 32))
-	s2, err := Open(context.Background(), p, other)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
-	_, err = s2.GetNode(context.Background(), "a")
-	if err == nil || !strings.Contains(err.Error(), "instance_info image_url") || !strings.Contains(err.Error(), "wrong key") {
-		t.Fatalf("GetNode with another key: %v", err)
-	}
-}
-
-// TestURLCredentialsNeverInErrors: last_error, the maintenance reason and a
-// run's error are stored with URL credentials masked, whoever wrote them.
-func TestURLCredentialsNeverInErrors(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "x.db"))
-	ctx := context.Background()
-	n := node("a")
-	n.LastError = "download http://u:LePw-1@h/i.raw failed"
-	if err := s.CreateNode(ctx, n); err != nil {
-		t.Fatal(err)
-	}
-	_, err := s.UpdateNode(ctx, "a", func(n *Node) error {
-		n.Maintenance, n.MaintenanceReason = true, "see http://h/o?temp_url_sig=MrSig-2"
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &Run{Script: "deploy", NodeUUID: n.UUID}
-	if err := s.CreateRun(ctx, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.FinishRun(ctx, r.ID, StatusFailed, "GET https://x:RunPw-3@h/ failed"); err != nil {
-		t.Fatal(err)
-	}
-	run, _ := s.GetRun(ctx, r.ID)
-	got, _ := s.GetNode(ctx, "a")
-	if got.LastError != "download http://u:******@h/i.raw failed" || got.MaintenanceReason != "see http://h/o?temp_url_sig=******" ||
-		run.Error != "GET https://x:******@h/ failed" {
-		t.Fatalf("last_error %q, reason %q, run error %q", got.LastError, got.MaintenanceReason, run.Error)
-	}
-}

@@ -101,11 +101,20 @@ type Artifact struct {
 	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 }
 
-// RunFilter selects runs for ListRuns.
+// RunFilter selects runs for ListRuns. Pages are keyset cursors on the
+// run id (never OFFSET), so a page costs the same at a million runs.
 type RunFilter struct {
 	Node   string // name or uuid
 	Status string
-	Limit  int
+	// Limit > 0 keeps the last Limit runs matching (the first Limit when
+	// After is set); 0 keeps every run.
+	Limit int
+	// Before keeps runs with an id below it (the next older page: pass
+	// the smallest id of the page shown); 0: no bound.
+	Before int64
+	// After keeps runs with an id above it (the next newer page: pass the
+	// largest id of the page shown); 0: no bound.
+	After int64
 }
 
 // Store is the persistence interface of the runtime.

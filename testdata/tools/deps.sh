@@ -18,6 +18,7 @@ PKGS=(
   # ipmi_sim (and sdrcomp) is an independent BMC for our client
   ipmitool openipmi
   tmux  # cmd/lightsout: `lightsout console` under a real terminal
+  postgresql  # runtime/store: the PostgreSQL store suite (testdata/tools/pg.sh starts a throw-away server)
 )
 missing=()
 for p in "${PKGS[@]}"; do

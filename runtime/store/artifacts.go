@@ -10,7 +10,7 @@ import (
 )
 
 // AddArtifact implements Store.
-func (s *SQLite) AddArtifact(ctx context.Context, a *Artifact) error {
+func (s *DB) AddArtifact(ctx context.Context, a *Artifact) error {
 	if a.CreatedAt.IsZero() {
 		a.CreatedAt = time.Now().UTC()
 	}
@@ -18,16 +18,15 @@ func (s *SQLite) AddArtifact(ctx context.Context, a *Artifact) error {
 	if err != nil {
 		return fmt.Errorf("add artifact: %w", err)
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO artifacts (run_id, node_uuid, kind, location, created_at) VALUES (?,?,?,?,?)`,
-		a.RunID, a.NodeUUID, a.Kind, loc, ts(a.CreatedAt))
+	err = s.w.QueryRowContext(ctx, `INSERT INTO artifacts (run_id, node_uuid, kind, location, created_at) VALUES (?,?,?,?,?) RETURNING id`,
+		a.RunID, a.NodeUUID, a.Kind, loc, ts(a.CreatedAt)).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("add artifact: %w", err)
 	}
-	a.ID, err = res.LastInsertId()
-	return err
+	return nil
 }
 
-func (s *SQLite) queryArtifacts(ctx context.Context, q string, args ...any) ([]Artifact, error) {
+func (s *DB) queryArtifacts(ctx context.Context, q string, args ...any) ([]Artifact, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, run_id, node_uuid, kind, location, created_at, deleted_at FROM artifacts WHERE `+q+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list artifacts: %w", err)
@@ -55,7 +54,7 @@ func (s *SQLite) queryArtifacts(ctx context.Context, q string, args ...any) ([]A
 }
 
 // Artifacts implements Store.
-func (s *SQLite) Artifacts(ctx context.Context, nodeUUID string, includeDeleted bool) ([]Artifact, error) {
+func (s *DB) Artifacts(ctx context.Context, nodeUUID string, includeDeleted bool) ([]Artifact, error) {
 	if includeDeleted {
 		return s.queryArtifacts(ctx, `node_uuid = ?`, nodeUUID)
 	}
@@ -63,12 +62,12 @@ func (s *SQLite) Artifacts(ctx context.Context, nodeUUID string, includeDeleted 
 }
 
 // RunArtifacts implements Store.
-func (s *SQLite) RunArtifacts(ctx context.Context, runID int64) ([]Artifact, error) {
+func (s *DB) RunArtifacts(ctx context.Context, runID int64) ([]Artifact, error) {
 	return s.queryArtifacts(ctx, `run_id = ?`, runID)
 }
 
 // MarkArtifactDeleted implements Store.
-func (s *SQLite) MarkArtifactDeleted(ctx context.Context, id int64) error {
+func (s *DB) MarkArtifactDeleted(ctx context.Context, id int64) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE artifacts SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL`, ts(time.Now().UTC()), id)
 	if err != nil {
 		return fmt.Errorf("mark artifact %d deleted: %w", id, err)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -17,7 +16,7 @@ import (
 
 type scanner interface{ Scan(dest ...any) error }
 
-func (s *SQLite) scanNode(row scanner) (*Node, error) {
+func (s *DB) scanNode(row scanner) (*Node, error) {
 	var n Node
 	var di, props, ii, dii, ports string
 	var maint int
@@ -51,7 +50,7 @@ func (s *SQLite) scanNode(row scanner) (*Node, error) {
 	return &n, nil
 }
 
-func (s *SQLite) decryptInfo(n *Node) error {
+func (s *DB) decryptInfo(n *Node) error {
 	for _, f := range []struct {
 		field string
 		m     map[string]any
@@ -65,7 +64,7 @@ func (s *SQLite) decryptInfo(n *Node) error {
 
 // encodeNode returns the JSON columns of n with secret and sensitive values
 // encrypted (seal.go).
-func (s *SQLite) encodeNode(n *Node) (di, props, ii, dii, ports string, err error) {
+func (s *DB) encodeNode(n *Node) (di, props, ii, dii, ports string, err error) {
 	var sealed [4]map[string]any
 	for i, f := range []struct {
 		field string
@@ -93,7 +92,7 @@ func (s *SQLite) encodeNode(n *Node) (di, props, ii, dii, ports string, err erro
 }
 
 // CreateNode implements Store.
-func (s *SQLite) CreateNode(ctx context.Context, n *Node) error {
+func (s *DB) CreateNode(ctx context.Context, n *Node) error {
 	now := time.Now().UTC()
 	n.CreatedAt, n.UpdatedAt = now, now
 	if n.ProvisionState == "" {
@@ -109,6 +108,9 @@ func (s *SQLite) CreateNode(ctx context.Context, n *Node) error {
 		return fmt.Errorf("create node %s: %w", n.Name, err)
 	}
 	defer tx.Rollback()
+	if err := s.lockPorts(ctx, tx); err != nil {
+		return fmt.Errorf("create node %s: %w", n.Name, err)
+	}
 	if err := checkPorts(ctx, tx, n, nil); err != nil {
 		return err
 	}
@@ -119,10 +121,10 @@ func (s *SQLite) CreateNode(ctx context.Context, n *Node) error {
 		err = tx.Commit()
 	}
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed: nodes.name") {
+		switch s.d.uniqueViolation(err) {
+		case "name":
 			return &DuplicateError{Field: "name", Value: n.Name}
-		}
-		if strings.Contains(err.Error(), "UNIQUE constraint failed: nodes.uuid") {
+		case "uuid":
 			return &DuplicateError{Field: "uuid", Value: n.UUID}
 		}
 		return fmt.Errorf("create node %s: %w", n.Name, err)
@@ -138,16 +140,18 @@ func boolInt(b bool) int {
 }
 
 // GetNode implements Store.
-func (s *SQLite) GetNode(ctx context.Context, ref string) (*Node, error) {
-	return s.getNode(ctx, s.r, ref)
+func (s *DB) GetNode(ctx context.Context, ref string) (*Node, error) {
+	return s.getNode(ctx, s.r, ref, "")
 }
 
 type querier interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
-func (s *SQLite) getNode(ctx context.Context, q querier, ref string) (*Node, error) {
-	n, err := s.scanNode(q.QueryRowContext(ctx, `SELECT `+nodeCols+` FROM nodes WHERE name = ? OR uuid = ? LIMIT 1`, ref, ref))
+// getNode reads a node by name or uuid; lock is appended to the query
+// (s.d.forUpdate() in a read-then-write transaction).
+func (s *DB) getNode(ctx context.Context, q querier, ref, lock string) (*Node, error) {
+	n, err := s.scanNode(q.QueryRowContext(ctx, `SELECT `+nodeCols+` FROM nodes WHERE name = ? OR uuid = ? LIMIT 1`+lock, ref, ref))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("node %q: %w (see `lightsout node list`)", ref, ErrNotFound)
 	}
@@ -158,7 +162,7 @@ func (s *SQLite) getNode(ctx context.Context, q querier, ref string) (*Node, err
 }
 
 // ListNodes implements Store.
-func (s *SQLite) ListNodes(ctx context.Context) ([]*Node, error) {
+func (s *DB) ListNodes(ctx context.Context) ([]*Node, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+nodeCols+` FROM nodes ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
@@ -177,18 +181,18 @@ func (s *SQLite) ListNodes(ctx context.Context) ([]*Node, error) {
 
 // UpdateNode implements Store: a change from outside any run, refused
 // with a *LockedError while a run holds the node.
-func (s *SQLite) UpdateNode(ctx context.Context, ref string, fn func(n *Node) error) (*Node, error) {
+func (s *DB) UpdateNode(ctx context.Context, ref string, fn func(n *Node) error) (*Node, error) {
 	return s.UpdateNodeAs(ctx, Operator, ref, fn)
 }
 
 // UpdateNodeAs implements Store.
-func (s *SQLite) UpdateNodeAs(ctx context.Context, holder int64, ref string, fn func(n *Node) error) (*Node, error) {
+func (s *DB) UpdateNodeAs(ctx context.Context, holder int64, ref string, fn func(n *Node) error) (*Node, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("update node %s: %w", ref, err)
 	}
 	defer tx.Rollback()
-	n, err := s.getNode(ctx, tx, ref)
+	n, err := s.getNode(ctx, tx, ref, s.d.forUpdate())
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +204,9 @@ func (s *SQLite) UpdateNodeAs(ctx context.Context, holder int64, ref string, fn 
 	portsBefore := append([]Port(nil), n.Ports...)
 	if err := fn(n); err != nil {
 		return nil, err
+	}
+	if err := s.lockPorts(ctx, tx); err != nil {
+		return nil, fmt.Errorf("update node %s: %w", name, err)
 	}
 	if err := checkPorts(ctx, tx, n, portsBefore); err != nil {
 		return nil, err
@@ -222,7 +229,7 @@ func (s *SQLite) UpdateNodeAs(ctx context.Context, holder int64, ref string, fn 
 		n.Name, n.Driver, di, props, ii, dii, ports, n.ProvisionState, n.PowerState, n.LastError,
 		boolInt(n.Maintenance), n.MaintenanceReason, ts(n.UpdatedAt), n.UUID)
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed: nodes.name") {
+		if s.d.uniqueViolation(err) == "name" {
 			return nil, &DuplicateError{Field: "name", Value: n.Name}
 		}
 		return nil, fmt.Errorf("update node %s: %w", name, err)
@@ -234,12 +241,12 @@ func (s *SQLite) UpdateNodeAs(ctx context.Context, holder int64, ref string, fn 
 }
 
 // Transition implements Store (from outside any run).
-func (s *SQLite) Transition(ctx context.Context, ref, event string) (*Node, error) {
+func (s *DB) Transition(ctx context.Context, ref, event string) (*Node, error) {
 	return s.TransitionAs(ctx, Operator, ref, event)
 }
 
 // TransitionAs implements Store.
-func (s *SQLite) TransitionAs(ctx context.Context, holder int64, ref, event string) (*Node, error) {
+func (s *DB) TransitionAs(ctx context.Context, holder int64, ref, event string) (*Node, error) {
 	return s.UpdateNodeAs(ctx, holder, ref, func(n *Node) error {
 		to, err := states.Next(n.ProvisionState, event)
 		if err != nil {
@@ -251,7 +258,7 @@ func (s *SQLite) TransitionAs(ctx context.Context, holder int64, ref, event stri
 }
 
 // DeleteNode implements Store.
-func (s *SQLite) DeleteNode(ctx context.Context, ref string) error {
+func (s *DB) DeleteNode(ctx context.Context, ref string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM nodes WHERE (name = ? OR uuid = ?) AND reservation IS NULL`, ref, ref)
 	if err != nil {
 		return fmt.Errorf("delete node %s: %w", ref, err)
@@ -268,7 +275,7 @@ func (s *SQLite) DeleteNode(ctx context.Context, ref string) error {
 
 // checkHolder refuses a change to a node reserved by another run than
 // holder (Internal passes always).
-func (s *SQLite) checkHolder(ctx context.Context, q querier, n *Node, holder int64) error {
+func (s *DB) checkHolder(ctx context.Context, q querier, n *Node, holder int64) error {
 	if holder == Internal || n.Reservation == 0 || n.Reservation == holder {
 		return nil
 	}
@@ -276,14 +283,14 @@ func (s *SQLite) checkHolder(ctx context.Context, q querier, n *Node, holder int
 }
 
 // lockedError describes the run holding a node.
-func (s *SQLite) lockedError(ctx context.Context, q querier, name string, runID int64) error {
+func (s *DB) lockedError(ctx context.Context, q querier, name string, runID int64) error {
 	le := &LockedError{Node: name, RunID: runID}
 	_ = q.QueryRowContext(ctx, `SELECT script FROM runs WHERE id = ?`, runID).Scan(&le.Script)
 	return le
 }
 
 // LockNode implements Store.
-func (s *SQLite) LockNode(ctx context.Context, uuid string, runID int64) error {
+func (s *DB) LockNode(ctx context.Context, uuid string, runID int64) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = ? WHERE uuid = ? AND (reservation IS NULL OR reservation = ?)`, runID, uuid, runID)
 	if err != nil {
 		return fmt.Errorf("lock node %s: %w", uuid, err)
@@ -304,7 +311,7 @@ func (s *SQLite) LockNode(ctx context.Context, uuid string, runID int64) error {
 }
 
 // UnlockNode implements Store.
-func (s *SQLite) UnlockNode(ctx context.Context, uuid string, runID int64) error {
+func (s *DB) UnlockNode(ctx context.Context, uuid string, runID int64) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = NULL WHERE uuid = ? AND reservation = ?`, uuid, runID)
 	if err != nil {
 		return fmt.Errorf("unlock node %s: %w", uuid, err)

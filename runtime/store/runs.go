@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -16,7 +15,7 @@ import (
 )
 
 // CreateRun implements Store.
-func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
+func (s *DB) CreateRun(ctx context.Context, r *Run) error {
 	params, err := json.Marshal(r.Params)
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
@@ -36,13 +35,10 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 		return fmt.Errorf("create run: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `INSERT INTO runs (script, script_sha256, node_uuid, node_name, params, status, error, started_at, host, pid)
-		VALUES (?,?,?,?,?,?,?,?,?,?)`, r.Script, r.ScriptSHA, node, r.NodeName, string(params), r.Status, r.Error,
-		ts(r.StartedAt), r.Host, r.PID)
-	if err != nil {
-		return fmt.Errorf("create run: %w", err)
-	}
-	id, err := res.LastInsertId()
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO runs (script, script_sha256, node_uuid, node_name, params, status, error, started_at, host, pid)
+		VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id`, r.Script, r.ScriptSHA, node, r.NodeName, string(params), r.Status, r.Error,
+		ts(r.StartedAt), r.Host, r.PID).Scan(&id)
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
@@ -60,7 +56,7 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 }
 
 // FinishRun implements Store.
-func (s *SQLite) FinishRun(ctx context.Context, id int64, status, errMsg string) error {
+func (s *DB) FinishRun(ctx context.Context, id int64, status, errMsg string) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?`,
 		status, secrets.MaskURLs(errMsg), ts(time.Now().UTC()), id)
 	if err != nil {
@@ -92,7 +88,7 @@ func scanRun(row scanner) (*Run, error) {
 }
 
 // GetRun implements Store.
-func (s *SQLite) GetRun(ctx context.Context, id int64) (*Run, error) {
+func (s *DB) GetRun(ctx context.Context, id int64) (*Run, error) {
 	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("run %d: %w (see `lightsout runs list`)", id, ErrNotFound)
@@ -104,7 +100,7 @@ func (s *SQLite) GetRun(ctx context.Context, id int64) (*Run, error) {
 }
 
 // ListRuns implements Store.
-func (s *SQLite) ListRuns(ctx context.Context, f RunFilter) ([]*Run, error) {
+func (s *DB) ListRuns(ctx context.Context, f RunFilter) ([]*Run, error) {
 	q := `SELECT ` + runCols + ` FROM runs WHERE 1=1`
 	var args []any
 	if f.Node != "" {
@@ -115,9 +111,21 @@ func (s *SQLite) ListRuns(ctx context.Context, f RunFilter) ([]*Run, error) {
 		q += ` AND status = ?`
 		args = append(args, f.Status)
 	}
-	q += ` ORDER BY id`
-	if f.Limit > 0 {
-		q = `SELECT * FROM (` + strings.Replace(q, "ORDER BY id", "ORDER BY id DESC", 1) + fmt.Sprintf(` LIMIT %d) ORDER BY id`, f.Limit)
+	if f.Before > 0 {
+		q += ` AND id < ?`
+		args = append(args, f.Before)
+	}
+	if f.After > 0 {
+		q += ` AND id > ?`
+		args = append(args, f.After)
+	}
+	switch {
+	case f.Limit > 0 && f.After > 0:
+		q += fmt.Sprintf(` ORDER BY id LIMIT %d`, f.Limit)
+	case f.Limit > 0: // the last Limit runs, oldest first
+		q = `SELECT * FROM (` + q + fmt.Sprintf(` ORDER BY id DESC LIMIT %d) AS page ORDER BY id`, f.Limit)
+	default:
+		q += ` ORDER BY id`
 	}
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -136,7 +144,7 @@ func (s *SQLite) ListRuns(ctx context.Context, f RunFilter) ([]*Run, error) {
 }
 
 // AppendEvents implements Store: one transaction per batch.
-func (s *SQLite) AppendEvents(ctx context.Context, evs []Event) error {
+func (s *DB) AppendEvents(ctx context.Context, evs []Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -145,7 +153,8 @@ func (s *SQLite) AppendEvents(ctx context.Context, evs []Event) error {
 		return fmt.Errorf("append events: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO events (run_id, seq, time, kind, name, data) VALUES (?,?,?,?,?,?)`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (run_id, seq, time, kind, name, data) VALUES (?,?,?,?,?,?)
+		ON CONFLICT (run_id, seq) DO UPDATE SET time = excluded.time, kind = excluded.kind, name = excluded.name, data = excluded.data`)
 	if err != nil {
 		return fmt.Errorf("append events: %w", err)
 	}
@@ -170,7 +179,7 @@ func (s *SQLite) AppendEvents(ctx context.Context, evs []Event) error {
 }
 
 // Events implements Store.
-func (s *SQLite) Events(ctx context.Context, runID int64) ([]Event, error) {
+func (s *DB) Events(ctx context.Context, runID int64) ([]Event, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, time, kind, name, data FROM events WHERE run_id = ? ORDER BY seq`, runID)
 	if err != nil {
 		return nil, fmt.Errorf("events of run %d: %w", runID, err)
@@ -196,7 +205,7 @@ func (s *SQLite) Events(ctx context.Context, runID int64) ([]Event, error) {
 }
 
 // RecoverInterrupted implements Store.
-func (s *SQLite) RecoverInterrupted(ctx context.Context, alive func(host string, pid int) bool) ([]int64, error) {
+func (s *DB) RecoverInterrupted(ctx context.Context, alive func(host string, pid int) bool) ([]int64, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, host, pid FROM runs WHERE status = ?`, StatusRunning)
 	if err != nil {
 		return nil, fmt.Errorf("find interrupted runs: %w", err)
@@ -233,14 +242,14 @@ func (s *SQLite) RecoverInterrupted(ctx context.Context, alive func(host string,
 }
 
 // InterruptRun implements Store.
-func (s *SQLite) InterruptRun(ctx context.Context, runID int64, cause string) error {
+func (s *DB) InterruptRun(ctx context.Context, runID int64, cause string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("interrupt run %d: %w", runID, err)
 	}
 	defer tx.Rollback()
 	var script, nodeUUID string
-	err = tx.QueryRowContext(ctx, `SELECT script, COALESCE(node_uuid, '') FROM runs WHERE id = ? AND status = ?`,
+	err = tx.QueryRowContext(ctx, `SELECT script, COALESCE(node_uuid, '') FROM runs WHERE id = ? AND status = ?`+s.d.forUpdate(),
 		runID, StatusRunning).Scan(&script, &nodeUUID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // finished meanwhile
@@ -254,7 +263,7 @@ func (s *SQLite) InterruptRun(ctx context.Context, runID int64, cause string) er
 		return fmt.Errorf("interrupt run %d: %w", runID, err)
 	}
 	if nodeUUID != "" {
-		n, err := s.getNode(ctx, tx, nodeUUID)
+		n, err := s.getNode(ctx, tx, nodeUUID, s.d.forUpdate())
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("interrupt run %d: %w", runID, err)
 		}
@@ -286,7 +295,7 @@ func (s *SQLite) InterruptRun(ctx context.Context, runID int64, cause string) er
 }
 
 // RequestAbort implements Store.
-func (s *SQLite) RequestAbort(ctx context.Context, runID int64, by string) error {
+func (s *DB) RequestAbort(ctx context.Context, runID int64, by string) error {
 	if by == "" {
 		by = "aborted by operator"
 	}
@@ -301,7 +310,7 @@ func (s *SQLite) RequestAbort(ctx context.Context, runID int64, by string) error
 }
 
 // AbortRequested implements Store.
-func (s *SQLite) AbortRequested(ctx context.Context, runID int64) (string, error) {
+func (s *DB) AbortRequested(ctx context.Context, runID int64) (string, error) {
 	var by string
 	err := s.r.QueryRowContext(ctx, `SELECT abort_request FROM runs WHERE id = ?`, runID).Scan(&by)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
