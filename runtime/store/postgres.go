@@ -166,4 +166,3 @@ func (s *DB) checkPostgresOwner(ctx context.Context) error {
 	}
 	return nil
 }
-

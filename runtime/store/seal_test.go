@@ -93,4 +93,3 @@ func TestSensitiveValuesEncryptedAtRest(t *testing.T) {
 	// Reopened without a sensitivity check: everything still decrypts.
 	check(open(t, p), "reopened")
 }
-

@@ -65,4 +65,3 @@ func TestReopenKeepsDataAndEncrypts(t *testing.T) {
 		t.Fatal("read with wrong key")
 	}
 }
-
