@@ -110,7 +110,7 @@ func Open(ctx context.Context, o Options) (*App, error) {
 	if err != nil {
 		return nil, &ConfigError{err}
 	}
-	st, err := store.Open(ctx, cfg.Database(), cipher)
+	st, err := store.OpenURL(ctx, cfg.DatabaseConnection(), cipher)
 	if err != nil {
 		return nil, &ConfigError{err}
 	}

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -216,8 +217,18 @@ func (c *Config) Duration(section, key string, def time.Duration) time.Duration 
 // StateDir is [lightsout] state_dir.
 func (c *Config) StateDir() string { return c.String("lightsout", "state_dir") }
 
-// Database is [lightsout] database.
+// Database is [lightsout] database (the SQLite file when [database]
+// connection is unset).
 func (c *Config) Database() string { return c.String("lightsout", "database") }
+
+// DatabaseConnection is the store's connection URL: [database] connection,
+// or sqlite://<[lightsout] database> when it is unset.
+func (c *Config) DatabaseConnection() string {
+	if v := c.String("database", "connection"); v != "" {
+		return v
+	}
+	return "sqlite://" + c.Database()
+}
 
 // ScriptsPath is [lightsout] scripts_path split on ':' or ','.
 func (c *Config) ScriptsPath() []string {
@@ -238,6 +249,7 @@ func (c *Config) Values() []Value {
 		if v.Secret && v.Value != "" {
 			v.Value = secrets.Mask
 		}
+		v.Value = secrets.MaskURLs(v.Value) // [database] connection's password
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -249,6 +261,19 @@ func (c *Config) Values() []Value {
 	return out
 }
 
+// urlPassword returns the password of a URL value with credentials.
+func urlPassword(v string) string {
+	if !strings.Contains(v, "://") || !strings.Contains(v, "@") {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	pw, _ := u.User.Password()
+	return pw
+}
+
 // SecretValues returns the clear values of every secret option, for
 // redaction.
 func (c *Config) SecretValues() []string {
@@ -256,6 +281,9 @@ func (c *Config) SecretValues() []string {
 	for _, v := range c.values {
 		if v.Secret && v.Value != "" {
 			out = append(out, v.Value)
+		}
+		if pw := urlPassword(v.Value); pw != "" {
+			out = append(out, pw) // [database] connection = postgresql://user:pw@host/db
 		}
 	}
 	return out

@@ -5,7 +5,7 @@ package config
 func Known() []Option {
 	return []Option{
 		{"lightsout", "state_dir", "", "state directory (default $XDG_STATE_HOME/lightsout)"},
-		{"lightsout", "database", "", "SQLite database file (default <state_dir>/lightsout.db)"},
+		{"lightsout", "database", "", "SQLite database file (default <state_dir>/lightsout.db); [database] connection overrides it"},
 		{"lightsout", "scripts_path", "", "site script directories, ':'-separated, searched before the bundled ones"},
 		{"lightsout", "script_paths", "", "directories scripts may read and write besides their run's work directory, ':'-separated (e.g. where local images live)"},
 		{"lightsout", "max_parallel", "64", "default --parallel for runs across nodes"},
@@ -23,6 +23,8 @@ func Known() []Option {
 		{"lightsout", "metrics_address", "127.0.0.1:9180", "listen address of /healthz and /metrics (serve)"},
 		{"lightsout", "watch_dir", "", "watch folder for job files (serve)"},
 		{"lightsout", "sensor_interval", "", "serve: how often to read every node's IPMI sensors for /metrics (unset: never)"},
+
+		{"database", "connection", "", "the store (Ironic's option): sqlite:///path/to/lightsout.db or postgresql://user:password@host:5432/lightsout (unset: SQLite at [lightsout] database)"},
 
 		{"ilo", "client_timeout", "60", "iLO operation timeout (s)"},
 		{"ilo", "client_port", "443", "iLO HTTPS port"},

@@ -189,6 +189,35 @@ func URL() Type {
 	}}
 }
 
+// DatabaseURL is a store connection URL: sqlite:///absolute/path or
+// postgresql://[user[:password]@]host[:port]/database[?params].
+func DatabaseURL() Type {
+	return Type{Fix: "sqlite:///path/to/lightsout.db (three slashes: an absolute path) or postgresql://user:password@host:5432/lightsout", Check: func(v string) (string, error) {
+		u, err := url.Parse(v)
+		if err != nil {
+			return "", errBad
+		}
+		switch u.Scheme {
+		case "sqlite":
+			if u.Host != "" || !strings.HasPrefix(u.Path, "/") || u.Path == "/" {
+				return "", errBad
+			}
+		case "postgresql", "postgres":
+			if u.Host == "" {
+				return "", errBad
+			}
+			if p := u.Port(); p != "" {
+				if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+					return "", errBad
+				}
+			}
+		default:
+			return "", errBad
+		}
+		return v, nil
+	}}
+}
+
 // Address is a listen address host:port (port 0..65535; 0 picks a free port;
 // an empty host listens on every interface).
 func Address() Type {
@@ -274,6 +303,7 @@ func optionTypes() map[string]Type {
 		"lightsout.agent_address":      Address(),
 		"lightsout.metrics_address":    Address(),
 		"lightsout.watch_dir":          Path(),
+		"database.connection":          DatabaseURL(),
 
 		"ilo.client_timeout":                                   Seconds(1, day),
 		"ipmi.retry_timeout":                                   Seconds(1, 3600),

@@ -91,6 +91,12 @@ func (c *Config) problem(v Value, fix string) Problem {
 	if v.Secret && val != "" {
 		val = secrets.Mask
 	}
+	if strings.Contains(val, "://") {
+		val = secrets.MaskURLs(val)
+		if pw := urlPassword(v.Value); pw != "" { // belt and braces
+			val = strings.ReplaceAll(val, pw, secrets.Mask)
+		}
+	}
 	if len(val) > 80 {
 		val = val[:80] + "…"
 	}

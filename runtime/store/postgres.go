@@ -134,8 +134,12 @@ func openPostgres(ctx context.Context, connection string, cipher *secrets.Cipher
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
+		msg := maskErr(err, connection)
+		if i := strings.LastIndex(msg, "\n"); i >= 0 { // pgx lists every attempt: keep the last
+			msg = strings.TrimSpace(msg[i+1:])
+		}
 		return nil, fmt.Errorf("cannot reach PostgreSQL at %s as user %q: %s (is the server running and %s right?)",
-			where, cfg.User, maskErr(err, connection), ConnectionOption)
+			where, cfg.User, msg, ConnectionOption)
 	}
 	d := &dialect{name: DialectPostgres}
 	c := &conn{DB: db, d: d}
