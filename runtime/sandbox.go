@@ -66,7 +66,7 @@ func (e *Engine) sandboxConfig(runID int64, nodeUUID string, sc *Script) sandbox
 	}
 	c.Protected = append(c.Protected, filepath.Join(state, "secret.key"), filepath.Join(state, "webstore.key"))
 	if db := cfg.Database(); db != "" {
-		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal", "-wlock"} {
 			c.Protected = append(c.Protected, db+suffix)
 		}
 	}

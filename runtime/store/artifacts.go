@@ -18,8 +18,16 @@ func (s *DB) AddArtifact(ctx context.Context, a *Artifact) error {
 	if err != nil {
 		return fmt.Errorf("add artifact: %w", err)
 	}
-	err = s.w.QueryRowContext(ctx, `INSERT INTO artifacts (run_id, node_uuid, kind, location, created_at) VALUES (?,?,?,?,?) RETURNING id`,
+	t, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("add artifact: %w", err)
+	}
+	defer t.Rollback()
+	err = t.QueryRowContext(ctx, `INSERT INTO artifacts (run_id, node_uuid, kind, location, created_at) VALUES (?,?,?,?,?) RETURNING id`,
 		a.RunID, a.NodeUUID, a.Kind, loc, ts(a.CreatedAt)).Scan(&a.ID)
+	if err == nil {
+		err = t.Commit()
+	}
 	if err != nil {
 		return fmt.Errorf("add artifact: %w", err)
 	}

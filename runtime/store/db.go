@@ -126,10 +126,19 @@ func (d *dialect) uniqueViolation(err error) string {
 type conn struct {
 	*sql.DB
 	d *dialect
+	// gate, on SQLite's writer, is taken by every write (ExecContext,
+	// BeginTx until Commit or Rollback); reads do not take it.
+	gate *writeGate
 }
 
 // ExecContext is sql.DB.ExecContext with the query rebound.
 func (c *conn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if c.gate != nil {
+		if err := c.gate.acquire(ctx); err != nil {
+			return nil, err
+		}
+		defer c.gate.release()
+	}
 	return c.DB.ExecContext(ctx, c.d.rebind(q), args...)
 }
 
@@ -145,17 +154,47 @@ func (c *conn) QueryRowContext(ctx context.Context, q string, args ...any) *sql.
 
 // BeginTx starts a transaction whose queries are rebound.
 func (c *conn) BeginTx(ctx context.Context, opts *sql.TxOptions) (*tx, error) {
+	if c.gate != nil {
+		if err := c.gate.acquire(ctx); err != nil {
+			return nil, err
+		}
+	}
 	t, err := c.DB.BeginTx(ctx, opts)
 	if err != nil {
+		if c.gate != nil {
+			c.gate.release()
+		}
 		return nil, err
 	}
-	return &tx{Tx: t, d: c.d}, nil
+	return &tx{Tx: t, d: c.d, gate: c.gate}, nil
 }
 
 // tx is a *sql.Tx whose queries are rebound for the dialect.
 type tx struct {
 	*sql.Tx
-	d *dialect
+	d    *dialect
+	gate *writeGate // released at Commit or Rollback
+}
+
+// Commit commits and releases the write gate.
+func (t *tx) Commit() error {
+	err := t.Tx.Commit()
+	t.done()
+	return err
+}
+
+// Rollback rolls back (a no-op after Commit) and releases the write gate.
+func (t *tx) Rollback() error {
+	err := t.Tx.Rollback()
+	t.done()
+	return err
+}
+
+func (t *tx) done() {
+	if t.gate != nil {
+		t.gate.release()
+		t.gate = nil
+	}
 }
 
 // ExecContext is sql.Tx.ExecContext with the query rebound.
@@ -191,6 +230,11 @@ func (s *DB) lockPorts(ctx context.Context, t *tx) error {
 // Close closes the database.
 func (s *DB) Close() error {
 	err := s.w.Close()
+	if s.w.gate != nil {
+		if e := s.w.gate.close(); err == nil {
+			err = e
+		}
+	}
 	if s.r != nil && s.r != s.w {
 		if e := s.r.Close(); err == nil {
 			err = e

@@ -151,9 +151,17 @@ func (s *DB) CreateJob(ctx context.Context, j *Job) error {
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", j.Name, err)
 	}
-	err = s.w.QueryRowContext(ctx, `INSERT INTO jobs (job_id, name, file, queued, sha256, action, nodes, status,
+	t, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", j.Name, err)
+	}
+	defer t.Rollback()
+	err = t.QueryRowContext(ctx, `INSERT INTO jobs (job_id, name, file, queued, sha256, action, nodes, status,
 		attempts, error, result, final, archived, host, pid, claimed_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		RETURNING id`, args...).Scan(&j.ID)
+	if err == nil {
+		err = t.Commit()
+	}
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", j.Name, err)
 	}

@@ -118,8 +118,19 @@ func statements(m string) []string {
 }
 
 // migrate applies the migrations the database lacks, each in one
-// transaction with its new schema version.
+// transaction with its new schema version. An up-to-date SQLite database
+// is only read: opening the store (every CLI command does) never takes the
+// write lock, so a command in a tight loop cannot starve other writers.
 func (s *DB) migrate(ctx context.Context) error {
+	if s.d.name == DialectSQLite {
+		var version int
+		if err := s.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+			return fmt.Errorf("read schema version of %s: %w", s.where, err)
+		}
+		if version == len(migrations) {
+			return nil
+		}
+	}
 	for {
 		done, err := s.migrateOne(ctx)
 		if err != nil || done {

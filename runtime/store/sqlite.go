@@ -57,8 +57,14 @@ func openSQLite(ctx context.Context, path string, cipher *secrets.Cipher) (*DB, 
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
+	gate, err := newWriteGate(path)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
 	d := &dialect{name: DialectSQLite}
-	s := &DB{d: d, where: path, w: &conn{DB: w, d: d}, r: &conn{DB: r, d: d}, cipher: cipher}
+	s := &DB{d: d, where: path, w: &conn{DB: w, d: d, gate: gate}, r: &conn{DB: r, d: d}, cipher: cipher}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
