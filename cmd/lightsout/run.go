@@ -210,18 +210,35 @@ func toRunJSON(a *app.App, r *store.Run) runJSON {
 func runsListCmd(g *globals) *cobra.Command {
 	var node, status string
 	var limit int
+	var before, after int64
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List runs",
+		Short: "List runs (page with --limit and --before/--after)",
 		Args:  cobra.NoArgs,
 		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			if err := app.CheckIntFlag("limit", int64(limit), 0, math.MaxInt32, "0 lists every run"); err != nil {
 				return err
 			}
-			runs, err := a.Store.ListRuns(cmd.Context(), store.RunFilter{Node: node, Status: status, Limit: limit})
+			for _, fl := range []struct {
+				name string
+				v    int64
+			}{{"before", before}, {"after", after}} {
+				if err := app.CheckIntFlag(fl.name, fl.v, 0, math.MaxInt64, "a run id; 0 for no bound"); err != nil {
+					return err
+				}
+			}
+			runs, err := a.Store.ListRuns(cmd.Context(), store.RunFilter{Node: node, Status: status, Limit: limit, Before: before, After: after})
 			if err != nil {
 				return err
+			}
+			if limit > 0 && len(runs) == limit {
+				// keyset pages: the next page costs the same at a million runs
+				next := fmt.Sprintf("--before %d", runs[0].ID)
+				if after > 0 {
+					next = fmt.Sprintf("--after %d", runs[len(runs)-1].ID)
+				}
+				fmt.Fprintf(g.stderr, "more runs: lightsout runs list --limit %d %s\n", limit, next)
 			}
 			if asJSON {
 				out := make([]runJSON, len(runs))
@@ -245,7 +262,9 @@ func runsListCmd(g *globals) *cobra.Command {
 	f.StringVar(&node, "node", "", "only runs of this node")
 	_ = cmd.RegisterFlagCompletionFunc("node", completeNodes(g))
 	f.StringVar(&status, "status", "", "only runs with this status (running, succeeded, failed, timed_out, cancelled, interrupted)")
-	f.IntVar(&limit, "limit", 0, "only the last N runs")
+	f.IntVar(&limit, "limit", 0, "only the last N runs (the first N with --after)")
+	f.Int64Var(&before, "before", 0, "only runs with an id below this one (the next older page)")
+	f.Int64Var(&after, "after", 0, "only runs with an id above this one (the next newer page)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
