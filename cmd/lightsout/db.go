@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/store"
 )
 
@@ -55,4 +56,24 @@ process using --to needs the same state dir key (secret.key). Then set
 	_ = migrate.MarkFlagRequired("to")
 	cmd.AddCommand(migrate)
 	return cmd
+}
+
+func runsPruneCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "prune",
+		Short: "Delete the events of runs older than [lightsout] run_retention (run_retention_failed for runs that did not succeed)",
+		Args:  cobra.NoArgs,
+		RunE: g.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
+			r := a.Retention()
+			if r.Succeeded <= 0 && r.Failed <= 0 {
+				return &app.ConfigError{Err: fmt.Errorf("no retention: set [lightsout] run_retention (e.g. 30d) and optionally run_retention_failed")}
+			}
+			n, err := a.PruneEvents(cmd.Context())
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(g.stdout, "deleted the events of %d runs (succeeded runs older than %v, others older than %v)\n", n, r.Succeeded, r.Failed)
+			return err
+		}),
+	}
 }

@@ -187,7 +187,7 @@ Exit status: 0 when every run succeeded, 1 when any failed, 2 on bad usage.`,
 
 func newRunsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "runs", Short: "Inspect recorded runs"}
-	cmd.AddCommand(runsListCmd(g), runsShowCmd(g), runsLogCmd(g))
+	cmd.AddCommand(runsListCmd(g), runsShowCmd(g), runsLogCmd(g), runsPruneCmd(g))
 	return cmd
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -53,5 +55,27 @@ func TestRunsListPages(t *testing.T) {
 	}
 	if code, _, errOut := c.run("runs", "list", "--before", "-1"); code != 2 || !strings.Contains(errOut, "--before") {
 		t.Fatalf("--before -1: exit %d %s", code, errOut)
+	}
+}
+
+// TestRunsPrune: refused without a retention (naming the option); with one,
+// recent runs keep their events.
+func TestRunsPrune(t *testing.T) {
+	c := newCLI(t)
+	c.createNode("n1")
+	c.must("run", "hello", "--node", "n1")
+	if code, _, errOut := c.run("runs", "prune"); code == 0 || !strings.Contains(errOut, "run_retention") {
+		t.Fatalf("without retention: exit %d %s", code, errOut)
+	}
+	conf := filepath.Join(t.TempDir(), "l.conf")
+	if err := os.WriteFile(conf, []byte("[lightsout]\nrun_retention = 1d\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := c.must("--config", conf, "runs", "prune")
+	if !strings.Contains(out, "deleted the events of 0 runs") || !strings.Contains(out, "72h0m0s") {
+		t.Fatalf("prune: %s", out)
+	}
+	if log := c.must("--config", conf, "runs", "log", "1"); strings.TrimSpace(log) == "" {
+		t.Fatal("a recent run lost its events")
 	}
 }

@@ -205,10 +205,7 @@ func (c *Config) Duration(section, key string, def time.Duration) time.Duration 
 	if !ok || v == "" {
 		return def
 	}
-	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		return time.Duration(n * float64(time.Second))
-	}
-	if d, err := time.ParseDuration(v); err == nil {
+	if d, err := parseDuration(v); err == nil {
 		return d
 	}
 	return def

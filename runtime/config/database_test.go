@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDatabaseConnection: [database] connection accepts sqlite:/// and
@@ -56,5 +57,23 @@ func TestDatabaseConnection(t *testing.T) {
 	c, err := Load(writeConf(t, "[lightsout]\ndatabase = /srv/lo.db\n"))
 	if err != nil || c.DatabaseConnection() != "sqlite:///srv/lo.db" {
 		t.Fatalf("unset connection: %v %v", c, err)
+	}
+}
+
+// TestRunRetentionDays: retention options take days; run_retention_failed
+// is read as given.
+func TestRunRetentionDays(t *testing.T) {
+	c, err := Load(writeConf(t, "[lightsout]\nrun_retention = 30d\nrun_retention_failed = 2160h\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Duration("lightsout", "run_retention", 0); d != 30*24*time.Hour {
+		t.Fatalf("run_retention = %v", d)
+	}
+	if d := c.Duration("lightsout", "run_retention_failed", 0); d != 90*24*time.Hour {
+		t.Fatalf("run_retention_failed = %v", d)
+	}
+	if _, err := Load(writeConf(t, "[lightsout]\nrun_retention = 5m\n")); err == nil || !strings.Contains(err.Error(), "30d") {
+		t.Fatalf("5m (below an hour): %v", err)
 	}
 }

@@ -22,6 +22,8 @@ func Known() []Option {
 		{"lightsout", "agent_address", "127.0.0.1:0", "listen address of the agent callback API"},
 		{"lightsout", "metrics_address", "127.0.0.1:9180", "listen address of /healthz and /metrics (serve)"},
 		{"lightsout", "watch_dir", "", "watch folder for job files (serve)"},
+		{"lightsout", "run_retention", "", "delete the events of succeeded runs finished longer ago (e.g. 30d; unset: keep them); serve prunes hourly, `lightsout runs prune` at once"},
+		{"lightsout", "run_retention_failed", "", "the same for runs that did not succeed (default 3x run_retention: they are the ones looked at again)"},
 		{"lightsout", "sensor_interval", "", "serve: how often to read every node's IPMI sensors for /metrics (unset: never)"},
 
 		{"database", "connection", "", "the store (Ironic's option): sqlite:///path/to/lightsout.db or postgresql://user:password@host:5432/lightsout (unset: SQLite at [lightsout] database)"},

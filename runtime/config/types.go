@@ -69,7 +69,7 @@ func Number(positive bool, max float64) Type {
 // Duration is a positive duration: a Go duration ("90s", "1h30m") or a bare
 // number of seconds, as Config.Duration reads it.
 func Duration(min, max time.Duration) Type {
-	return Type{Fix: fmt.Sprintf("a duration from %s to %s such as 90s, 30m or 2h (a bare number is seconds)", min, max),
+	return Type{Fix: fmt.Sprintf("a duration from %s to %s such as 90s, 30m, 2h or 30d (a bare number is seconds)", min, max),
 		Check: func(v string) (string, error) {
 			d, err := parseDuration(v)
 			if err != nil || d < min || d > max {
@@ -85,6 +85,13 @@ func parseDuration(v string) (time.Duration, error) {
 			return 0, errBad
 		}
 		return time.Duration(n * float64(time.Second)), nil
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok { // 30d: time.ParseDuration stops at hours
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || math.IsNaN(n) || n < 0 || n > 100*366 {
+			return 0, errBad
+		}
+		return time.Duration(n * 24 * float64(time.Hour)), nil
 	}
 	return time.ParseDuration(v)
 }
@@ -284,26 +291,28 @@ const day = 86400
 // has one (TestEveryOptionHasAType).
 func optionTypes() map[string]Type {
 	return map[string]Type{
-		"lightsout.state_dir":          Path(),
-		"lightsout.database":           Path(),
-		"lightsout.scripts_path":       Path(),
-		"lightsout.script_paths":       Path(),
-		"lightsout.max_parallel":       Int(1, 10000),
-		"lightsout.run_timeout":        Duration(time.Second, 30*24*time.Hour),
-		"lightsout.run_memory_limit":   Size(),
-		"lightsout.run_max_coroutines": Int(1, 1000000),
-		"lightsout.abort_grace":        Duration(time.Second, 24*time.Hour),
-		"lightsout.sensor_interval":    Duration(time.Second, 24*time.Hour),
-		"lightsout.publish_address":    Address(),
-		"lightsout.publish_url":        URL(),
-		"lightsout.publish_tls_cert":   Path(),
-		"lightsout.publish_tls_key":    Path(),
-		"lightsout.publish_dir":        Path(),
-		"lightsout.publish_digest":     Digest(),
-		"lightsout.agent_address":      Address(),
-		"lightsout.metrics_address":    Address(),
-		"lightsout.watch_dir":          Path(),
-		"database.connection":          DatabaseURL(),
+		"lightsout.state_dir":            Path(),
+		"lightsout.database":             Path(),
+		"lightsout.scripts_path":         Path(),
+		"lightsout.script_paths":         Path(),
+		"lightsout.max_parallel":         Int(1, 10000),
+		"lightsout.run_timeout":          Duration(time.Second, 30*24*time.Hour),
+		"lightsout.run_memory_limit":     Size(),
+		"lightsout.run_max_coroutines":   Int(1, 1000000),
+		"lightsout.abort_grace":          Duration(time.Second, 24*time.Hour),
+		"lightsout.sensor_interval":      Duration(time.Second, 24*time.Hour),
+		"lightsout.run_retention":        Duration(time.Hour, 100*365*24*time.Hour),
+		"lightsout.run_retention_failed": Duration(time.Hour, 100*365*24*time.Hour),
+		"lightsout.publish_address":      Address(),
+		"lightsout.publish_url":          URL(),
+		"lightsout.publish_tls_cert":     Path(),
+		"lightsout.publish_tls_key":      Path(),
+		"lightsout.publish_dir":          Path(),
+		"lightsout.publish_digest":       Digest(),
+		"lightsout.agent_address":        Address(),
+		"lightsout.metrics_address":      Address(),
+		"lightsout.watch_dir":            Path(),
+		"database.connection":            DatabaseURL(),
 
 		"ilo.client_timeout":                                   Seconds(1, day),
 		"ipmi.retry_timeout":                                   Seconds(1, 3600),

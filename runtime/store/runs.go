@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -317,4 +318,66 @@ func (s *DB) AbortRequested(ctx context.Context, runID int64) (string, error) {
 		return "", fmt.Errorf("abort request of run %d: %w", runID, err)
 	}
 	return by, nil
+}
+
+// pruneBatch is how many runs lose their events per write transaction.
+const pruneBatch = 200
+
+// PruneEvents implements Store.
+func (s *DB) PruneEvents(ctx context.Context, r Retention, now time.Time) (int, error) {
+	total := 0
+	for _, c := range []struct {
+		keep time.Duration
+		cond string
+	}{
+		{r.Succeeded, `status = '` + StatusSucceeded + `'`},
+		{r.Failed, `status NOT IN ('` + StatusSucceeded + `', '` + StatusRunning + `')`},
+	} {
+		if c.keep <= 0 {
+			continue
+		}
+		cutoff := ts(now.Add(-c.keep))
+		for {
+			n, err := s.pruneSome(ctx, c.cond, cutoff)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if n < pruneBatch {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+// pruneSome deletes the events of up to pruneBatch runs matching cond
+// finished before cutoff, in one short write transaction.
+func (s *DB) pruneSome(ctx context.Context, cond string, cutoff int64) (int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM runs r WHERE finished_at < ? AND `+cond+`
+		AND EXISTS (SELECT 1 FROM events e WHERE e.run_id = r.id) ORDER BY finished_at LIMIT `+fmt.Sprint(pruneBatch), cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("prune events: %w", err)
+	}
+	var ids []any
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("prune events: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("prune events: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	q := `DELETE FROM events WHERE run_id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
+	if _, err := s.w.ExecContext(ctx, q, ids...); err != nil {
+		return 0, fmt.Errorf("prune events: %w", err)
+	}
+	return len(ids), nil
 }

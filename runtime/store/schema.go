@@ -103,6 +103,8 @@ var migrations = []string{
 	`DROP INDEX runs_status;
 	CREATE INDEX runs_status ON runs(status, id);
 	CREATE INDEX runs_node_name ON runs(node_name, id);`,
+	// 5: event pruning finds old finished runs by finish time.
+	`CREATE INDEX runs_finished ON runs(finished_at);`,
 }
 
 // statements splits a migration into its statements (they hold no ';'

@@ -117,6 +117,16 @@ type RunFilter struct {
 	After int64
 }
 
+// Retention is how long the events of finished runs are kept; 0 keeps
+// them forever.
+type Retention struct {
+	// Succeeded applies to runs that succeeded.
+	Succeeded time.Duration
+	// Failed applies to runs that did not (failed, timed out, cancelled,
+	// interrupted): usually longer, they are the ones looked at again.
+	Failed time.Duration
+}
+
 // Store is the persistence interface of the runtime.
 type Store interface {
 	CreateNode(ctx context.Context, n *Node) error
@@ -151,6 +161,10 @@ type Store interface {
 	ListRuns(ctx context.Context, f RunFilter) ([]*Run, error)
 	AppendEvents(ctx context.Context, evs []Event) error
 	Events(ctx context.Context, runID int64) ([]Event, error)
+	// PruneEvents deletes the events of runs finished longer ago than
+	// the retention allows (runs themselves stay listed), in short write
+	// transactions; it returns how many runs lost their events.
+	PruneEvents(ctx context.Context, r Retention, now time.Time) (int, error)
 
 	AddArtifact(ctx context.Context, a *Artifact) error
 	Artifacts(ctx context.Context, nodeUUID string, includeDeleted bool) ([]Artifact, error)

@@ -65,6 +65,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"SealedValueWithWrongKeyNamesTheField", testSealedValueWithWrongKey},
 		{"SecretsNeverStoredInClear", testSecretsNeverStoredInClear},
 		{"ListRunsKeysetPages", testListRunsPages},
+		{"PruneEventsKeepsFailedLonger", testPruneEvents},
 		{"ConcurrentLocksOneWinner", testConcurrentLocks},
 		{"ConcurrentUpdatesNoLostUpdate", testConcurrentUpdates},
 	}
@@ -703,5 +704,54 @@ func testConcurrentUpdates(t *testing.T, open Opener) {
 	must(t, err)
 	if n.Properties["count"] != float64(workers*each) {
 		t.Fatalf("count = %v, want %d (lost updates)", n.Properties["count"], workers*each)
+	}
+}
+
+// testPruneEvents: events of succeeded runs go after Retention.Succeeded,
+// of runs that did not succeed after Retention.Failed; running runs and
+// the run rows themselves stay.
+func testPruneEvents(t *testing.T, open Opener) {
+	s := open(t, Key(1))
+	ctx := context.Background()
+	mk := func(status string) int64 {
+		r := &store.Run{Script: "x", Host: "h", PID: 1}
+		must(t, s.CreateRun(ctx, r))
+		var evs []store.Event
+		for i := int64(1); i <= 3; i++ {
+			evs = append(evs, store.Event{RunID: r.ID, Seq: i, Time: time.Now(), Kind: store.EventLog, Name: "info"})
+		}
+		must(t, s.AppendEvents(ctx, evs))
+		if status != store.StatusRunning {
+			must(t, s.FinishRun(ctx, r.ID, status, ""))
+		}
+		return r.ID
+	}
+	ok1, ok2, failed, timedOut, running := mk(store.StatusSucceeded), mk(store.StatusSucceeded), mk(store.StatusFailed), mk(store.StatusTimedOut), mk(store.StatusRunning)
+	events := func(id int64) int {
+		evs, err := s.Events(ctx, id)
+		must(t, err)
+		return len(evs)
+	}
+	keep := store.Retention{Succeeded: time.Hour, Failed: 3 * time.Hour}
+	if n, err := s.PruneEvents(ctx, keep, time.Now()); err != nil || n != 0 {
+		t.Fatalf("nothing old yet: pruned %d, %v", n, err)
+	}
+	if n, err := s.PruneEvents(ctx, keep, time.Now().Add(2*time.Hour)); err != nil || n != 2 {
+		t.Fatalf("after 2h: pruned %d runs, %v; want the 2 succeeded", n, err)
+	}
+	if events(ok1) != 0 || events(ok2) != 0 || events(failed) != 3 || events(timedOut) != 3 || events(running) != 3 {
+		t.Fatalf("after 2h: events %d %d %d %d %d", events(ok1), events(ok2), events(failed), events(timedOut), events(running))
+	}
+	if n, err := s.PruneEvents(ctx, keep, time.Now().Add(4*time.Hour)); err != nil || n != 2 {
+		t.Fatalf("after 4h: pruned %d runs, %v; want the failed and the timed out", n, err)
+	}
+	if events(failed) != 0 || events(timedOut) != 0 || events(running) != 3 {
+		t.Fatal("after 4h: the failed runs kept their events, or the running one lost them")
+	}
+	if n, err := s.PruneEvents(ctx, store.Retention{}, time.Now().Add(1000*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("no retention: pruned %d, %v", n, err)
+	}
+	if runs, _ := s.ListRuns(ctx, store.RunFilter{}); len(runs) != 5 {
+		t.Fatalf("%d runs listed after pruning, want 5", len(runs))
 	}
 }
