@@ -235,6 +235,16 @@ func (s *DB) RecoverInterrupted(ctx context.Context, alive func(host string, pid
 	}
 	// A process killed between finishing a run and unlocking its node
 	// leaves a finished run holding the node: release those locks too.
+	// Every command recovers at start: read first, so that one with
+	// nothing to release (nearly always) never takes the write lock.
+	var stale int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM nodes
+		WHERE reservation IN (SELECT id FROM runs WHERE status != ?)`, StatusRunning).Scan(&stale); err != nil {
+		return nil, fmt.Errorf("find locks of finished runs: %w", err)
+	}
+	if stale == 0 {
+		return dead, nil
+	}
 	if _, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = NULL
 		WHERE reservation IN (SELECT id FROM runs WHERE status != ?)`, StatusRunning); err != nil {
 		return nil, fmt.Errorf("release locks of finished runs: %w", err)
