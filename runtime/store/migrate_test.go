@@ -140,3 +140,31 @@ func TestChecksumsSeeChanges(t *testing.T) {
 		t.Fatalf("before %v\nafter %v", before, after)
 	}
 }
+
+// TestPostgresRestart: after the server restarts (every connection
+// dropped), the store's next calls work again without reopening it.
+func TestPostgresRestart(t *testing.T) {
+	url := testenv.Postgres(t)
+	ctx := context.Background()
+	s, err := store.OpenURL(ctx, url, storetest.Key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateNode(ctx, storetest.Node("a")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		testenv.RestartPostgres(t)
+		if _, err := s.GetNode(ctx, "a"); err != nil {
+			t.Fatalf("read after restart %d: %v", i+1, err)
+		}
+		r := &store.Run{Script: "x", Host: "h", PID: 1}
+		if err := s.CreateRun(ctx, r); err != nil {
+			t.Fatalf("write after restart %d: %v", i+1, err)
+		}
+		if _, err := s.UpdateNode(ctx, "a", func(n *store.Node) error { n.LastError = "x"; return nil }); err != nil {
+			t.Fatalf("transaction after restart %d: %v", i+1, err)
+		}
+	}
+}

@@ -15,6 +15,11 @@ import (
 	"github.com/lightsout/lightsout/runtime/secrets"
 )
 
+// pingAfterIdle: a pooled PostgreSQL connection idle longer is checked
+// before use (shorter than any server restart, long enough that a busy
+// process does not pay a round trip per query).
+const pingAfterIdle = 50 * time.Millisecond
+
 // ConnectionOption names the configuration option errors point at.
 const ConnectionOption = "[database] connection"
 
@@ -128,7 +133,12 @@ func openPostgres(ctx context.Context, connection string, cipher *secrets.Cipher
 		cfg.ConnectTimeout = 10 * time.Second
 	}
 	where := net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)) + "/" + cfg.Database
-	db := stdlib.OpenDB(*cfg)
+	// A pooled connection idle for a while is pinged before use: after a
+	// server restart (or a failover) the first calls get a new connection
+	// instead of "terminating connection due to administrator command".
+	db := stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
+		return p.IdleDuration > pingAfterIdle
+	}))
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(5 * time.Minute)

@@ -64,6 +64,22 @@ func Postgres(t testing.TB) string {
 	return u.String()
 }
 
+// RestartPostgres restarts the test binary's PostgreSQL server (fast
+// shutdown: every connection is dropped), for fault tests.
+func RestartPostgres(t testing.TB) {
+	t.Helper()
+	if pgServer.dir == "" {
+		t.Fatal("RestartPostgres before Postgres")
+	}
+	script, err := repoFile("testdata/tools/pg.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(script, "restart", pgServer.dir).CombinedOutput(); err != nil {
+		t.Fatalf("restart PostgreSQL: %v: %s", err, out)
+	}
+}
+
 // PostgresAvailable reports whether the PostgreSQL server binaries are
 // installed (benchmarks use it to skip quietly).
 func PostgresAvailable() bool {

@@ -8,6 +8,7 @@
 #                                With --parent, the server is stopped and its dir
 #                                removed when process PID exits (a killed test
 #                                binary leaves nothing running).
+#   pg.sh restart DIR            restart the server of DIR (fault tests: clients must reconnect).
 #   pg.sh stop DIR               stop the server of DIR and remove DIR.
 #
 # As root the server runs as the unprivileged user nobody (PostgreSQL refuses
@@ -67,11 +68,15 @@ start)
   echo "url=postgresql://lightsout:$pw@127.0.0.1:$port/postgres?sslmode=disable"
   echo "dir=$dir"
   ;;
+restart)
+  d=${2:?pg.sh restart DIR}
+  as_owner "$PGBIN/pg_ctl" -D "$d/data" -l "$d/server.log" -m fast -w -t 60 restart >/dev/null
+  ;;
 stop)
   stop "${2:?pg.sh stop DIR}"
   ;;
 *)
-  echo "usage: pg.sh start [--parent PID] | pg.sh stop DIR" >&2
+  echo "usage: pg.sh start [--parent PID] | pg.sh restart DIR | pg.sh stop DIR" >&2
   exit 2
   ;;
 esac
