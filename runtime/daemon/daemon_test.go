@@ -23,6 +23,7 @@ import (
 	"github.com/lightsout/lightsout/runtime/daemon"
 	"github.com/lightsout/lightsout/runtime/module"
 	"github.com/lightsout/lightsout/runtime/store"
+	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/runtime/watch"
 )
 
@@ -61,7 +62,7 @@ func newInst(t *testing.T, nodes int) *inst {
 	t.Helper()
 	state := t.TempDir()
 	conf := filepath.Join(state, "lightsout.conf")
-	if err := os.WriteFile(conf, []byte("[lightsout]\nstate_dir = "+state+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte("[lightsout]\nstate_dir = "+state+"\n"+testenv.StoreConf(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("LIGHTSOUT_SECRET_KEY", "")

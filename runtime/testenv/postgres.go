@@ -137,3 +137,16 @@ func repoFile(rel string) (string, error) {
 		dir = parent
 	}
 }
+
+// StoreConf returns the config lines that put a test's store in a fresh
+// PostgreSQL database when LIGHTSOUT_TEST_STORE=postgres ("" otherwise:
+// the default SQLite store), so a package's tests can run against both:
+//
+//	LIGHTSOUT_TEST_STORE=postgres go test ./runtime/app/
+func StoreConf(t testing.TB) string {
+	t.Helper()
+	if os.Getenv("LIGHTSOUT_TEST_STORE") != "postgres" {
+		return ""
+	}
+	return "\n[database]\nconnection = " + Postgres(t) + "\n"
+}

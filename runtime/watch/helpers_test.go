@@ -15,6 +15,7 @@ import (
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/module"
 	"github.com/lightsout/lightsout/runtime/store"
+	"github.com/lightsout/lightsout/runtime/testenv"
 )
 
 // siteScripts are the site playbooks the tests run.
@@ -58,7 +59,7 @@ func newEnv(t testing.TB, nodes int) *env {
 		}
 	}
 	conf := filepath.Join(state, "lightsout.conf")
-	if err := os.WriteFile(conf, []byte("[lightsout]\nstate_dir = "+state+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte("[lightsout]\nstate_dir = "+state+"\n"+testenv.StoreConf(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("LIGHTSOUT_SECRET_KEY", "")
