@@ -28,7 +28,7 @@ func openApp(tb testing.TB) *app.App {
 
 func writeConf(tb testing.TB, dir string) string {
 	p := filepath.Join(dir, "lightsout.conf")
-	if err := os.WriteFile(p, []byte("[lightsout]\nstate_dir = "+dir+"\n"+testenv.StoreConf(tb)), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(testenv.StoreConf(tb)+"[lightsout]\nstate_dir = "+dir+"\n"), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	return p

@@ -62,7 +62,7 @@ func newInst(t *testing.T, nodes int) *inst {
 	t.Helper()
 	state := t.TempDir()
 	conf := filepath.Join(state, "lightsout.conf")
-	if err := os.WriteFile(conf, []byte("[lightsout]\nstate_dir = "+state+"\n"+testenv.StoreConf(t)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(testenv.StoreConf(t)+"[lightsout]\nstate_dir = "+state+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("LIGHTSOUT_SECRET_KEY", "")

@@ -138,7 +138,8 @@ func repoFile(rel string) (string, error) {
 	}
 }
 
-// StoreConf returns the config lines that put a test's store in a fresh
+// StoreConf returns the config lines (a [database] section: put them
+// first, before lines other sections' options are appended to) that put a test's store in a fresh
 // PostgreSQL database when LIGHTSOUT_TEST_STORE=postgres ("" otherwise:
 // the default SQLite store), so a package's tests can run against both:
 //
@@ -148,5 +149,5 @@ func StoreConf(t testing.TB) string {
 	if os.Getenv("LIGHTSOUT_TEST_STORE") != "postgres" {
 		return ""
 	}
-	return "\n[database]\nconnection = " + Postgres(t) + "\n"
+	return "[database]\nconnection = " + Postgres(t) + "\n\n"
 }
