@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -15,7 +16,7 @@ import (
 
 // copyOrder lists the tables whose rows others reference first; tables
 // not listed (added by later migrations) follow in name order.
-var copyOrder = []string{"nodes", "runs", "events", "artifacts", "jobs", "job_runs"}
+var copyOrder = []string{"conductors", "nodes", "runs", "events", "artifacts", "jobs", "job_runs"}
 
 // TableSum is the row count and checksum of one table. The checksum is the
 // sum (mod 2^256) of the SHA-256 of every row's canonical form (columns in
@@ -325,6 +326,11 @@ func copyTable(ctx context.Context, src, dst *DB, t *tx, table string) error {
 // the one at to (see CopyDatabase); both are opened (and migrated to this
 // version's schema) and closed. Values are copied without decrypting them.
 func Migrate(ctx context.Context, from, to string, force bool) ([]TableSum, error) {
+	if kind, path, err := ParseConnection(from); err == nil && kind == DialectSQLite {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("--from: %w (nothing to copy; is the path right?)", err)
+		}
+	}
 	src, err := openURL(ctx, from, nil)
 	if err != nil {
 		return nil, fmt.Errorf("--from: %w", err)

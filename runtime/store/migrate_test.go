@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -71,7 +72,7 @@ func TestMigrateSQLiteToPostgresAndBack(t *testing.T) {
 	for _, x := range sums {
 		rows[x.Table] = x.Rows
 	}
-	want := map[string]int64{"nodes": 2, "runs": 3, "events": 3, "artifacts": 3, "jobs": 1, "job_runs": 1}
+	want := map[string]int64{"nodes": 2, "runs": 3, "events": 3, "artifacts": 3, "jobs": 1, "job_runs": 1, "conductors": 0}
 	if !reflect.DeepEqual(rows, want) {
 		t.Fatalf("copied %v, want %v", rows, want)
 	}
@@ -124,19 +125,19 @@ func TestChecksumsSeeChanges(t *testing.T) {
 	}
 	defer s.Close()
 	fill(t, s)
-	tables := []string{"nodes", "runs", "events"}
+	tables := []string{"nodes", "runs", "artifacts"}
 	before, err := s.Checksums(ctx, tables)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.FinishRun(ctx, 2, store.StatusFailed, "boom!"); err != nil {
+	if err := s.MarkArtifactDeleted(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
 	after, err := s.Checksums(ctx, tables)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if before[0] != after[0] || before[2] != after[2] || before[1].Sum == after[1].Sum || before[1].Rows != after[1].Rows {
+	if before[0] != after[0] || before[1] != after[1] || before[2].Sum == after[2].Sum || before[2].Rows != after[2].Rows {
 		t.Fatalf("before %v\nafter %v", before, after)
 	}
 }
@@ -166,5 +167,19 @@ func TestPostgresRestart(t *testing.T) {
 		if _, err := s.UpdateNode(ctx, "a", func(n *store.Node) error { n.LastError = "x"; return nil }); err != nil {
 			t.Fatalf("transaction after restart %d: %v", i+1, err)
 		}
+	}
+}
+
+// TestMigrateFromMissingFile: a --from SQLite file that does not exist is
+// an error, not an empty copy (and no file is created).
+func TestMigrateFromMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "typo.db")
+	_, err := store.Migrate(context.Background(), "sqlite://"+missing, "sqlite://"+filepath.Join(dir, "to.db"), false)
+	if err == nil || !strings.Contains(err.Error(), "--from") {
+		t.Fatalf("missing source: %v", err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Fatal("the missing source was created")
 	}
 }

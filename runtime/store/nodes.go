@@ -22,10 +22,15 @@ func (s *DB) scanNode(row scanner) (*Node, error) {
 	var maint int
 	var resv sql.NullInt64
 	var created, updated int64
+	var owner, expires sql.NullInt64
+	var gen int64
 	if err := row.Scan(&n.UUID, &n.Name, &n.Driver, &di, &props, &ii, &dii, &ports,
 		&n.ProvisionState, &n.PowerState, &n.LastError, &maint, &n.MaintenanceReason, &resv,
-		&created, &updated); err != nil {
+		&created, &updated, &owner, &expires, &gen); err != nil {
 		return nil, err
+	}
+	if owner.Valid {
+		n.Lease = &Lease{Conductor: owner.Int64, Expires: fromTS(expires.Int64), Generation: gen}
 	}
 	n.Maintenance = maint != 0
 	n.Reservation = resv.Int64
@@ -114,7 +119,7 @@ func (s *DB) CreateNode(ctx context.Context, n *Node) error {
 	if err := checkPorts(ctx, tx, n, nil); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO nodes (`+nodeCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?)`,
+	_, err = tx.ExecContext(ctx, `INSERT INTO nodes (`+nodeCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,NULL,NULL,0)`,
 		n.UUID, n.Name, n.Driver, di, props, ii, dii, ports, n.ProvisionState, n.PowerState, n.LastError,
 		boolInt(n.Maintenance), n.MaintenanceReason, ts(now), ts(now))
 	if err == nil {
@@ -275,9 +280,22 @@ func (s *DB) DeleteNode(ctx context.Context, ref string) error {
 
 // checkHolder refuses a change to a node reserved by another run than
 // holder (Internal passes always).
+//
+// Fencing: a run that is no longer running (interrupted by a takeover
+// while its process was stopped) cannot change a node it does not hold.
 func (s *DB) checkHolder(ctx context.Context, q querier, n *Node, holder int64) error {
-	if holder == Internal || n.Reservation == 0 || n.Reservation == holder {
+	if holder == Internal || n.Reservation == holder {
 		return nil
+	}
+	if n.Reservation == 0 {
+		if holder <= 0 {
+			return nil
+		}
+		var status string
+		if err := q.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, holder).Scan(&status); err != nil || status == StatusRunning {
+			return nil // an unknown holder: as before fencing existed
+		}
+		return fmt.Errorf("node %s: run %d is %s: %w", n.Name, holder, status, ErrFenced)
 	}
 	return s.lockedError(ctx, q, n.Name, n.Reservation)
 }
@@ -298,9 +316,15 @@ func (s *DB) LockNode(ctx context.Context, uuid string, runID int64) error {
 	if n, _ := res.RowsAffected(); n == 1 {
 		return nil
 	}
+	return s.whoHolds(ctx, uuid)
+}
+
+// whoHolds returns the *LockedError naming the run holding a node, or
+// ErrNotFound.
+func (s *DB) whoHolds(ctx context.Context, uuid string) error {
 	var name string
 	var holder sql.NullInt64
-	err = s.w.QueryRowContext(ctx, `SELECT name, reservation FROM nodes WHERE uuid = ?`, uuid).Scan(&name, &holder)
+	err := s.w.QueryRowContext(ctx, `SELECT name, reservation FROM nodes WHERE uuid = ?`, uuid).Scan(&name, &holder)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("lock node %s: %w", uuid, ErrNotFound)
 	}
@@ -312,7 +336,7 @@ func (s *DB) LockNode(ctx context.Context, uuid string, runID int64) error {
 
 // UnlockNode implements Store.
 func (s *DB) UnlockNode(ctx context.Context, uuid string, runID int64) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = NULL WHERE uuid = ? AND reservation = ?`, uuid, runID)
+	_, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = NULL, lease_owner = NULL, lease_expires = NULL WHERE uuid = ? AND reservation = ?`, uuid, runID)
 	if err != nil {
 		return fmt.Errorf("unlock node %s: %w", uuid, err)
 	}

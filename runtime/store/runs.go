@@ -37,9 +37,9 @@ func (s *DB) CreateRun(ctx context.Context, r *Run) error {
 	}
 	defer tx.Rollback()
 	var id int64
-	err = tx.QueryRowContext(ctx, `INSERT INTO runs (script, script_sha256, node_uuid, node_name, params, status, error, started_at, host, pid)
-		VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id`, r.Script, r.ScriptSHA, node, r.NodeName, string(params), r.Status, r.Error,
-		ts(r.StartedAt), r.Host, r.PID).Scan(&id)
+	err = tx.QueryRowContext(ctx, `INSERT INTO runs (script, script_sha256, node_uuid, node_name, params, status, error, started_at, host, pid, conductor)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING id`, r.Script, r.ScriptSHA, node, r.NodeName, string(params), r.Status, r.Error,
+		ts(r.StartedAt), r.Host, r.PID, r.Conductor).Scan(&id)
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
@@ -58,15 +58,27 @@ func (s *DB) CreateRun(ctx context.Context, r *Run) error {
 
 // FinishRun implements Store.
 func (s *DB) FinishRun(ctx context.Context, id int64, status, errMsg string) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?`,
-		status, secrets.MaskURLs(errMsg), ts(time.Now().UTC()), id)
+	res, err := s.w.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ? AND (status = ? OR finished_at IS NULL)`,
+		status, secrets.MaskURLs(errMsg), ts(time.Now().UTC()), id, StatusRunning)
 	if err != nil {
 		return fmt.Errorf("finish run %d: %w", id, err)
 	}
-	return nil
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	// Fencing: a run interrupted meanwhile (its process was taken over, or
+	// found dead) keeps the status recovery gave it.
+	var was string
+	if err := s.r.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&was); err != nil {
+		return fmt.Errorf("finish run %d: %w", id, err)
+	}
+	if was == StatusInterrupted {
+		return fmt.Errorf("finish run %d as %s: it was interrupted meanwhile: %w", id, status, ErrFenced)
+	}
+	return fmt.Errorf("finish run %d as %s: it is already %s", id, status, was)
 }
 
-const runCols = `id, script, script_sha256, COALESCE(node_uuid, ''), node_name, params, status, error, started_at, finished_at, host, pid`
+const runCols = `id, script, script_sha256, COALESCE(node_uuid, ''), node_name, params, status, error, started_at, finished_at, host, pid, conductor`
 
 func scanRun(row scanner) (*Run, error) {
 	var r Run
@@ -74,7 +86,7 @@ func scanRun(row scanner) (*Run, error) {
 	var started int64
 	var finished sql.NullInt64
 	if err := row.Scan(&r.ID, &r.Script, &r.ScriptSHA, &r.NodeUUID, &r.NodeName, &params, &r.Status, &r.Error,
-		&started, &finished, &r.Host, &r.PID); err != nil {
+		&started, &finished, &r.Host, &r.PID, &r.Conductor); err != nil {
 		return nil, err
 	}
 	r.StartedAt = fromTS(started)
@@ -245,7 +257,7 @@ func (s *DB) RecoverInterrupted(ctx context.Context, alive func(host string, pid
 	if stale == 0 {
 		return dead, nil
 	}
-	if _, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = NULL
+	if _, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = NULL, lease_owner = NULL, lease_expires = NULL
 		WHERE reservation IN (SELECT id FROM runs WHERE status != ?)`, StatusRunning); err != nil {
 		return nil, fmt.Errorf("release locks of finished runs: %w", err)
 	}
@@ -291,12 +303,12 @@ func (s *DB) InterruptRun(ctx context.Context, runID int64, cause string) error 
 				return fmt.Errorf("interrupt run %d: %w", runID, err)
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE nodes SET provision_state = ?, last_error = ?, driver_internal_info = ?,
-				reservation = NULL, updated_at = ? WHERE uuid = ?`, n.ProvisionState, n.LastError, dii, ts(n.UpdatedAt), n.UUID); err != nil {
+				reservation = NULL, lease_owner = NULL, lease_expires = NULL, updated_at = ? WHERE uuid = ?`, n.ProvisionState, n.LastError, dii, ts(n.UpdatedAt), n.UUID); err != nil {
 				return fmt.Errorf("interrupt run %d: %w", runID, err)
 			}
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE nodes SET reservation = NULL WHERE reservation = ?`, runID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE nodes SET reservation = NULL, lease_owner = NULL, lease_expires = NULL WHERE reservation = ?`, runID); err != nil {
 		return fmt.Errorf("interrupt run %d: %w", runID, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -105,6 +105,23 @@ var migrations = []string{
 	CREATE INDEX runs_node_name ON runs(node_name, id);`,
 	// 5: event pruning finds old finished runs by finish time.
 	`CREATE INDEX runs_finished ON runs(finished_at);`,
+	// 6: leases (leases.go): the processes sharing the database, the lease
+	// of a node's reservation, the process running a run.
+	`CREATE TABLE conductors (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		host TEXT NOT NULL,
+		pid INTEGER NOT NULL,
+		started_at INTEGER NOT NULL,
+		heartbeat_at INTEGER NOT NULL,
+		fenced_at INTEGER
+	);
+	CREATE INDEX conductors_alive ON conductors(fenced_at, heartbeat_at);
+	ALTER TABLE nodes ADD COLUMN lease_owner INTEGER;
+	ALTER TABLE nodes ADD COLUMN lease_expires INTEGER;
+	ALTER TABLE nodes ADD COLUMN lease_generation INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX nodes_lease_owner ON nodes(lease_owner);
+	ALTER TABLE runs ADD COLUMN conductor INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX runs_conductor ON runs(conductor, status);`,
 }
 
 // statements splits a migration into its statements (they hold no ';'

@@ -130,4 +130,4 @@ func fromTS(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 const nodeCols = `uuid, name, driver, driver_info, properties, instance_info, driver_internal_info,
 	ports, provision_state, power_state, last_error, maintenance, maintenance_reason, reservation,
-	created_at, updated_at`
+	created_at, updated_at, lease_owner, lease_expires, lease_generation`

@@ -1,7 +1,10 @@
-// Package store persists nodes, runs, events and artifacts. Store is the
-// interface the runtime uses; Open returns the SQLite implementation
-// (modernc.org/sqlite, no cgo). A PostgreSQL store can implement the same
-// interface later.
+// Package store persists nodes, runs, events, artifacts and watch-folder
+// job claims. Store is the interface the runtime uses; DB implements it
+// over database/sql for SQLite (Open: modernc.org/sqlite, no cgo) and
+// PostgreSQL (OpenPostgres: pgx v5), one code base with a small dialect
+// layer (db.go); OpenURL picks one from [database] connection. The suite
+// in storetest runs against both. Leases for several processes sharing a
+// database are in leases.go; copies between stores in migrate.go.
 package store
 
 import (
@@ -47,8 +50,11 @@ type Node struct {
 	Maintenance        bool           `json:"maintenance"`
 	MaintenanceReason  string         `json:"maintenance_reason,omitempty"`
 	Reservation        int64          `json:"reservation,omitempty"` // id of the run holding the lock, 0 when free
-	CreatedAt          time.Time      `json:"created_at"`
-	UpdatedAt          time.Time      `json:"updated_at"`
+	// Lease is the process (conductor) holding the reservation, when it
+	// was taken with AcquireLease; nil otherwise.
+	Lease     *Lease    `json:"lease,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Port is a NIC of a node.
@@ -74,6 +80,9 @@ type Run struct {
 	FinishedAt *time.Time        `json:"finished_at"`
 	Host       string            `json:"host"`
 	PID        int               `json:"pid"`
+	// Conductor is the registered process running the run (leases.go), 0
+	// when the process did not register.
+	Conductor int64 `json:"conductor,omitempty"`
 	// JobLink, when set, is recorded with the run in the same transaction
 	// (its RunID filled in): a process killed right after the run is
 	// created cannot leave a run its watch-folder job does not know about.

@@ -31,6 +31,15 @@ type Dumper interface {
 	Dump(ctx context.Context, fn func(table string, row []any) error) error
 }
 
+// Leaser is implemented by stores shared by several processes through
+// leases (store.DB).
+type Leaser interface {
+	RegisterConductor(ctx context.Context, host string, pid int, now time.Time) (*store.Conductor, error)
+	Heartbeat(ctx context.Context, id int64, ttl time.Duration, now time.Time) error
+	AcquireLease(ctx context.Context, uuid string, runID, conductor int64, ttl time.Duration, now time.Time) (int64, error)
+	TakeOver(ctx context.Context, by int64, timeout time.Duration, now time.Time) ([]int64, error)
+}
+
 // Sensitive is implemented by stores that encrypt values a check flags.
 type Sensitive interface {
 	SetSensitive(fn func(v any) bool)
@@ -68,6 +77,8 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"PruneEventsKeepsFailedLonger", testPruneEvents},
 		{"ConcurrentLocksOneWinner", testConcurrentLocks},
 		{"ConcurrentUpdatesNoLostUpdate", testConcurrentUpdates},
+		{"LeasesTakeOverAndFencing", testLeases},
+		{"FinishRunOnlyOnce", testFinishOnce},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newDB(t)) })
@@ -753,5 +764,99 @@ func testPruneEvents(t *testing.T, open Opener) {
 	}
 	if runs, _ := s.ListRuns(ctx, store.RunFilter{}); len(runs) != 5 {
 		t.Fatalf("%d runs listed after pruning, want 5", len(runs))
+	}
+}
+
+// testFinishOnce: a finished run cannot be finished again (its status is
+// what recovery or the first finish recorded).
+func testFinishOnce(t *testing.T, open Opener) {
+	s := open(t, Key(1))
+	ctx := context.Background()
+	r := &store.Run{Script: "x", Host: "h", PID: 1}
+	must(t, s.CreateRun(ctx, r))
+	must(t, s.FinishRun(ctx, r.ID, store.StatusFailed, "first"))
+	if err := s.FinishRun(ctx, r.ID, store.StatusSucceeded, ""); err == nil || !strings.Contains(err.Error(), "already failed") {
+		t.Fatalf("second finish: %v", err)
+	}
+	if got, _ := s.GetRun(ctx, r.ID); got.Status != store.StatusFailed || got.Error != "first" {
+		t.Fatalf("run after a second finish: %+v", got)
+	}
+}
+
+// testLeases: a lease names its process; a process whose heartbeat stopped
+// is taken over by another (its run interrupted, its node failed and
+// released), and once resumed it is fenced: no heartbeat, no finish, no
+// node change, no new lease.
+func testLeases(t *testing.T, open Opener) {
+	s := open(t, Key(1))
+	l, ok := s.(Leaser)
+	if !ok {
+		t.Skip("the store has no leases")
+	}
+	ctx := context.Background()
+	t0 := time.Now()
+	const ttl = 30 * time.Second
+	c1, err := l.RegisterConductor(ctx, "h1", 11, t0)
+	must(t, err)
+	c2, err := l.RegisterConductor(ctx, "h2", 22, t0)
+	must(t, err)
+	n := Node("a")
+	n.ProvisionState = "deploying"
+	must(t, s.CreateNode(ctx, n))
+	r1 := &store.Run{Script: "deploy", NodeUUID: n.UUID, NodeName: "a", Host: "h1", PID: 11, Conductor: c1.ID}
+	r2 := &store.Run{Script: "deploy", NodeUUID: n.UUID, NodeName: "a", Host: "h2", PID: 22, Conductor: c2.ID}
+	must(t, s.CreateRun(ctx, r1))
+	must(t, s.CreateRun(ctx, r2))
+	gen, err := l.AcquireLease(ctx, n.UUID, r1.ID, c1.ID, ttl, t0)
+	must(t, err)
+	got, _ := s.GetNode(ctx, "a")
+	if got.Reservation != r1.ID || got.Lease == nil || got.Lease.Conductor != c1.ID || got.Lease.Generation != gen || !got.Lease.Expires.Equal(t0.Add(ttl).UTC().Truncate(0)) {
+		t.Fatalf("leased node: reservation %d lease %+v (want run %d, conductor %d, generation %d)", got.Reservation, got.Lease, r1.ID, c1.ID, gen)
+	}
+	var le *store.LockedError
+	if _, err := l.AcquireLease(ctx, n.UUID, r2.ID, c2.ID, ttl, t0); !errors.As(err, &le) || le.RunID != r1.ID {
+		t.Fatalf("lease held by another run: %v", err)
+	}
+	must(t, l.Heartbeat(ctx, c1.ID, ttl, t0.Add(10*time.Second)))
+	must(t, l.Heartbeat(ctx, c2.ID, ttl, t0.Add(40*time.Second)))
+	if runs, err := l.TakeOver(ctx, c2.ID, ttl, t0.Add(35*time.Second)); err != nil || len(runs) != 0 {
+		t.Fatalf("take over before the timeout: %v %v", runs, err)
+	}
+	// c1 stops heartbeating (SIGSTOP); c2 takes over after the timeout.
+	runs, err := l.TakeOver(ctx, c2.ID, ttl, t0.Add(45*time.Second))
+	if err != nil || len(runs) != 1 || runs[0] != r1.ID {
+		t.Fatalf("take over: %v %v, want run %d", runs, err, r1.ID)
+	}
+	got, _ = s.GetNode(ctx, "a")
+	run1, _ := s.GetRun(ctx, r1.ID)
+	if got.Reservation != 0 || got.Lease != nil || got.ProvisionState != "deploy failed" || run1.Status != store.StatusInterrupted ||
+		!strings.Contains(run1.Error, "stopped heartbeating") {
+		t.Fatalf("after take over: node %q reservation %d lease %+v; run %s %q", got.ProvisionState, got.Reservation, got.Lease, run1.Status, run1.Error)
+	}
+	// c1 resumes: fenced everywhere.
+	if err := l.Heartbeat(ctx, c1.ID, ttl, t0.Add(50*time.Second)); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("heartbeat of the taken-over process: %v", err)
+	}
+	if err := s.FinishRun(ctx, r1.ID, store.StatusSucceeded, ""); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("finish of its interrupted run: %v", err)
+	}
+	if _, err := s.UpdateNodeAs(ctx, r1.ID, "a", func(n *store.Node) error { n.LastError = "late"; return nil }); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("node change by its interrupted run: %v", err)
+	}
+	if _, err := l.AcquireLease(ctx, n.UUID, r1.ID, c1.ID, ttl, t0.Add(50*time.Second)); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("new lease of the taken-over process: %v", err)
+	}
+	if run1, _ := s.GetRun(ctx, r1.ID); run1.Status != store.StatusInterrupted {
+		t.Errorf("run status after the fenced writes: %s", run1.Status)
+	}
+	gen2, err := l.AcquireLease(ctx, n.UUID, r2.ID, c2.ID, ttl, t0.Add(50*time.Second))
+	if err != nil || gen2 != gen+1 {
+		t.Fatalf("lease by the live process: generation %d (want %d) %v", gen2, gen+1, err)
+	}
+	if runs, err := l.TakeOver(ctx, c2.ID, ttl, t0.Add(60*time.Second)); err != nil || len(runs) != 0 {
+		t.Fatalf("second take over: %v %v", runs, err)
+	}
+	if got, _ := s.GetNode(ctx, "a"); got.Reservation != r2.ID {
+		t.Fatalf("the live process lost its lease: reservation %d", got.Reservation)
 	}
 }

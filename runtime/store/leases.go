@@ -1,0 +1,231 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Leases let several processes share one database (issue 15, part 3),
+// as Ironic's conductors do: each process registers as a conductor and
+// heartbeats; a node reservation taken with AcquireLease names the
+// conductor and expires unless the heartbeat extends it. TakeOver, run by
+// any live process, fences conductors whose heartbeat is older than the
+// timeout: their runs are interrupted (their nodes moved to a failure state
+// as with a dead local process) and their nodes released. A fenced process
+// that resumes (SIGSTOP, a long GC pause, a network partition) gets
+// ErrFenced from Heartbeat and cannot write with its interrupted runs:
+// FinishRun and a run's node changes are refused once the run is no
+// longer running.
+//
+// The engine does not use them yet: it still locks with LockNode and
+// recovers with RecoverInterrupted (same host only).
+
+// ErrFenced is returned to a process whose leases were taken over.
+var ErrFenced = errors.New("this process lost its leases (its heartbeat stopped for longer than [conductor] heartbeat_timeout): another process took over its nodes and interrupted its runs")
+
+// Lease is the lease of a node's reservation.
+type Lease struct {
+	Conductor int64     `json:"conductor"`
+	Expires   time.Time `json:"expires"`
+	// Generation grows by one at every acquisition: a fencing token.
+	Generation int64 `json:"generation"`
+}
+
+// Conductor is a process registered to share the database.
+type Conductor struct {
+	ID          int64      `json:"id"`
+	Host        string     `json:"host"`
+	PID         int        `json:"pid"`
+	StartedAt   time.Time  `json:"started_at"`
+	HeartbeatAt time.Time  `json:"heartbeat_at"`
+	FencedAt    *time.Time `json:"fenced_at,omitempty"`
+}
+
+// RegisterConductor records a process sharing the database; its id goes
+// into Run.Conductor and AcquireLease.
+func (s *DB) RegisterConductor(ctx context.Context, host string, pid int, now time.Time) (*Conductor, error) {
+	c := &Conductor{Host: host, PID: pid, StartedAt: now.UTC(), HeartbeatAt: now.UTC()}
+	t, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("register conductor: %w", err)
+	}
+	defer t.Rollback()
+	err = t.QueryRowContext(ctx, `INSERT INTO conductors (host, pid, started_at, heartbeat_at) VALUES (?,?,?,?) RETURNING id`,
+		host, pid, ts(now), ts(now)).Scan(&c.ID)
+	if err == nil {
+		err = t.Commit()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("register conductor: %w", err)
+	}
+	return c, nil
+}
+
+// Conductors lists the registered processes, newest first.
+func (s *DB) Conductors(ctx context.Context) ([]Conductor, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, host, pid, started_at, heartbeat_at, fenced_at FROM conductors ORDER BY id DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("list conductors: %w", err)
+	}
+	defer rows.Close()
+	var out []Conductor
+	for rows.Next() {
+		var c Conductor
+		var started, hb int64
+		var fenced *int64
+		if err := rows.Scan(&c.ID, &c.Host, &c.PID, &started, &hb, &fenced); err != nil {
+			return nil, fmt.Errorf("list conductors: %w", err)
+		}
+		c.StartedAt, c.HeartbeatAt = fromTS(started), fromTS(hb)
+		if fenced != nil {
+			t := fromTS(*fenced)
+			c.FencedAt = &t
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Heartbeat records that conductor id is alive and extends its leases to
+// now+ttl; ErrFenced once it was taken over (the process must stop its
+// runs: they were interrupted and their nodes released).
+func (s *DB) Heartbeat(ctx context.Context, id int64, ttl time.Duration, now time.Time) error {
+	t, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	defer t.Rollback()
+	res, err := t.ExecContext(ctx, `UPDATE conductors SET heartbeat_at = ? WHERE id = ? AND fenced_at IS NULL`, ts(now), id)
+	if err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrFenced
+	}
+	if _, err := t.ExecContext(ctx, `UPDATE nodes SET lease_expires = ? WHERE lease_owner = ?`, ts(now.Add(ttl)), id); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	if err := t.Commit(); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	return nil
+}
+
+// AcquireLease reserves a node for run runID of conductor, until now+ttl
+// unless heartbeats extend it, and returns the lease generation; a
+// *LockedError while another run holds it (an expired lease stays until
+// TakeOver releases it, so that its run is interrupted first).
+func (s *DB) AcquireLease(ctx context.Context, uuid string, runID, conductor int64, ttl time.Duration, now time.Time) (int64, error) {
+	t, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("lease node %s: %w", uuid, err)
+	}
+	defer t.Rollback()
+	var fenced *int64
+	err = t.QueryRowContext(ctx, `SELECT fenced_at FROM conductors WHERE id = ?`, conductor).Scan(&fenced)
+	if err != nil {
+		return 0, fmt.Errorf("lease node %s: conductor %d: %w", uuid, conductor, err)
+	}
+	if fenced != nil {
+		return 0, ErrFenced
+	}
+	var gen int64
+	err = t.QueryRowContext(ctx, `UPDATE nodes SET reservation = ?, lease_owner = ?, lease_expires = ?,
+		lease_generation = lease_generation + 1
+		WHERE uuid = ? AND (reservation IS NULL OR reservation = ?) RETURNING lease_generation`,
+		runID, conductor, ts(now.Add(ttl)), uuid, runID).Scan(&gen)
+	if err == nil {
+		if err := t.Commit(); err != nil {
+			return 0, fmt.Errorf("lease node %s: %w", uuid, err)
+		}
+		return gen, nil
+	}
+	t.Rollback()
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, s.whoHolds(ctx, uuid)
+	}
+	return 0, fmt.Errorf("lease node %s: %w", uuid, err)
+}
+
+// TakeOver fences the conductors whose heartbeat is older than timeout
+// (by is the conductor doing it, never fenced itself): their running runs
+// are interrupted (InterruptRun) and every lease they hold is released. It
+// returns the interrupted runs. Safe to run from several processes at once.
+func (s *DB) TakeOver(ctx context.Context, by int64, timeout time.Duration, now time.Time) ([]int64, error) {
+	t, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("take over: %w", err)
+	}
+	defer t.Rollback()
+	skip := ""
+	if s.d.name == DialectPostgres {
+		skip = " FOR UPDATE SKIP LOCKED" // another process is taking them over
+	}
+	rows, err := t.QueryContext(ctx, `SELECT id FROM conductors WHERE fenced_at IS NULL AND heartbeat_at < ? AND id != ?`+skip,
+		ts(now.Add(-timeout)), by)
+	if err != nil {
+		return nil, fmt.Errorf("take over: %w", err)
+	}
+	var dead []any
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("take over: %w", err)
+		}
+		dead = append(dead, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("take over: %w", err)
+	}
+	if len(dead) == 0 {
+		return nil, nil
+	}
+	in := `(?` + strings.Repeat(",?", len(dead)-1) + `)`
+	if _, err := t.ExecContext(ctx, `UPDATE conductors SET fenced_at = ? WHERE id IN `+in, append([]any{ts(now)}, dead...)...); err != nil {
+		return nil, fmt.Errorf("take over: %w", err)
+	}
+	if err := t.Commit(); err != nil {
+		return nil, fmt.Errorf("take over: %w", err)
+	}
+	var runs []int64
+	for _, c := range dead {
+		ids, err := s.runningRunsOf(ctx, c.(int64))
+		if err != nil {
+			return runs, err
+		}
+		for _, id := range ids {
+			if err := s.InterruptRun(ctx, id, fmt.Sprintf("its process (conductor %d) stopped heartbeating for over %v", c, timeout)); err != nil {
+				return runs, err
+			}
+			runs = append(runs, id)
+		}
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = NULL, lease_owner = NULL, lease_expires = NULL
+		WHERE lease_owner IN `+in, dead...); err != nil {
+		return runs, fmt.Errorf("take over: release leases: %w", err)
+	}
+	return runs, nil
+}
+
+func (s *DB) runningRunsOf(ctx context.Context, conductor int64) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM runs WHERE conductor = ? AND status = ?`, conductor, StatusRunning)
+	if err != nil {
+		return nil, fmt.Errorf("runs of conductor %d: %w", conductor, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("runs of conductor %d: %w", conductor, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
