@@ -50,6 +50,18 @@ type Options struct {
 	// Watch, when set, is called for every run on a node once the node is
 	// locked (see RunWatch).
 	Watch RunWatch
+	// Leases, when set, makes node locks leases of this process (several
+	// processes sharing a PostgreSQL store); nil: plain locks.
+	Leases *Leases
+}
+
+// Leases are the node leases of a process registered as a conductor.
+type Leases struct {
+	Store     store.Leaser
+	Conductor int64
+	// TTL is how long a lease lasts without a heartbeat ([conductor]
+	// heartbeat_timeout).
+	TTL time.Duration
 }
 
 // RunWatch observes a run on a node while it runs, e.g. to capture the
@@ -76,6 +88,7 @@ type Engine struct {
 	pid      int
 	onEvent  func(kind, name string, data map[string]any)
 	watch    RunWatch
+	leases   *Leases
 
 	protoMu sync.Mutex
 	protos  map[string]*lua.FunctionProto
@@ -105,7 +118,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	o.Redactor.Add(o.Config.SecretValues()...)
 	host, _ := os.Hostname()
 	e := &Engine{st: o.Store, cfg: o.Config, mods: o.Modules, scripts: NewScripts(dirs), redactor: o.Redactor,
-		log: o.Logger, stdout: o.Stdout, host: host, pid: os.Getpid(), protos: map[string]*lua.FunctionProto{}, onEvent: o.OnEvent, watch: o.Watch}
+		log: o.Logger, stdout: o.Stdout, host: host, pid: os.Getpid(), protos: map[string]*lua.FunctionProto{}, onEvent: o.OnEvent, watch: o.Watch, leases: o.Leases}
 	ids, err := RecoverInterrupted(ctx, o.Store)
 	if err != nil {
 		return nil, err
@@ -292,6 +305,9 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 		}
 	}
 	rec := &store.Run{Script: sc.Name, ScriptSHA: sum, Params: e.redactParams(params), Host: e.host, PID: e.pid, JobLink: req.JobLink}
+	if e.leases != nil {
+		rec.Conductor = e.leases.Conductor
+	}
 	if n != nil {
 		rec.NodeUUID, rec.NodeName = n.UUID, n.Name
 	}
@@ -409,7 +425,12 @@ func maskParams(p map[string]string) map[string]string {
 func (e *Engine) lock(ctx context.Context, n *store.Node, runID int64, wait bool) error {
 	delay := 50 * time.Millisecond
 	for {
-		err := e.st.LockNode(ctx, n.UUID, runID)
+		var err error
+		if e.leases != nil {
+			_, err = e.leases.Store.AcquireLease(ctx, n.UUID, runID, e.leases.Conductor, e.leases.TTL, time.Now())
+		} else {
+			err = e.st.LockNode(ctx, n.UUID, runID)
+		}
 		var le *store.LockedError
 		if err == nil || !wait || !errors.As(err, &le) {
 			return err

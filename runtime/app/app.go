@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lightsout/lightsout/bindings/vmedia"
 	"github.com/lightsout/lightsout/runtime"
@@ -124,6 +125,17 @@ func Open(ctx context.Context, o Options) (*App, error) {
 	st.SetSensitive(red.Holds)
 	a := &App{Config: cfg, Store: st, Redactor: red, Log: log, Stdout: o.Stdout}
 	a.closers = append(a.closers, st.Close)
+	var leases *runtime.Leases
+	if st.Dialect() == store.DialectPostgres { // processes may share it: leases
+		timeout := cfg.Duration("conductor", "heartbeat_timeout", time.Minute)
+		c, err := startConductor(ctx, st, timeout, cfg.Duration("conductor", "heartbeat_interval", 10*time.Second), log)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.closers = append([]func() error{c.close}, a.closers...)
+		leases = &runtime.Leases{Store: st, Conductor: c.id, TTL: timeout}
+	}
 	mods := o.Modules
 	if mods == nil {
 		mods, err = a.defaultModules(ctx)
@@ -135,7 +147,7 @@ func Open(ctx context.Context, o Options) (*App, error) {
 	dirs := append(append([]string{}, o.ScriptDirs...), cfg.ScriptsPath()...)
 	eng, err := runtime.New(ctx, runtime.Options{Store: st, Config: cfg, Modules: mods, ScriptDirs: dirs,
 		Redactor: red, Logger: log, Stdout: o.Stdout, OnEvent: o.OnEvent,
-		Watch: consoleWatch(cfg, red, log, ConsoleRingSize)})
+		Watch: consoleWatch(cfg, red, log, ConsoleRingSize), Leases: leases})
 	if err != nil {
 		a.Close()
 		return nil, err

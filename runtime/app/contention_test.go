@@ -72,6 +72,14 @@ func cliHelper(args []string) error {
 		}
 		fmt.Println(worst.Milliseconds())
 		return nil
+	case "sleep": // sleep STATE NODE SCRIPT: one long run, its outcome printed
+		a, err := openState(ctx, state)
+		if err != nil {
+			return err
+		}
+		res, err := a.Engine.Run(ctx, runtime.RunRequest{Script: args[3], Node: args[2]})
+		fmt.Printf("run %d %s err=%v\n", res.RunID, res.Status, err)
+		return a.Close()
 	case "list":
 		loops := 0
 		for {

@@ -62,6 +62,8 @@ func Known() []Option {
 		{"deploy", "efi_system_partition_size", "200", "ESP size (MiB)"},
 
 		{"conductor", "api_url", "", "URL of the agent callback API given to ramdisks"},
+		{"conductor", "heartbeat_timeout", "60", "PostgreSQL store: seconds without a heartbeat after which another process takes over this one's nodes and interrupts its runs"},
+		{"conductor", "heartbeat_interval", "10", "PostgreSQL store: seconds between heartbeats (and takeover checks)"},
 		{"conductor", "deploy_callback_timeout", "1800", "seconds to wait for the ramdisk's first heartbeat"},
 		{"conductor", "clean_callback_timeout", "1800", "seconds to wait for the cleaning ramdisk"},
 		{"conductor", "inspect_timeout", "1800", "inspection timeout (s)"},

@@ -313,6 +313,8 @@ func optionTypes() map[string]Type {
 		"lightsout.metrics_address":      Address(),
 		"lightsout.watch_dir":            Path(),
 		"database.connection":            DatabaseURL(),
+		"conductor.heartbeat_timeout":    Seconds(2, day),
+		"conductor.heartbeat_interval":   Seconds(1, 3600),
 
 		"ilo.client_timeout":                                   Seconds(1, day),
 		"ipmi.retry_timeout":                                   Seconds(1, 3600),

@@ -21,8 +21,30 @@ import (
 // FinishRun and a run's node changes are refused once the run is no
 // longer running.
 //
-// The engine does not use them yet: it still locks with LockNode and
-// recovers with RecoverInterrupted (same host only).
+// The app uses them when the store is PostgreSQL (several processes, maybe
+// on several hosts); a SQLite store's processes share one host and are
+// recovered by pid (RecoverInterrupted).
+
+// Leaser is the lease API of a store shared by several processes.
+type Leaser interface {
+	RegisterConductor(ctx context.Context, host string, pid int, now time.Time) (*Conductor, error)
+	// UnregisterConductor removes a process that stops cleanly.
+	UnregisterConductor(ctx context.Context, id int64) error
+	Heartbeat(ctx context.Context, id int64, ttl time.Duration, now time.Time) error
+	AcquireLease(ctx context.Context, uuid string, runID, conductor int64, ttl time.Duration, now time.Time) (int64, error)
+	TakeOver(ctx context.Context, by int64, timeout time.Duration, now time.Time) ([]int64, error)
+}
+
+var _ Leaser = (*DB)(nil)
+
+// UnregisterConductor implements Leaser. Its leases must have been
+// released (its runs finished).
+func (s *DB) UnregisterConductor(ctx context.Context, id int64) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM conductors WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("unregister conductor %d: %w", id, err)
+	}
+	return nil
+}
 
 // ErrFenced is returned to a process whose leases were taken over.
 var ErrFenced = errors.New("this process lost its leases (its heartbeat stopped for longer than [conductor] heartbeat_timeout): another process took over its nodes and interrupted its runs")

@@ -281,8 +281,11 @@ func (s *DB) InterruptRun(ctx context.Context, runID int64, cause string) error 
 		return fmt.Errorf("interrupt run %d: %w", runID, err)
 	}
 	msg := fmt.Sprintf("run %d (%s) was interrupted: %s", runID, script, cause)
-	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = ?`,
-		StatusInterrupted, msg, ts(time.Now().UTC()), runID, StatusRunning); err != nil {
+	// abort_request: a process that is still alive after all (stopped,
+	// then resumed after a takeover) sees it and cancels the run.
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ?,
+		abort_request = CASE WHEN abort_request = '' THEN ? ELSE abort_request END WHERE id = ? AND status = ?`,
+		StatusInterrupted, msg, ts(time.Now().UTC()), cause, runID, StatusRunning); err != nil {
 		return fmt.Errorf("interrupt run %d: %w", runID, err)
 	}
 	if nodeUUID != "" {
