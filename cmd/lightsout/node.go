@@ -30,6 +30,8 @@ type nodeJSON struct {
 	Maintenance        bool           `json:"maintenance"`
 	MaintenanceReason  string         `json:"maintenance_reason,omitempty"`
 	Reservation        int64          `json:"reservation,omitempty"`
+	// Lease names the process holding the reservation (PostgreSQL store).
+	Lease *store.Lease `json:"lease,omitempty"`
 }
 
 func toNodeJSON(a *app.App, n *store.Node) nodeJSON {
@@ -53,7 +55,7 @@ func toNodeJSON(a *app.App, n *store.Node) nodeJSON {
 		DriverInternalInfo: jsonBounded(red(n.DriverInternalInfo)),
 		Ports:              ports, ProvisionState: n.ProvisionState, PowerState: n.PowerState,
 		LastError: a.Redactor.String(n.LastError), Maintenance: n.Maintenance,
-		MaintenanceReason: a.Redactor.String(n.MaintenanceReason), Reservation: n.Reservation}
+		MaintenanceReason: a.Redactor.String(n.MaintenanceReason), Reservation: n.Reservation, Lease: n.Lease}
 }
 
 func newNodeCmd(g *globals) *cobra.Command {
@@ -183,7 +185,11 @@ func showNode(g *globals, a *app.App, n *store.Node, asJSON bool) error {
 		t.row("maintenance_reason", a.Redactor.String(orNoReason(n.MaintenanceReason)))
 	}
 	if j.Reservation != 0 {
-		t.row("locked_by", fmt.Sprintf("run %d", j.Reservation))
+		by := fmt.Sprintf("run %d", j.Reservation)
+		if j.Lease != nil {
+			by += fmt.Sprintf(" of process (conductor) %d, lease until %s", j.Lease.Conductor, fmtTime(j.Lease.Expires))
+		}
+		t.row("locked_by", by)
 	}
 	if err := t.flush(); err != nil {
 		return err
