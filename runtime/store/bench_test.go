@@ -89,3 +89,62 @@ func BenchmarkRunsList1M(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkJobClaim: the store's part of one watch-folder job on each
+// store (claim, running, its run created with the job link, finished,
+// the job done and archived): the claim overhead per job.
+func BenchmarkJobClaim(b *testing.B) {
+	c, _ := secrets.NewCipher(bytes.Repeat([]byte{1}, 32))
+	for _, st := range []struct {
+		name string
+		open func(b *testing.B) (*DB, error)
+	}{
+		{"sqlite", func(b *testing.B) (*DB, error) {
+			return Open(context.Background(), filepath.Join(b.TempDir(), "jobs.db"), c)
+		}},
+		{"postgres", func(b *testing.B) (*DB, error) {
+			if !testenv.PostgresAvailable() && !testenv.Integration() {
+				b.Skip("PostgreSQL not installed (testdata/tools/deps.sh)")
+			}
+			return OpenURL(context.Background(), testenv.Postgres(b), c)
+		}},
+	} {
+		b.Run(st.name, func(b *testing.B) {
+			ctx := context.Background()
+			s, err := st.open(b)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			i := 0
+			for b.Loop() {
+				i++
+				j := &Job{Name: fmt.Sprintf("j%d.json", i), File: fmt.Sprintf("j%d.json", i), SHA256: "h", Nodes: []string{"n1"}, Host: "h", PID: 1}
+				if err := s.CreateJob(ctx, j); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.UpdateJob(ctx, j.ID, func(j *Job) error { j.Status = JobRunning; return nil }); err != nil {
+					b.Fatal(err)
+				}
+				r := &Run{Script: "x", Host: "h", PID: 1, JobLink: &JobRun{Job: j.ID, Node: "n1", Status: StatusRunning}}
+				if err := s.CreateRun(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.FinishRun(ctx, r.ID, StatusSucceeded, ""); err != nil {
+					b.Fatal(err)
+				}
+				now := time.Now()
+				if err := s.SetJobRun(ctx, &JobRun{Job: j.ID, Node: "n1", RunID: r.ID, Status: StatusSucceeded, FinishedAt: &now}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.UpdateJob(ctx, j.ID, func(j *Job) error {
+					j.Status, j.Archived, j.FinishedAt = JobDone, true, &now
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/job")
+		})
+	}
+}
