@@ -16,11 +16,18 @@ import (
 )
 
 // TestStoppedProcessLosesItsLeases: with a PostgreSQL store, a process
-// stopped (SIGSTOP) in the middle of a run loses its node lease once its
-// heartbeat is older than [conductor] heartbeat_timeout: another process
-// interrupts its run and releases the node; when it resumes (SIGCONT) it
-// is fenced: its run stays interrupted, the node stays free.
+// stopped (SIGSTOP) or killed (SIGKILL) in the middle of a run loses its
+// node lease once its heartbeat is older than [conductor]
+// heartbeat_timeout: another, already running, process interrupts its run
+// and releases the node. A stopped process that resumes (SIGCONT) is
+// fenced: its run stays interrupted, the node stays free.
 func TestStoppedProcessLosesItsLeases(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGSTOP, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) { testLostLeases(t, sig) })
+	}
+}
+
+func testLostLeases(t *testing.T, sig syscall.Signal) {
 	url := testenv.Postgres(t)
 	state := t.TempDir()
 	t.Setenv("LIGHTSOUT_CONFIG", "")
@@ -62,13 +69,17 @@ func TestStoppedProcessLosesItsLeases(t *testing.T) {
 	}
 	waitUntil(t, 30*time.Second, "the helper's run to lease n1", func() bool { return node().Lease != nil })
 	leased := node()
-	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the stopped process's lease to be taken over", func() bool { return node().Reservation == 0 })
+	waitUntil(t, 30*time.Second, "the lease to be taken over", func() bool { return node().Reservation == 0 })
 	run, err := b.Store.GetRun(ctx, leased.Reservation)
 	if err != nil || run.Status != store.StatusInterrupted || !strings.Contains(run.Error, "stopped heartbeating") {
-		t.Fatalf("the stopped process's run: %+v %v", run, err)
+		t.Fatalf("the run of the %s process: %+v %v", sig, run, err)
+	}
+	if sig == syscall.SIGKILL {
+		_ = cmd.Wait()
+		return
 	}
 	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
