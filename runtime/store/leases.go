@@ -46,6 +46,9 @@ func (s *DB) UnregisterConductor(ctx context.Context, id int64) error {
 	return nil
 }
 
+// fencedKept is how long a taken-over process stays listed.
+const fencedKept = 24 * time.Hour
+
 // ErrFenced is returned to a process whose leases were taken over.
 var ErrFenced = errors.New("this process lost its leases (its heartbeat stopped for longer than [conductor] heartbeat_timeout): another process took over its nodes and interrupted its runs")
 
@@ -205,8 +208,12 @@ func (s *DB) TakeOver(ctx context.Context, by int64, timeout time.Duration, now 
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("take over: %w", err)
 	}
+	// Fenced processes are listed for a day (`Conductors`), then forgotten.
+	if _, err := t.ExecContext(ctx, `DELETE FROM conductors WHERE fenced_at < ?`, ts(now.Add(-fencedKept))); err != nil {
+		return nil, fmt.Errorf("take over: %w", err)
+	}
 	if len(dead) == 0 {
-		return nil, nil
+		return nil, t.Commit()
 	}
 	in := `(?` + strings.Repeat(",?", len(dead)-1) + `)`
 	if _, err := t.ExecContext(ctx, `UPDATE conductors SET fenced_at = ? WHERE id IN `+in, append([]any{ts(now)}, dead...)...); err != nil {

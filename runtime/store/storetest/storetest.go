@@ -38,6 +38,7 @@ type Leaser interface {
 	Heartbeat(ctx context.Context, id int64, ttl time.Duration, now time.Time) error
 	AcquireLease(ctx context.Context, uuid string, runID, conductor int64, ttl time.Duration, now time.Time) (int64, error)
 	TakeOver(ctx context.Context, by int64, timeout time.Duration, now time.Time) ([]int64, error)
+	Conductors(ctx context.Context) ([]store.Conductor, error)
 }
 
 // Sensitive is implemented by stores that encrypt values a check flags.
@@ -858,5 +859,18 @@ func testLeases(t *testing.T, open Opener) {
 	}
 	if got, _ := s.GetNode(ctx, "a"); got.Reservation != r2.ID {
 		t.Fatalf("the live process lost its lease: reservation %d", got.Reservation)
+	}
+	cs, err := l.Conductors(ctx)
+	if err != nil || len(cs) != 2 || cs[1].ID != c1.ID || cs[1].FencedAt == nil || cs[0].FencedAt != nil {
+		t.Fatalf("conductors: %+v %v", cs, err)
+	}
+	// A day later the fenced process is forgotten; the live one stays.
+	later := t0.Add(25 * time.Hour)
+	must(t, l.Heartbeat(ctx, c2.ID, ttl, later))
+	if _, err := l.TakeOver(ctx, c2.ID, ttl, later); err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ := l.Conductors(ctx); len(cs) != 1 || cs[0].ID != c2.ID {
+		t.Fatalf("conductors a day later: %+v", cs)
 	}
 }
