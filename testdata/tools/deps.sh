@@ -18,6 +18,9 @@ PKGS=(
   # ipmi_sim (and sdrcomp) is an independent BMC for our client
   ipmitool openipmi
   tmux  # cmd/lightsout: `lightsout console` under a real terminal
+  # runtime/e2e: the test instance image (testdata/tools/build-test-disk.sh): a GPT
+  # disk booted by syslinux (BIOS) and Debian's signed shim + GRUB (UEFI, secure boot)
+  gdisk fdisk syslinux shim-signed grub-efi-amd64-signed
 )
 missing=()
 for p in "${PKGS[@]}"; do
