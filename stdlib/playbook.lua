@@ -136,7 +136,8 @@ local function set(v) return v ~= nil and v ~= "" end
 --- swift:, Glance — downloaded into the run's work directory), BIOS-only when the deploy
 --- boot mode is bios, hybrid BIOS+UEFI otherwise (the EFI loader from
 --- driver_info bootloader or [conductor] bootloader when it is an EFI
---- binary, else the host's GRUB). Without either it raises
+--- binary, else the host's GRUB), its kernel command line driver_info
+--- kernel_append_params, else [ilo] kernel_append_params. Without either it raises
 --- invalid_argument naming what to set.
 function M.deploy_iso(ctx, boot_mode)
   local di, cond = ctx.node.driver_info, config.conductor or {}
@@ -157,7 +158,9 @@ function M.deploy_iso(ctx, boot_mode)
   local out = dir .. "deploy-" .. ctx.node.uuid .. ".iso"
   return require("image").iso(out, {
     kernel = kernel, ramdisk = ramdisk,
-    append = (config.ilo.kernel_append_params or "") .. " boot_method=vmedia",
+    -- driver_info kernel_append_params (Ironic's per-node option) wins over [ilo]
+    append = (set(di.kernel_append_params) and di.kernel_append_params or config.ilo.kernel_append_params or "")
+      .. " boot_method=vmedia",
     bios_only = boot_mode == "bios",
     efi_loader = (boot_mode ~= "bios" and set(loader) and loader:match("%.[Ee][Ff][Ii]$")) and loader or nil,
   })
