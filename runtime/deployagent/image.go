@@ -157,7 +157,7 @@ type Target interface {
 
 // WriteResult is what WriteImage did.
 type WriteResult struct {
-	Written int64         // bytes written to the target
+	Written int64          // bytes written to the target
 	Holes   []qcow2.Extent // ranges the caller must zero (qcow2 holes)
 }
 

@@ -45,9 +45,9 @@ const (
 
 // L1/L2 entry bits.
 const (
-	offsetMask     = 0x00fffffffffffe00 // bits 9-55
-	l2Compressed   = 1 << 62
-	l2ZeroFlag     = 1 << 0
+	offsetMask   = 0x00fffffffffffe00 // bits 9-55
+	l2Compressed = 1 << 62
+	l2ZeroFlag   = 1 << 0
 )
 
 // Header is the part of a qcow2 header the converter uses.
