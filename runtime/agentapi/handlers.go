@@ -234,6 +234,9 @@ type heartbeatBody struct {
 	AgentVerifyCA      string `json:"agent_verify_ca"`
 	AgentStatus        string `json:"agent_status"`
 	AgentStatusMessage string `json:"agent_status_message"`
+	// DeployProgress is lightsout's extension (its own agent sends it
+	// while writing an image; IPA does not).
+	DeployProgress *DeployProgress `json:"deploy_progress"`
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
@@ -265,6 +268,7 @@ func (s *Server) acceptHeartbeat(w http.ResponseWriter, r *http.Request, nodeUUI
 	}
 	code, msg := s.recordHeartbeat(r.Context(), nodeUUID, body.AgentToken, Heartbeat{
 		AgentURL: strings.TrimRight(body.CallbackURL, "/"), AgentVersion: body.AgentVersion, AgentStatus: body.AgentStatus,
+		Progress: body.DeployProgress.valid(),
 	})
 	if code != 0 {
 		s.log.Warn("agent heartbeat refused", "node", nodeUUID, "status", code, "reason", msg)
