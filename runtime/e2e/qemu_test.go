@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -268,4 +270,65 @@ func tailText(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
+}
+
+// TestQemuServerBootsTestImage is the second half of every deploy above
+// without lightsout: a qemu-backed server whose disk already holds the test
+// instance image boots it from HDD under the iLO's boot mode — Gen8 legacy
+// BIOS, Gen10 UEFI, Gen10 UEFI with secure boot — and the guest's power off
+// turns the simulated server off. When this fails, the deploy tests fail
+// after the write; this says whether the image, the firmware or the
+// backend's disk wiring is at fault.
+func TestQemuServerBootsTestImage(t *testing.T) {
+	requireQemuE2E(t)
+	im := testInstanceImage(t)
+	f := newQemuFleet(t, []sim.NodeSpec{{Generation: sim.Gen8, Count: 1}, {Generation: sim.Gen10, Count: 2}}, 256<<20)
+	cases := []struct {
+		node, mode string
+		sb         bool
+		fw         string
+	}{
+		{"gen8-0", "LEGACY", false, "bios"},
+		{"gen10-0", "UEFI", false, "uefi"},
+		{"gen10-1", "UEFI", true, "uefi"},
+	}
+	for _, c := range cases {
+		t.Run(c.node, func(t *testing.T) {
+			disk := f.qb.DiskPath(c.node)
+			if err := os.MkdirAll(filepath.Dir(disk), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "qcow2", im.raw, disk).CombinedOutput(); err != nil {
+				t.Fatalf("qemu-img convert: %v\n%s", err, out)
+			}
+			srv := f.server(t, c.node)
+			srv.Update(func(st *sim.State) {
+				st.PersistentBoot = []string{"HDD"}
+				st.OneTimeBoot = "Normal"
+				st.BootMode, st.PendingBootMode = c.mode, ""
+				st.SecureBootEnable = c.sb
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
+			srv.PowerOn()
+			out, err := f.qb.WaitConsole(ctx, c.node, qemutest.BootMarker)
+			if err != nil {
+				t.Fatalf("%v\nconsole:\n%s\nqemu: %q", err, tailText(out, 6000), f.qb.LastCommand(c.node))
+			}
+			// the image powers off right after its marker line: then the line is whole
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for srv.State().Power != "OFF" {
+				select {
+				case <-ctx.Done():
+					t.Fatalf("the guest printed its marker but the server is still %s", srv.State().Power)
+				case <-tick.C:
+				}
+			}
+			fw, sb, ok := qemutest.ParseBootMarker(f.qb.Console(c.node))
+			if !ok || fw != c.fw || sb != c.sb {
+				t.Fatalf("booted firmware=%q secureboot=%v, want %q %v\nconsole:\n%s", fw, sb, c.fw, c.sb, tailText(f.qb.Console(c.node), 3000))
+			}
+		})
+	}
 }
