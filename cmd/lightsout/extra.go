@@ -15,5 +15,6 @@ func extraCommands(g *globals) []*cobra.Command {
 		newSensorsCmd(g),
 		newConsoleCmd(g),
 		newCaptureCmd(g),
+		newAgentCmd(g),
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/deployagent"
 	"github.com/lightsout/lightsout/runtime/secrets"
 )
 
@@ -190,6 +191,11 @@ func positional(cmd *cobra.Command, args []string) []string {
 }
 
 func main() {
+	if os.Getpid() == 1 {
+		// the ramdisk's /init is this binary: run the deploy agent's init
+		// whatever the arguments (it never returns)
+		deployagent.Init()
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
