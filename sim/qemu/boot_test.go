@@ -2,6 +2,7 @@ package qemu_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -45,8 +46,10 @@ func repoRoot(t *testing.T) string {
 	return ""
 }
 
-// testMedia builds the hybrid ISO and a floppy with params, in dir.
-func testMedia(t *testing.T, dir string, params map[string]string) (iso, floppy string) {
+// testMedia builds the hybrid ISO and a floppy with params, in dir; a
+// non-empty initOverride replaces the ramdisk's /init (and the ISO is
+// BIOS-only).
+func testMedia(t *testing.T, dir string, params map[string]string, initOverride string) (iso, floppy string) {
 	t.Helper()
 	cache := "/var/tmp/lightsout-test-cache/qemu-media"
 	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
@@ -67,15 +70,52 @@ func testMedia(t *testing.T, dir string, params map[string]string) (iso, floppy 
 	if len(f) != 2 {
 		t.Fatalf("%s printed %q", script, out)
 	}
+	initrd := f[1]
+	if initOverride != "" {
+		initrd = appendInit(t, dir, f[1], initOverride)
+	}
 	iso, floppy = filepath.Join(dir, "boot.iso"), filepath.Join(dir, "params.img")
-	if err := image.WriteISO(ctx, iso, image.ISOOptions{Kernel: f[0], Ramdisk: f[1],
-		Append: "console=ttyS0,115200n8 panic=-1"}); err != nil {
+	if err := image.WriteISO(ctx, iso, image.ISOOptions{Kernel: f[0], Ramdisk: initrd,
+		Append: "console=ttyS0,115200n8 panic=-1", BIOSOnly: initOverride != ""}); err != nil {
 		t.Fatal(err)
 	}
 	if err := image.WriteFloppy(ctx, floppy, params, image.FloppyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return iso, floppy
+}
+
+// appendInit returns a copy of initrd with a second (newc) archive
+// appended whose /init replaces the first one's.
+func appendInit(t *testing.T, dir, initrd, script string) string {
+	t.Helper()
+	root := filepath.Join(dir, "init-root")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "init"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("busybox", "cpio", "-o", "-H", "newc")
+	cmd.Dir, cmd.Stdin = root, strings.NewReader("init\n")
+	extra, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("busybox cpio: %v", err)
+	}
+	orig, err := os.ReadFile(initrd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the kernel unpacks a compressed archive after a compressed one, not a raw one
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(extra)
+	zw.Close()
+	out := filepath.Join(dir, "initrd-override.img")
+	if err := os.WriteFile(out, append(orig, z.Bytes()...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func nonce() string {
@@ -234,7 +274,7 @@ func TestQemuBoot(t *testing.T) {
 		"/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 	dir := t.TempDir()
 	params := map[string]string{"lightsout_nonce": nonce()}
-	testMedia(t, dir, params) // boot.iso, params.img
+	testMedia(t, dir, params, "") // boot.iso, params.img
 
 	// the media server on the host's loopback; the URLs name it as the VM
 	// would (10.0.2.2): the backend and the iLO's URL check reach it on 127.0.0.1
@@ -376,5 +416,77 @@ func TestQemuBoot(t *testing.T) {
 	closeAll()
 	if pids := qemuPIDs(qdir); len(pids) > 0 {
 		t.Fatalf("qemu processes left after Close: %v", pids)
+	}
+}
+
+// rebootInit is a test /init whose guest reboots at once.
+const rebootInit = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+echo "GUEST-REBOOTING uptime=$(cut -d' ' -f1 /proc/uptime)"
+reboot -f
+`
+
+// TestQemuRebootAndPowerButton: a guest reboot is the iLO's reset (the
+// one-time CD boot is consumed, the next qemu boots the persistent first
+// device, the HDD); the power button (press) reaches the VM as an ACPI
+// event and leaves the server on (firmware ignores it, as on real
+// hardware), press-and-hold powers it off and ends the VM.
+func TestQemuRebootAndPowerButton(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a qemu boot takes ~20 s under TCG")
+	}
+	testenv.RequireTools(t, "qemu-system-x86_64", "qemu-img", "xorriso", "apt-get", "dpkg-deb", "busybox")
+	dir := t.TempDir()
+	testMedia(t, dir, map[string]string{"k": "v"}, rebootInit)
+	hs := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer hs.Close()
+
+	qdir := filepath.Join(dir, "qemu")
+	b, err := qemu.New(qemu.Options{Dir: qdir, Accel: "tcg", DiskSize: 16 << 20, Servers: []string{"gen8-0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := sim.Options{Nodes: []sim.NodeSpec{{Generation: sim.Gen8, Count: 2}}, DiskSize: 1 << 20}
+	b.Attach(&opts)
+	s, err := sim.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.UseSim(s)
+	defer func() {
+		s.Close()
+		b.Close()
+		if pids := qemuPIDs(qdir); len(pids) > 0 {
+			t.Errorf("qemu processes left after Close: %v", pids)
+		}
+	}()
+	if kap := s.Inventory()[1].DriverInfo["kernel_append_params"]; kap != nil {
+		t.Errorf("gen8-1 is not qemu-backed but has kernel_append_params %v", kap)
+	}
+	srv, _ := s.ServerByName("gen8-0")
+	i := newILO(t, s, srv)
+	i.ribcl(`<RIB_INFO MODE="write"><INSERT_VIRTUAL_MEDIA DEVICE="CDROM" IMAGE_URL="` + hs.URL + `/boot.iso"/></RIB_INFO>` +
+		`<SERVER_INFO MODE="write"><SET_PERSISTENT_BOOT><DEVICE value="HDD"/><DEVICE value="CDROM"/></SET_PERSISTENT_BOOT>` +
+		`<SET_ONE_TIME_BOOT VALUE="CDROM"/><SET_HOST_POWER HOST_POWER="Yes"/></SERVER_INFO>`)
+	waitConsole(t, b, "gen8-0", "GUEST-REBOOTING", 3*time.Minute)
+	// the guest's reboot resets the server: boot 2, from the HDD
+	waitFor(t, "reset after the guest reboot", time.Minute, func() bool {
+		return srv.State().BootCount == 2 && b.Running("gen8-0") && strings.Contains(strings.Join(b.LastCommand("gen8-0"), " "), "drive=hd0,bootindex=1")
+	})
+	if ev, _ := srv.LastBoot(); ev.BootDevice != "HDD" {
+		t.Fatalf("boot device after the guest reboot %q, want HDD (the one-time CD boot consumed)", ev.BootDevice)
+	}
+	i.ribcl(`<SERVER_INFO MODE="write"><PRESS_PWR_BTN/></SERVER_INFO>`)
+	if st := srv.State(); st.Power != "ON" || !b.Running("gen8-0") {
+		t.Fatalf("after a press of the power button: power %s, VM running %v; want the ACPI event delivered and the server on", st.Power, b.Running("gen8-0"))
+	}
+	i.ribcl(`<SERVER_INFO MODE="write"><HOLD_PWR_BTN/></SERVER_INFO>`)
+	waitOff(t, b, srv, 30*time.Second)
+	if n := srv.State().BootCount; n != 2 {
+		t.Fatalf("boot count %d after press and hold, want 2", n)
+	}
+	if !strings.Contains(b.Console("gen8-0"), "GUEST-REBOOTING") {
+		t.Fatal("console lost")
 	}
 }

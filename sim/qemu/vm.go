@@ -22,6 +22,7 @@ import (
 type vm struct {
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed once the process has been waited for
+	qmpReady chan struct{} // closed once the QMP connection is up (or given up)
 	waitErr  error
 	stopOnce sync.Once
 
@@ -31,6 +32,11 @@ type vm struct {
 }
 
 func (v *vm) qmpCommand(name string) error {
+	select { // a VM just started: its QMP socket comes up within moments
+	case <-v.qmpReady:
+	case <-v.exited:
+	case <-time.After(5 * time.Second):
+	}
 	v.mu.Lock()
 	q := v.qmp
 	v.mu.Unlock()
@@ -215,7 +221,7 @@ func (b *Backend) exec(ctx context.Context, n *node, ev sim.BootEvent, args []st
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	v := &vm{cmd: cmd, exited: make(chan struct{})}
+	v := &vm{cmd: cmd, exited: make(chan struct{}), qmpReady: make(chan struct{})}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -289,17 +295,21 @@ func (b *Backend) exec(ctx context.Context, n *node, ev sim.BootEvent, args []st
 		v.mu.Unlock()
 	}
 	deadline := time.Now().Add(30 * time.Second)
+	readyOnce := sync.OnceFunc(func() { close(v.qmpReady) })
+	defer readyOnce()
 	for {
 		q, err := dialQMP(qmpPath, onEvent)
 		if err == nil {
 			v.mu.Lock()
 			v.qmp = q
 			v.mu.Unlock()
+			readyOnce()
 			defer q.close()
 			break
 		}
 		if time.Now().After(deadline) {
 			b.log.Warn("qemu: no QMP", "server", ev.Server, "err", err)
+			readyOnce()
 			break
 		}
 		select {
