@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/bindings/image"
 	"github.com/lightsout/lightsout/runtime/store"
 	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
@@ -113,14 +114,23 @@ func deployRamdisk(t testing.TB) (kernel, initramfs string) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	out := filepath.Join(dir, "ramdisk")
-	cmd := exec.Command(bin, "image", "ramdisk", "-o", out)
-	cmd.Env = os.Environ()
-	if os.Getenv("XDG_CACHE_HOME") == "" {
-		cmd.Env = append(cmd.Env, "XDG_CACHE_HOME="+qemutest.CacheDir("xdg"))
-	}
 	start := time.Now()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("lightsout image ramdisk: %v\n%s", err, b)
+	if help, err := exec.Command(bin, "image", "ramdisk", "--help").CombinedOutput(); err != nil || !strings.Contains(string(help), "ramdisk") {
+		// the CLI is not there yet (issue 13 is built in parallel): the same builder through its Go API
+		t.Logf("no `lightsout image ramdisk` command: building with image.BuildRamdisk")
+		if _, err := image.BuildRamdisk(context.Background(), image.RamdiskOptions{OutputDir: out, Binary: bin,
+			CacheDir: qemutest.CacheDir("ramdisk-kernel")}); err != nil {
+			t.Fatalf("image.BuildRamdisk: %v", err)
+		}
+	} else {
+		cmd := exec.Command(bin, "image", "ramdisk", "-o", out)
+		cmd.Env = os.Environ()
+		if os.Getenv("XDG_CACHE_HOME") == "" {
+			cmd.Env = append(cmd.Env, "XDG_CACHE_HOME="+qemutest.CacheDir("xdg"))
+		}
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("lightsout image ramdisk: %v\n%s", err, b)
+		}
 	}
 	kernel, initramfs = filepath.Join(out, "lightsout-deploy.kernel"), filepath.Join(out, "lightsout-deploy.initramfs")
 	fi, err := os.Stat(initramfs)
