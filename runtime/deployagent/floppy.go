@@ -88,7 +88,8 @@ func FindFloppyParams(root string) (map[string]string, string, error) {
 			continue
 		}
 		sectors, _ := strconv.ParseInt(readSys(filepath.Join(dir, name), "size"), 10, 64)
-		if sectors <= 0 || sectors*512 > maxFloppyDevice {
+		// a legacy floppy drive (fdN) reports size 0 until it is opened
+		if (sectors <= 0 && !strings.HasPrefix(name, "fd")) || sectors*512 > maxFloppyDevice {
 			continue
 		}
 		dev := filepath.Join(root, "dev", name)

@@ -33,12 +33,14 @@ func BenchmarkQemuDeploy(b *testing.B) {
 	testenv.RequireTools(b, "sgdisk")
 	size := envInt("LIGHTSOUT_BENCH_IMAGE_MB", 1024) << 20
 	im := testInstanceImage(b)
-	raw := padImage(b, im.raw, size)
-	qcow := filepath.Join(b.TempDir(), "bench.qcow2")
+	// images, ramdisk and fleets in one directory: scripts may read the directory above a fleet's
+	fleets := b.TempDir()
+	raw := padImage(b, im.raw, filepath.Join(fleets, "bench.raw"), size)
+	qcow := filepath.Join(fleets, "bench.qcow2")
 	if out, err := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow).CombinedOutput(); err != nil {
 		b.Fatalf("qemu-img convert: %v\n%s", err, out)
 	}
-	kernel, initramfs := deployRamdisk(b)
+	kernel, initramfs := deployRamdisk(b, fleets)
 	for _, format := range []string{"raw", "qcow2"} {
 		b.Run(format, func(b *testing.B) {
 			src := raw
@@ -49,9 +51,13 @@ func BenchmarkQemuDeploy(b *testing.B) {
 			limit := hostConvertRate(b, src, format)
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				f := newQemuFleet(b, []sim.NodeSpec{{Generation: sim.Gen10, Count: 1}}, size+(256<<20))
-				e := open(b, f.fleet, qemuConfig(b, kernel, initramfs), qemuSiteDir(b))
-				e.importFleet()
+				fdir, err := os.MkdirTemp(fleets, "fleet")
+				if err != nil {
+					b.Fatal(err)
+				}
+				f := newQemuFleet(b, fdir, []sim.NodeSpec{{Generation: sim.Gen10, Count: 1}}, size+(256<<20))
+				e := open(b, f.fleet, qemuConfig(b), qemuSiteDir(b))
+				e.importQemuFleet(kernel, initramfs)
 				e.makeAvailable("gen10-0")
 				ctx := context.Background()
 				if _, err := e.app.PrepareDeploy(ctx, "gen10-0", app.DeployOptions{ImageSource: src, ImageChecksum: "sha256:" + sum,
@@ -104,9 +110,8 @@ func BenchmarkQemuDeploy(b *testing.B) {
 // padImage copies the bootable test disk into a size-byte image whose space
 // after the disk's 64 MiB is random (incompressible, nothing to skip), with
 // the backup GPT moved to the new end: the image still boots.
-func padImage(b *testing.B, src string, size int64) string {
+func padImage(b *testing.B, src, out string, size int64) string {
 	b.Helper()
-	out := filepath.Join(b.TempDir(), "bench.raw")
 	qemutest.CopyFile(b, src, out)
 	f, err := os.OpenFile(out, os.O_RDWR, 0)
 	if err != nil {

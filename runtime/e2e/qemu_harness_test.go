@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,10 +67,13 @@ type qemuFleet struct {
 }
 
 // newQemuFleet starts a simulator with qemu-backed servers (disks of
-// diskSize bytes).
-func newQemuFleet(t testing.TB, nodes []sim.NodeSpec, diskSize int64) *qemuFleet {
+// diskSize bytes) keeping its state in dir (default a t.TempDir(); scripts
+// may read files in the directory above it).
+func newQemuFleet(t testing.TB, dir string, nodes []sim.NodeSpec, diskSize int64) *qemuFleet {
 	t.Helper()
-	dir := t.TempDir()
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	qb, err := qemu.New(qemu.Options{Dir: filepath.Join(dir, "qemu"), Accel: "tcg", Memory: 512,
 		DiskSize: diskSize, HostAlias: qemuHostAlias})
 	if err != nil {
@@ -103,10 +107,13 @@ func freePort(t testing.TB) int {
 
 // deployRamdisk builds the lightsout binary (static) and the deploy kernel
 // and initramfs with `lightsout image ramdisk`; the kernel package is cached
-// under the test cache. It returns the kernel and initramfs paths.
-func deployRamdisk(t testing.TB) (kernel, initramfs string) {
+// under the test cache. It returns the kernel and initramfs paths (in dir,
+// default a t.TempDir()).
+func deployRamdisk(t testing.TB, dir string) (kernel, initramfs string) {
 	t.Helper()
-	dir := t.TempDir()
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	bin := filepath.Join(dir, "lightsout")
 	build := exec.Command("go", "build", "-o", bin, "github.com/lightsout/lightsout/cmd/lightsout")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -144,7 +151,7 @@ func deployRamdisk(t testing.TB) (kernel, initramfs string) {
 // qemuConfig is the lightsout configuration of the end-to-end tests:
 // node-facing URLs on the host alias, listeners on the loopback, the deploy
 // ramdisk, and waits sized for TCG.
-func qemuConfig(t testing.TB, kernel, initramfs string) string {
+func qemuConfig(t testing.TB) string {
 	t.Helper()
 	agentPort, pubPort := freePort(t), freePort(t)
 	return fmt.Sprintf(`
@@ -154,8 +161,6 @@ publish_address = 127.0.0.1:%[2]d
 publish_url = http://%[3]s:%[2]d
 [conductor]
 api_url = http://%[3]s:%[1]d
-deploy_kernel = %[4]s
-deploy_ramdisk = %[5]s
 deploy_callback_timeout = 300
 clean_callback_timeout = 300
 [ilo]
@@ -163,7 +168,37 @@ power_wait = 0.2
 [agent]
 post_deploy_get_power_state_retries = 600
 post_deploy_get_power_state_retry_interval = 0.2
-`, agentPort, pubPort, qemuHostAlias, kernel, initramfs)
+`, agentPort, pubPort, qemuHostAlias)
+}
+
+// importQemuFleet imports every simulated server as a node whose
+// driver_info names the deploy kernel and ramdisk (ilo-virtual-media builds
+// the deploy ISO from them), and manages it.
+func (e *env) importQemuFleet(kernel, initramfs string) {
+	e.t.Helper()
+	ctx := context.Background()
+	nodes := e.fleet.sim.Inventory()
+	for i := range nodes {
+		nodes[i].DriverInfo["deploy_kernel"] = kernel
+		nodes[i].DriverInfo["deploy_ramdisk"] = initramfs
+	}
+	b, err := json.Marshal(nodes)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	inv := filepath.Join(e.dir, "inventory.json")
+	if err := os.WriteFile(inv, b, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	ns, err := e.app.ImportNodes(ctx, inv)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, n := range ns {
+		if _, err := e.app.Manage(ctx, n.Name); err != nil {
+			e.t.Fatalf("manage %s: %v", n.Name, err)
+		}
+	}
 }
 
 // waitInstanceScript is a site deploy.lua: the bundled deploy, then a phase

@@ -48,13 +48,13 @@ type qemuCase struct {
 func TestQemuDeploy(t *testing.T) {
 	requireQemuE2E(t)
 	im := testInstanceImage(t)
-	kernel, initramfs := deployRamdisk(t)
-	f := newQemuFleet(t, []sim.NodeSpec{{Generation: sim.Gen8, Count: 1}, {Generation: sim.Gen10, Count: 3}}, 256<<20)
-	e := open(t, f.fleet, qemuConfig(t, kernel, initramfs)+`
+	kernel, initramfs := deployRamdisk(t, "")
+	f := newQemuFleet(t, "", []sim.NodeSpec{{Generation: sim.Gen8, Count: 1}, {Generation: sim.Gen10, Count: 3}}, 256<<20)
+	e := open(t, f.fleet, qemuConfig(t)+`
 [deploy]
 erase_devices_priority = 0
 `, qemuSiteDir(t))
-	e.importFleet()
+	e.importQemuFleet(kernel, initramfs)
 	ctx := context.Background()
 
 	cases := []qemuCase{
@@ -282,7 +282,7 @@ func tailText(s string, n int) string {
 func TestQemuServerBootsTestImage(t *testing.T) {
 	requireQemuE2E(t)
 	im := testInstanceImage(t)
-	f := newQemuFleet(t, []sim.NodeSpec{{Generation: sim.Gen8, Count: 1}, {Generation: sim.Gen10, Count: 2}}, 256<<20)
+	f := newQemuFleet(t, "", []sim.NodeSpec{{Generation: sim.Gen8, Count: 1}, {Generation: sim.Gen10, Count: 2}}, 256<<20)
 	cases := []struct {
 		node, mode string
 		sb         bool

@@ -65,7 +65,6 @@ demo_qemu() {
   printf '%s\n' '[lightsout]' "script_paths = $WORK" "scripts_path = $WORK/site" \
     "agent_address = 127.0.0.1:$agent_port" "publish_address = 127.0.0.1:$pub_port" \
     "publish_url = http://10.0.2.2:$pub_port" '[conductor]' "api_url = http://10.0.2.2:$agent_port" \
-    "deploy_kernel = $WORK/ramdisk/lightsout-deploy.kernel" "deploy_ramdisk = $WORK/ramdisk/lightsout-deploy.initramfs" \
     '[deploy]' 'erase_devices_priority = 0' >lightsout.conf
   say "cat lightsout.conf site/deploy.lua"
   cat lightsout.conf site/deploy.lua
@@ -78,6 +77,9 @@ demo_qemu() {
 
   say lightsout node import fleet.json
   "$BIN" node import fleet.json
+  say lightsout node set gen10-0 -i deploy_kernel=ramdisk/lightsout-deploy.kernel -i deploy_ramdisk=ramdisk/lightsout-deploy.initramfs
+  "$BIN" node set gen10-0 -i deploy_kernel="$WORK/ramdisk/lightsout-deploy.kernel" \
+    -i deploy_ramdisk="$WORK/ramdisk/lightsout-deploy.initramfs"
   say lightsout node manage gen10-0
   "$BIN" node manage gen10-0
   say lightsout node provide gen10-0 "# automated cleaning: the agent wipes the disk's metadata"
