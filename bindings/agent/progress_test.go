@@ -62,12 +62,14 @@ func TestWaitCommandLogsDeployProgress(t *testing.T) {
 	defer proxy.Close()
 
 	a, err := deployagent.New(deployagent.Config{
-		Params:            deployagent.Params{APIURLs: []string{e.api.URL()}, Token: tok},
-		ListenAddr:        "127.0.0.1:0",
-		AdvertiseURL:      proxy.URL,
-		Root:              t.TempDir(),
-		MACs:              []string{nodeMAC},
-		Disks:             func() ([]deployagent.Disk, error) { return []deployagent.Disk{{Name: "/dev/vda", Path: e.disk, Size: 1 << 20 * 8}}, nil },
+		Params:       deployagent.Params{APIURLs: []string{e.api.URL()}, Token: tok},
+		ListenAddr:   "127.0.0.1:0",
+		AdvertiseURL: proxy.URL,
+		Root:         t.TempDir(),
+		MACs:         []string{nodeMAC},
+		Disks: func() ([]deployagent.Disk, error) {
+			return []deployagent.Disk{{Name: "/dev/vda", Path: e.disk, Size: 1 << 20 * 8}}, nil
+		},
 		HeartbeatInterval: time.Minute,
 		ProgressInterval:  10 * time.Millisecond,
 		Console:           &strings.Builder{},
