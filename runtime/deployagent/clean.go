@@ -148,11 +148,25 @@ func EraseMetadata(path string, size int64) error {
 	return nil
 }
 
-// eraseDevice is erase_devices for one disk: a verified overwrite (see
-// OverwriteVerified). Hardware erase (ATA secure erase, NVMe format) is
-// not attempted.
+// eraseDevice is erase_devices for one disk: an NVMe secure format when
+// the controller clearly supports it (Identify: OACS Format NVM), else a
+// verified overwrite (OverwriteVerified). ATA secure erase is not
+// attempted (it needs SG_IO pass-through and security state checks).
 func (a *Agent) eraseDevice(ctx context.Context, d Disk) error {
-	return OverwriteVerified(ctx, d.Path, d.Size, nil)
+	if strings.HasPrefix(d.Name, "/dev/nvme") {
+		err := nvmeSecureFormat(d.Path)
+		if err == nil {
+			a.log.Info("NVMe secure format done", "device", d.Name)
+			return nil
+		}
+		if !errors.Is(err, errNVMeFormatUnsupported) {
+			return fmt.Errorf("NVMe format: %w", err)
+		}
+		a.log.Info("NVMe format not supported, overwriting", "device", d.Name, "reason", err.Error())
+	}
+	return OverwriteVerified(ctx, d.Path, d.Size, func(done, total int64) {
+		a.Console("%s %s %d%%", "LIGHTSOUT-AGENT-ERASE", d.Name, done*100/max(total, 1))
+	})
 }
 
 // ErrVerify is wrapped when read-back after an overwrite finds non-zero data.

@@ -1,6 +1,7 @@
 package deployagent
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha1"
@@ -137,6 +138,8 @@ func (p *writeProgress) snapshot() DeployProgress {
 	return DeployProgress{Written: w, Total: t, Rate: rate}
 }
 
+var bytesEqual = bytes.Equal
+
 // countingReader counts the bytes read through it.
 type countingReader struct {
 	r io.Reader
@@ -177,6 +180,7 @@ func WriteImage(ctx context.Context, r io.Reader, format string, dst Target, siz
 		return WriteResult{Written: res.Written, Holes: res.Holes}, nil
 	}
 	buf := make([]byte, 4<<20)
+	f, isFile := dst.(*os.File)
 	var off int64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -187,8 +191,8 @@ func WriteImage(ctx context.Context, r io.Reader, format string, dst Target, siz
 			if size > 0 && off+int64(n) > size {
 				return WriteResult{Written: off}, fmt.Errorf("image is larger than the disk (%d bytes): pick a larger disk with root device hints", size)
 			}
-			if _, err := dst.WriteAt(buf[:n], off); err != nil {
-				return WriteResult{Written: off}, fmt.Errorf("writing at disk offset %d: %w", off, err)
+			if err := writeBlocks(dst, f, isFile, buf[:n], off); err != nil {
+				return WriteResult{Written: off}, err
 			}
 			off += int64(n)
 			written.Store(off)
@@ -200,6 +204,49 @@ func WriteImage(ctx context.Context, r io.Reader, format string, dst Target, siz
 			return WriteResult{Written: off}, rerr
 		}
 	}
+}
+
+// zeroBlock is compared with image blocks: all-zero blocks of a raw image
+// are zeroed with ZeroRange (BLKZEROOUT on a disk) instead of written.
+var zeroBlock = make([]byte, 1<<20)
+
+// writeBlocks writes b at off, 1 MiB block by block, turning runs of zero
+// blocks into one ZeroRange when dst is a file or device.
+func writeBlocks(dst Target, f *os.File, isFile bool, b []byte, off int64) error {
+	if !isFile {
+		if _, err := dst.WriteAt(b, off); err != nil {
+			return fmt.Errorf("writing at disk offset %d: %w", off, err)
+		}
+		return nil
+	}
+	flush := func(start, end int, zero bool) error {
+		if end <= start {
+			return nil
+		}
+		if zero {
+			if err := zeroRange(f, off+int64(start), int64(end-start)); err != nil {
+				return fmt.Errorf("zeroing at disk offset %d: %w", off+int64(start), err)
+			}
+			return nil
+		}
+		if _, err := f.WriteAt(b[start:end], off+int64(start)); err != nil {
+			return fmt.Errorf("writing at disk offset %d: %w", off+int64(start), err)
+		}
+		return nil
+	}
+	runStart, runZero := 0, false
+	for i := 0; i < len(b); i += len(zeroBlock) {
+		end := min(i+len(zeroBlock), len(b))
+		z := end-i == len(zeroBlock) && bytesEqual(b[i:end], zeroBlock)
+		if i > 0 && z != runZero {
+			if err := flush(runStart, i, runZero); err != nil {
+				return err
+			}
+			runStart = i
+		}
+		runZero = z
+	}
+	return flush(runStart, len(b), runZero)
 }
 
 type countingWriterAt struct {
@@ -347,8 +394,10 @@ func (a *Agent) writeImage(ctx context.Context, ii ImageInfo, dev Disk) *RESTErr
 		defer close(reported)
 		a.reportProgress(prog, stop)
 	}()
-	src := io.TeeReader(countingReader{resp.Body, &prog.read}, h)
+	// download and checksum in a goroutine ahead of the disk writes
+	src := newReadAhead(countingReader{resp.Body, &prog.read}, h, 4<<20, 4)
 	res, werr := WriteImage(ctx, src, ii.DiskFormat, f, size, &prog.written)
+	src.Close()
 	close(stop)
 	<-reported
 	if werr != nil {
