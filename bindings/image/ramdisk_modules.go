@@ -31,6 +31,10 @@ var DefaultRamdiskModules = []string{
 	"vfat", "iso9660", "nls_cp437", "nls_ascii", "efivarfs",
 }
 
+// moduleAliases maps names people use for a module to its file's name
+// (the file system "iso9660" is the module isofs).
+var moduleAliases = map[string]string{"iso9660": "isofs"}
+
 // moduleName is the kernel's name of a module file: the base name without
 // .ko[.xz|.zst|.gz], dashes as underscores (usb-storage.ko is usb_storage).
 func moduleName(p string) string {
@@ -134,6 +138,10 @@ func (idx *moduleIndex) resolve(wanted []string) (moduleResolution, error) {
 		}
 		seen[name] = true
 		p, ok := idx.byName[name]
+		if a, isAlias := moduleAliases[name]; isAlias && !ok && !idx.builtin[name] {
+			name = a
+			p, ok = idx.byName[name]
+		}
 		switch {
 		case ok:
 			if err := visit(p, nil); err != nil {
