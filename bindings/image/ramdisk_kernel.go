@@ -137,7 +137,8 @@ func debianKernel(ctx context.Context, o *RamdiskOptions, name string) (*kernelT
 		}
 	}
 	dir := filepath.Join(o.CacheDir, "kernel", id)
-	stamp := filepath.Join(dir, "index.done")
+	// the stamp's name changes when indexDeb writes more or other files
+	stamp := filepath.Join(dir, "index-v2.done")
 	if _, err := os.Stat(stamp); err != nil {
 		o.progress("unpacking "+filepath.Base(deb), 0, -1)
 		if err := indexDeb(ctx, deb, dir); err != nil {
@@ -359,10 +360,12 @@ func writeStreamAtomic(p string, r io.Reader, mode os.FileMode) error {
 }
 
 // indexDeb unpacks vmlinuz and the module metadata of a kernel package into
-// dir and writes a modules.dep from every module's .modinfo depends field.
+// dir and writes modules.dep, modules.softdep and the plain names of
+// modules.alias from every module's .modinfo (depends, softdep, alias).
 func indexDeb(ctx context.Context, deb, dir string) error {
 	paths := map[string]string{}
 	depends := map[string][]string{}
+	var softdeps, aliases []string
 	var kver string
 	err := debTar(ctx, deb, func(h *tar.Header, r io.Reader) error {
 		if h.Typeflag != tar.TypeReg {
@@ -398,6 +401,14 @@ func indexDeb(ctx context.Context, deb, dir string) error {
 			}
 			name := moduleName(rel)
 			paths[name] = rel
+			for _, sd := range info["softdep"] {
+				softdeps = append(softdeps, "softdep "+name+" "+sd+"\n")
+			}
+			for _, a := range info["alias"] {
+				if !strings.ContainsAny(a, "*?[: ") {
+					aliases = append(aliases, "alias "+a+" "+name+"\n")
+				}
+			}
 			for _, d := range info["depends"] {
 				for _, dd := range strings.Split(d, ",") {
 					if dd != "" {
@@ -418,7 +429,15 @@ func indexDeb(ctx context.Context, deb, dir string) error {
 	if err := writeModulesDep(&dep, paths, depends); err != nil {
 		return err
 	}
-	return writeStreamAtomic(filepath.Join(dir, "lib", "modules", kver, "modules.dep"), &dep, 0o644)
+	modDir := filepath.Join(dir, "lib", "modules", kver)
+	sort.Strings(softdeps)
+	sort.Strings(aliases)
+	for name, content := range map[string]string{"modules.softdep": strings.Join(softdeps, ""), "modules.alias": strings.Join(aliases, "")} {
+		if err := writeStreamAtomic(filepath.Join(modDir, name), strings.NewReader(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return writeStreamAtomic(filepath.Join(modDir, "modules.dep"), &dep, 0o644)
 }
 
 // extractDebModules unpacks the module files rels (relative to the module

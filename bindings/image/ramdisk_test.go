@@ -33,14 +33,20 @@ kernel/drivers/scsi/sd_mod.ko: kernel/drivers/scsi/scsi_mod.ko
 kernel/drivers/usb/storage/usb-storage.ko.xz: kernel/drivers/scsi/scsi_mod.ko kernel/drivers/usb/core/usbcore.ko
 kernel/drivers/usb/core/usbcore.ko:
 kernel/fs/isofs/isofs.ko:
+kernel/lib/libcrc32c.ko:
+kernel/crypto/crc32c_generic.ko:
+kernel/arch/x86/crypto/crc32c-intel.ko:
+kernel/drivers/usb/storage/uas.ko: kernel/drivers/usb/storage/usb-storage.ko.xz
 kernel/a.ko: kernel/b.ko
 kernel/b.ko: kernel/a.ko
 kernel/bad.ko: kernel/nowhere.ko
 `
-	idx := &moduleIndex{byName: map[string]string{}, deps: map[string][]string{}, builtin: map[string]bool{}}
+	idx := newModuleIndex()
 	if err := idx.parseDep(strings.NewReader(dep)); err != nil {
 		t.Fatal(err)
 	}
+	idx.parseSoftdep([]byte("softdep libcrc32c pre: crc32c\nsoftdep usb_storage post: uas nothere\n"))
+	idx.parseAlias([]byte("alias crc32c crc32c_generic\nalias crc32c crc32c-intel\nalias pci:v00008086d* e1000\n"))
 	idx.parseBuiltin([]byte("kernel/fs/fat/vfat.ko\nkernel/drivers/nvme/host/nvme.ko\n"))
 	for _, tc := range []struct {
 		name    string
@@ -54,9 +60,12 @@ kernel/bad.ko: kernel/nowhere.ko
 			wanted: []string{"sd_mod", "ahci", "usb-storage"},
 			paths: []string{"kernel/drivers/scsi/scsi_mod.ko", "kernel/drivers/scsi/sd_mod.ko", "kernel/drivers/ata/libata.ko",
 				"kernel/drivers/ata/libahci.ko", "kernel/drivers/ata/ahci.ko", "kernel/drivers/usb/core/usbcore.ko",
-				"kernel/drivers/usb/storage/usb-storage.ko.xz"}},
+				"kernel/drivers/usb/storage/usb-storage.ko.xz", "kernel/drivers/usb/storage/uas.ko"}},
 		{name: "dash and underscore name one module", wanted: []string{"usb_storage", "usb-storage"},
-			paths: []string{"kernel/drivers/scsi/scsi_mod.ko", "kernel/drivers/usb/core/usbcore.ko", "kernel/drivers/usb/storage/usb-storage.ko.xz"}},
+			paths: []string{"kernel/drivers/scsi/scsi_mod.ko", "kernel/drivers/usb/core/usbcore.ko", "kernel/drivers/usb/storage/usb-storage.ko.xz",
+				"kernel/drivers/usb/storage/uas.ko"}},
+		{name: "soft pre-dependency through an alias", wanted: []string{"libcrc32c"},
+			paths: []string{"kernel/crypto/crc32c_generic.ko", "kernel/arch/x86/crypto/crc32c-intel.ko", "kernel/lib/libcrc32c.ko"}},
 		{name: "built-in skipped, absent reported", wanted: []string{"vfat", "nvme", "no_such", "libata"},
 			paths:   []string{"kernel/drivers/scsi/scsi_mod.ko", "kernel/drivers/ata/libata.ko"},
 			missing: []string{"no_such"}, builtin: []string{"vfat", "nvme"}},
