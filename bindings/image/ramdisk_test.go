@@ -419,3 +419,83 @@ func TestRamdiskBuild(t *testing.T) {
 		t.Errorf("vfat and its dependency fat not included: %v", r6.Modules)
 	}
 }
+
+// buildLightsout builds the static lightsout binary as `make build` does.
+func buildLightsout(t testing.TB) string {
+	t.Helper()
+	testenv.RequireTools(t, "go")
+	bin := filepath.Join(t.TempDir(), "lightsout")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/lightsout")
+	build.Dir = repoRoot(t.(*testing.T))
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/lightsout: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestRamdiskCLI runs `lightsout image ramdisk` with the real (static)
+// lightsout binary as /init: sizes printed, the initramfs under 60 MB and
+// holding the binary, no progress bar off a terminal, the second run
+// reusing the outputs, a dynamically linked --binary refused.
+func TestRamdiskCLI(t *testing.T) {
+	testenv.RequireTools(t, "cpio", "gzip")
+	requireKernel(t)
+	bin := buildLightsout(t)
+	dir := t.TempDir()
+	out, rc := runCmd(t, bin, "image", "ramdisk", "-o", dir, "--cache-dir", ramdiskTestCache)
+	if rc != 0 {
+		t.Fatalf("lightsout image ramdisk: rc %d\n%s", rc, out)
+	}
+	t.Logf("lightsout image ramdisk:\n%s", out)
+	sizeRE := regexp.MustCompile(`(?m)^ +(\d+\.\d) MB  (\S+/` + RamdiskInitramfsName + `)$`)
+	m := sizeRE.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "deploy ramdisk built: kernel ") || !regexp.MustCompile(`(?m)^ +\d+\.\d MB  total$`).MatchString(out) ||
+		!strings.Contains(out, RamdiskKernelName) {
+		t.Fatalf("output lacks the built files and their sizes:\n%s", out)
+	}
+	if strings.ContainsAny(out, "\r\x1b") {
+		t.Errorf("progress bar drawn off a terminal: %q", out)
+	}
+	initramfs := filepath.Join(dir, RamdiskInitramfsName)
+	st, err := os.Stat(initramfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() >= 60<<20 {
+		t.Errorf("initramfs is %d bytes, target < 60 MB", st.Size())
+	}
+	cmd := exec.Command("sh", "-c", `gzip -dc "$1" | cpio -i --quiet --to-stdout init`, "sh", initramfs)
+	init, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cpio -i init: %v", err)
+	}
+	if sha256.Sum256(init) != sha256.Sum256(mustRead(t, bin)) {
+		t.Errorf("/init (%d bytes) is not the lightsout binary", len(init))
+	}
+	out, rc = runCmd(t, bin, "image", "ramdisk", "-o", dir, "--cache-dir", ramdiskTestCache)
+	if rc != 0 || !strings.Contains(out, "deploy ramdisk up to date") {
+		t.Errorf("second run: rc %d, want \"up to date\":\n%s", rc, out)
+	}
+	if st2, _ := os.Stat(initramfs); !st2.ModTime().Equal(st.ModTime()) {
+		t.Error("second run rewrote the initramfs")
+	}
+	for _, c := range []string{"/bin/true", "/usr/bin/true"} {
+		if _, err := os.Stat(c); err == nil {
+			out, rc = runCmd(t, bin, "image", "ramdisk", "-o", t.TempDir(), "--binary", c)
+			if rc == 0 || !strings.Contains(out, "CGO_ENABLED=0") {
+				t.Errorf("dynamic --binary %s: rc %d:\n%s", c, rc, out)
+			}
+			break
+		}
+	}
+}
+
+func mustRead(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -123,9 +123,9 @@ func printRamdisk(w io.Writer, r *image.RamdiskResult) error {
 		n int64
 	}{{r.Kernel, r.KernelSize}, {r.Initramfs, r.InitramfsSize}, {r.ISO, r.ISOSize}} {
 		if f.p != "" {
-			fmt.Fprintf(w, "  %-44s %7.1f MB\n", f.p, float64(f.n)/1e6)
+			fmt.Fprintf(w, "  %7.1f MB  %s\n", float64(f.n)/1e6, f.p)
 		}
 	}
-	_, err := fmt.Fprintf(w, "  total %52.1f MB\n", float64(r.KernelSize+r.InitramfsSize+r.ISOSize)/1e6)
+	_, err := fmt.Fprintf(w, "  %7.1f MB  total\n", float64(r.KernelSize+r.InitramfsSize+r.ISOSize)/1e6)
 	return err
 }
