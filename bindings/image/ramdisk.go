@@ -36,10 +36,12 @@ const (
 	RamdiskInfoPath    = "etc/lightsout/ramdisk.json"
 )
 
-// DefaultRamdiskAppend is the deploy ISO's kernel command line: kernel and
-// agent messages on the first serial port (iLO virtual serial port, qemu
-// -serial) and on the screen (iLO remote console).
-const DefaultRamdiskAppend = "console=ttyS0 console=tty0"
+// DefaultRamdiskAppend is the deploy ISO's kernel command line: kernel
+// messages on the screen (iLO remote console) and the first serial port
+// (iLO virtual serial port, qemu -serial). The last console= is
+// /dev/console, where the agent writes its lines: the serial port, so that
+// SOL and the run record carry them.
+const DefaultRamdiskAppend = "console=tty0 console=ttyS0"
 
 // RamdiskOptions describes a deploy ramdisk. OutputDir is required; the
 // kernel is, in order: Kernel+ModulesDir, KernelPackage, the running

@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // DefaultKernelPackage is the Debian package the deploy kernel comes from
@@ -135,7 +137,8 @@ func debianKernel(ctx context.Context, o *RamdiskOptions, name string) (*kernelT
 		}
 	}
 	dir := filepath.Join(o.CacheDir, "kernel", id)
-	stamp := filepath.Join(dir, "index.done")
+	// the stamp's name changes when indexDeb writes more or other files
+	stamp := filepath.Join(dir, "index-v2.done")
 	if _, err := os.Stat(stamp); err != nil {
 		o.progress("unpacking "+filepath.Base(deb), 0, -1)
 		if err := indexDeb(ctx, deb, dir); err != nil {
@@ -171,36 +174,52 @@ func debianKernel(ctx context.Context, o *RamdiskOptions, name string) (*kernelT
 }
 
 // resolveKernelPackage returns the concrete package and candidate version
-// of name with apt-cache.
+// of name with apt-cache (a metapackage names its kernel package and
+// version in its Depends).
 func resolveKernelPackage(ctx context.Context, name string) (pkg, ver string, err error) {
-	pkg = name
-	if !concreteKernelPkg.MatchString(name) {
-		out, err := exec.CommandContext(ctx, "apt-cache", "depends", name).Output()
-		if err != nil {
-			return "", "", fmt.Errorf("kernel package: apt-cache depends %s: %v (on Debian run apt-get update; else pass --kernel and --modules)", name, err)
-		}
-		pkg = ""
-		for _, l := range strings.Split(string(out), "\n") {
-			f := strings.Fields(l)
-			if len(f) == 2 && strings.TrimPrefix(f[0], "|") == "Depends:" && concreteKernelPkg.MatchString(f[1]) {
-				pkg = f[1]
-				break
-			}
-		}
-		if pkg == "" {
-			return "", "", fmt.Errorf("kernel package: %s depends on no linux-image-<version> package (apt-get update?)", name)
-		}
+	fields, err := aptShow(ctx, name)
+	if err != nil {
+		return "", "", err
 	}
+	if concreteKernelPkg.MatchString(name) {
+		return name, fields["Version"], nil
+	}
+	for _, d := range strings.Split(fields["Depends"], ",") {
+		alt := strings.TrimSpace(strings.SplitN(d, "|", 2)[0])
+		dep, constraint, _ := strings.Cut(alt, " ")
+		if !concreteKernelPkg.MatchString(dep) {
+			continue
+		}
+		if v, ok := strings.CutPrefix(strings.Trim(constraint, "()"), "= "); ok {
+			return dep, strings.TrimSpace(v), nil
+		}
+		f, err := aptShow(ctx, dep)
+		if err != nil {
+			return "", "", err
+		}
+		return dep, f["Version"], nil
+	}
+	return "", "", fmt.Errorf("kernel package: %s depends on no linux-image-<version> package (apt-get update?)", name)
+}
+
+// aptShow returns the fields of the candidate version of pkg.
+func aptShow(ctx context.Context, pkg string) (map[string]string, error) {
 	out, err := exec.CommandContext(ctx, "apt-cache", "show", "--no-all-versions", pkg).Output()
 	if err != nil {
-		return "", "", fmt.Errorf("kernel package: apt-cache show %s: %v (apt-get update?)", pkg, err)
+		return nil, fmt.Errorf("kernel package: apt-cache show %s: %v (on Debian run apt-get update; else pass --kernel and --modules)", pkg, err)
 	}
+	fields := map[string]string{}
 	for _, l := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(l, "Version: "); ok {
-			return pkg, strings.TrimSpace(v), nil
+		if k, v, ok := strings.Cut(l, ": "); ok && !strings.HasPrefix(l, " ") {
+			if _, dup := fields[k]; !dup {
+				fields[k] = strings.TrimSpace(v)
+			}
 		}
 	}
-	return "", "", fmt.Errorf("kernel package: apt-cache show %s printed no version", pkg)
+	if fields["Version"] == "" {
+		return nil, fmt.Errorf("kernel package: apt-cache show %s printed no version", pkg)
+	}
+	return fields, nil
 }
 
 // newestCached returns the id (pkg_version dir) of the newest cached
@@ -264,9 +283,12 @@ func lastLines(s string, n int) string {
 // debTar runs fn over the data tar of a .deb (dpkg-deb --fsys-tarfile).
 // fn returning errStopTar ends the walk early.
 func debTar(ctx context.Context, deb string, fn func(h *tar.Header, r io.Reader) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, "dpkg-deb", "--fsys-tarfile", deb)
+	// dpkg-deb decompresses in a child process: stop them both (a group),
+	// or an early stop would wait for the child holding stderr open
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -276,30 +298,36 @@ func debTar(ctx context.Context, deb string, fn func(h *tar.Header, r io.Reader)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("dpkg-deb: %w (install dpkg, or pass --kernel and --modules)", err)
 	}
+	stop := func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		out.Close()
+		_ = cmd.Wait()
+	}
 	tr := tar.NewReader(bufio.NewReaderSize(out, 1<<20))
-	var walkErr error
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			walkErr = fmt.Errorf("reading the package: %w", err)
-			break
+			stop()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("reading the package: %w: %s", err, strings.TrimSpace(stderr.String()))
 		}
 		if err := fn(h, tr); err != nil {
-			if !errors.Is(err, errStopTar) {
-				walkErr = err
+			stop()
+			if errors.Is(err, errStopTar) {
+				return nil
 			}
-			cancel()
-			_ = cmd.Wait()
-			return walkErr
+			return err
 		}
 	}
-	if err := cmd.Wait(); err != nil && walkErr == nil {
-		walkErr = fmt.Errorf("dpkg-deb --fsys-tarfile: %v: %s", err, strings.TrimSpace(stderr.String()))
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("dpkg-deb --fsys-tarfile: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	return walkErr
+	return nil
 }
 
 var errStopTar = errors.New("stop")
@@ -332,10 +360,12 @@ func writeStreamAtomic(p string, r io.Reader, mode os.FileMode) error {
 }
 
 // indexDeb unpacks vmlinuz and the module metadata of a kernel package into
-// dir and writes a modules.dep from every module's .modinfo depends field.
+// dir and writes modules.dep, modules.softdep and the plain names of
+// modules.alias from every module's .modinfo (depends, softdep, alias).
 func indexDeb(ctx context.Context, deb, dir string) error {
 	paths := map[string]string{}
 	depends := map[string][]string{}
+	var softdeps, aliases []string
 	var kver string
 	err := debTar(ctx, deb, func(h *tar.Header, r io.Reader) error {
 		if h.Typeflag != tar.TypeReg {
@@ -371,6 +401,14 @@ func indexDeb(ctx context.Context, deb, dir string) error {
 			}
 			name := moduleName(rel)
 			paths[name] = rel
+			for _, sd := range info["softdep"] {
+				softdeps = append(softdeps, "softdep "+name+" "+sd+"\n")
+			}
+			for _, a := range info["alias"] {
+				if !strings.ContainsAny(a, "*?[: ") {
+					aliases = append(aliases, "alias "+a+" "+name+"\n")
+				}
+			}
 			for _, d := range info["depends"] {
 				for _, dd := range strings.Split(d, ",") {
 					if dd != "" {
@@ -391,7 +429,15 @@ func indexDeb(ctx context.Context, deb, dir string) error {
 	if err := writeModulesDep(&dep, paths, depends); err != nil {
 		return err
 	}
-	return writeStreamAtomic(filepath.Join(dir, "lib", "modules", kver, "modules.dep"), &dep, 0o644)
+	modDir := filepath.Join(dir, "lib", "modules", kver)
+	sort.Strings(softdeps)
+	sort.Strings(aliases)
+	for name, content := range map[string]string{"modules.softdep": strings.Join(softdeps, ""), "modules.alias": strings.Join(aliases, "")} {
+		if err := writeStreamAtomic(filepath.Join(modDir, name), strings.NewReader(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return writeStreamAtomic(filepath.Join(modDir, "modules.dep"), &dep, 0o644)
 }
 
 // extractDebModules unpacks the module files rels (relative to the module

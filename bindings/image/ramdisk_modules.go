@@ -31,6 +31,10 @@ var DefaultRamdiskModules = []string{
 	"vfat", "iso9660", "nls_cp437", "nls_ascii", "efivarfs",
 }
 
+// moduleAliases maps names people use for a module to its file's name
+// (the file system "iso9660" is the module isofs).
+var moduleAliases = map[string]string{"iso9660": "isofs"}
+
 // moduleName is the kernel's name of a module file: the base name without
 // .ko[.xz|.zst|.gz], dashes as underscores (usb-storage.ko is usb_storage).
 func moduleName(p string) string {
@@ -41,17 +45,28 @@ func moduleName(p string) string {
 	return strings.ReplaceAll(strings.TrimSuffix(b, ".ko"), "-", "_")
 }
 
-// moduleIndex is modules.dep and modules.builtin of a kernel.
+// moduleIndex is modules.dep, modules.builtin, modules.softdep and the
+// plain-name part of modules.alias of a kernel.
 type moduleIndex struct {
 	byName  map[string]string   // module name -> path relative to the module dir
 	deps    map[string][]string // path -> paths it depends on
 	builtin map[string]bool     // module names built into the kernel
+	// softdeps are the modules a module asks to be loaded before (pre) or
+	// after (post) it without a symbol dependency, e.g. libcrc32c needs a
+	// "crc32c" crypto driver: module name -> names or aliases.
+	pre, post map[string][]string
+	aliases   map[string][]string // plain alias (no wildcard) -> module names
+}
+
+func newModuleIndex() *moduleIndex {
+	return &moduleIndex{byName: map[string]string{}, deps: map[string][]string{}, builtin: map[string]bool{},
+		pre: map[string][]string{}, post: map[string][]string{}, aliases: map[string][]string{}}
 }
 
 // readModuleIndex reads modDir/modules.dep and modDir/modules.builtin (the
 // latter may be missing: then nothing is built in).
 func readModuleIndex(modDir string) (*moduleIndex, error) {
-	idx := &moduleIndex{byName: map[string]string{}, deps: map[string][]string{}, builtin: map[string]bool{}}
+	idx := newModuleIndex()
 	f, err := os.Open(filepath.Join(modDir, "modules.dep"))
 	if err != nil {
 		return nil, fmt.Errorf("kernel modules: %w (run depmod, or pass --kernel-package)", err)
@@ -60,12 +75,62 @@ func readModuleIndex(modDir string) (*moduleIndex, error) {
 	if err := idx.parseDep(f); err != nil {
 		return nil, fmt.Errorf("kernel modules: %s/modules.dep: %w", modDir, err)
 	}
-	if b, err := os.ReadFile(filepath.Join(modDir, "modules.builtin")); err == nil {
-		idx.parseBuiltin(b)
-	} else if !os.IsNotExist(err) {
-		return nil, fmt.Errorf("kernel modules: %w", err)
+	for name, parse := range map[string]func([]byte){"modules.builtin": idx.parseBuiltin,
+		"modules.softdep": idx.parseSoftdep, "modules.alias": idx.parseAlias} {
+		if b, err := os.ReadFile(filepath.Join(modDir, name)); err == nil {
+			parse(b)
+		} else if !os.IsNotExist(err) {
+			return nil, fmt.Errorf("kernel modules: %w", err)
+		}
 	}
 	return idx, nil
+}
+
+// parseSoftdep reads depmod's modules.softdep: "softdep MOD pre: A B post: C".
+func (idx *moduleIndex) parseSoftdep(b []byte) {
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || f[0] != "softdep" {
+			continue
+		}
+		idx.addSoftdep(moduleName(f[1]), strings.Join(f[2:], " "))
+	}
+}
+
+// addSoftdep records a .modinfo softdep value ("pre: a b post: c").
+func (idx *moduleIndex) addSoftdep(mod, spec string) {
+	var into *map[string][]string
+	for _, w := range strings.Fields(spec) {
+		switch w {
+		case "pre:":
+			into = &idx.pre
+		case "post:":
+			into = &idx.post
+		default:
+			if into != nil {
+				(*into)[mod] = append((*into)[mod], w)
+			}
+		}
+	}
+}
+
+// parseAlias reads the plain aliases of modules.alias ("alias crc32c
+// crc32c_generic"); device patterns (with wildcards or a bus prefix) are
+// not needed to resolve softdeps and are skipped.
+func (idx *moduleIndex) parseAlias(b []byte) {
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 && f[0] == "alias" {
+			idx.addAlias(f[1], f[2])
+		}
+	}
+}
+
+func (idx *moduleIndex) addAlias(alias, mod string) {
+	if strings.ContainsAny(alias, "*?[:") {
+		return
+	}
+	idx.aliases[alias] = append(idx.aliases[alias], moduleName(mod))
 }
 
 // parseDep reads depmod's modules.dep format: "path: dep dep ...".
@@ -114,6 +179,14 @@ func (idx *moduleIndex) resolve(wanted []string) (moduleResolution, error) {
 			return nil
 		}
 		state[p] = 1
+		// soft pre-dependencies: optional, so one the kernel lacks is skipped
+		for _, sp := range idx.softPaths(idx.pre[moduleName(p)]) {
+			if state[sp] == 0 {
+				if err := visit(sp, append(chain, p)); err != nil {
+					return err
+				}
+			}
+		}
 		for _, d := range idx.deps[p] {
 			if _, ok := idx.deps[d]; !ok {
 				return fmt.Errorf("kernel modules: %s depends on %s, which modules.dep does not list", p, d)
@@ -124,6 +197,13 @@ func (idx *moduleIndex) resolve(wanted []string) (moduleResolution, error) {
 		}
 		state[p] = 2
 		res.Paths = append(res.Paths, p)
+		for _, sp := range idx.softPaths(idx.post[moduleName(p)]) {
+			if state[sp] == 0 {
+				if err := visit(sp, append(chain, p)); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	}
 	seen := map[string]bool{}
@@ -134,6 +214,10 @@ func (idx *moduleIndex) resolve(wanted []string) (moduleResolution, error) {
 		}
 		seen[name] = true
 		p, ok := idx.byName[name]
+		if a, isAlias := moduleAliases[name]; isAlias && !ok && !idx.builtin[name] {
+			name = a
+			p, ok = idx.byName[name]
+		}
 		switch {
 		case ok:
 			if err := visit(p, nil); err != nil {
@@ -146,6 +230,25 @@ func (idx *moduleIndex) resolve(wanted []string) (moduleResolution, error) {
 		}
 	}
 	return res, nil
+}
+
+// softPaths returns the module files of softdep names (module names or
+// aliases), leaving out built-in and absent ones.
+func (idx *moduleIndex) softPaths(names []string) []string {
+	var out []string
+	for _, n := range names {
+		mods := []string{moduleName(n)}
+		if _, ok := idx.byName[mods[0]]; !ok {
+			mods = append([]string(nil), idx.aliases[n]...)
+			sort.Strings(mods)
+		}
+		for _, m := range mods {
+			if p, ok := idx.byName[m]; ok && !idx.builtin[m] {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // uncompressedPath is the module's path in the initramfs (no .xz/.zst/.gz).
