@@ -13,7 +13,7 @@ func TestOSPowerAndGraceful(t *testing.T) {
 	ctxs := make(chan context.Context, 8)
 	take := true
 	s, err := New(Options{Nodes: []NodeSpec{{Generation: Gen10, Count: 1}}, DiskSize: 1 << 20,
-		BootHook:         func(ctx context.Context, ev BootEvent) { ctxs <- ctx },
+		BootHook:         func(ctx context.Context, ev BootEvent) { ctxs <- ctx; <-ctx.Done() }, // a running OS
 		GracefulShutdown: func(server string) bool { return take },
 		DriverInfo:       func(server string) map[string]string { return map[string]string{"kernel_append_params": "x " + server} }})
 	if err != nil {
