@@ -528,7 +528,8 @@ func (s *Server) Reset() {
 // boot whose hook context is ctx (a guest that shut down). Nothing happens
 // when that boot already ended (the server was powered off or reset
 // meanwhile, which cancelled ctx), so a late guest exit never powers off
-// the next boot.
+// the next boot. Call it from the hook, before it returns (ctx ends with
+// the hook).
 func (s *Server) OSPowerOff(ctx context.Context) {
 	s.do(func(st *State) error {
 		if ctx.Err() == nil {
