@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lightsout/lightsout/bindings/image"
 	"github.com/lightsout/lightsout/runtime/store"
 	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
@@ -122,22 +121,9 @@ func deployRamdisk(t testing.TB, dir string) (kernel, initramfs string) {
 	}
 	out := filepath.Join(dir, "ramdisk")
 	start := time.Now()
-	if help, err := exec.Command(bin, "image", "ramdisk", "--help").CombinedOutput(); err != nil || !strings.Contains(string(help), "ramdisk") {
-		// the CLI is not there yet (issue 13 is built in parallel): the same builder through its Go API
-		t.Logf("no `lightsout image ramdisk` command: building with image.BuildRamdisk")
-		if _, err := image.BuildRamdisk(context.Background(), image.RamdiskOptions{OutputDir: out, Binary: bin,
-			CacheDir: qemutest.CacheDir("ramdisk-kernel")}); err != nil {
-			t.Fatalf("image.BuildRamdisk: %v", err)
-		}
-	} else {
-		cmd := exec.Command(bin, "image", "ramdisk", "-o", out)
-		cmd.Env = os.Environ()
-		if os.Getenv("XDG_CACHE_HOME") == "" {
-			cmd.Env = append(cmd.Env, "XDG_CACHE_HOME="+qemutest.CacheDir("xdg"))
-		}
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("lightsout image ramdisk: %v\n%s", err, b)
-		}
+	cmd := exec.Command(bin, "image", "ramdisk", "-o", out, "--no-progress", "--cache-dir", qemutest.CacheDir("ramdisk-kernel"))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("lightsout image ramdisk: %v\n%s", err, b)
 	}
 	kernel, initramfs = filepath.Join(out, "lightsout-deploy.kernel"), filepath.Join(out, "lightsout-deploy.initramfs")
 	fi, err := os.Stat(initramfs)
