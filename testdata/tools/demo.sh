@@ -10,6 +10,7 @@
 set -euo pipefail
 BIN=${1:-bin/lightsout}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=$(mktemp -d /tmp/lightsout-demo.XXXXXX)
 export XDG_STATE_HOME=$WORK/state LIGHTSOUT_CONFIG=$WORK/lightsout.conf
 SIM_PID=
@@ -41,7 +42,6 @@ wait_ready() {
 # networking): the callback API and the publisher listen on 127.0.0.1 and
 # are advertised to the node under that name.
 demo_qemu() {
-  local tools; tools=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
   local agent_port pub_port raw qcow id
   agent_port=$(free_port); pub_port=$(free_port)
@@ -51,7 +51,7 @@ demo_qemu() {
   ls -l ramdisk
 
   say testdata/tools/build-test-disk.sh "# the instance image: GPT, syslinux (BIOS), signed shim+GRUB+kernel (UEFI)"
-  read -r raw qcow < <("$tools/build-test-disk.sh" "${XDG_CACHE_HOME:-$HOME/.cache}/lightsout/demo-testdisk" | tail -1)
+  read -r raw qcow < <("$TOOLS/build-test-disk.sh" "${XDG_CACHE_HOME:-$HOME/.cache}/lightsout/demo-testdisk" | tail -1)
   cp "$raw" image.raw
   SUM=sha256:$(sha256sum image.raw | cut -d' ' -f1)
 
@@ -61,7 +61,7 @@ demo_qemu() {
   mkdir -p site
   printf '%s\n' 'local deploy = require("bundled.deploy")' 'local power = require("power")' \
     'deploy.add_step("boot instance", "demo: wait for the instance to boot and power off", function(ctx)' \
-    '  power.wait(ctx.bmc, "power off", { retries = 600, interval = 1 })' 'end)' 'deploy.run()' >site/deploy.lua
+    '  power.wait(ctx.bmc, "power off", { retries = 300, interval = 2 })' 'end)' 'deploy.run()' >site/deploy.lua
   printf '%s\n' '[lightsout]' "script_paths = $WORK" "scripts_path = $WORK/site" \
     "agent_address = 127.0.0.1:$agent_port" "publish_address = 127.0.0.1:$pub_port" \
     "publish_url = http://10.0.2.2:$pub_port" '[conductor]' "api_url = http://10.0.2.2:$agent_port" \
