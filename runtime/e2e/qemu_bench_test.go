@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -23,7 +25,8 @@ import (
 // heartbeat), image write (the "write image" phase: download, checksum,
 // write) with its MB/s against `qemu-img convert` of the same image into a
 // qcow2 file on the host (the limit, ratio target ≥ 0.8), and reboot (agent
-// power off until the instance's marker). Not part of `make test`:
+// power off until the instance's marker), and the kernel uptime at which the
+// agent was up (its LIGHTSOUT-AGENT-UP line). Not part of `make test`:
 //
 //	go test -run '^$' -bench QemuDeploy -benchtime 1x -timeout 30m ./runtime/e2e/
 //
@@ -91,6 +94,12 @@ func BenchmarkQemuDeploy(b *testing.B) {
 					reboot:      c.at[qemutest.BootMarker] - c.at["LIGHTSOUT-AGENT-POWEROFF"],
 					total:       wall,
 				}
+				// the agent's own clock: seconds from the kernel's start to its first lookup
+				if m := agentUpRE.FindStringSubmatch(f.qb.Console("gen10-0")); m != nil {
+					if up, err := strconv.ParseFloat(m[1], 64); err == nil {
+						b.ReportMetric(up, "agent-up-after-kernel-s")
+					}
+				}
 				rate := float64(size) / 1e6 / write.Seconds()
 				b.ReportMetric(p.bootRamdisk.Seconds(), "boot-s")
 				b.ReportMetric(p.agentUp.Seconds(), "agent-up-s")
@@ -106,6 +115,9 @@ func BenchmarkQemuDeploy(b *testing.B) {
 		})
 	}
 }
+
+// agentUpRE reads the kernel uptime the agent printed when it was up.
+var agentUpRE = regexp.MustCompile(`LIGHTSOUT-AGENT-UP url=\S+ uptime=([0-9.]+)`)
 
 // padImage copies the bootable test disk into a size-byte image whose space
 // after the disk's 64 MiB is random (incompressible, nothing to skip), with
