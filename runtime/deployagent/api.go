@@ -1,12 +1,12 @@
 package deployagent
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 )
@@ -155,10 +155,14 @@ func writeFault(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]any{"faultcode": fc, "faultstring": msg})
 }
 
-// newID returns a random UUID-shaped command id.
+// newID returns a random UUID-shaped command id. math/rand: ids need to be
+// unique, not secret, and crypto/rand may block early in a VM's boot
+// until the kernel's crng is seeded.
 func newID() string {
 	b := make([]byte, 16)
-	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)
