@@ -130,6 +130,7 @@ func (a *Agent) apiRun(w http.ResponseWriter, r *http.Request) {
 		writeFault(w, code, msg)
 		return
 	}
+	defer c.markAnswered()
 	if strings.EqualFold(r.URL.Query().Get("wait"), "true") {
 		select {
 		case <-c.done:
@@ -138,6 +139,9 @@ func (a *Agent) apiRun(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, c.serialize())
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush() // on the wire before power_off goes on
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
