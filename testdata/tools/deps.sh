@@ -18,6 +18,9 @@ PKGS=(
   # ipmi_sim (and sdrcomp) is an independent BMC for our client
   ipmitool openipmi
   tmux  # cmd/lightsout: `lightsout console` under a real terminal
+  # runtime/deployagent: qcow2 images by qemu-img/qemu-io (qemu-utils above),
+  # GPT by sgdisk, ext4 by mkfs.ext4, checks by blkid and sfdisk
+  gdisk e2fsprogs util-linux
 )
 missing=()
 for p in "${PKGS[@]}"; do
