@@ -78,6 +78,9 @@ type Config struct {
 	Console io.Writer
 	// Logger receives the agent's log (default: discard).
 	Logger *slog.Logger
+	// StartLinePrinted tells Start that LIGHTSOUT-AGENT-START was already
+	// printed (Main prints it first thing, before the network is up).
+	StartLinePrinted bool
 }
 
 // Agent is a running deploy agent.
@@ -205,7 +208,9 @@ func Uptime(root string) string {
 // Start starts the agent API and the lookup/heartbeat loop in the
 // background; they stop when ctx ends or Stop is called.
 func (a *Agent) Start(ctx context.Context) error {
-	a.Console("%s uptime=%s", ConsoleStart, Uptime(a.cfg.Root))
+	if !a.cfg.StartLinePrinted {
+		a.Console("%s uptime=%s", ConsoleStart, Uptime(a.cfg.Root))
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", a.cfg.ListenAddr)
 	if err != nil {

@@ -1,12 +1,12 @@
 package deployagent
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 )
@@ -130,6 +130,7 @@ func (a *Agent) apiRun(w http.ResponseWriter, r *http.Request) {
 		writeFault(w, code, msg)
 		return
 	}
+	defer c.markAnswered()
 	if strings.EqualFold(r.URL.Query().Get("wait"), "true") {
 		select {
 		case <-c.done:
@@ -138,6 +139,9 @@ func (a *Agent) apiRun(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, c.serialize())
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush() // on the wire before power_off goes on
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -155,10 +159,14 @@ func writeFault(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]any{"faultcode": fc, "faultstring": msg})
 }
 
-// newID returns a random UUID-shaped command id.
+// newID returns a random UUID-shaped command id. math/rand: ids need to be
+// unique, not secret, and crypto/rand may block early in a VM's boot
+// until the kernel's crng is seeded.
 func newID() string {
 	b := make([]byte, 16)
-	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Command statuses (IPA's AgentCommandStatus).
@@ -40,6 +41,11 @@ type command struct {
 	name string // short name as IPA reports it, e.g. "prepare_image"
 	done chan struct{}
 
+	// answered is closed once the HTTP answer starting the command was
+	// sent (power_off waits for it: the caller must get its answer).
+	answered     chan struct{}
+	answeredOnce sync.Once
+
 	mu     sync.Mutex
 	status string
 	result any
@@ -59,6 +65,26 @@ func (c *command) finish(result any, err *RESTError, status string) {
 	}
 	c.mu.Unlock()
 	close(c.done)
+}
+
+func (c *command) markAnswered() { c.answeredOnce.Do(func() { close(c.answered) }) }
+
+// answeredKey carries the command's answered channel in its context.
+type answeredKey struct{}
+
+// waitAnswered waits until the command's HTTP answer was sent, at most d.
+func waitAnswered(ctx context.Context, d time.Duration) {
+	ch, _ := ctx.Value(answeredKey{}).(chan struct{})
+	if ch == nil {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func (c *command) serialize() map[string]any {
@@ -126,7 +152,7 @@ func (a *Agent) execute(name string, params map[string]any) (*command, int, stri
 			return nil, http.StatusConflict, "Agent is busy: a previous asynchronous command is still running"
 		}
 	}
-	c := &command{id: newID(), name: short, status: StatusRunning, done: make(chan struct{})}
+	c := &command{id: newID(), name: short, status: StatusRunning, done: make(chan struct{}), answered: make(chan struct{})}
 	a.cmds = append(a.cmds, c)
 	a.mu.Unlock()
 
@@ -154,7 +180,7 @@ func (a *Agent) execute(name string, params map[string]any) (*command, int, stri
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		run(a.ctx)
+		run(context.WithValue(a.ctx, answeredKey{}, c.answered))
 		a.forceHeartbeat()
 	}()
 	return c, 0, ""
@@ -168,6 +194,9 @@ func (a *Agent) syncCmd(context.Context, map[string]any) (any, *RESTError) {
 // powerOff answers (the command stays RUNNING, as the machine goes down),
 // prints the console marker, syncs and powers off.
 func (a *Agent) powerOff(ctx context.Context, _ map[string]any) (any, *RESTError) {
+	// answer the caller first (IPA does too): a machine gone before its
+	// answer looks like a failed command to the conductor
+	waitAnswered(ctx, 5*time.Second)
 	a.Console("%s", ConsolePowerOff)
 	a.cfg.Sync()
 	if err := a.cfg.PowerOff(context.WithoutCancel(ctx)); err != nil {

@@ -3,7 +3,6 @@
 package deployagent
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -62,28 +61,42 @@ func mountAll() {
 }
 
 // loadModules loads each listed module with finit_module; already loaded
-// modules are fine and a failure is logged, not fatal.
+// modules are fine. A module failing (e.g. listed before a module it needs)
+// is retried after the others while a pass makes progress; what still
+// fails is logged, not fatal.
 func loadModules(list string, log io.Writer) {
-	f, err := os.Open(list)
+	data, err := os.ReadFile(list)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(log, "lightsout init: %s: %v\n", list, err)
 		}
 		return
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	var pending []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if p := strings.TrimSpace(line); p != "" && !strings.HasPrefix(p, "#") {
+			pending = append(pending, p)
+		}
+	}
 	loaded := 0
-	for sc.Scan() {
-		path := strings.TrimSpace(sc.Text())
-		if path == "" || strings.HasPrefix(path, "#") {
-			continue
+	errs := map[string]error{}
+	for len(pending) > 0 {
+		var failed []string
+		for _, p := range pending {
+			if err := loadModule(p); err != nil {
+				errs[p] = err
+				failed = append(failed, p)
+				continue
+			}
+			loaded++
 		}
-		if err := loadModule(path); err != nil {
-			fmt.Fprintf(log, "lightsout init: loading module %s: %v\n", path, err)
-			continue
+		if len(failed) == len(pending) {
+			break
 		}
-		loaded++
+		pending = failed
+	}
+	for _, p := range pending {
+		fmt.Fprintf(log, "lightsout init: loading module %s: %v\n", p, errs[p])
 	}
 	fmt.Fprintf(log, "lightsout init: %d kernel modules loaded from %s\n", loaded, list)
 }

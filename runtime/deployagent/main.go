@@ -37,6 +37,7 @@ func Main(ctx context.Context, o MainOptions) (err error) {
 		fmt.Fprintf(o.Console, "%s %v\n", ConsoleFatal, e)
 		return e
 	}
+	fmt.Fprintf(o.Console, "%s uptime=%s\n", ConsoleStart, Uptime(o.Root))
 	p, floppy, err := LoadParams(ctx, o.Root, o.FloppyWait)
 	if err != nil {
 		return fatal(err)
@@ -50,7 +51,7 @@ func Main(ctx context.Context, o MainOptions) (err error) {
 			return fatal(err)
 		}
 	}
-	a, err := New(Config{Params: p, Root: o.Root, ListenAddr: o.ListenAddr, Console: o.Console, Logger: log})
+	a, err := New(Config{Params: p, Root: o.Root, ListenAddr: o.ListenAddr, Console: o.Console, Logger: log, StartLinePrinted: true})
 	if err != nil {
 		return fatal(err)
 	}

@@ -36,6 +36,13 @@ func ConfigureNetwork(ctx context.Context, p Params, o NetworkOptions) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// DHCP transaction ids come from u-root's rand, which waits for the
+	// kernel's crng; early in a VM's boot without a hardware RNG that can
+	// take minutes. Transaction ids need no cryptographic quality: let it
+	// read /dev/urandom.
+	if os.Getenv("UROOT_NOHWRNG") == "" {
+		_ = os.Setenv("UROOT_NOHWRNG", "1")
+	}
 	if lo, err := netlink.LinkByName("lo"); err == nil {
 		if err := netlink.LinkSetUp(lo); err != nil {
 			log.Warn("bringing lo up failed", "err", err)
@@ -60,9 +67,13 @@ func ConfigureNetwork(ctx context.Context, p Params, o NetworkOptions) error {
 	if len(nics) == 0 {
 		return errors.New("no network interface found: the ramdisk may lack the NIC's driver module (virtio_net, e1000, tg3, bnx2x, i40e, ice, mlx5)")
 	}
+	log.Info("network interfaces up", "count", len(nics))
 	up := waitCarrier(ctx, nics, o.CarrierWait)
 	if len(up) == 0 {
 		return fmt.Errorf("no network interface has link after %s (%d interfaces)", o.CarrierWait, len(nics))
+	}
+	for _, l := range up {
+		log.Info("link detected", "iface", l.Attrs().Name, "mac", l.Attrs().HardwareAddr.String())
 	}
 	if st := p.Static; st != nil {
 		return configureStatic(st, pickStaticNIC(up, st.Device, p.BootIF), o.ResolvConf, log)
@@ -138,7 +149,7 @@ func dhcpAll(ctx context.Context, up []netlink.Link, o NetworkOptions, log *slog
 		go func() {
 			defer wg.Done()
 			name := l.Attrs().Name
-			ips, err := dhcpOne(ctx, l, o.DHCPTimeout)
+			ips, err := dhcpOne(ctx, l, o.DHCPTimeout, log)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -148,7 +159,7 @@ func dhcpAll(ctx context.Context, up []netlink.Link, o NetworkOptions, log *slog
 			}
 			ok++
 			dns = append(dns, ips...)
-			log.Info("DHCP lease applied", "iface", name)
+			log.Info("DHCP lease applied", "iface", name, "dns", fmt.Sprint(ips))
 		}()
 	}
 	wg.Wait()
@@ -159,7 +170,7 @@ func dhcpAll(ctx context.Context, up []netlink.Link, o NetworkOptions, log *slog
 	return nil
 }
 
-func dhcpOne(ctx context.Context, l netlink.Link, timeout time.Duration) ([]net.IP, error) {
+func dhcpOne(ctx context.Context, l netlink.Link, timeout time.Duration, log *slog.Logger) ([]net.IP, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c, err := nclient4.New(l.Attrs().Name, nclient4.WithTimeout(5*time.Second), nclient4.WithRetry(3))
@@ -186,6 +197,7 @@ func dhcpOne(ctx context.Context, l netlink.Link, timeout time.Duration) ([]net.
 	if err := netlink.AddrReplace(l, addr); err != nil {
 		return nil, fmt.Errorf("setting %s: %w", addr.IPNet, err)
 	}
+	log.Info("DHCP address", "iface", l.Attrs().Name, "address", addr.IPNet.String(), "router", fmt.Sprint(ack.Router()))
 	if gws := ack.Router(); len(gws) > 0 {
 		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gws[0], Priority: 100 + l.Attrs().Index}
 		if err := netlink.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {

@@ -21,6 +21,9 @@ PKGS=(
   # runtime/e2e: the test instance image (testdata/tools/build-test-disk.sh): a GPT
   # disk booted by syslinux (BIOS) and Debian's signed shim + GRUB (UEFI, secure boot)
   gdisk fdisk syslinux shim-signed grub-efi-amd64-signed
+  # runtime/deployagent: qcow2 images by qemu-img/qemu-io (qemu-utils above),
+  # GPT by sgdisk, ext4 by mkfs.ext4, checks by blkid and sfdisk
+  gdisk e2fsprogs util-linux
 )
 missing=()
 for p in "${PKGS[@]}"; do
