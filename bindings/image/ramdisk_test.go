@@ -499,3 +499,71 @@ func mustRead(t testing.TB, p string) []byte {
 	}
 	return b
 }
+
+// TestDecodeCompressedModules: .ko.xz (as the kernel's build compresses:
+// crc32 check, 1 MiB dictionary) and .ko.zst modules are uncompressed to
+// the very bytes of the .ko; garbage is refused.
+func TestDecodeCompressedModules(t *testing.T) {
+	testenv.RequireTools(t, "xz", "zstd")
+	requireKernel(t)
+	probe := probeBinary(t)
+	r := buildTestRamdisk(t, RamdiskOptions{OutputDir: t.TempDir(), Binary: probe, Modules: []string{"vfat"}})
+	root := cpioExtract(t, r.Initramfs)
+	ko := filepath.Join(root, r.Modules[len(r.Modules)-1])
+	want := mustRead(t, ko)
+	for _, c := range []struct {
+		ext  string
+		args []string
+	}{{".xz", []string{"xz", "--check=crc32", "--lzma2=dict=1MiB", "-kf"}}, {".zst", []string{"zstd", "-q", "-T0", "--ultra", "-19", "-kf"}}} {
+		if out, err := exec.Command(c.args[0], append(c.args[1:], ko)...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", c.args[0], err, out)
+		}
+		got, err := readModule(ko + c.ext)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes (%v), want the %d bytes of the .ko", c.ext, len(got), err, len(want))
+		}
+		if err := os.WriteFile(ko+c.ext, []byte("not compressed"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readModule(ko + c.ext); err == nil {
+			t.Errorf("%s: garbage accepted", c.ext)
+		}
+	}
+	if err := os.WriteFile(ko, []byte("not an ELF"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readModule(ko); err == nil || !strings.Contains(err.Error(), "not an ELF") {
+		t.Errorf("a non-ELF .ko: err %v", err)
+	}
+}
+
+// TestRamdiskExplicitKernel: --kernel/--modules (here the cached package's
+// tree) and --kernel-package FILE.deb select the kernel; mixing them, or
+// --kernel alone, is refused.
+func TestRamdiskExplicitKernel(t *testing.T) {
+	requireKernel(t)
+	probe := probeBinary(t)
+	base := buildTestRamdisk(t, RamdiskOptions{OutputDir: t.TempDir(), Binary: probe, Modules: []string{"vfat"},
+		KernelPackage: DefaultKernelPackage})
+	id := base.KernelSource
+	tree := filepath.Join(ramdiskTestCache, "kernel", id)
+	kernel := filepath.Join(tree, "boot", "vmlinuz-"+base.KernelVersion)
+	r := buildTestRamdisk(t, RamdiskOptions{OutputDir: t.TempDir(), Binary: probe, Modules: []string{"vfat"},
+		Kernel: kernel, ModulesDir: filepath.Join(tree, "lib", "modules", base.KernelVersion)})
+	if r.KernelSource != "explicit" || r.KernelVersion != base.KernelVersion || !slices.Equal(r.Modules, base.Modules) {
+		t.Errorf("explicit kernel: source %q version %q modules %v; want explicit %s %v", r.KernelSource, r.KernelVersion, r.Modules, base.KernelVersion, base.Modules)
+	}
+	deb := filepath.Join(tree, "package.deb")
+	cache := t.TempDir()
+	r = buildTestRamdisk(t, RamdiskOptions{OutputDir: t.TempDir(), Binary: probe, Modules: []string{"vfat"}, KernelPackage: deb, CacheDir: cache})
+	if r.KernelVersion != base.KernelVersion || !slices.Equal(r.Modules, base.Modules) || sha256File(t, r.Kernel) != sha256File(t, base.Kernel) {
+		t.Errorf("--kernel-package FILE.deb: version %q modules %v", r.KernelVersion, r.Modules)
+	}
+	for _, o := range []RamdiskOptions{{Kernel: kernel}, {Kernel: kernel, ModulesDir: tree, KernelPackage: "x"},
+		{Kernel: kernel, ModulesDir: t.TempDir()}, {KernelPackage: filepath.Join(t.TempDir(), "none.deb")}} {
+		o.OutputDir, o.Binary, o.CacheDir = t.TempDir(), probe, cache
+		if _, err := BuildRamdisk(context.Background(), o); !errors.Is(err, ErrInvalid) {
+			t.Errorf("kernel %q modules %q package %q: err %v, want ErrInvalid", o.Kernel, o.ModulesDir, o.KernelPackage, err)
+		}
+	}
+}
