@@ -24,7 +24,8 @@ func TestImageRamdiskProgress(t *testing.T) {
 		t.Fatalf("go build ramdisk-probe: %v\n%s", err, out)
 	}
 	c := newCLI(t)
-	args := []string{"image", "ramdisk", "--binary", probe, "--cache-dir", "/var/tmp/lightsout-test-cache"}
+	args := []string{"image", "ramdisk", "--binary", probe, "--cache-dir", "/var/tmp/lightsout-test-cache",
+		"--kernel-package", "linux-image-amd64"}
 	code, out, errOut := c.run(append(args, "-o", t.TempDir())...)
 	if code != 0 {
 		if strings.Contains(errOut, "kernel package") && !testenv.Integration() {
