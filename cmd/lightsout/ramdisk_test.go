@@ -50,3 +50,46 @@ func TestImageRamdiskProgress(t *testing.T) {
 			strings.Contains(s, "deploy ramdisk built")
 	})
 }
+
+// TestImageRamdiskUsage: bad input exits 2 with a message naming the fix,
+// before any kernel is fetched.
+func TestImageRamdiskUsage(t *testing.T) {
+	c := newCLI(t)
+	script := filepath.Join(t.TempDir(), "init.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dynamic := ""
+	for _, p := range []string{"/bin/true", "/usr/bin/true"} {
+		if _, err := os.Stat(p); err == nil {
+			dynamic = p
+			break
+		}
+	}
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"no output dir", []string{"image", "ramdisk"}, "-o/--output is required"},
+		{"kernel without modules", []string{"image", "ramdisk", "-o", t.TempDir(), "--kernel", "/k"}, "[kernel modules]"},
+		{"kernel and package", []string{"image", "ramdisk", "-o", t.TempDir(), "--kernel", "/k", "--modules", "/m", "--kernel-package", "p"}, "kernel kernel-package"},
+		{"only and add", []string{"image", "ramdisk", "-o", t.TempDir(), "--only-module", "a", "--add-module", "b"}, "add-module only-module"},
+		{"not an executable", []string{"image", "ramdisk", "-o", t.TempDir(), "--binary", script}, "static linux/amd64 executable"},
+	}
+	if dynamic != "" {
+		tests = append(tests, struct {
+			name string
+			args []string
+			msg  string
+		}{"dynamic binary", []string{"image", "ramdisk", "-o", t.TempDir(), "--binary", dynamic}, "build it static with CGO_ENABLED=0"})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := c.run(tt.args...)
+			if code != 2 || !strings.Contains(out+errOut, tt.msg) {
+				t.Fatalf("exit %d (want 2), output %q lacks %q", code, out+errOut, tt.msg)
+			}
+		})
+	}
+}
