@@ -2,6 +2,7 @@ package image
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"debug/buildinfo"
@@ -252,6 +253,12 @@ func BuildRamdisk(ctx context.Context, o RamdiskOptions) (*RamdiskResult, error)
 			return nil, err
 		}
 		st.InitramfsSHA256 = sum
+		if !o.ISO {
+			// an ISO left by an earlier --iso build holds the old initramfs
+			if err := os.Remove(filepath.Join(o.OutputDir, RamdiskISOName)); err != nil && !os.IsNotExist(err) {
+				return nil, fmt.Errorf("output dir: removing the stale ISO: %w", err)
+			}
+		}
 	}
 	if o.ISO {
 		if o.Force || !r.Cached || st.ISOKey != isoKey || !fileHas(r.ISO, st.ISOSHA256) {
@@ -379,7 +386,7 @@ func writeInitramfs(ctx context.Context, o *RamdiskOptions, kt *kernelTree, mods
 
 func bytesEntry(name string, perm uint32, b []byte) cpioEntry {
 	return cpioEntry{Name: name, Mode: cpioReg | perm, Size: int64(len(b)),
-		Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil }}
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
 }
 
 // ctxWriter fails writes once ctx is done, so a cancelled build stops.

@@ -211,4 +211,11 @@ func TestRamdiskISO(t *testing.T) {
 		t.Fatalf("ISO boot: /init did not run as PID 1\n%s", log)
 	}
 	t.Logf("ISO boot: %s after %.1fs", probeMarker, took.Seconds())
+
+	// a rebuild without --iso removes the ISO of the old initramfs
+	o.ISO, o.Force = false, true
+	buildTestRamdisk(t, o)
+	if _, err := os.Stat(r.ISO); !os.IsNotExist(err) {
+		t.Errorf("stale ISO left after a rebuild without --iso: %v", err)
+	}
 }

@@ -95,6 +95,15 @@ kernel/bad.ko: kernel/nowhere.ko
 	}
 }
 
+func TestSafeRel(t *testing.T) {
+	for p, want := range map[string]bool{"kernel/fs/fat/vfat.ko": true, "modules.dep": true, "6.1.0-1-amd64": true,
+		"": false, "..": false, "../x": false, "a/../../x": false, "a/..": false, "/etc/passwd": false, "a//b": false, "./a": false} {
+		if got := safeRel(p); got != want {
+			t.Errorf("safeRel(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
 func TestWriteModulesDep(t *testing.T) {
 	paths := map[string]string{"ahci": "kernel/ata/ahci.ko", "libata": "kernel/ata/libata.ko", "libahci": "kernel/ata/libahci.ko"}
 	var b bytes.Buffer
