@@ -2,6 +2,7 @@ package image
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"debug/buildinfo"
@@ -27,7 +28,7 @@ const (
 	ramdiskStampName = ".lightsout-deploy.stamp"
 	// ramdiskFormat changes whenever the initramfs layout changes, so that
 	// cached outputs of an older layout are rebuilt.
-	ramdiskFormat = "lightsout-ramdisk/1"
+	ramdiskFormat = "lightsout-ramdisk/2"
 )
 
 // Paths inside the initramfs.
@@ -252,6 +253,12 @@ func BuildRamdisk(ctx context.Context, o RamdiskOptions) (*RamdiskResult, error)
 			return nil, err
 		}
 		st.InitramfsSHA256 = sum
+		if !o.ISO {
+			// an ISO left by an earlier --iso build holds the old initramfs
+			if err := os.Remove(filepath.Join(o.OutputDir, RamdiskISOName)); err != nil && !os.IsNotExist(err) {
+				return nil, fmt.Errorf("output dir: removing the stale ISO: %w", err)
+			}
+		}
 	}
 	if o.ISO {
 		if o.Force || !r.Cached || st.ISOKey != isoKey || !fileHas(r.ISO, st.ISOSHA256) {
@@ -347,7 +354,8 @@ func writeInitramfs(ctx context.Context, o *RamdiskOptions, kt *kernelTree, mods
 	sum := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(tmp, sum), 1<<20)
 	// no name, no mtime, OS "unknown": the header is the same everywhere
-	zw, err := gzip.NewWriterLevel(bw, gzip.BestCompression)
+	// level 6: within 1% of level 9 in size at a twentieth of its time
+	zw, err := gzip.NewWriterLevel(bw, gzip.DefaultCompression)
 	if err != nil {
 		return "", err
 	}
@@ -378,7 +386,7 @@ func writeInitramfs(ctx context.Context, o *RamdiskOptions, kt *kernelTree, mods
 
 func bytesEntry(name string, perm uint32, b []byte) cpioEntry {
 	return cpioEntry{Name: name, Mode: cpioReg | perm, Size: int64(len(b)),
-		Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil }}
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
 }
 
 // ctxWriter fails writes once ctx is done, so a cancelled build stops.

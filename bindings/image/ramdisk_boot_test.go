@@ -211,4 +211,36 @@ func TestRamdiskISO(t *testing.T) {
 		t.Fatalf("ISO boot: /init did not run as PID 1\n%s", log)
 	}
 	t.Logf("ISO boot: %s after %.1fs", probeMarker, took.Seconds())
+
+	// a rebuild without --iso removes the ISO of the old initramfs
+	o.ISO, o.Force = false, true
+	buildTestRamdisk(t, o)
+	if _, err := os.Stat(r.ISO); !os.IsNotExist(err) {
+		t.Errorf("stale ISO left after a rebuild without --iso: %v", err)
+	}
+}
+
+// TestRamdiskBootsAgent boots the ramdisk with the real lightsout binary as
+// /init: as PID 1 it runs the agent's init mode, which loads modules.load
+// and prints LIGHTSOUT-AGENT-START on /dev/console (the contract of issue
+// 13). Skipped while the binary has no agent command.
+func TestRamdiskBootsAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a kernel under qemu TCG")
+	}
+	testenv.RequireTools(t, "qemu-system-x86_64")
+	requireKernel(t)
+	bin := buildLightsout(t)
+	if out, rc := runCmd(t, bin, "agent", "--help"); rc != 0 {
+		t.Skipf("this lightsout has no agent command yet: %s", lastLines(out, 1))
+	}
+	r := buildTestRamdisk(t, RamdiskOptions{OutputDir: t.TempDir(), Binary: bin})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	log, took, err := bootKernelQEMU(ctx, []string{"-kernel", r.Kernel, "-initrd", r.Initramfs,
+		"-append", "console=ttyS0 panic=-1 ipa-api-url=http://10.0.2.2:9"}, "LIGHTSOUT-AGENT-START", t.TempDir())
+	if err != nil {
+		t.Fatalf("boot: %v after %.1fs\nserial log:\n%s", err, took.Seconds(), log)
+	}
+	t.Logf("LIGHTSOUT-AGENT-START after %.1fs", took.Seconds())
 }

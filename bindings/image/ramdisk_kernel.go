@@ -97,7 +97,7 @@ func DefaultCacheDir() (string, error) {
 var (
 	concreteKernelPkg = regexp.MustCompile(`^linux-image-[0-9][^ ]*$`)
 	debModulePath     = regexp.MustCompile(`^\./(?:usr/)?lib/modules/([^/]+)/(.+)$`)
-	debKernelPath     = regexp.MustCompile(`^\./boot/vmlinuz-(.+)$`)
+	debKernelPath     = regexp.MustCompile(`^\./boot/vmlinuz-([^/]+)$`)
 )
 
 // debianKernel returns the kernel of Debian package name (a metapackage
@@ -332,6 +332,12 @@ func debTar(ctx context.Context, deb string, fn func(h *tar.Header, r io.Reader)
 
 var errStopTar = errors.New("stop")
 
+// safeRel reports whether a path from a package stays below its directory.
+func safeRel(p string) bool {
+	return p != "" && !path.IsAbs(p) && p != ".." && !strings.HasPrefix(p, "../") && !strings.Contains(p, "/../") &&
+		!strings.HasSuffix(p, "/..") && path.Clean(p) == p
+}
+
 // writeStreamAtomic writes r to path through a temporary file and a rename,
 // so that concurrent builds never see a partial file.
 func writeStreamAtomic(p string, r io.Reader, mode os.FileMode) error {
@@ -377,6 +383,9 @@ func indexDeb(ctx context.Context, deb, dir string) error {
 		m := debModulePath.FindStringSubmatch(h.Name)
 		if m == nil {
 			return nil
+		}
+		if !safeRel(m[1]) || !safeRel(m[2]) {
+			return fmt.Errorf("unsafe path %q in the package", h.Name)
 		}
 		if kver != "" && m[1] != kver {
 			return fmt.Errorf("two kernel versions in one package: %s and %s", kver, m[1])
@@ -449,7 +458,7 @@ func extractDebModules(ctx context.Context, deb, modDir, kver string, rels []str
 	}
 	err := debTar(ctx, deb, func(h *tar.Header, r io.Reader) error {
 		m := debModulePath.FindStringSubmatch(h.Name)
-		if h.Typeflag != tar.TypeReg || m == nil || m[1] != kver || !want[m[2]] {
+		if h.Typeflag != tar.TypeReg || m == nil || m[1] != kver || !want[m[2]] || !safeRel(m[2]) {
 			return nil
 		}
 		if err := writeStreamAtomic(filepath.Join(modDir, m[2]), r, 0o644); err != nil {

@@ -12,6 +12,9 @@ PKGS=(
   dosfstools mtools xorriso isolinux syslinux-common grub-efi-amd64-bin busybox-static cpio
   qemu-system-x86 ovmf qemu-utils
   genisoimage  # ISOs made by another tool, for the ISO reader tests
+  # bindings/image deploy ramdisk: kernel fetched with apt-get download + dpkg-deb;
+  # cpio/gzip read it back; xz/zstd compress modules for the decompression test
+  dpkg xz-utils zstd gzip
   # bindings/swift: Swift all-in-one with tempauth + tempurl
   swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached attr
   # bindings/ipmi + sim: ipmitool drives the simulator's IPMI face; OpenIPMI's
