@@ -161,3 +161,29 @@ func TestMediaAlias(t *testing.T) {
 		t.Fatalf("failed fetch error %v", err)
 	}
 }
+
+func TestConsoleMarks(t *testing.T) {
+	var c consoleBuf
+	c.write([]byte("boot 1 \x1b[2Jmarker\r\n"))
+	m := c.mark()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if out, err := c.wait(ctx, 0, "marker\n"); err != nil || out != "boot 1 marker\n" {
+		t.Fatalf("wait from 0: %q %v", out, err)
+	}
+	done := make(chan string)
+	go func() {
+		out, _ := c.wait(ctx, m, "marker")
+		done <- out
+	}()
+	c.write([]byte("boot 2 "))
+	c.write([]byte("marker"))
+	if out := <-done; out != "boot 2 marker" {
+		t.Fatalf("wait after the mark: %q", out)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel2()
+	if _, err := c.wait(short, c.mark(), "marker"); err == nil {
+		t.Fatal("an old marker satisfied a wait after the mark")
+	}
+}

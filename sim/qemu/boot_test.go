@@ -397,10 +397,15 @@ func TestQemuBoot(t *testing.T) {
 			// the qcow2 disk persists across power cycles
 			disk := b.DiskPath("gen10-0")
 			qemuIO(t, disk, "write -P 0x5a 1M 64k")
-			before := len(b.Console("gen10-0"))
+			mark := b.ConsoleMark("gen10-0")
 			i.do("POST", "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset/", `{"ResetType":"On"}`)
 			// second boot (persistent order: CD first)
-			waitFor(t, "second boot", 4*time.Minute, func() bool { return strings.Contains(b.Console("gen10-0")[before:], marker) })
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			out, err := b.WaitConsoleAfter(ctx, "gen10-0", mark, marker)
+			cancel()
+			if err != nil || strings.Count(out, "RAMDISK-START") != 1 {
+				t.Fatalf("second boot: %v\n%s", err, tail(out))
+			}
 			waitOff(t, b, gen10, time.Minute)
 			if out := qemuIO(t, disk, "read -P 0x5a 1M 64k"); strings.Contains(out, "Pattern verification failed") {
 				t.Fatalf("the disk lost its data across a power cycle:\n%s", out)

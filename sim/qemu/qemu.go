@@ -398,7 +398,20 @@ func (b *Backend) Console(server string) string {
 // returns the output; it returns ctx's error, with the output so far, when
 // ctx ends first.
 func (b *Backend) WaitConsole(ctx context.Context, server, marker string) (string, error) {
-	return b.node(server).console.wait(ctx, marker)
+	return b.node(server).console.wait(ctx, 0, marker)
+}
+
+// ConsoleMark is the current end of server's console output, for
+// [Backend.WaitConsoleAfter]: take it before an action whose output to wait
+// for (e.g. before a power-on when earlier boots printed the same marker).
+func (b *Backend) ConsoleMark(server string) int {
+	return b.node(server).console.mark()
+}
+
+// WaitConsoleAfter is WaitConsole on the output after mark (a
+// [Backend.ConsoleMark]); it returns that output.
+func (b *Backend) WaitConsoleAfter(ctx context.Context, server string, mark int, marker string) (string, error) {
+	return b.node(server).console.wait(ctx, mark, marker)
 }
 
 func (b *Backend) serverDir(server string) string {

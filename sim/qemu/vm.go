@@ -334,6 +334,10 @@ func (b *Backend) exec(ctx context.Context, n *node, ev sim.BootEvent, args []st
 	reason := v.reason
 	v.mu.Unlock()
 	b.log.Info("qemu: VM exited", "server", ev.Server, "reason", reason, "err", v.waitErr)
+	if e := strings.TrimSpace(stderr.String()); e != "" { // qemu's warnings, in the log file only
+		fmt.Fprintf(logf, "\n===== qemu stderr =====\n%s\n", e)
+	}
+	fmt.Fprintf(logf, "\n===== %s qemu exited: %s (%v) =====\n", time.Now().UTC().Format(time.RFC3339), reason, v.waitErr)
 	if ctx.Err() != nil {
 		return reason, nil
 	}
