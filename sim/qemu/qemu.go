@@ -240,8 +240,17 @@ func (b *Backend) Attach(o *sim.Options) {
 // UseSim gives the backend the started simulator: guest power off and
 // reboot change its power state, the serial console goes to its servers'
 // console streams, and media are fetched with its HTTP client's trust.
-// Call it before the first power-on.
+// Call it before the first power-on. A qemu-backed server that a state
+// directory brings back powered on is powered off: its VM did not survive
+// the simulator's restart (a power loss).
 func (b *Backend) UseSim(s *sim.Sim) {
+	defer func() {
+		for _, srv := range s.Servers() {
+			if b.Handles(srv.Name()) && srv.State().Power == "ON" && !b.Running(srv.Name()) {
+				srv.PowerOff()
+			}
+		}
+	}()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sim = s
