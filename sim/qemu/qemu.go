@@ -102,6 +102,7 @@ type Backend struct {
 	ports  map[string]int
 	nodes  map[string]*node
 	closed bool
+	done   chan struct{} // closed by Close: running VMs stop
 	wg     sync.WaitGroup
 }
 
@@ -149,7 +150,7 @@ func New(opts Options) (*Backend, error) {
 	case opts.DiskSize < 1<<20:
 		return nil, fmt.Errorf("qemu: Options.DiskSize %d: give at least 1 MiB", opts.DiskSize)
 	}
-	b := &Backend{opts: opts, log: opts.Logger, ports: map[string]int{}, nodes: map[string]*node{}}
+	b := &Backend{opts: opts, log: opts.Logger, ports: map[string]int{}, nodes: map[string]*node{}, done: make(chan struct{})}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -436,20 +437,12 @@ func safeName(s string) string { return unsafeRE.ReplaceAllString(s, "_") }
 // hooks, which stop their VMs; Close then waits for them.
 func (b *Backend) Close() error {
 	b.mu.Lock()
-	b.closed = true
-	var vms []*vm
-	for _, n := range b.nodes {
-		n.mu.Lock()
-		if n.vm != nil {
-			vms = append(vms, n.vm)
-		}
-		n.mu.Unlock()
+	if !b.closed {
+		b.closed = true
+		close(b.done)
 	}
 	b.mu.Unlock()
-	for _, v := range vms {
-		v.stop()
-	}
-	b.wg.Wait()
+	b.wg.Wait() // every VM sees done, stops and is waited for
 	b.cleanup()
 	return nil
 }

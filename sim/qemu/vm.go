@@ -321,12 +321,19 @@ func (b *Backend) exec(ctx context.Context, n *node, ev sim.BootEvent, args []st
 			<-v.exited
 			<-copied
 			return "", ctx.Err()
+		case <-b.done:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-v.exited
+			<-copied
+			return "", errors.New("the qemu backend closed")
 		case <-time.After(20 * time.Millisecond): // polling for the socket file
 		}
 	}
 	select {
 	case <-v.exited:
 	case <-ctx.Done():
+		v.stop()
+	case <-b.done:
 		v.stop()
 	}
 	<-copied
