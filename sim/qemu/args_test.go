@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lightsout/lightsout/sim"
 )
 
 func TestMachineArgs(t *testing.T) {
@@ -159,5 +161,59 @@ func TestMediaAlias(t *testing.T) {
 	err := fetch(ctx, c, "http://10.0.2.2:"+port+"/missing.iso?temp_url_sig=SECRET&temp_url_expires=1", dst)
 	if err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("failed fetch error %v", err)
+	}
+}
+
+func TestConsoleMarks(t *testing.T) {
+	var c consoleBuf
+	c.write([]byte("boot 1 \x1b[2Jmarker\r\n"))
+	m := c.mark()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if out, err := c.wait(ctx, 0, "marker\n"); err != nil || out != "boot 1 marker\n" {
+		t.Fatalf("wait from 0: %q %v", out, err)
+	}
+	done := make(chan string)
+	go func() {
+		out, _ := c.wait(ctx, m, "marker")
+		done <- out
+	}()
+	c.write([]byte("boot 2 "))
+	c.write([]byte("marker"))
+	if out := <-done; out != "boot 2 marker" {
+		t.Fatalf("wait after the mark: %q", out)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel2()
+	if _, err := c.wait(short, c.mark(), "marker"); err == nil {
+		t.Fatal("an old marker satisfied a wait after the mark")
+	}
+}
+
+// TestUseSimPowersOffOrphans: a qemu-backed server the state directory
+// brings back "on" has no VM any more: UseSim powers it off; other servers
+// keep their state.
+func TestUseSimPowersOffOrphans(t *testing.T) {
+	b, err := New(Options{Dir: t.TempDir(), Accel: "tcg", Servers: []string{"gen10-0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	opts := sim.Options{Nodes: []sim.NodeSpec{{Generation: sim.Gen10, Count: 2}}, DiskSize: 1 << 20}
+	b.Attach(&opts)
+	s, err := sim.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, srv := range s.Servers() {
+		srv.Update(func(st *sim.State) { st.Power = "ON" }) // as a state dir would bring them back
+	}
+	b.UseSim(s)
+	if p := s.Server(0).State().Power; p != "OFF" {
+		t.Errorf("qemu-backed gen10-0 without a VM: power %s, want OFF", p)
+	}
+	if p := s.Server(1).State().Power; p != "ON" {
+		t.Errorf("emulated gen10-1: power %s, want ON (not the backend's)", p)
 	}
 }

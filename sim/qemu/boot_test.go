@@ -220,6 +220,55 @@ func waitOff(t *testing.T, b *qemu.Backend, srv *sim.Server, d time.Duration) {
 	}
 }
 
+// solSees attaches `ipmitool sol activate` to the server and waits for want.
+func solSees(t *testing.T, srv *sim.Server, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ipmitool", "-I", "lanplus", "-C", "17", "-H", "127.0.0.1", "-p", fmt.Sprint(srv.IPMIPort()),
+		"-U", srv.Username(), "-P", srv.Password(), "sol", "activate")
+	out := &syncBuffer{changed: make(chan struct{}, 1)}
+	cmd.Stdout, cmd.Stderr = out, out
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	for !strings.Contains(out.String(), want) {
+		select {
+		case <-out.changed:
+		case <-ctx.Done():
+			t.Fatalf("ipmitool sol activate: no %q:\n%s", want, tail(out.String()))
+		}
+	}
+	in.Write([]byte("\r~."))
+}
+
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{}
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // waitFor polls cond until it holds or d passed.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
@@ -348,10 +397,15 @@ func TestQemuBoot(t *testing.T) {
 			// the qcow2 disk persists across power cycles
 			disk := b.DiskPath("gen10-0")
 			qemuIO(t, disk, "write -P 0x5a 1M 64k")
-			before := len(b.Console("gen10-0"))
+			mark := b.ConsoleMark("gen10-0")
 			i.do("POST", "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset/", `{"ResetType":"On"}`)
 			// second boot (persistent order: CD first)
-			waitFor(t, "second boot", 4*time.Minute, func() bool { return strings.Contains(b.Console("gen10-0")[before:], marker) })
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			out, err := b.WaitConsoleAfter(ctx, "gen10-0", mark, marker)
+			cancel()
+			if err != nil || strings.Count(out, "RAMDISK-START") != 1 {
+				t.Fatalf("second boot: %v\n%s", err, tail(out))
+			}
 			waitOff(t, b, gen10, time.Minute)
 			if out := qemuIO(t, disk, "read -P 0x5a 1M 64k"); strings.Contains(out, "Pattern verification failed") {
 				t.Fatalf("the disk lost its data across a power cycle:\n%s", out)
@@ -401,6 +455,7 @@ func TestQemuBoot(t *testing.T) {
 				t.Errorf("the sim's console stream (SOL) lacks the marker")
 			}
 			if _, err := exec.LookPath("ipmitool"); err == nil {
+				solSees(t, gen8, marker)
 				out, err := exec.Command("ipmitool", "-I", "lanplus", "-C", "17", "-N", "1", "-R", "3", "-H", "127.0.0.1",
 					"-p", fmt.Sprint(gen8.IPMIPort()), "-U", gen8.Username(), "-P", gen8.Password(), "chassis", "power", "status").CombinedOutput()
 				if err != nil || !strings.Contains(string(out), "Chassis Power is off") {
@@ -489,4 +544,12 @@ func TestQemuRebootAndPowerButton(t *testing.T) {
 	if !strings.Contains(b.Console("gen8-0"), "GUEST-REBOOTING") {
 		t.Fatal("console lost")
 	}
+	// the backend closed under a running VM: the VM ends, the server is off
+	srv.PowerOn()
+	waitFor(t, "VM of boot 3", time.Minute, func() bool { return b.Running("gen8-0") })
+	b.Close()
+	if pids := qemuPIDs(qdir); len(pids) > 0 {
+		t.Fatalf("qemu processes left after Close with a running VM: %v", pids)
+	}
+	waitOff(t, b, srv, 30*time.Second)
 }

@@ -23,6 +23,7 @@ func clean(s string) string {
 type consoleBuf struct {
 	mu      sync.Mutex
 	data    []byte
+	dropped int // bytes trimmed from the front (data[0] is byte dropped of the stream)
 	changed chan struct{}
 }
 
@@ -31,6 +32,7 @@ func (c *consoleBuf) write(p []byte) {
 	defer c.mu.Unlock()
 	c.data = append(c.data, p...)
 	if n := len(c.data); n > consoleMax {
+		c.dropped += n - consoleMax
 		c.data = append(c.data[:0], c.data[n-consoleMax:]...)
 	}
 	if c.changed != nil {
@@ -39,24 +41,33 @@ func (c *consoleBuf) write(p []byte) {
 	}
 }
 
-// snapshot returns the cleaned output and a channel closed on the next write.
-func (c *consoleBuf) snapshot() (string, <-chan struct{}) {
+// mark is the position of the end of the output (bytes since the start).
+func (c *consoleBuf) mark() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dropped + len(c.data)
+}
+
+// snapshot returns the cleaned output from position from and a channel
+// closed on the next write.
+func (c *consoleBuf) snapshot(from int) (string, <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.changed == nil {
 		c.changed = make(chan struct{})
 	}
-	return clean(string(c.data)), c.changed
+	i := min(max(from-c.dropped, 0), len(c.data))
+	return clean(string(c.data[i:])), c.changed
 }
 
 func (c *consoleBuf) String() string {
-	s, _ := c.snapshot()
+	s, _ := c.snapshot(0)
 	return s
 }
 
-func (c *consoleBuf) wait(ctx context.Context, marker string) (string, error) {
+func (c *consoleBuf) wait(ctx context.Context, from int, marker string) (string, error) {
 	for {
-		s, ch := c.snapshot()
+		s, ch := c.snapshot(from)
 		if strings.Contains(s, marker) {
 			return s, nil
 		}

@@ -102,6 +102,7 @@ type Backend struct {
 	ports  map[string]int
 	nodes  map[string]*node
 	closed bool
+	done   chan struct{} // closed by Close: running VMs stop
 	wg     sync.WaitGroup
 }
 
@@ -149,7 +150,7 @@ func New(opts Options) (*Backend, error) {
 	case opts.DiskSize < 1<<20:
 		return nil, fmt.Errorf("qemu: Options.DiskSize %d: give at least 1 MiB", opts.DiskSize)
 	}
-	b := &Backend{opts: opts, log: opts.Logger, ports: map[string]int{}, nodes: map[string]*node{}}
+	b := &Backend{opts: opts, log: opts.Logger, ports: map[string]int{}, nodes: map[string]*node{}, done: make(chan struct{})}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -240,8 +241,17 @@ func (b *Backend) Attach(o *sim.Options) {
 // UseSim gives the backend the started simulator: guest power off and
 // reboot change its power state, the serial console goes to its servers'
 // console streams, and media are fetched with its HTTP client's trust.
-// Call it before the first power-on.
+// Call it before the first power-on. A qemu-backed server that a state
+// directory brings back powered on is powered off: its VM did not survive
+// the simulator's restart (a power loss).
 func (b *Backend) UseSim(s *sim.Sim) {
+	defer func() {
+		for _, srv := range s.Servers() {
+			if b.Handles(srv.Name()) && srv.State().Power == "ON" && !b.Running(srv.Name()) {
+				srv.PowerOff()
+			}
+		}
+	}()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sim = s
@@ -398,7 +408,20 @@ func (b *Backend) Console(server string) string {
 // returns the output; it returns ctx's error, with the output so far, when
 // ctx ends first.
 func (b *Backend) WaitConsole(ctx context.Context, server, marker string) (string, error) {
-	return b.node(server).console.wait(ctx, marker)
+	return b.node(server).console.wait(ctx, 0, marker)
+}
+
+// ConsoleMark is the current end of server's console output, for
+// [Backend.WaitConsoleAfter]: take it before an action whose output to wait
+// for (e.g. before a power-on when earlier boots printed the same marker).
+func (b *Backend) ConsoleMark(server string) int {
+	return b.node(server).console.mark()
+}
+
+// WaitConsoleAfter is WaitConsole on the output after mark (a
+// [Backend.ConsoleMark]); it returns that output.
+func (b *Backend) WaitConsoleAfter(ctx context.Context, server string, mark int, marker string) (string, error) {
+	return b.node(server).console.wait(ctx, mark, marker)
 }
 
 func (b *Backend) serverDir(server string) string {
@@ -414,20 +437,12 @@ func safeName(s string) string { return unsafeRE.ReplaceAllString(s, "_") }
 // hooks, which stop their VMs; Close then waits for them.
 func (b *Backend) Close() error {
 	b.mu.Lock()
-	b.closed = true
-	var vms []*vm
-	for _, n := range b.nodes {
-		n.mu.Lock()
-		if n.vm != nil {
-			vms = append(vms, n.vm)
-		}
-		n.mu.Unlock()
+	if !b.closed {
+		b.closed = true
+		close(b.done)
 	}
 	b.mu.Unlock()
-	for _, v := range vms {
-		v.stop()
-	}
-	b.wg.Wait()
+	b.wg.Wait() // every VM sees done, stops and is waited for
 	b.cleanup()
 	return nil
 }

@@ -321,6 +321,11 @@ func (b *Backend) exec(ctx context.Context, n *node, ev sim.BootEvent, args []st
 			<-v.exited
 			<-copied
 			return "", ctx.Err()
+		case <-b.done:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-v.exited
+			<-copied
+			return "", errors.New("the qemu backend closed")
 		case <-time.After(20 * time.Millisecond): // polling for the socket file
 		}
 	}
@@ -328,12 +333,18 @@ func (b *Backend) exec(ctx context.Context, n *node, ev sim.BootEvent, args []st
 	case <-v.exited:
 	case <-ctx.Done():
 		v.stop()
+	case <-b.done:
+		v.stop()
 	}
 	<-copied
 	v.mu.Lock()
 	reason := v.reason
 	v.mu.Unlock()
 	b.log.Info("qemu: VM exited", "server", ev.Server, "reason", reason, "err", v.waitErr)
+	if e := strings.TrimSpace(stderr.String()); e != "" { // qemu's warnings, in the log file only
+		fmt.Fprintf(logf, "\n===== qemu stderr =====\n%s\n", e)
+	}
+	fmt.Fprintf(logf, "\n===== %s qemu exited: %s (%v) =====\n", time.Now().UTC().Format(time.RFC3339), reason, v.waitErr)
 	if ctx.Err() != nil {
 		return reason, nil
 	}
