@@ -46,8 +46,11 @@ lint: vet
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	"$$($(GO) env GOPATH)/bin/staticcheck" ./...
 
+# MACHINE=qemu: the simulated server is a qemu VM that really boots lightsout's
+# deploy ramdisk and then the deployed image (a few minutes under TCG).
+MACHINE ?=
 demo: build
-	./testdata/tools/demo.sh $(BIN)
+	MACHINE=$(MACHINE) ./testdata/tools/demo.sh $(BIN)
 
 clean:
 	rm -rf bin

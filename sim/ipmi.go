@@ -620,9 +620,15 @@ func (c ipmiChassis) ColdReset(context.Context) error {
 }
 
 // WarmReset is what go-ipmi calls for "chassis power soft": an ACPI
-// shutdown, which the emulated OS honours at once.
+// shutdown, which the emulated OS honours at once (a machine backend's OS
+// gets it through [Options.GracefulShutdown]).
 func (c ipmiChassis) WarmReset(context.Context) error {
-	c.f.srv.PowerOff()
+	c.f.srv.do(func(st *State) error {
+		if st.Power == "ON" {
+			c.f.srv.gracefulLocked()
+		}
+		return nil
+	})
 	c.f.sync()
 	return nil
 }

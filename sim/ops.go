@@ -127,7 +127,11 @@ func (s *Server) systemReset(resetType string) error {
 			if !on {
 				return opErr("state", "the server is already off")
 			}
-			s.powerOffLocked()
+			if resetType == "GracefulShutdown" {
+				s.gracefulLocked()
+			} else {
+				s.powerOffLocked()
+			}
 		case "ForceRestart", "GracefulRestart", "ColdBoot":
 			if !on {
 				return opErr("state", "the server is off")
@@ -135,7 +139,7 @@ func (s *Server) systemReset(resetType string) error {
 			s.bootLocked()
 		case "PushPowerButton", "Press":
 			if on {
-				s.powerOffLocked()
+				s.gracefulLocked()
 			} else {
 				s.bootLocked()
 			}

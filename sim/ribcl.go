@@ -365,7 +365,7 @@ func (s *Server) runRIBCL(r *http.Request, name string, cmd *xnode) (string, fun
 	case "PRESS_PWR_BTN":
 		_ = s.do(func(st *State) error {
 			if st.Power == "ON" {
-				s.powerOffLocked()
+				s.gracefulLocked()
 			} else {
 				s.bootLocked()
 			}

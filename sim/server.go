@@ -524,6 +524,44 @@ func (s *Server) Reset() {
 	})
 }
 
+// OSPowerOff powers the server off on behalf of the operating system of the
+// boot whose hook context is ctx (a guest that shut down). Nothing happens
+// when that boot already ended (the server was powered off or reset
+// meanwhile, which cancelled ctx), so a late guest exit never powers off
+// the next boot. Call it from the hook, before it returns (ctx ends with
+// the hook).
+func (s *Server) OSPowerOff(ctx context.Context) {
+	s.do(func(st *State) error {
+		if ctx.Err() == nil {
+			s.powerOffLocked()
+		}
+		return nil
+	})
+}
+
+// OSReset resets the server on behalf of the operating system of the boot
+// whose hook context is ctx (a guest that rebooted): the one-time boot
+// device is consumed as on any reset and the boot hook runs again. Nothing
+// happens when that boot already ended.
+func (s *Server) OSReset(ctx context.Context) {
+	s.do(func(st *State) error {
+		if ctx.Err() == nil {
+			s.bootLocked()
+		}
+		return nil
+	})
+}
+
+// gracefulLocked delivers a graceful shutdown request to a powered-on
+// server: to the running OS when [Options.GracefulShutdown] takes it, else
+// the server powers off at once.
+func (s *Server) gracefulLocked() {
+	if g := s.sim.opts.GracefulShutdown; g != nil && g(s.name) {
+		return
+	}
+	s.powerOffLocked()
+}
+
 // do runs fn under the lock, saves the state when fn succeeds, then runs the
 // actions fn queued (boot hooks) after unlocking.
 func (s *Server) do(fn func(st *State) error) error {

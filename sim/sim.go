@@ -139,6 +139,19 @@ type Options struct {
 	// RequestLog keeps each server's requests for [Server.RequestLog]
 	// (tests that check what a client put on the wire).
 	RequestLog bool
+	// DriverInfo, when set, adds keys to a server's driver_info in the
+	// inventory: a machine backend's per-node settings (sim/qemu's
+	// kernel_append_params). A nil or empty map adds nothing.
+	DriverInfo func(server string) map[string]string
+	// GracefulShutdown, when set, is asked first when a powered-on server
+	// gets a graceful shutdown request (Redfish PushPowerButton / Press /
+	// GracefulShutdown, RIBCL PRESS_PWR_BTN, IPMI chassis power soft). true
+	// means the request reached a running OS (an ACPI power button event):
+	// the server stays on until that OS powers off ([Server.OSPowerOff]).
+	// false (or nil) keeps the emulated behaviour: the server powers off at
+	// once. It runs under the server's lock: it must not call back into the
+	// simulator.
+	GracefulShutdown func(server string) bool
 }
 
 // Sim is a running simulator. Create it with [New]; Close it when done.
@@ -391,6 +404,11 @@ func (s *Sim) CertFingerprint() string { return fingerprint(s.certs.leafDER) }
 // CertDER is the DER of the presented server certificate.
 func (s *Sim) CertDER() []byte { return append([]byte(nil), s.certs.leafDER...) }
 
+// HTTPClient is the client the simulated iLOs fetch virtual media with
+// ([Options.HTTPClient] or the default): machine backends fetch the same
+// URLs with the same trust.
+func (s *Sim) HTTPClient() *http.Client { return s.client }
+
 // Dir is the directory holding the CA file and the virtual disks.
 func (s *Sim) Dir() string { return s.dir }
 
@@ -437,6 +455,11 @@ func (s *Sim) Inventory() []Node {
 		}
 		if s.opts.DeployISO != "" {
 			di["ilo_deploy_iso"] = s.opts.DeployISO
+		}
+		if s.opts.DriverInfo != nil {
+			for k, v := range s.opts.DriverInfo(srv.Name()) {
+				di[k] = v
+			}
 		}
 		props := map[string]any{
 			"memory_mb": hw.MemoryMB,

@@ -136,7 +136,9 @@ local function set(v) return v ~= nil and v ~= "" end
 --- swift:, Glance — downloaded into the run's work directory), BIOS-only when the deploy
 --- boot mode is bios, hybrid BIOS+UEFI otherwise (the EFI loader from
 --- driver_info bootloader or [conductor] bootloader when it is an EFI
---- binary, else the host's GRUB). Without either it raises
+--- binary, else the host's GRUB), its kernel command line driver_info
+--- kernel_append_params when set, else [ilo] kernel_append_params (as
+--- Ironic). Without either it raises
 --- invalid_argument naming what to set.
 function M.deploy_iso(ctx, boot_mode)
   local di, cond = ctx.node.driver_info, config.conductor or {}
@@ -155,9 +157,12 @@ function M.deploy_iso(ctx, boot_mode)
   local loader = di.bootloader
   if not set(loader) then loader = cond.bootloader end
   local out = dir .. "deploy-" .. ctx.node.uuid .. ".iso"
+  -- Ironic's per-node driver_info kernel_append_params wins over [ilo] kernel_append_params
+  local kernel_append = di.kernel_append_params
+  if not set(kernel_append) then kernel_append = config.ilo.kernel_append_params or "" end
   return require("image").iso(out, {
     kernel = kernel, ramdisk = ramdisk,
-    append = (config.ilo.kernel_append_params or "") .. " boot_method=vmedia",
+    append = kernel_append .. " boot_method=vmedia",
     bios_only = boot_mode == "bios",
     efi_loader = (boot_mode ~= "bios" and set(loader) and loader:match("%.[Ee][Ff][Ii]$")) and loader or nil,
   })

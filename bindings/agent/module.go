@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -348,6 +349,36 @@ func (f *face) waitCommand(a *module.Args) int {
 	return f.finish(a, res, check)
 }
 
+// ProgressLogInterval is the least time between two "writing image" log
+// lines of a run (the agent's heartbeats may come more often).
+const ProgressLogInterval = 5 * time.Second
+
+// progressLog turns the deploy_progress of heartbeats into run log lines,
+// at most one per ProgressLogInterval (and one for the last heartbeat
+// showing the whole image written).
+type progressLog struct {
+	last    time.Time
+	lastHB  time.Time
+	printed bool
+}
+
+func (p *progressLog) report(r module.Run, hb agentapi.Heartbeat, now time.Time) {
+	if hb.Progress == nil || !hb.At.After(p.lastHB) {
+		return
+	}
+	pr := *hb.Progress
+	done := pr.Total > 0 && pr.Written >= pr.Total
+	if p.printed && now.Sub(p.last) < ProgressLogInterval && !done {
+		return
+	}
+	p.lastHB, p.last, p.printed = hb.At, now, true
+	msg := fmt.Sprintf("writing image: %.0f MB at %.1f MB/s", float64(pr.Written)/1e6, float64(pr.Rate)/1e6)
+	if pc := pr.Percent(); pc >= 0 {
+		msg = fmt.Sprintf("writing image: %d%% of %.0f MB at %.1f MB/s", pc, float64(pr.Total)/1e6, float64(pr.Rate)/1e6)
+	}
+	r.Log(slog.LevelInfo, msg, map[string]any{"written": pr.Written, "total": pr.Total, "rate": pr.Rate, "percent": pr.Percent()})
+}
+
 // pollCommand re-reads the command list until the last command called
 // name is done. It wakes at every heartbeat (IPA heartbeats when an
 // asynchronous command ends) or after interval, and stops with ctx.
@@ -355,7 +386,11 @@ func (f *face) pollCommand(ctx context.Context, op, node, name string, interval 
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
 	var lastErr error
+	var prog progressLog
 	for {
+		if hb, ok := f.m.server.Agent(node); ok {
+			prog.report(f.r, hb, time.Now())
+		}
 		changed, _ := f.m.server.Changed(node)
 		agentURL, tok, err := f.agentFor(op, node)
 		if err != nil {

@@ -19,4 +19,9 @@
 //
 // The readers (ReadFloppyParams, ReadISOFile, KernelCmdline, Inspect) are
 // used by the CLI and by the emulated deploy ramdisk.
+//
+// BuildRamdisk builds lightsout's own deploy ramdisk (ramdisk*.go): Debian's
+// generic kernel (the host's, or fetched with apt-get download and cached),
+// and a reproducible gzip newc initramfs whose /init is the static lightsout
+// binary, with the kernel modules the agent needs in load order.
 package image

@@ -16,5 +16,6 @@ func extraCommands(g *globals) []*cobra.Command {
 		newConsoleCmd(g),
 		newCaptureCmd(g),
 		newDBCmd(g),
+		newAgentCmd(g),
 	}
 }

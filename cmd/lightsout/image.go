@@ -22,9 +22,9 @@ import (
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
-		Short: "Build and inspect virtual media (parameters floppy, boot ISO)",
+		Short: "Build and inspect virtual media (parameters floppy, boot ISO, deploy ramdisk)",
 	}
-	cmd.AddCommand(newImageFloppyCmd(), newImageISOCmd(), newImageInspectCmd())
+	cmd.AddCommand(newImageFloppyCmd(), newImageISOCmd(), newImageInspectCmd(), newImageRamdiskCmd())
 	return cmd
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/deployagent"
 	"github.com/lightsout/lightsout/runtime/secrets"
 )
 
@@ -190,7 +191,26 @@ func positional(cmd *cobra.Command, args []string) []string {
 }
 
 func main() {
+	if isRamdiskInit(os.Getpid(), os.Args) {
+		// the ramdisk's /init is this binary: run the deploy agent's init
+		// whatever the arguments (it never returns)
+		deployagent.Init()
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// isRamdiskInit reports whether the process is the ramdisk's init: PID 1
+// started as /init (or rdinit=/init, init=…/init). PID 1 under any other
+// name, e.g. `lightsout serve` as a container's entry point, is the CLI.
+func isRamdiskInit(pid int, argv []string) bool {
+	if pid != 1 || len(argv) == 0 {
+		return false
+	}
+	base := argv[0]
+	if i := strings.LastIndexByte(base, '/'); i >= 0 {
+		base = base[i+1:]
+	}
+	return base == "init" || os.Getenv("LIGHTSOUT_INIT") == "1"
 }
 
 // run executes the CLI and returns the exit code.

@@ -2,11 +2,16 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/qemu"
 	"github.com/lightsout/lightsout/sim/ramdisk"
 	"github.com/spf13/cobra"
 
@@ -17,6 +22,9 @@ import (
 func newSimCmd() *cobra.Command {
 	var (
 		nodes, inventory, stateDir, dir, adminAddr, deployISO, errorKinds, username, hardware string
+		machine, qemuAccel                                                                    string
+		qemuMemory, qemuCPUs                                                                  int
+		qemuDiskSize                                                                          int64
 		faults, captures                                                                      []string
 		latency, iloReset, heartbeat                                                          time.Duration
 		errorRate                                                                             float64
@@ -38,7 +46,19 @@ appear only in the inventory file.
 ../shared/fixtures/captures): the iLO answers from the tree, with the
 simulator's state (power, boot override, virtual media, BIOS settings applied
 at the next reset, secure boot, sessions) laid over it, so playbooks can be
-tried against a real machine's answers.`,
+tried against a real machine's answers.
+
+--machine qemu backs every server (or, with --machine qemu=gen10-0,gen8-0, the
+named ones) with a real qemu VM, like sushy-tools' libvirt driver: power on
+starts qemu with the virtual media the iLO has inserted (fetched from their
+URLs; http://10.0.2.2:PORT/ is the host's 127.0.0.1:PORT, as the VM sees it),
+the one-time or persistent boot device, SeaBIOS (legacy) or OVMF (UEFI, secure
+boot with Microsoft keys when the iLO turns it on), a persistent qcow2 disk and
+a NIC on qemu user networking whose guest port 9999 is forwarded from
+127.0.0.1:<port>; the inventory's driver_info.kernel_append_params carries
+console=ttyS0 and that address for the agent. The serial console is the
+node's SOL console (lightsout console NODE) and DIR/qemu/NODE/console.log.
+KVM when /dev/kvm opens, else TCG (slow: a minute per boot).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkSimFlags(diskSize, heartbeat, iloReset, latency, errorRate, busy, sessionLimit); err != nil {
@@ -80,11 +100,43 @@ tried against a real machine's answers.`,
 				},
 				Inventory: inventory, AdminAddr: adminAddr, PerServer: per,
 			}
-			// Servers booted from virtual media run the emulated IPA ramdisk.
+			// Servers booted from virtual media run the emulated IPA ramdisk,
+			// or (--machine qemu) a qemu VM.
 			rd := ramdisk.New(ramdisk.Options{HeartbeatInterval: heartbeat, WorkDir: dir})
 			defer rd.Close()
 			cfg.Options.BootHook = rd.Hook()
-			cfg.OnStart = func(s *sim.Sim) { rd.UseSim(s) }
+			onStart := []func(*sim.Sim){rd.UseSim}
+			if machine != "" {
+				servers, err := parseMachine(machine, specs, len(captures) > 0)
+				if err != nil {
+					return &usageError{err}
+				}
+				qdir := "" // a temporary directory unless a state dir keeps the disks
+				if d := dir; d != "" {
+					qdir = filepath.Join(d, "qemu")
+				} else if stateDir != "" {
+					qdir = filepath.Join(stateDir, "qemu")
+				}
+				qb, err := qemu.New(qemu.Options{Dir: qdir, Memory: qemuMemory, CPUs: qemuCPUs, DiskSize: qemuDiskSize,
+					Accel: qemuAccel, Servers: servers,
+					Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+				if err != nil {
+					return &usageError{err}
+				}
+				defer qb.Close() // after the simulator (RunCLI closes it): its boots stop their VMs
+				qb.Attach(&cfg.Options)
+				onStart = append(onStart, qb.UseSim)
+				who := "every server"
+				if len(servers) > 0 {
+					who = strings.Join(servers, ", ")
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "qemu machines: %s (%s, %d MiB, state in %s)\n", who, qb.Accel(), qemuMemory, qb.Dir())
+			}
+			cfg.OnStart = func(s *sim.Sim) {
+				for _, f := range onStart {
+					f(s)
+				}
+			}
 			return sim.RunCLI(cmd.Context(), cfg, cmd.OutOrStdout())
 		},
 	}
@@ -99,6 +151,11 @@ tried against a real machine's answers.`,
 	fl.StringVar(&deployISO, "deploy-iso", "", "driver_info.ilo_deploy_iso written into the inventory")
 	fl.StringVar(&username, "username", "Administrator", "iLO administrator login")
 	fl.Int64Var(&diskSize, "disk-size", 1<<30, "size in bytes of each server's sparse virtual disk")
+	fl.StringVar(&machine, "machine", "", "back servers with real machines: qemu (every server) or qemu=gen10-0,gen8-0 (those); default: the emulated ramdisk")
+	fl.IntVar(&qemuMemory, "qemu-memory", 512, "memory of each qemu VM in MiB (UEFI needs 384 or more)")
+	fl.IntVar(&qemuCPUs, "qemu-cpus", 1, "CPUs of each qemu VM")
+	fl.StringVar(&qemuAccel, "qemu-accel", "auto", "qemu accelerator: auto (KVM when /dev/kvm opens, else TCG), kvm or tcg")
+	fl.Int64Var(&qemuDiskSize, "qemu-disk-size", 4<<30, "size in bytes of each qemu VM's qcow2 disk (sparse; kept in the state dir)")
 	fl.DurationVar(&heartbeat, "heartbeat-interval", 2*time.Second, "heartbeat interval of the emulated IPA ramdisk")
 	fl.DurationVar(&iloReset, "ilo-reset-time", 2*time.Second, "how long an iLO is unreachable after reset_ilo")
 	fl.DurationVar(&latency, "latency", 0, "fault: latency added to every answer (all servers)")
@@ -110,6 +167,49 @@ tried against a real machine's answers.`,
 	fl.IntVar(&sessionLimit, "session-limit", 0, "fault: max concurrent Redfish sessions per server (0: unlimited)")
 	fl.StringArrayVar(&faults, "fault", nil, "per-server fault NAME:latency=2s,error-rate=0.5,error-kinds=503+reset,hang,busy=3,session-limit=2,profile (repeatable)")
 	return cmd
+}
+
+// parseMachine reads --machine: "qemu" (every server: nil) or
+// "qemu=NAME,NAME" (those, which must be among the requested servers unless
+// captures add more).
+func parseMachine(v string, specs []sim.NodeSpec, captures bool) ([]string, error) {
+	kind, list, _ := strings.Cut(strings.TrimSpace(v), "=")
+	if kind != "qemu" {
+		return nil, fmt.Errorf("--machine %q: give qemu or qemu=gen10-0,gen8-0", v)
+	}
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	known := map[string]bool{}
+	for _, sp := range specs {
+		for i := 0; i < sp.Count; i++ {
+			known[fmt.Sprintf("%s-%d", sp.Generation, i)] = true
+		}
+	}
+	var out []string
+	for _, n := range strings.Split(list, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if !known[n] && !captures {
+			return nil, fmt.Errorf("--machine: no server %q among --nodes %s", n, sortedKeys(known))
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--machine %q: name at least one server after qemu=", v)
+	}
+	return out, nil
+}
+
+func sortedKeys(m map[string]bool) string {
+	k := make([]string, 0, len(m))
+	for n := range m {
+		k = append(k, n)
+	}
+	sort.Strings(k)
+	return strings.Join(k, ",")
 }
 
 // checkSimFlags validates the simulator's numeric flags.

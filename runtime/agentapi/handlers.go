@@ -234,6 +234,22 @@ type heartbeatBody struct {
 	AgentVerifyCA      string `json:"agent_verify_ca"`
 	AgentStatus        string `json:"agent_status"`
 	AgentStatusMessage string `json:"agent_status_message"`
+	// DeployProgress is lightsout's extension (its own agent sends it
+	// while writing an image; IPA does not).
+	DeployProgress json.RawMessage `json:"deploy_progress"`
+}
+
+// progress decodes the deploy_progress extension; a malformed one is
+// ignored (never a reason to refuse a heartbeat).
+func (b heartbeatBody) progress() *DeployProgress {
+	if len(b.DeployProgress) == 0 {
+		return nil
+	}
+	var p DeployProgress
+	if json.Unmarshal(b.DeployProgress, &p) != nil {
+		return nil
+	}
+	return p.valid()
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
@@ -265,6 +281,7 @@ func (s *Server) acceptHeartbeat(w http.ResponseWriter, r *http.Request, nodeUUI
 	}
 	code, msg := s.recordHeartbeat(r.Context(), nodeUUID, body.AgentToken, Heartbeat{
 		AgentURL: strings.TrimRight(body.CallbackURL, "/"), AgentVersion: body.AgentVersion, AgentStatus: body.AgentStatus,
+		Progress: body.progress(),
 	})
 	if code != 0 {
 		s.log.Warn("agent heartbeat refused", "node", nodeUUID, "status", code, "reason", msg)

@@ -72,6 +72,36 @@ type Heartbeat struct {
 	AgentStatus  string // agent_status (Ironic ≥ 1.72), often empty
 	At           time.Time
 	Count        int // heartbeats since the token was registered
+	// Progress is the image write progress the lightsout agent adds to
+	// its heartbeats while standby.prepare_image runs (nil otherwise, and
+	// always nil from IPA).
+	Progress *DeployProgress
+}
+
+// DeployProgress is the `deploy_progress` heartbeat extension:
+// {"written": bytes, "total": bytes (0 when unknown), "rate": bytes/s}.
+type DeployProgress struct {
+	Written int64 `json:"written"`
+	Total   int64 `json:"total"`
+	Rate    int64 `json:"rate"`
+}
+
+// valid returns p when its numbers make sense, else nil (a malformed
+// extension is ignored, never a reason to refuse a heartbeat).
+func (p *DeployProgress) valid() *DeployProgress {
+	if p == nil || p.Written < 0 || p.Total < 0 || p.Rate < 0 {
+		return nil
+	}
+	c := *p
+	return &c
+}
+
+// Percent is the written share of total (0–100), or -1 when the total is unknown.
+func (p DeployProgress) Percent() int {
+	if p.Total <= 0 {
+		return -1
+	}
+	return int(min(100, p.Written*100/p.Total))
 }
 
 // Options configures a Server.

@@ -509,3 +509,53 @@ func FuzzHandlers(f *testing.F) {
 		}
 	})
 }
+
+// The deploy_progress extension of lightsout's agent is recorded; IPA's
+// heartbeats (without it) and malformed values leave Progress nil and are
+// accepted all the same.
+func TestHeartbeatDeployProgress(t *testing.T) {
+	s, ts := newTestServer(t, Options{})
+	tok, err := s.NewToken(uuidA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		progress any
+		want     *DeployProgress
+		pct      int
+	}{
+		{"IPA heartbeat", nil, nil, 0},
+		{"progress", map[string]any{"written": 512 << 20, "total": 1 << 30, "rate": 100e6}, &DeployProgress{512 << 20, 1 << 30, 100e6}, 50},
+		{"unknown total", map[string]any{"written": 10, "total": 0, "rate": 1}, &DeployProgress{10, 0, 1}, -1},
+		{"negative numbers ignored", map[string]any{"written": -1, "total": 5, "rate": 1}, nil, 0},
+	} {
+		body := map[string]any{"callback_url": "http://127.0.0.1:9999", "agent_token": tok, "agent_version": "lightsout-agent-1.0"}
+		if tc.progress != nil {
+			body["deploy_progress"] = tc.progress
+		}
+		if code, _, b := do(t, "POST", ts.URL+"/v1/heartbeat/"+uuidA, body, map[string]string{"X-OpenStack-Ironic-API-Version": "1.62"}); code != 202 {
+			t.Fatalf("%s: status %d %s", tc.name, code, b)
+		}
+		hb, ok := s.Agent(uuidA)
+		if !ok {
+			t.Fatalf("%s: no heartbeat recorded", tc.name)
+		}
+		switch {
+		case tc.want == nil && hb.Progress != nil:
+			t.Errorf("%s: progress = %+v, want none", tc.name, *hb.Progress)
+		case tc.want != nil && (hb.Progress == nil || *hb.Progress != *tc.want):
+			t.Errorf("%s: progress = %+v, want %+v", tc.name, hb.Progress, *tc.want)
+		case tc.want != nil && hb.Progress.Percent() != tc.pct:
+			t.Errorf("%s: percent = %d, want %d", tc.name, hb.Progress.Percent(), tc.pct)
+		}
+	}
+	// a deploy_progress that is not an object is ignored, the heartbeat accepted
+	body := `{"callback_url":"http://127.0.0.1:9999","agent_token":"` + tok + `","deploy_progress":"half"}`
+	if code, _, _ := do(t, "POST", ts.URL+"/v1/heartbeat/"+uuidA, body, nil); code != 202 {
+		t.Errorf("string deploy_progress: status %d, want 202", code)
+	}
+	if hb, _ := s.Agent(uuidA); hb.Progress != nil {
+		t.Errorf("string deploy_progress recorded as %+v", *hb.Progress)
+	}
+}

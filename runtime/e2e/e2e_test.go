@@ -594,7 +594,7 @@ deploy.run()
 // emulated ramdisk boots from it, reads its kernel command line and the
 // floppy, and the image lands on the disk.
 func TestDeployFromKernelAndRamdisk(t *testing.T) {
-	f := newFleet(t, fleetOptions{nodes: gens(1, 0, 1)})
+	f := newFleet(t, fleetOptions{nodes: gens(1, 0, 1), cmdlines: true})
 	e := open(t, f, "")
 	e.importFleet()
 	ctx := context.Background()
@@ -620,12 +620,14 @@ func TestDeployFromKernelAndRamdisk(t *testing.T) {
 		names = append(names, uefi)
 	}
 	for _, name := range names {
-		k, r := kernel, ramdisk
+		di := map[string]any{"deploy_kernel": kernel, "deploy_ramdisk": ramdisk}
 		if name == uefi {
-			k, r = srv.URL+"/vmlinuz", srv.URL+"/initrd"
+			di["deploy_kernel"], di["deploy_ramdisk"] = srv.URL+"/vmlinuz", srv.URL+"/initrd"
+		} else { // Ironic's per-node kernel command line wins over [ilo] kernel_append_params
+			di["kernel_append_params"] = "console=ttyS0 lightsout.probe=per-node"
 		}
 		if _, err := e.app.UpdateNode(ctx, name, app.NodeChange{UnsetDriverInfo: []string{"ilo_deploy_iso"},
-			DriverInfo: map[string]any{"deploy_kernel": k, "deploy_ramdisk": r}}); err != nil {
+			DriverInfo: di}); err != nil {
 			t.Fatal(err)
 		}
 		e.makeAvailable(name)
@@ -643,6 +645,13 @@ func TestDeployFromKernelAndRamdisk(t *testing.T) {
 		}
 		if !strings.Contains(e.timeline(res[name].RunID), "call image.iso") {
 			t.Errorf("%s: no deploy ISO was built:\n%s", name, e.timeline(res[name].RunID))
+		}
+		want := "nofb nomodeset vga=normal boot_method=vmedia" // [ilo] kernel_append_params
+		if name != uefi {
+			want = "console=ttyS0 lightsout.probe=per-node boot_method=vmedia" // driver_info's
+		}
+		if got := f.bootCmdlines(name); len(got) == 0 || !strings.Contains(got[0], want) {
+			t.Errorf("%s: deploy ISO kernel command lines %q, want %q", name, got, want)
 		}
 		if name == uefi && strings.Count(e.timeline(res[name].RunID), "call vmedia.fetch") != 2 {
 			t.Errorf("%s: kernel and ramdisk not fetched:\n%s", name, e.timeline(res[name].RunID))

@@ -37,8 +37,42 @@ type fleet struct {
 	dir       string
 
 	mu       sync.Mutex
-	tokens   []string // ipa-agent-token of every ramdisk boot, read off its floppy
-	floppies [][]byte // the published floppies servers booted with (raw bytes)
+	tokens   []string            // ipa-agent-token of every ramdisk boot, read off its floppy
+	floppies [][]byte            // the published floppies servers booted with (raw bytes)
+	cmdlines map[string][]string // with fleetOptions.cmdlines: each server's boot ISO kernel command lines
+}
+
+// bootCmdlines returns the kernel command lines of the ISOs server booted
+// (fleetOptions.cmdlines).
+func (f *fleet) bootCmdlines(server string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.cmdlines[server]...)
+}
+
+// recordCmdline reads the kernel command line off the ISO a server boots.
+func (f *fleet) recordCmdline(ev sim.BootEvent) {
+	u, ok := ev.Media["CDROM"]
+	if !ok {
+		return
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	tmp, err := os.CreateTemp(f.dir, "cdrom-*.iso")
+	if err != nil {
+		return
+	}
+	defer os.Remove(tmp.Name())
+	_, _ = io.Copy(tmp, resp.Body)
+	tmp.Close()
+	if c, err := image.KernelCmdline(tmp.Name()); err == nil {
+		f.mu.Lock()
+		f.cmdlines[ev.Server] = append(f.cmdlines[ev.Server], c)
+		f.mu.Unlock()
+	}
 }
 
 // bootFloppies returns the floppy images the servers booted with.
@@ -91,6 +125,8 @@ type fleetOptions struct {
 	hardware func(name string, g sim.Generation, idx int, hw *sim.Hardware)
 	// password of every iLO (default: random per server).
 	password string
+	// cmdlines records the kernel command line of every boot ISO (bootCmdlines).
+	cmdlines bool
 }
 
 func newFleet(t testing.TB, o fleetOptions) *fleet {
@@ -102,11 +138,14 @@ func newFleet(t testing.TB, o fleetOptions) *fleet {
 	iso := buildDeployISO(t, dir)
 	rd := ramdisk.New(ramdisk.Options{HeartbeatInterval: time.Second, LookupInterval: 20 * time.Millisecond,
 		WorkDir: dir, Logger: slog.New(slog.DiscardHandler)})
-	f := &fleet{rd: rd, deployISO: iso, dir: dir}
+	f := &fleet{rd: rd, deployISO: iso, dir: dir, cmdlines: map[string][]string{}}
 	s, err := sim.New(sim.Options{Nodes: o.nodes, Dir: dir, DiskSize: o.diskSize, DeployISO: iso, Password: o.password,
 		Hardware: o.hardware, Logger: slog.New(slog.DiscardHandler),
 		BootHook: func(ctx context.Context, ev sim.BootEvent) {
 			f.recordToken(ev)
+			if o.cmdlines {
+				f.recordCmdline(ev)
+			}
 			_ = rd.Boot(ctx, ramdisk.BootEvent(ev))
 		}})
 	if err != nil {

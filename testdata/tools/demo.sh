@@ -6,9 +6,11 @@
 # inspect everything, deploy a small test image to a Gen10 (UEFI, secure
 # boot) and a Gen8 (BIOS) through the built-in publisher, undeploy one
 # (automated cleaning), then show the recorded runs.
+# MACHINE=qemu: a real boot instead (see demo_qemu below).
 set -euo pipefail
 BIN=${1:-bin/lightsout}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=$(mktemp -d /tmp/lightsout-demo.XXXXXX)
 export XDG_STATE_HOME=$WORK/state LIGHTSOUT_CONFIG=$WORK/lightsout.conf
 SIM_PID=
@@ -19,6 +21,88 @@ cleanup() {
 trap cleanup EXIT
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 cd "$WORK"
+
+# wait_ready LOG: wait until the simulator printed "ready" (it keeps running).
+wait_ready() {
+  for _ in $(seq 1 600); do
+    grep -q '^ready' "$1" 2>/dev/null && return 0
+    kill -0 "$SIM_PID" 2>/dev/null || { cat "$1"; exit 1; }
+    sleep 0.1
+  done
+  echo "the simulator did not start"; cat "$1"; exit 1
+}
+
+# MACHINE=qemu (make demo MACHINE=qemu): a real boot. The simulated iLO is
+# backed by a qemu VM (TCG when there is no KVM: a few minutes); lightsout
+# builds its own deploy ramdisk (Debian's kernel + the static lightsout
+# binary as the agent), the VM boots it from virtual media, the agent writes
+# a small bootable test image (testdata/tools/build-test-disk.sh: Debian's
+# signed shim, GRUB and kernel) to the VM's disk, and the VM boots it with
+# secure boot on. The VM reaches the host's loopback as 10.0.2.2 (qemu user
+# networking): the callback API and the publisher listen on 127.0.0.1 and
+# are advertised to the node under that name.
+demo_qemu() {
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  local agent_port pub_port raw qcow id
+  agent_port=$(free_port); pub_port=$(free_port)
+
+  say lightsout image ramdisk -o ramdisk
+  "$BIN" image ramdisk -o ramdisk
+  ls -l ramdisk
+
+  say testdata/tools/build-test-disk.sh "# the instance image: GPT, syslinux (BIOS), signed shim+GRUB+kernel (UEFI)"
+  read -r raw qcow < <("$TOOLS/build-test-disk.sh" "${XDG_CACHE_HOME:-$HOME/.cache}/lightsout/demo-testdisk" | tail -1)
+  cp "$raw" image.raw
+  SUM=sha256:$(sha256sum image.raw | cut -d' ' -f1)
+
+  # A site step after the bundled deploy: wait until the instance (which
+  # powers off after printing its marker) has booted, so the run's console
+  # capture (IPMI SOL) holds the instance's boot too.
+  mkdir -p site
+  printf '%s\n' 'local deploy = require("bundled.deploy")' 'local power = require("power")' \
+    'deploy.add_step("boot instance", "demo: wait for the instance to boot and power off", function(ctx)' \
+    '  power.wait(ctx.bmc, "power off", { retries = 300, interval = 2 })' 'end)' 'deploy.run()' >site/deploy.lua
+  printf '%s\n' '[lightsout]' "script_paths = $WORK" "scripts_path = $WORK/site" \
+    "agent_address = 127.0.0.1:$agent_port" "publish_address = 127.0.0.1:$pub_port" \
+    "publish_url = http://10.0.2.2:$pub_port" '[conductor]' "api_url = http://10.0.2.2:$agent_port" \
+    '[deploy]' 'erase_devices_priority = 0' >lightsout.conf
+  say "cat lightsout.conf site/deploy.lua"
+  cat lightsout.conf site/deploy.lua
+
+  say lightsout sim --machine qemu --nodes gen10=1 --inventory fleet.json '&'
+  "$BIN" sim --machine qemu --nodes gen10=1 --inventory fleet.json >sim.log 2>&1 &
+  SIM_PID=$!
+  wait_ready sim.log
+  cat sim.log
+
+  say lightsout node import fleet.json
+  "$BIN" node import fleet.json
+  say lightsout node set gen10-0 -i deploy_kernel=ramdisk/lightsout-deploy.kernel -i deploy_ramdisk=ramdisk/lightsout-deploy.initramfs
+  "$BIN" node set gen10-0 -i deploy_kernel="$WORK/ramdisk/lightsout-deploy.kernel" \
+    -i deploy_ramdisk="$WORK/ramdisk/lightsout-deploy.initramfs"
+  say lightsout node manage gen10-0
+  "$BIN" node manage gen10-0
+  say lightsout node provide gen10-0 "# automated cleaning: the agent wipes the disk's metadata"
+  "$BIN" node provide gen10-0
+  say lightsout deploy gen10-0 --image-source image.raw --image-checksum "$SUM" --boot-mode uefi --secure-boot
+  "$BIN" deploy gen10-0 --image-source "$WORK/image.raw" --image-checksum "$SUM" --boot-mode uefi --secure-boot
+  say lightsout node list
+  "$BIN" node list
+  id=$("$BIN" runs list --node gen10-0 --limit 1 --json | grep -o '"id": [0-9]*' | grep -o '[0-9]*$')
+  say lightsout runs show "$id"
+  "$BIN" runs show "$id"
+  say "lightsout runs show $id --console | grep LIGHTSOUT-"
+  "$BIN" runs show "$id" --console | tr -d '\r' | grep -a 'LIGHTSOUT-'
+  "$BIN" runs show "$id" --console | tr -d '\r' | grep -aq 'LIGHTSOUT-TEST-IMAGE-BOOTED firmware=uefi secureboot=1' ||
+    { echo "demo: the instance did not boot with secure boot"; exit 1; }
+}
+if [ "${MACHINE:-}" = qemu ]; then
+  demo_qemu
+  exit 0
+elif [ -n "${MACHINE:-}" ]; then
+  echo "demo.sh: MACHINE=$MACHINE: use qemu, or leave it unset for the emulated ramdisk" >&2
+  exit 2
+fi
 
 # A deploy ISO for the emulated ramdisk: it reads the kernel command line
 # and the virtual floppy's parameters.txt, as IPA does. The kernel and
@@ -49,12 +133,7 @@ say lightsout sim --nodes gen8=1,gen9=1,gen10=1 --inventory fleet.json --deploy-
 "$BIN" sim --nodes gen8=1,gen9=1,gen10=1 --inventory fleet.json --deploy-iso "$WORK/ipa.iso" \
   --disk-size $((64 << 20)) >sim.log 2>&1 &
 SIM_PID=$!
-for _ in $(seq 1 300); do
-  grep -q '^ready' sim.log 2>/dev/null && break
-  kill -0 "$SIM_PID" 2>/dev/null || { cat sim.log; exit 1; }
-  sleep 0.1
-done
-grep -q '^ready' sim.log || { echo "the simulator did not start"; cat sim.log; exit 1; }
+wait_ready sim.log
 cat sim.log
 
 say lightsout node import fleet.json

@@ -12,6 +12,9 @@ PKGS=(
   dosfstools mtools xorriso isolinux syslinux-common grub-efi-amd64-bin busybox-static cpio
   qemu-system-x86 ovmf qemu-utils
   genisoimage  # ISOs made by another tool, for the ISO reader tests
+  # bindings/image deploy ramdisk: kernel fetched with apt-get download + dpkg-deb;
+  # cpio/gzip read it back; xz/zstd compress modules for the decompression test
+  dpkg xz-utils zstd gzip
   # bindings/swift: Swift all-in-one with tempauth + tempurl
   swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached attr
   # bindings/ipmi + sim: ipmitool drives the simulator's IPMI face; OpenIPMI's
@@ -19,6 +22,12 @@ PKGS=(
   ipmitool openipmi
   tmux  # cmd/lightsout: `lightsout console` under a real terminal
   postgresql  # runtime/store: the PostgreSQL store suite (testdata/tools/pg.sh starts a throw-away server)
+  # runtime/e2e: the test instance image (testdata/tools/build-test-disk.sh): a GPT
+  # disk booted by syslinux (BIOS) and Debian's signed shim + GRUB (UEFI, secure boot)
+  gdisk fdisk syslinux shim-signed grub-efi-amd64-signed
+  # runtime/deployagent: qcow2 images by qemu-img/qemu-io (qemu-utils above),
+  # GPT by sgdisk, ext4 by mkfs.ext4, checks by blkid and sfdisk
+  gdisk e2fsprogs util-linux
 )
 missing=()
 for p in "${PKGS[@]}"; do

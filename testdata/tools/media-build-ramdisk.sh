@@ -25,12 +25,16 @@ CACHE=$1
 mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 
-MODULES="floppy fat vfat nls_cp437 nls_ascii nls_utf8"
+# floppy + FAT, and (in dependency order) what a USB virtual floppy on q35
+# needs: the SCSI disk driver and the xHCI + usb-storage stack
+MODULES="floppy fat vfat nls_cp437 nls_ascii nls_utf8 scsi_common scsi_mod crct10dif_common crct10dif_generic crc-t10dif crc64 crc64_rocksoft_generic crc64-rocksoft t10-pi sd_mod usb-common usbcore xhci-hcd xhci-pci usb-storage"
 
 # kernel_dir -> prints "VMLINUZ MODDIR"; reuses any cached kernel first
 kernel_dir() {
   local v pkg
   v=$(ls "$CACHE"/kernel/linux-image-*/boot/vmlinuz-* 2>/dev/null | grep -v cloud | sort -V | tail -1 || true)
+  # a kernel cached by an older version of this script lacks the USB modules
+  if [ -n "$v" ] && ! find "${v%/boot/vmlinuz-*}/lib/modules" -name 'usb-storage.ko*' | grep -q .; then v=""; fi
   if [ -z "$v" ]; then
     pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
     if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
@@ -45,7 +49,10 @@ kernel_dir() {
     # only the kernel image and the modules /init loads (not 400 MB)
     dpkg-deb --fsys-tarfile "$tmp/${pkg}"_*.deb | tar -x -C "$tmp/x" --wildcards \
       './boot/vmlinuz-*' './lib/modules/*/modules.builtin' '*/floppy.ko*' '*/fs/fat/*' \
-      '*/nls_cp437.ko*' '*/nls_ascii.ko*' '*/nls_utf8.ko*'
+      '*/nls_cp437.ko*' '*/nls_ascii.ko*' '*/nls_utf8.ko*' '*/drivers/scsi/scsi_common.ko*' \
+      '*/drivers/scsi/scsi_mod.ko*' '*/drivers/scsi/sd_mod.ko*' '*/crct10dif_common.ko*' '*/crct10dif_generic.ko*' \
+      '*/crc-t10dif.ko*' '*/lib/crc64.ko*' '*/crc64_rocksoft_generic.ko*' '*/crc64-rocksoft.ko*' '*/t10-pi.ko*' \
+      '*/usb-common.ko*' '*/usbcore.ko*' '*/xhci-hcd.ko*' '*/xhci-pci.ko*' '*/usb-storage.ko*'
     mkdir -p "$CACHE/kernel"
     rm -rf "$CACHE/kernel/$pkg"
     mv "$tmp/x" "$CACHE/kernel/$pkg"

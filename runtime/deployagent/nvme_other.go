@@ -1,0 +1,5 @@
+//go:build !linux
+
+package deployagent
+
+func nvmeSecureFormat(string) error { return errNVMeFormatUnsupported }
