@@ -45,9 +45,6 @@ const qemuHostAlias = "10.0.2.2"
 // agent, 64 MiB write, instance boot (~15 s), with slack for a busy machine.
 const qemuDeployTimeout = 8 * time.Minute
 
-// qemuFailMarkers end a wait for a console marker early.
-var qemuFailMarkers = append([]string{"LIGHTSOUT-AGENT-FATAL"}, qemutest.FailMarkers...)
-
 // requireQemuE2E skips (or under `make test` fails) unless every tool of the
 // real chain is installed.
 func requireQemuE2E(t testing.TB) {
