@@ -224,3 +224,29 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// An image whose L1 table was moved behind its L2 tables (grown with
+// qemu-img resize after data was written) cannot be streamed: the error
+// says so and how to fix it, and nothing is written.
+func TestConvertRefusesNonStreamingOrder(t *testing.T) {
+	testenv.RequireTools(t, "qemu-img", "qemu-io")
+	q := filepath.Join(t.TempDir(), "r.qcow2")
+	qemuImg(t, "create", "-f", "qcow2", q, "1M")
+	if out, err := exec.Command("qemu-io", "-f", "qcow2", "-c", "write -P 0x11 0 64k", q).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-io: %v %s", err, out)
+	}
+	qemuImg(t, "resize", q, "8G")
+	in, err := os.Open(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	var w bytes.Buffer
+	res, err := qcow2.Convert(context.Background(), in, writerAt{&w}, qcow2.Options{})
+	if !errors.Is(err, qcow2.ErrNotStreamable) || !strings.Contains(err.Error(), "qemu-img convert -O qcow2") {
+		t.Fatalf("err = %v, want ErrNotStreamable with the fix", err)
+	}
+	if res.Written != 0 {
+		t.Errorf("wrote %d bytes before refusing", res.Written)
+	}
+}
