@@ -6,13 +6,18 @@
 // L2 tables and the data clusters they map, in any order where each table
 // comes before the clusters it maps in the file. Unallocated and zero
 // clusters become holes the caller zeroes afterwards ([Result.Holes]), so a
-// caller can first check the stream's checksum. Compressed clusters,
-// encryption, backing files, external data files and extended L2 entries are
-// refused with an error naming the feature and what to do instead.
+// caller can first check the stream's checksum. zlib-compressed clusters
+// (`qemu-img convert -c`, cloud images) are inflated, including those qemu
+// packs just before the L2 table mapping them (a small history window).
+// zstd compression, encryption, backing files, external data files and
+// extended L2 entries are refused with an error naming the feature and
+// what to do instead.
 package qcow2
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"container/heap"
 	"context"
 	"encoding/binary"
@@ -65,6 +70,8 @@ type Header struct {
 	L2Entries          int64
 	SnapshotCount      uint32
 	RefcountTableClust uint32
+	// CompressionType of compressed clusters: 0 zlib (deflate), 1 zstd.
+	CompressionType uint8
 }
 
 // ErrNotQcow2 is returned when the stream does not start with the qcow2 magic.
@@ -102,6 +109,12 @@ func ParseHeader(b []byte) (*Header, error) {
 		h.HeaderLength = be.Uint32(b[100:])
 		if h.HeaderLength < headerV3Len {
 			return nil, fmt.Errorf("qcow2 header: header_length %d is below 104", h.HeaderLength)
+		}
+		if h.HeaderLength > headerV3Len && len(b) > headerV3Len {
+			h.CompressionType = b[104]
+		}
+		if h.IncompatFeatures&incompatCompression != 0 && h.CompressionType == 0 && (h.HeaderLength <= headerV3Len || len(b) <= headerV3Len) {
+			return nil, errors.New("qcow2 header: compression type bit set but the header does not say which")
 		}
 	default:
 		return nil, fmt.Errorf("qcow2 header: version %d is not supported (2 or 3)", h.Version)
@@ -176,12 +189,14 @@ const (
 	wantL1 wantKind = iota + 1
 	wantL2
 	wantData
+	wantCompressed
 )
 
 type want struct {
-	kind  wantKind
-	index int64   // L1: unused; L2: L1 index
-	guest []int64 // data: guest offsets (several when shared)
+	kind   wantKind
+	index  int64   // L1: unused; L2: L1 index
+	guest  []int64 // data: guest offsets (several when shared)
+	length int64   // compressed: the descriptor's length (an upper bound)
 }
 
 // offsetHeap is a min-heap of file offsets.
@@ -211,6 +226,20 @@ type converter struct {
 	done   []Extent // written guest extents, merged when contiguous
 	res    Result
 	buf    []byte
+	// inflater decompresses zlib-compressed clusters (reused)
+	inflater io.ReadCloser
+	// hist keeps the last bytes read once the image has compressed
+	// clusters: qemu packs compressed clusters into the tail of a host
+	// cluster that may precede the L2 table mapping them.
+	keepHist bool
+	hist     []byte
+	behind   []behindItem
+}
+
+// behindItem is a compressed cluster found behind the read position.
+type behindItem struct {
+	off int64
+	wt  *want
 }
 
 // ErrNotStreamable is wrapped by errors about images whose tables come
@@ -232,8 +261,43 @@ func Convert(ctx context.Context, r io.Reader, w io.WriterAt, opts Options) (*Re
 	return &c.res, nil
 }
 
+func (c *converter) histSize() int {
+	if c.h == nil {
+		return 0
+	}
+	return int(2*c.h.ClusterSize) + 64<<10
+}
+
+// record appends b to the history window.
+func (c *converter) record(b []byte) {
+	if !c.keepHist {
+		return
+	}
+	hs := c.histSize()
+	if len(b) >= hs {
+		c.hist = append(c.hist[:0], b[len(b)-hs:]...)
+		return
+	}
+	if drop := len(c.hist) + len(b) - hs; drop > 0 {
+		c.hist = append(c.hist[:0], c.hist[drop:]...)
+	}
+	c.hist = append(c.hist, b...)
+}
+
+// fromHist returns the bytes [off, off+n) from the history, cut at the
+// read position.
+func (c *converter) fromHist(off, n int64) ([]byte, bool) {
+	start := c.pos - int64(len(c.hist))
+	if off < start || off >= c.pos {
+		return nil, false
+	}
+	end := min(off+n, c.pos)
+	return c.hist[off-start : end-start], true
+}
+
 func (c *converter) read(p []byte) error {
 	n, err := io.ReadFull(c.in, p)
+	c.record(p[:n])
 	c.pos += int64(n)
 	c.res.Read = c.pos
 	if err != nil {
@@ -246,6 +310,17 @@ func (c *converter) read(p []byte) error {
 }
 
 func (c *converter) skip(n int64) error {
+	if c.keepHist && n > 0 {
+		buf := make([]byte, min(n, 1<<20))
+		for n > 0 {
+			k := min(n, int64(len(buf)))
+			if err := c.read(buf[:k]); err != nil {
+				return err
+			}
+			n -= k
+		}
+		return nil
+	}
 	for n > 0 {
 		if err := c.ctx.Err(); err != nil {
 			return err
@@ -265,11 +340,17 @@ func (c *converter) skip(n int64) error {
 }
 
 func (c *converter) add(off int64, wt *want) error {
+	if off < c.pos && wt.kind == wantCompressed {
+		if _, ok := c.fromHist(off, 1); ok {
+			c.behind = append(c.behind, behindItem{off, wt})
+			return nil
+		}
+	}
 	if off < c.pos {
 		return fmt.Errorf("%w: a table maps file offset %#x, already passed at %#x; rewrite it with qemu-img convert -O qcow2 (or use a raw image)", ErrNotStreamable, off, c.pos)
 	}
 	if old, ok := c.wanted[off]; ok {
-		if old.kind == wantData && wt.kind == wantData {
+		if old.kind == wt.kind && (wt.kind == wantData || wt.kind == wantCompressed) {
 			old.guest = append(old.guest, wt.guest...)
 			return nil
 		}
@@ -294,6 +375,12 @@ func (c *converter) run() error {
 	if binary.BigEndian.Uint32(head[4:]) >= 3 {
 		if err := c.read(head[headerV2Len:headerV3Len]); err != nil {
 			return err
+		}
+		// the compression type byte follows when header_length says so
+		if hl := binary.BigEndian.Uint32(head[100:]); hl > headerV3Len {
+			if err := c.read(head[headerV3Len : headerV3Len+8]); err != nil {
+				return err
+			}
 		}
 	}
 	h, err := ParseHeader(head[:c.pos])
@@ -330,6 +417,10 @@ func (c *converter) run() error {
 			}
 		case wantData:
 			if err := c.readData(off, wt); err != nil {
+				return err
+			}
+		case wantCompressed:
+			if err := c.readCompressed(off, wt); err != nil {
 				return err
 			}
 		}
@@ -370,16 +461,38 @@ func (c *converter) readL1() error {
 	return nil
 }
 
+// L2Entry is one decoded L2 table entry.
+type L2Entry struct {
+	// Offset is the host offset of the data: a cluster-aligned data
+	// cluster, or the first byte of a compressed cluster; 0 for
+	// unallocated and zero clusters (read as zeros).
+	Offset int64
+	// Compressed clusters are CompressedLen bytes at most, starting at
+	// Offset (the stream may end earlier: the next cluster follows).
+	Compressed    bool
+	CompressedLen int64
+}
+
 // ParseL2 decodes one L2 table (a cluster of 8-byte entries) of an image
-// with cluster size clusterSize: for every entry it returns the host offset
-// of the data cluster, 0 for unallocated or zero clusters. It refuses
-// compressed clusters.
-func ParseL2(b []byte, clusterSize int64) ([]int64, error) {
-	out := make([]int64, len(b)/8)
+// with 2^clusterBits-byte clusters.
+func ParseL2(b []byte, clusterBits uint32) ([]L2Entry, error) {
+	if clusterBits < minClusterBits || clusterBits > maxClusterBits {
+		return nil, fmt.Errorf("qcow2: cluster_bits %d outside %d-%d", clusterBits, minClusterBits, maxClusterBits)
+	}
+	clusterSize := int64(1) << clusterBits
+	out := make([]L2Entry, len(b)/8)
 	for j := range out {
 		e := binary.BigEndian.Uint64(b[j*8:])
 		if e&l2Compressed != 0 {
-			return nil, fmt.Errorf("qcow2 image has compressed clusters (L2 entry %d), which cannot be streamed: convert it without -c (qemu-img convert -O qcow2) or use a raw image", j)
+			x := 62 - (clusterBits - 8)
+			off := int64(e & (1<<x - 1))
+			sectors := int64(e>>x) & (1<<(clusterBits-8) - 1)
+			n := (sectors+1)*512 - off&511
+			if off == 0 || n <= 0 {
+				return nil, fmt.Errorf("qcow2 L2 entry %d: bad compressed cluster descriptor %#x (corrupt image)", j, e)
+			}
+			out[j] = L2Entry{Offset: off, Compressed: true, CompressedLen: n}
+			continue
 		}
 		if e&l2ZeroFlag != 0 {
 			continue // reads as zeros, whatever the offset
@@ -388,7 +501,7 @@ func ParseL2(b []byte, clusterSize int64) ([]int64, error) {
 		if off%clusterSize != 0 {
 			return nil, fmt.Errorf("qcow2 L2 entry %d: data offset %#x is not cluster aligned (corrupt image)", j, off)
 		}
-		out[j] = off
+		out[j] = L2Entry{Offset: off}
 	}
 	return out, nil
 }
@@ -398,20 +511,41 @@ func (c *converter) readL2(l1Index int64) error {
 	if err := c.read(b); err != nil {
 		return err
 	}
-	offs, err := ParseL2(b, c.h.ClusterSize)
+	entries, err := ParseL2(b, c.h.ClusterBits)
 	if err != nil {
 		return err
 	}
 	base := l1Index * c.h.L2Entries * c.h.ClusterSize
-	for j, off := range offs {
-		if off == 0 {
+	for _, e := range entries {
+		if e.Compressed && !c.keepHist {
+			c.keepHist = true
+			c.record(b) // the L2 table itself: compressed data may share its predecessor
+		}
+	}
+	for j, e := range entries {
+		if e.Offset == 0 {
 			continue
 		}
 		guest := base + int64(j)*c.h.ClusterSize
 		if guest >= int64(c.h.Size) {
 			break
 		}
-		if err := c.add(off, &want{kind: wantData, guest: []int64{guest}}); err != nil {
+		wt := &want{kind: wantData, guest: []int64{guest}}
+		if e.Compressed {
+			if c.h.CompressionType != 0 {
+				return fmt.Errorf("qcow2 image has zstd-compressed clusters, which are not supported: recompress with zlib (qemu-img convert -c -O qcow2 -o compression_type=zlib) or use an uncompressed image")
+			}
+			wt = &want{kind: wantCompressed, guest: []int64{guest}, length: e.CompressedLen}
+		}
+		if err := c.add(e.Offset, wt); err != nil {
+			return err
+		}
+	}
+	behind := c.behind
+	c.behind = nil
+	for _, bi := range behind {
+		data, _ := c.fromHist(bi.off, bi.wt.length)
+		if err := c.inflate(bi.off, bi.wt, data); err != nil {
 			return err
 		}
 	}
@@ -459,6 +593,51 @@ func (c *converter) readData(off int64, first *want) error {
 	for _, g := range first.guest {
 		n := min(cs, size-g)
 		if err := c.write(b[:n], g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readCompressed inflates one zlib (raw deflate) compressed cluster. Its
+// bytes end where the next wanted structure starts, or at the descriptor's
+// sector-rounded length.
+func (c *converter) readCompressed(off int64, wt *want) error {
+	n := wt.length
+	if c.order.Len() > 0 && c.order[0] < off+n {
+		n = c.order[0] - off
+	}
+	if n <= 0 || n > 2*c.h.ClusterSize+512 {
+		return fmt.Errorf("qcow2 compressed cluster at %#x: bad length %d (corrupt image)", off, n)
+	}
+	in := make([]byte, n)
+	if err := c.read(in); err != nil {
+		return err
+	}
+	return c.inflate(off, wt, in)
+}
+
+// inflate decompresses one cluster from in and writes it.
+func (c *converter) inflate(off int64, wt *want, in []byte) error {
+	if c.inflater == nil {
+		c.inflater = flate.NewReader(bytes.NewReader(in))
+	} else if err := c.inflater.(flate.Resetter).Reset(bytes.NewReader(in), nil); err != nil {
+		return err
+	}
+	out := make([]byte, c.h.ClusterSize)
+	size := int64(c.h.Size)
+	for _, g := range wt.guest {
+		want := min(c.h.ClusterSize, size-g)
+		if _, err := io.ReadFull(c.inflater, out[:want]); err != nil {
+			return fmt.Errorf("qcow2 compressed cluster at %#x for disk offset %d: %v (corrupt image)", off, g, err)
+		}
+		if err := c.write(out[:want], g); err != nil {
+			return err
+		}
+		break // shared compressed clusters: written once, copied below
+	}
+	for _, g := range wt.guest[1:] {
+		if err := c.write(out[:min(c.h.ClusterSize, size-g)], g); err != nil {
 			return err
 		}
 	}
