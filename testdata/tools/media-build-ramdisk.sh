@@ -144,7 +144,8 @@ if [ ! -f "$OUT/initrd.img" ] || [ ! -f "$OUT/vmlinuz" ]; then
   mkdir -p "$OUT"
   cp "$VMLINUZ" "$OUT/vmlinuz.tmp.$$" && mv "$OUT/vmlinuz.tmp.$$" "$OUT/vmlinuz"
   make_initrd "$MODDIR" "$OUT/initrd.img"
-  # drop ramdisks built by older versions of this script
-  find "$CACHE" -maxdepth 1 -name 'ramdisk-*' ! -name "ramdisk-$KEY" -exec rm -rf {} + 2>/dev/null || true
+  # drop ramdisks built by older versions of this script, once unused for a
+  # day: another checkout's tests (an older script) may be booting one now
+  find "$CACHE" -maxdepth 1 -name 'ramdisk-*' ! -name "ramdisk-$KEY" -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 fi
 echo "$OUT/vmlinuz $OUT/initrd.img"
