@@ -18,6 +18,9 @@ PKGS=(
   # ipmi_sim (and sdrcomp) is an independent BMC for our client
   ipmitool openipmi
   tmux  # cmd/lightsout: `lightsout console` under a real terminal
+  # bindings/pxe: real TFTP clients and server (benchmark peer), dnsmasq to
+  # load the DHCP snippets, the boot loaders copied into tftp_root
+  tftp-hpa tftpd-hpa dnsmasq pxelinux ipxe grub-efi-amd64-signed shim-signed
 )
 missing=()
 for p in "${PKGS[@]}"; do
