@@ -16,6 +16,18 @@ import (
 	"strings"
 )
 
+// ErrInvalid marks errors in what the caller asked for (ports, boot
+// mode, files, a switch target), as opposed to file system failures.
+var ErrInvalid = errors.New("invalid PXE request")
+
+// inputError is an error of the caller's input; it matches ErrInvalid.
+type inputError string
+
+func (e inputError) Error() string        { return string(e) }
+func (e inputError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(format string, args ...any) error { return inputError(fmt.Sprintf(format, args...)) }
+
 // Boot is what Prepare writes for one node.
 type Boot struct {
 	Node string   // node UUID
@@ -45,7 +57,7 @@ type Prepared struct {
 func normMAC(mac string) (string, error) {
 	hw, err := net.ParseMAC(strings.TrimSpace(mac))
 	if err != nil || len(hw) != 6 {
-		return "", fmt.Errorf("port address %q is not a MAC address (aa:bb:cc:dd:ee:ff): fix the node's ports[].address", mac)
+		return "", invalid("port address %q is not a MAC address (aa:bb:cc:dd:ee:ff): fix the node's ports[].address", mac)
 	}
 	return hw.String(), nil
 }
@@ -72,7 +84,7 @@ func (c Config) fileRef(node, name string) (string, error) {
 		return node + "/" + name, nil
 	}
 	if c.HTTPURL == "" {
-		return "", errors.New("[pxe] ipxe_enabled needs [deploy] http_url (the URL nodes reach [deploy] http_root at)")
+		return "", invalid("[pxe] ipxe_enabled needs [deploy] http_url (the URL nodes reach [deploy] http_root at)")
 	}
 	u, err := url.Parse(c.HTTPURL)
 	if err != nil {
@@ -86,17 +98,17 @@ func (c Config) fileRef(node, name string) (string, error) {
 // what it wrote is removed again (Clean), so nothing is left half-done.
 func (c Config) Prepare(ctx context.Context, b Boot) (*Prepared, error) {
 	if !uuidRE.MatchString(b.Node) {
-		return nil, fmt.Errorf("node %q: not a UUID", b.Node)
+		return nil, invalid("node %q: not a UUID", b.Node)
 	}
 	switch b.Mode {
 	case "bios", "uefi":
 	case "":
 		b.Mode = "bios"
 	default:
-		return nil, fmt.Errorf("boot mode %q: want bios or uefi", b.Mode)
+		return nil, invalid("boot mode %q: want bios or uefi", b.Mode)
 	}
 	if len(b.MACs) == 0 {
-		return nil, fmt.Errorf("node %s has no ports: PXE needs the MAC of the port it boots from (add ports[].address)", b.Node)
+		return nil, invalid("node %s has no ports: PXE needs the MAC of the port it boots from (add ports[].address)", b.Node)
 	}
 	macs := make([]string, 0, len(b.MACs))
 	for _, m := range b.MACs {
@@ -107,10 +119,10 @@ func (c Config) Prepare(ctx context.Context, b Boot) (*Prepared, error) {
 		macs = append(macs, n)
 	}
 	if b.Kernel == "" || b.Ramdisk == "" {
-		return nil, errors.New("the deploy kernel and ramdisk are required (driver_info deploy_kernel and deploy_ramdisk)")
+		return nil, invalid("the deploy kernel and ramdisk are required (driver_info deploy_kernel and deploy_ramdisk)")
 	}
 	if (b.InstanceKernel == "") != (b.InstanceRamdisk == "") {
-		return nil, errors.New("the instance kernel and ramdisk go together: give both or neither")
+		return nil, invalid("the instance kernel and ramdisk go together: give both or neither")
 	}
 	p, err := c.prepare(ctx, b, macs)
 	if err != nil {
@@ -214,7 +226,7 @@ func (c Config) writeDHCP(node, mode string, macs []string) (string, string, err
 		fmt.Fprintf(&opts, "tag:%s,tag:!ipxe,option:bootfile-name,%s\n", tag, c.bootfile(mode))
 		u, err := url.JoinPath(c.HTTPURL, "boot.ipxe")
 		if err != nil || c.HTTPURL == "" {
-			return "", "", errors.New("[pxe] ipxe_enabled needs [deploy] http_url (the URL nodes reach [deploy] http_root at)")
+			return "", "", invalid("[pxe] ipxe_enabled needs [deploy] http_url (the URL nodes reach [deploy] http_root at)")
 		}
 		fmt.Fprintf(&opts, "tag:%s,tag:ipxe,option:bootfile-name,%s\n", tag, u)
 	} else {
@@ -243,7 +255,7 @@ func (c Config) writeDHCP(node, mode string, macs []string) (string, string, err
 // is value (pxelinux only: a UEFI whole-disk image cannot be netbooted).
 func (c Config) Switch(node, label, value string) error {
 	if !uuidRE.MatchString(node) {
-		return fmt.Errorf("node %q: not a UUID", node)
+		return invalid("node %q: not a UUID", node)
 	}
 	if label == "local" {
 		return c.removeConfig(node)
@@ -260,24 +272,24 @@ func (c Config) Switch(node, label, value string) error {
 	switch label {
 	case LabelBootPartition:
 		if value == "" {
-			return errors.New("boot_partition needs the root partition (root_uuid)")
+			return invalid("boot_partition needs the root partition (root_uuid)")
 		}
 		if !strings.Contains(value, "=") {
 			value = "UUID=" + value
 		}
 		if _, err := os.Stat(filepath.Join(c.NodeDir(node), "kernel")); err != nil {
-			return errors.New("boot_partition needs the instance kernel and ramdisk (give instance_kernel and instance_ramdisk to pxe.prepare)")
+			return invalid("boot_partition needs the instance kernel and ramdisk (give instance_kernel and instance_ramdisk to pxe.prepare)")
 		}
 	case LabelBootWholeDisk:
 		if mode == "uefi" && !c.IPXE {
-			return fmt.Errorf("Conflict: Whole disk image being used for deploy, but cannot be used with node %s configured to use UEFI boot with netboot option", node)
+			return invalid("Conflict: Whole disk image being used for deploy, but cannot be used with node %s configured to use UEFI boot with netboot option", node)
 		}
 		if value == "" && !c.IPXE {
-			return errors.New("boot_whole_disk needs the disk identifier (disk_identifier, 0x%08x)")
+			return invalid("boot_whole_disk needs the disk identifier (disk_identifier, the MBR signature as 0x%%08x)")
 		}
 	case LabelDeploy:
 	default:
-		return fmt.Errorf("switch to %q: want local, boot_partition, boot_whole_disk or deploy", label)
+		return invalid("switch to %q: want local, boot_partition, boot_whole_disk or deploy", label)
 	}
 	return writeAtomic(cfgPath, switchConfig(cfg, c.IPXE, label, value), 0o644)
 }
@@ -329,7 +341,7 @@ func (c Config) removeLinks(node string) error {
 // any more. Cleaning a clean node is not an error.
 func (c Config) Clean(node string) error {
 	if !uuidRE.MatchString(node) {
-		return fmt.Errorf("node %q: not a UUID", node)
+		return invalid("node %q: not a UUID", node)
 	}
 	var errs []error
 	errs = append(errs, c.removeLinks(node))
