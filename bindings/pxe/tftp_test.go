@@ -272,3 +272,70 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestTFTPWindowsizeTsizeAndRetransmit negotiates every option with a raw
+// client, receives in windows of 4 blocks, drops one DATA packet (the
+// server retransmits from the last acknowledged block after its timeout)
+// and checks the bytes.
+func TestTFTPWindowsizeTsizeAndRetransmit(t *testing.T) {
+	_, ramdisk, s, _ := bootTree(t)
+	s.Timeout = 200 * time.Millisecond
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := append([]byte{0, opRRQ}, node1+"/deploy_ramdisk\x00octet\x00BLKSIZE\x004096\x00tsize\x000\x00windowsize\x004\x00timeout\x001\x00unknown\x00x\x00"...)
+	conn.WriteTo(req, s.Addr())
+	buf := make([]byte, 8192)
+	read := func() ([]byte, net.Addr) {
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return buf[:n], from
+	}
+	p, peer := read()
+	if binary.BigEndian.Uint16(p) != opOACK {
+		t.Fatalf("want OACK, got %x", p[:4])
+	}
+	got := strings.Split(strings.TrimSuffix(string(p[2:]), "\x00"), "\x00")
+	want := []string{"blksize", "4096", "tsize", strconv.Itoa(len(ramdisk)), "windowsize", "4", "timeout", "1"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("OACK %q, want %q (unknown options are not acknowledged)", got, want)
+	}
+	if peer.String() == s.Addr().String() {
+		t.Fatalf("the transfer runs on the listening port: want a new transfer ID")
+	}
+	conn.WriteTo([]byte{0, opACK, 0, 0}, peer)
+	var data []byte
+	expect, dropped, windowEnd := 1, false, 0
+	for {
+		p, from := read()
+		if from.String() != peer.String() || binary.BigEndian.Uint16(p) != opDATA {
+			t.Fatalf("unexpected packet %x from %s", p[:4], from)
+		}
+		blk := int(binary.BigEndian.Uint16(p[2:]))
+		if blk == 6 && !dropped {
+			dropped = true // lose block 6: ack nothing, wait for the retransmission
+			windowEnd = 8
+			continue
+		}
+		if blk != expect {
+			continue // the rest of a window after the loss
+		}
+		data = append(data, p[4:]...)
+		expect++
+		last := len(p)-4 < 4096
+		if blk%4 == 0 || last || (dropped && blk == windowEnd) {
+			conn.WriteTo([]byte{0, opACK, p[2], p[3]}, peer)
+		}
+		if last {
+			break
+		}
+	}
+	if !dropped || !bytes.Equal(data, ramdisk) {
+		t.Fatalf("got %d bytes (dropped %v), want %d identical", len(data), dropped, len(ramdisk))
+	}
+}
