@@ -234,6 +234,9 @@ func (h *Hardware) fillDefaults(def Hardware) {
 	if h.Model == "" {
 		h.Model = def.Model
 	}
+	if h.License == "" {
+		h.License = def.License
+	}
 	if h.SerialNumber == "" {
 		h.SerialNumber = def.SerialNumber
 	}
