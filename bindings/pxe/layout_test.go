@@ -86,7 +86,7 @@ menuentry "deploy" {
 }
 
 menuentry "boot_partition" {
-    linux ` + node1 + `/kernel root={{ ROOT }} ro text nofb nomodeset vga=normal
+    linux ` + node1 + `/kernel root="{{ ROOT }}" ro text nofb nomodeset vga=normal
     initrd ` + node1 + `/ramdisk
 }
 `},
@@ -406,4 +406,42 @@ func dnsmasqLoad(t *testing.T, args ...string) string {
 		t.Fatal("dnsmasq did not report reading its files within 20s")
 	}
 	return ""
+}
+
+// TestGrubScriptCheck has GRUB's own parser (grub-script-check, Debian's
+// grub-common) check the UEFI config as written, after each switch, and
+// the shared master grub.cfg; a broken script is reported.
+func TestGrubScriptCheck(t *testing.T) {
+	testenv.RequireTools(t, "grub-script-check")
+	c := testConfig(t, false)
+	k, r := testFiles(t)
+	p, err := c.Prepare(context.Background(), Boot{Node: node1, MACs: []string{mac1}, Mode: "uefi", Kernel: k, Ramdisk: r,
+		InstanceKernel: k, InstanceRamdisk: r, Params: "ipa-api-url=http://192.0.2.10:6385 ipa-debug=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Setup(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what, path string) {
+		t.Helper()
+		if out, err := exec.Command("grub-script-check", path).CombinedOutput(); err != nil {
+			t.Errorf("%s: grub-script-check: %v\n%s", what, err, out)
+		}
+	}
+	check("deploy", p.Config)
+	if err := c.Switch(node1, LabelBootPartition, "0a2c3a6f-6e4b-4d1d-9d19-3a0b7f0a1b2c"); err != nil {
+		t.Fatal(err)
+	}
+	check("boot_partition", p.Config)
+	if b, _ := os.ReadFile(p.Config); !strings.HasPrefix(string(b), "set default=boot_partition\n") ||
+		!strings.Contains(string(b), `root="UUID=0a2c3a6f-6e4b-4d1d-9d19-3a0b7f0a1b2c" ro`) {
+		t.Errorf("after the switch:\n%s", b)
+	}
+	check("master", filepath.Join(c.TFTPRoot, "grub", "grub.cfg"))
+	bad := filepath.Join(t.TempDir(), "bad.cfg")
+	os.WriteFile(bad, []byte("menuentry \"x\" {\n  linux /k\n"), 0o644)
+	if err := exec.Command("grub-script-check", bad).Run(); err == nil {
+		t.Error("grub-script-check accepted an unterminated menuentry: the check proves nothing")
+	}
 }

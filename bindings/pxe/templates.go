@@ -41,6 +41,9 @@ append mbr:{{.DiskIdentifier}}
 `
 
 // uefiTemplate is the GRUB config for UEFI (Ironic's pxe_grub_config.template).
+// The root placeholder is quoted: unquoted braces are a GRUB syntax error
+// that makes GRUB refuse the whole file, deploy entry included
+// (grub-script-check says so); GRUB drops the quotes from the argument.
 const uefiTemplate = `set default=deploy
 set timeout=5
 set hidden_timeout_quiet=false
@@ -51,7 +54,7 @@ menuentry "deploy" {
 }
 
 menuentry "boot_partition" {
-    linux {{.Kernel}} root={{.Root}} ro text {{.AppendParams}}
+    linux {{.Kernel}} root="{{.Root}}" ro text {{.AppendParams}}
     initrd {{.Ramdisk}}
 }
 `
