@@ -36,6 +36,9 @@ var qemuTimeout = 240
 // pxeRamdisk builds (or reuses) the test kernel and initrd.
 func pxeRamdisk(t *testing.T) (kernel, initrd string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no qemu PXE boot")
+	}
 	testenv.RequireTools(t, "qemu-system-x86_64", "apt-get", "dpkg-deb", "busybox", "cpio")
 	root, _ := os.Getwd()
 	for ; root != "/"; root = filepath.Dir(root) {
@@ -66,7 +69,7 @@ func pxeRamdisk(t *testing.T) (kernel, initrd string) {
 
 // bootPXE runs qemu until the ramdisk printed its command line holding
 // probe on the serial console (or a failure, or 240 s); it returns the log.
-func bootPXE(t *testing.T, bootfile, probe string) string {
+func bootPXE(t *testing.T, bootfile, probe string, extra ...string) string {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "serial.log")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(qemuTimeout)*time.Second)
@@ -74,6 +77,7 @@ func bootPXE(t *testing.T, bootfile, probe string) string {
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-machine", "pc", "-accel", "tcg", "-m", "512", "-smp", "1",
 		"-display", "none", "-monitor", "none", "-no-reboot", "-serial", "file:"+logPath,
 		"-netdev", "user,id=n0,bootfile="+bootfile, "-device", "e1000,netdev=n0,mac="+qemuMAC, "-boot", "n")
+	cmd.Args = append(cmd.Args, extra...)
 	var qout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &qout, &qout
 	if err := cmd.Start(); err != nil {
@@ -120,30 +124,40 @@ func probe() string {
 	return "lightsout_pxe_probe=" + hex.EncodeToString(b)
 }
 
-// TestQEMUiPXEOverHTTP: iPXE (the qemu NIC's ROM) fetches boot.ipxe from
-// our HTTP boot server, chains the node's script by MAC, and boots the
-// deploy kernel and ramdisk from the node directory.
+// TestQEMUiPXEOverHTTP: iPXE (the qemu NIC's ROM, under SeaBIOS and under
+// OVMF) fetches boot.ipxe from our HTTP boot server, chains the node's
+// script by MAC, and boots the deploy kernel and ramdisk from the node
+// directory.
 func TestQEMUiPXEOverHTTP(t *testing.T) {
 	kernel, initrd := pxeRamdisk(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for _, fw := range []struct {
+		name, mode string
+		args       []string
+	}{{"bios", "bios", nil}, {"uefi", "uefi", []string{"-bios", "/usr/share/ovmf/OVMF.fd"}}} {
+		t.Run(fw.name, func(t *testing.T) {
+			if fw.name == "uefi" {
+				testenv.RequireFiles(t, "/usr/share/ovmf/OVMF.fd")
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := testConfig(t, true)
+			c.HTTPURL = fmt.Sprintf("http://10.0.2.2:%d/", ln.Addr().(*net.TCPAddr).Port)
+			if _, err := c.Setup(); err != nil {
+				t.Fatal(err)
+			}
+			p := probe()
+			if _, err := c.Prepare(context.Background(), Boot{Node: node1, MACs: []string{qemuMAC}, Mode: fw.mode,
+				Kernel: kernel, Ramdisk: initrd, Params: "console=ttyS0 " + p}); err != nil {
+				t.Fatal(err)
+			}
+			srv := &http.Server{Handler: HTTPHandler(Tree{Root: c.HTTPRoot}, nil)}
+			go srv.Serve(ln)
+			defer srv.Close()
+			bootPXE(t, c.HTTPURL+"boot.ipxe", p, fw.args...)
+		})
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	c := testConfig(t, true)
-	c.HTTPURL = fmt.Sprintf("http://10.0.2.2:%d/", port)
-	if _, err := c.Setup(); err != nil {
-		t.Fatal(err)
-	}
-	p := probe()
-	if _, err := c.Prepare(context.Background(), Boot{Node: node1, MACs: []string{qemuMAC}, Kernel: kernel, Ramdisk: initrd,
-		Params: "console=ttyS0 " + p}); err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: HTTPHandler(Tree{Root: c.HTTPRoot}, nil)}
-	go srv.Serve(ln)
-	defer srv.Close()
-	bootPXE(t, c.HTTPURL+"boot.ipxe", p)
 }
 
 // TestQEMUPxelinuxOverTFTP: the ROM loads lpxelinux.0 over TFTP from our
