@@ -135,6 +135,10 @@ func (c Config) Prepare(ctx context.Context, b Boot) (*Prepared, error) {
 }
 
 func (c Config) prepare(ctx context.Context, b Boot, macs []string) (*Prepared, error) {
+	// A second prepare (other ports, other boot mode) leaves no stale link.
+	if err := c.removeLinks(b.Node); err != nil {
+		return nil, err
+	}
 	dir := c.NodeDir(b.Node)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("node boot directory: %w (check [pxe] tftp_root / [deploy] http_root)", err)
@@ -391,16 +395,20 @@ func (c Config) cacheInto(ctx context.Context, src, dst string) error {
 		return err
 	}
 	master := filepath.Join(c.MasterPath, hex.EncodeToString(h.Sum(nil)))
-	if _, err := os.Stat(master); errors.Is(err, fs.ErrNotExist) {
-		if err := os.Rename(tmp.Name(), master); err != nil {
-			return err
-		}
-	}
-	// Link (or copy) to a temporary name beside dst, then rename.
+	// Link (or copy) to a temporary name beside dst, then rename. The
+	// node's file is linked to the master entry when there is one, else to
+	// the new copy, which then becomes the master entry; a concurrent Clean
+	// pruning the entry cannot leave the node without its file.
 	tdst := filepath.Join(filepath.Dir(dst), ".tmp-"+filepath.Base(dst))
 	os.Remove(tdst)
 	if err := os.Link(master, tdst); err != nil {
-		if err := copyFile(master, tdst); err != nil {
+		if err := os.Link(tmp.Name(), tdst); err != nil {
+			if err := copyFile(tmp.Name(), tdst); err != nil {
+				os.Remove(tdst)
+				return err
+			}
+		}
+		if err := os.Rename(tmp.Name(), master); err != nil {
 			os.Remove(tdst)
 			return err
 		}

@@ -445,3 +445,25 @@ func TestGrubScriptCheck(t *testing.T) {
 		t.Error("grub-script-check accepted an unterminated menuentry: the check proves nothing")
 	}
 }
+
+// TestPrepareAgainReplacesLinks: a second prepare with another port and
+// boot mode leaves no link of the first.
+func TestPrepareAgainReplacesLinks(t *testing.T) {
+	c := testConfig(t, false)
+	k, r := testFiles(t)
+	if _, err := c.Prepare(context.Background(), Boot{Node: node1, MACs: []string{mac1}, Mode: "bios", Kernel: k, Ramdisk: r}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Prepare(context.Background(), Boot{Node: node1, MACs: []string{mac2}, Mode: "uefi", Kernel: k, Ramdisk: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range walk(t, c.Root()) {
+		if strings.Contains(f, "12-34-56") || strings.Contains(f, "12:34:56") {
+			t.Errorf("stale link %s", f)
+		}
+	}
+	if len(p.Links) != 2 {
+		t.Errorf("links %v", p.Links)
+	}
+}

@@ -31,6 +31,9 @@ type TFTPServer struct {
 	// 65464 and 64).
 	MaxBlockSize int
 	MaxWindow    int
+	// MaxTransfers bounds the transfers in flight (default 1024); a
+	// request beyond it is answered "server busy".
+	MaxTransfers int
 
 	conn net.PacketConn
 	wg   sync.WaitGroup
@@ -58,6 +61,11 @@ func (s *TFTPServer) Serve(ctx context.Context) error {
 	defer stop()
 	defer s.wg.Wait()
 	buf := make([]byte, 65536)
+	max := s.MaxTransfers
+	if max <= 0 {
+		max = 1024
+	}
+	slots := make(chan struct{}, max)
 	for {
 		n, addr, err := s.conn.ReadFrom(buf)
 		if err != nil {
@@ -67,9 +75,16 @@ func (s *TFTPServer) Serve(ctx context.Context) error {
 			return fmt.Errorf("tftp: read: %w", err)
 		}
 		pkt := append([]byte(nil), buf[:n]...)
+		select {
+		case slots <- struct{}{}:
+		default:
+			s.Log.Warn("tftp: too many transfers, request refused", "client", addr.String(), "max", cap(slots))
+			s.conn.WriteTo(errorPacket(errNotDefined, "server busy, try again"), addr)
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
-			defer s.wg.Done()
+			defer func() { <-slots; s.wg.Done() }()
 			s.handle(ctx, pkt, addr)
 		}()
 	}

@@ -339,3 +339,51 @@ func TestTFTPWindowsizeTsizeAndRetransmit(t *testing.T) {
 		t.Fatalf("got %d bytes (dropped %v), want %d identical", len(data), dropped, len(ramdisk))
 	}
 }
+
+// TestTFTPBusy: beyond MaxTransfers a request is answered "server busy".
+func TestTFTPBusy(t *testing.T) {
+	c := testConfig(t, false)
+	k, r := testFiles(t)
+	if _, err := c.Prepare(context.Background(), Boot{Node: node1, MACs: []string{mac1}, Kernel: k, Ramdisk: r}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ListenTFTP("127.0.0.1:0", Tree{Root: c.TFTPRoot}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.MaxTransfers, s.Timeout = 1, 2*time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	// The first transfer waits for an ACK that never comes.
+	if code, _ := rawGetHold(t, s, node1+"/deploy_kernel"); code != -1 {
+		t.Fatalf("first request: code %d", code)
+	}
+	code, msg := rawGet(t, s, node1+"/deploy_kernel")
+	if code != errNotDefined || !strings.Contains(msg, "busy") {
+		t.Errorf("second request: code %d %q, want server busy", code, msg)
+	}
+}
+
+// rawGetHold is rawGet that leaves the transfer hanging (no ACK, no error).
+func rawGetHold(t *testing.T, s *TFTPServer, name string) (int, string) {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.WriteTo(append([]byte{0, opRRQ}, []byte(name+"\x00octet\x00")...), s.Addr())
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 600)
+	n, _, err := conn.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("%q: no answer: %v", name, err)
+	}
+	if binary.BigEndian.Uint16(buf) == opDATA {
+		return -1, ""
+	}
+	_, code, msg, _ := parseAck(buf[:n])
+	return code, msg
+}
