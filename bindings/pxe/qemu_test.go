@@ -50,21 +50,34 @@ func pxeRamdisk(t *testing.T) (kernel, initrd string) {
 	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
 		cache = filepath.Join(d, "lightsout-test", "media")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "testdata", "tools", "media-build-ramdisk.sh"), cache)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("media-build-ramdisk.sh: %v\n%s", err, stderr.String())
+	// The cache is shared with other checkouts on the machine, which may
+	// replace it: copy the files out at once (and build again if they went).
+	dir := t.TempDir()
+	kernel, initrd = filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd")
+	var last error
+	for try := 0; try < 3; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		var stderr bytes.Buffer
+		cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "testdata", "tools", "media-build-ramdisk.sh"), cache)
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		cancel()
+		if err != nil {
+			t.Fatalf("media-build-ramdisk.sh: %v\n%s", err, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		f := strings.Fields(lines[len(lines)-1])
+		if len(f) != 2 {
+			t.Fatalf("media-build-ramdisk.sh printed %q", out)
+		}
+		if last = copyFile(f[0], kernel); last == nil {
+			if last = copyFile(f[1], initrd); last == nil {
+				return kernel, initrd
+			}
+		}
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	f := strings.Fields(lines[len(lines)-1])
-	if len(f) != 2 {
-		t.Fatalf("media-build-ramdisk.sh printed %q", out)
-	}
-	return f[0], f[1]
+	t.Fatalf("the test kernel and initrd vanished from the shared cache three times: %v", last)
+	return "", ""
 }
 
 // bootPXE runs qemu until the ramdisk printed its command line holding
