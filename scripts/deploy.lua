@@ -23,6 +23,7 @@
 -- deploy media are removed once the image is written.
 local agent = require("agent")
 local bootmode = require("bootmode")
+local license = require("license")
 local params_lib = require("params")
 local playbook = require("playbook")
 local power = require("power")
@@ -41,6 +42,13 @@ local function validate(ctx)
       .. " or deploy_kernel and deploy_ramdisk")
   end
   params_lib.check_image(n)
+  -- virtual media needs iLO Advanced on iLO 4: say so (and name pxe_ilo) before anything changes
+  local ok, problem = pcall(license.check, ctx.bmc, n.driver)
+  if not ok then
+    run.log("warn", "the iLO licence cannot be read: " .. playbook.message(problem))
+  elseif problem then
+    run.fail("invalid_argument", "node " .. n.name .. ": " .. problem)
+  end
   ctx.boot_mode = bootmode.for_deploy(n)
   ctx.secure_boot = bootmode.secure_boot_requested(n)
   run.log("info", "deploying " .. tostring(n.instance_info.image_source), {

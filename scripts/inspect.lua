@@ -5,8 +5,8 @@
 --
 -- manageable (or inspect failed) → inspecting → manageable | inspect failed.
 -- Powers the server on when needed, reads memory, CPUs, disk and NIC MACs,
--- merges the capabilities (plus nic_capacity from IPMI FRU data when IPMI
--- answers), adds a port per MAC and powers it back off.
+-- merges the capabilities (plus the licence tier, ilo_license_type, and
+-- nic_capacity from IPMI FRU data when IPMI answers), adds a port per MAC and powers it back off.
 local inspection = require("inspection")
 local playbook = require("playbook")
 local power = require("power")
@@ -49,6 +49,21 @@ local function capabilities(ctx)
     return
   end
   local merged = inspection.merge_capabilities(ctx.node.properties.capabilities, caps)
+  if merged ~= (ctx.node.properties.capabilities or "") then
+    ctx.node:set_property("capabilities", merged)
+  end
+end
+
+-- The iLO licence tier as capability ilo_license_type (advanced,
+-- essentials, standard): an iLO 4 without Advanced has no virtual media
+-- and deploys with pxe_ilo.
+local function licence(ctx)
+  local ok, lic = pcall(ctx.bmc.get_license, ctx.bmc)
+  if not ok then
+    run.log("warn", "no ilo_license_type: the licence cannot be read: " .. playbook.message(lic))
+    return
+  end
+  local merged = inspection.merge_capabilities(ctx.node.properties.capabilities, { ilo_license_type = lic.tier })
   if merged ~= (ctx.node.properties.capabilities or "") then
     ctx.node:set_property("capabilities", merged)
   end
@@ -101,6 +116,7 @@ M.phases = {
   { "power on", power_on },
   { "essential properties", essential_properties },
   { "capabilities", capabilities },
+  { "licence", licence },
   { "nic capacity", nic_capacity },
   { "ports", ports },
   { "power off", power_off },

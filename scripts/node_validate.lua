@@ -7,6 +7,7 @@
 -- Each interface is logged (debug) with the fields interface, result (true|false)
 -- and reason. `lightsout node validate` adds whether the deploy ramdisk and
 -- image references resolve (checked by the CLI, outside the sandbox).
+local license = require("license")
 local playbook = require("playbook")
 
 local M = {}
@@ -14,20 +15,6 @@ local M = {}
 local function set(v) return v ~= nil and v ~= "" end
 
 local function msg(err) return playbook.message(err) end
-
--- Licence types that include virtual media (iLO Advanced and up).
-local function licence_allows_vmedia(lics)
-  for _, l in ipairs(lics or {}) do
-    local t = tostring(l.type or ""):lower()
-    if t:find("advanced", 1, true) or t:find("scale", 1, true) or t:find("premium", 1, true)
-      or t:find("essentials", 1, true) then
-      return true, l.type
-    end
-  end
-  local names = {}
-  for _, l in ipairs(lics or {}) do names[#names + 1] = tostring(l.type) end
-  return false, table.concat(names, ", ")
-end
 
 --- Validates the run's node; returns the results in interface order.
 function M.validate(n)
@@ -69,28 +56,25 @@ function M.validate(n)
     add("management", false, ilo_reason)
   end
 
-  -- boot: the deploy ramdisk is named, and the licence allows virtual media
+  -- boot: the deploy ramdisk is named, and the licence allows the driver's boot path
   local boot_ok, boot_reason = true, nil
   local iso = di.ilo_deploy_iso or di.deploy_iso
   local cond = config.conductor or {}
-  if not set(iso) and not ((set(di.deploy_kernel) and set(di.deploy_ramdisk))
-      or (set(cond.deploy_kernel) and set(cond.deploy_ramdisk))) then
+  local kernels = (set(di.deploy_kernel) and set(di.deploy_ramdisk)) or (set(cond.deploy_kernel) and set(cond.deploy_ramdisk))
+  if n.driver == "pxe_ilo" and not kernels then
+    boot_ok, boot_reason = false, "Cannot validate PXE bootloader. Some parameters were missing in node's driver_info."
+      .. " Missing are: ['deploy_kernel', 'deploy_ramdisk']"
+  elseif not set(iso) and not kernels then
     boot_ok, boot_reason = false, "Missing 'ilo_deploy_iso' parameter in node's driver_info"
       .. " (or deploy_kernel and deploy_ramdisk)"
   elseif not ilo_ok then
     boot_ok, boot_reason = false, ilo_reason
   else
-    local ok, lics = pcall(ctx.bmc.get_all_licenses, ctx.bmc)
+    local ok, problem = pcall(license.check, ctx.bmc, n.driver)
     if not ok then
-      if not (type(lics) == "table" and lics.code == "not_supported") then
-        boot_ok, boot_reason = false, "licences cannot be read: " .. msg(lics)
-      end
-    else
-      local allows, names = licence_allows_vmedia(lics)
-      if not allows then
-        boot_ok, boot_reason = false, ("the iLO licence (%s) does not allow virtual media: install iLO Advanced")
-          :format(names ~= "" and names or "none")
-      end
+      boot_ok, boot_reason = false, "the licence cannot be read: " .. msg(problem)
+    elseif problem then
+      boot_ok, boot_reason = false, problem
     end
   end
   add("boot", boot_ok, boot_reason)

@@ -184,8 +184,18 @@ func TestConformancePythonHpilo(t *testing.T) {
 					}
 				}},
 				{op: "get_all_licenses", check: func(t *testing.T, r any) {
-					if l, ok := r.([]any); !ok || len(l) != 1 {
-						t.Errorf("licenses %v", r)
+					l, ok := r.([]any)
+					if !ok || len(l) != 1 {
+						t.Fatalf("licenses %v", r)
+					}
+					if m, _ := l[0].(map[string]any); m["license_type"] != sim.DefaultLicense {
+						t.Errorf("licence %v, want the default %s", l[0], sim.DefaultLicense)
+					}
+				}},
+				// What lightsout's get_license reads (GET_FW_VERSION).
+				{op: "get_fw_version", check: func(t *testing.T, r any) {
+					if m, _ := r.(map[string]any); m["license_type"] != sim.DefaultLicense || m["management_processor"] != "iLO4" {
+						t.Errorf("fw version %v, want license_type %s on iLO4", r, sim.DefaultLicense)
 					}
 				}},
 			}

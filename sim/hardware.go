@@ -127,6 +127,11 @@ type Hardware struct {
 	Health string `json:"health"`
 	// PowerWatts is the present power reading while powered on.
 	PowerWatts int `json:"power_watts"`
+	// License is the iLO licence the server starts with: "iLO Advanced"
+	// (the default: virtual media works), or e.g. "iLO Standard" for an
+	// iLO 4 owner without Advanced (the pxe_ilo case). Once the state
+	// holds licences (activate_license, a saved state) they count.
+	License string `json:"license,omitempty"`
 }
 
 // TotalThreads is what proliantutils reports as cpus.
@@ -228,6 +233,9 @@ func DefaultHardware(g Generation, idx int) Hardware {
 func (h *Hardware) fillDefaults(def Hardware) {
 	if h.Model == "" {
 		h.Model = def.Model
+	}
+	if h.License == "" {
+		h.License = def.License
 	}
 	if h.SerialNumber == "" {
 		h.SerialNumber = def.SerialNumber

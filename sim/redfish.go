@@ -620,7 +620,7 @@ func (s *Server) rfManager(st *State, hw *Hardware) obj {
 		"Actions": obj{"#Manager.Reset": obj{"target": mgr + "Actions/Manager.Reset/"}},
 		"Oem": obj{s.oem(): obj{
 			"Firmware": obj{"Current": obj{"VersionString": fw, "Date": strings.SplitN(hw.ILOFirmware, " ", 2)[len(strings.SplitN(hw.ILOFirmware, " ", 2))-1]}},
-			"License":  obj{"LicenseKey": l.Key, "LicenseString": l.Type, "LicenseType": map[bool]string{true: "Perpetual", false: "Unlicensed"}[l.Key != ""]},
+			"License":  obj{"LicenseKey": l.Key, "LicenseString": l.Type, "LicenseType": map[bool]string{true: "Perpetual", false: "Unlicensed"}[l.Class != ""]},
 			"Links": obj{"LicenseService": link(mgr + "LicenseService/"), "SecurityService": link(mgr + "SecurityService/"),
 				"ActiveHealthSystem": link(mgr + "ActiveHealthSystem/")},
 		}},

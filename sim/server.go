@@ -202,7 +202,7 @@ func defaultState(g Generation, hw *Hardware, opts Options) State {
 		BootMode:        "UEFI",
 		SecureBootKeys:  "default",
 		Media:           map[string]Media{"CDROM": {BootOption: "BOOT_ALWAYS"}, "FLOPPY": {BootOption: "BOOT_ALWAYS"}},
-		Licenses:        []License{{Type: "iLO Standard", Class: ""}},
+		Licenses:        []License{defaultLicense(hw)},
 		PendingBootMode: "",
 	}
 	if hw.SupportedBootModes == "LEGACY_ONLY" || g == Gen8 {
@@ -218,6 +218,24 @@ func defaultState(g Generation, hw *Hardware, opts Options) State {
 	}
 	st.Users = []User{{Login: opts.Username, Password: pw}}
 	return st
+}
+
+// DefaultLicense is the licence a simulated iLO starts with unless its
+// Hardware.License says otherwise.
+const DefaultLicense = "iLO Advanced"
+
+// defaultLicense is the starting licence of hw: no key (none was
+// activated), class FQL for a full licence.
+func defaultLicense(hw *Hardware) License {
+	t := hw.License
+	if t == "" {
+		t = DefaultLicense
+	}
+	l := License{Type: t}
+	if !strings.Contains(strings.ToLower(t), "standard") {
+		l.Class = "FQL"
+	}
+	return l
 }
 
 func (st *State) fillDefaults(def State) {

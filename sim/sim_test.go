@@ -633,6 +633,18 @@ func TestHardwareFile(t *testing.T) {
 	if _, err := sim.LoadHardwareFile(write(`{"gen10": {"memory": 1}}`)); err == nil {
 		t.Error("unknown field accepted")
 	}
+	// The licence: Advanced by default, Standard by generation, and a
+	// server's own override keeps its generation's licence.
+	fn, err = sim.LoadHardwareFile(write(`{"gen9": {"license": "iLO Standard"}, "gen9-1": {"memory_mb": 131072}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = newSim(t, sim.Options{Nodes: nodes(sim.Gen9, 2, sim.Gen10, 1), Hardware: fn})
+	for i, want := range []string{"iLO Standard", "iLO Standard", sim.DefaultLicense} {
+		if l := s.Server(i).State().Licenses; len(l) != 1 || l[0].Type != want {
+			t.Errorf("%s licences %+v, want %s", s.Server(i).Name(), l, want)
+		}
+	}
 	fn, _ = sim.LoadHardwareFile(write(`{"gen8": {"memory_mb": 1000}}`))
 	if _, err := sim.New(sim.Options{Nodes: nodes(sim.Gen8, 1), Hardware: fn, DiskSize: 1 << 20}); err == nil || !strings.Contains(err.Error(), "memory_mb") {
 		t.Errorf("invalid memory accepted: %v", err)

@@ -7,8 +7,9 @@ local M = {}
 M.ESSENTIAL = { "memory_mb", "local_gb", "cpus", "cpu_arch" }
 
 --- Capability keys kept from get_server_capabilities (Ironic M's list);
---- boot_mode_bios / boot_mode_uefi are a lightsout addition (what the
---- server supports), and every key starting with gpu_ is kept as well.
+--- boot_mode_bios / boot_mode_uefi (what the server supports) and
+--- ilo_license_type (advanced, essentials, standard: the iLO licence) are
+--- lightsout additions, and every key starting with gpu_ is kept as well.
 M.KNOWN_CAPABILITIES = {}
 for _, k in ipairs({ "secure_boot", "rom_firmware_version", "ilo_firmware_version", "server_model",
   "pci_gpu_devices", "sriov_enabled", "nic_capacity", "has_ssd", "has_rotational",
@@ -18,7 +19,7 @@ for _, k in ipairs({ "secure_boot", "rom_firmware_version", "ilo_firmware_versio
   "logical_raid_level_6", "logical_raid_level_50", "logical_raid_level_60", "cpu_vt",
   "hardware_supports_raid", "has_nvme_ssd", "nvdimm_n", "logical_nvdimm_n", "persistent_memory",
   "overall_security_status", "security_override_switch", "last_firmware_scan_result",
-  "boot_mode_bios", "boot_mode_uefi" }) do
+  "boot_mode_bios", "boot_mode_uefi", "ilo_license_type" }) do
   M.KNOWN_CAPABILITIES[k] = true
 end
 

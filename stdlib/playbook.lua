@@ -65,9 +65,12 @@ function M.run(ctx, phases, opts)
   if opts.start and not find(phases, opts.start) then
     run.fail("invalid_argument", ("%s: no phase %q starts it"):format(opts.what or run.script, opts.start))
   end
-  local armed = false
+  -- armed is a table field, not a local: gopher-lua closes the upvalues of
+  -- outer frames when a pcall inside a step catches an error, after which
+  -- a plain local set in arm() would no longer be the one read below.
+  local state = { armed = false }
   local function arm()
-    armed = true
+    state.armed = true
     -- Cancelled (signal, node abort, timeout): the engine calls this with a
     -- fresh context, as no call of the cancelled run can succeed.
     run.on_abort(function(cause) M.fail(ctx, cause, opts) end)
@@ -82,7 +85,7 @@ function M.run(ctx, phases, opts)
   end)
   run.on_abort(nil)
   if not ok then
-    if armed then M.fail(ctx, err, opts) end
+    if state.armed then M.fail(ctx, err, opts) end
     error(err, 0)
   end
 end

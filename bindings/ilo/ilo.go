@@ -37,6 +37,8 @@ type (
 	Sensor = iloapi.Sensor
 	// License is one installed licence.
 	License = iloapi.License
+	// LicenseInfo is the licence in force and the iLO generation.
+	LicenseInfo = iloapi.LicenseInfo
 	// Limiters are the per-iLO request limiters of a process.
 	Limiters = iloapi.Limiters
 	// PinMismatchError names the pinned and the presented fingerprint.

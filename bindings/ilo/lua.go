@@ -215,6 +215,18 @@ func luaMethods() module.API[*Recorded] {
 			a.L.Push(t)
 			return 1
 		},
+		"get_license": func(c *Recorded, a *module.Args) int {
+			l, err := c.GetLicense(c.run.Context())
+			if err != nil {
+				a.Raise(err)
+			}
+			t := a.L.NewTable()
+			t.RawSetString("name", lua.LString(l.Name))
+			t.RawSetString("tier", lua.LString(l.Tier))
+			t.RawSetString("ilo", lua.LNumber(l.ILO))
+			a.L.Push(t)
+			return 1
+		},
 		"activate_license": none(func(a *module.Args, c Client, ctx context.Context) error {
 			return c.ActivateLicense(ctx, a.String(2, "key"))
 		}),

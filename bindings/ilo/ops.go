@@ -242,6 +242,15 @@ func (o ops) GetAllLicenses(ctx context.Context) ([]License, error) {
 	}}, Client.GetAllLicenses)
 }
 
+// GetLicense returns the licence in force (name, tier) and the iLO
+// generation: RIBCL GET_FW_VERSION or the Redfish manager's Oem.Hpe.License.
+func (o ops) GetLicense(ctx context.Context) (LicenseInfo, error) {
+	return invoke(ctx, o, call{op: "get_license", result: func(v any) any {
+		l, _ := v.(LicenseInfo)
+		return map[string]any{"name": l.Name, "tier": l.Tier, "ilo": l.ILO}
+	}}, Client.GetLicense)
+}
+
 // ActivateLicense installs a licence key; the key is a secret of the run.
 func (o ops) ActivateLicense(ctx context.Context, key string) error {
 	return invoke0(ctx, o, call{op: "activate_license", secret: key},

@@ -279,3 +279,40 @@ func countEvents(run *moduletest.Run, name string) int {
 	}
 	return n
 }
+
+// TestGetLicenseBothProtocols reads the licence of every generation from
+// the simulator through the router, then through RIBCL and Redfish each
+// (where the generation has them) after the licence is changed to
+// Standard: each protocol reports the state's licence and the iLO.
+func TestGetLicenseBothProtocols(t *testing.T) {
+	s := simtest.Start(t, "gen8=1,gen9=1,gen10=1,gen11=1,gen12=1")
+	wantILO := map[string]int{"gen8": 4, "gen9": 4, "gen10": 5, "gen11": 6, "gen12": 7}
+	for i, srv := range s.Servers() {
+		gen := string(srv.Generation())
+		t.Run(gen, func(t *testing.T) {
+			ctx := context.Background()
+			r := simRouter(t, s, i, 30)
+			l, err := r.GetLicense(ctx)
+			if err != nil || l.Name != sim.DefaultLicense || l.Tier != "advanced" || l.ILO != wantILO[gen] {
+				t.Fatalf("router: %+v %v, want %s advanced on iLO %d", l, err, sim.DefaultLicense, wantILO[gen])
+			}
+			srv.Update(func(st *sim.State) { st.Licenses = []sim.License{{Type: "iLO Standard"}} })
+			protocols := 0
+			for name, get := range map[string]func(context.Context) (LicenseInfo, error){
+				"ribcl": r.RIBCL().GetLicense, "redfish": r.Redfish().GetLicense,
+			} {
+				if (name == "ribcl" && gen == "gen12") || (name == "redfish" && gen == "gen8") {
+					continue // iLO 7 has no RIBCL, iLO 3/4 on Gen8 no REST
+				}
+				protocols++
+				l, err := get(ctx)
+				if err != nil || l.Name != "iLO Standard" || l.Tier != "standard" || l.ILO != wantILO[gen] {
+					t.Errorf("%s: %+v %v, want iLO Standard on iLO %d", name, l, err, wantILO[gen])
+				}
+			}
+			if protocols == 0 {
+				t.Fatal("no protocol tried")
+			}
+		})
+	}
+}

@@ -505,6 +505,20 @@ func TestNodeValidate(t *testing.T) {
 			t.Fatalf("%s: %q lacks %q", i, broken[i], want)
 		}
 	}
+	if !strings.Contains(broken["boot"], `licence "iLO Standard"`) || !strings.Contains(broken["boot"], "pxe_ilo") {
+		t.Fatalf("boot: %q does not name the licence and suggest pxe_ilo", broken["boot"])
+	}
+	// pxe_ilo boots over PXE: an iLO 4 with iLO Standard is fine for it,
+	// and it needs deploy_kernel and deploy_ramdisk, not a deploy ISO.
+	server(t, s, "gen8-0").Update(func(st *sim.State) { st.Licenses = []sim.License{{Type: "iLO Standard"}} })
+	c.must("node", "set", "gen8-0", "--driver", "pxe_ilo", "-i", "deploy_kernel="+iso, "-i", "deploy_ramdisk="+iso)
+	if got := parse(c.must("node", "validate", "gen8-0", "--json"))["gen8-0"]["boot"]; got != "ok" {
+		t.Fatalf("pxe_ilo on iLO Standard: boot %q, want ok", got)
+	}
+	c.must("node", "set", "gen8-0", "--driver", "agent_ilo")
+	if _, out, _ := c.run("node", "validate", "gen8-0", "--json"); !strings.Contains(parse(out)["gen8-0"]["boot"], `iLO 4 licence "iLO Standard" does not allow virtual media`) {
+		t.Fatalf("agent_ilo on an iLO 4 with iLO Standard: boot %q", parse(out)["gen8-0"]["boot"])
+	}
 	// the image reference is checked once the rest is fine
 	c.must("node", "set", "gen10-0", "--port", "52:54:00:00:00:10")
 	server(t, s, "gen10-0").Update(func(st *sim.State) { st.Licenses = []sim.License{{Type: "iLO Advanced"}} })

@@ -39,7 +39,7 @@ them (their jobs are re-queued); a second SIGTERM cancels at once.`,
 				o := f.options(dir)
 				wo = &o
 			}
-			services := []daemon.Service{daemon.AgentAPI(a), daemon.Publisher(a), daemon.Sensors(a, m), daemon.EventPruner(a)}
+			services := []daemon.Service{daemon.AgentAPI(a), daemon.Publisher(a), daemon.Sensors(a, m), daemon.EventPruner(a), daemon.PXEBoot(a)}
 			d, err := daemon.New(daemon.Options{App: a, Metrics: m, Addr: listen, Watch: wo, Services: services})
 			if err != nil {
 				return &app.ConfigError{Err: err}

@@ -12,6 +12,7 @@ import (
 	"github.com/lightsout/lightsout/bindings/ilo"
 	"github.com/lightsout/lightsout/bindings/image"
 	"github.com/lightsout/lightsout/bindings/ipmi"
+	"github.com/lightsout/lightsout/bindings/pxe"
 	"github.com/lightsout/lightsout/bindings/swift"
 	"github.com/lightsout/lightsout/bindings/vmedia"
 	"github.com/lightsout/lightsout/runtime/agentapi"
@@ -24,7 +25,7 @@ func luaFaceModules(t *testing.T) []module.Module {
 	vm := vmedia.NewModule()
 	t.Cleanup(func() { _ = vm.Close() })
 	api := agentapi.New(nil, agentapi.Options{Logger: slog.New(slog.DiscardHandler)})
-	return []module.Module{ilo.NewModule(), ipmi.NewModule(), image.NewModule(), swift.NewModule(), vm, agent.NewModule(api)}
+	return []module.Module{ilo.NewModule(), ipmi.NewModule(), image.NewModule(), pxe.NewModule(), swift.NewModule(), vm, agent.NewModule(api)}
 }
 
 // noArguments are the functions that take no argument, so none can be bad.

@@ -79,6 +79,23 @@ func Known() []Option {
 
 		{"pxe", "pxe_append_params", "nofb nomodeset vga=normal", "kernel parameters for deploy ramdisks"},
 		{"pxe", "default_ephemeral_format", "ext4", "ephemeral partition file system"},
+		{"pxe", "tftp_root", "/tftpboot", "pxe_ilo: directory of the per-node PXE files (and the boot loaders) served over TFTP"},
+		{"pxe", "tftp_master_path", "", "pxe_ilo: master cache of deploy kernels and ramdisks, keyed by SHA-256 (default <root>/master_images)"},
+		{"pxe", "tftp_server", "", "pxe_ilo: IP address nodes fetch TFTP files from, given in the dnsmasq snippets (default the host of tftp_address)"},
+		{"pxe", "ipxe_enabled", "false", "pxe_ilo: boot iPXE and fetch the config, kernel and ramdisk over HTTP from [deploy] http_root"},
+		{"pxe", "pxe_bootfile_name", "pxelinux.0", "pxe_ilo: DHCP boot file for BIOS nodes"},
+		{"pxe", "uefi_pxe_bootfile_name", "bootx64.efi", "pxe_ilo: DHCP boot file for UEFI nodes"},
+		{"pxe", "ipxe_bootfile_name", "undionly.kpxe", "pxe_ilo: DHCP boot file that loads iPXE on BIOS nodes"},
+		{"pxe", "uefi_ipxe_bootfile_name", "snponly.efi", "pxe_ilo: DHCP boot file that loads iPXE on UEFI nodes"},
+		{"pxe", "pxe_config_template", "", "pxe_ilo: pxelinux config template (Go text/template; default built in)"},
+		{"pxe", "uefi_pxe_config_template", "", "pxe_ilo: GRUB config template for UEFI (default built in)"},
+		{"pxe", "ipxe_config_template", "", "pxe_ilo: iPXE script template (default built in)"},
+		{"pxe", "builtin_server", "false", "serve: run the built-in TFTP server for tftp_root (and the HTTP boot server when http_address is set)"},
+		{"pxe", "tftp_address", ":69", "serve: UDP listen address of the built-in TFTP server"},
+		{"pxe", "http_address", "", "serve: listen address of the built-in HTTP boot server for [deploy] http_root (unset: none)"},
+
+		{"dnsmasq", "dhcp_hostsdir", "", "pxe_ilo: directory of the per-node dnsmasq --dhcp-hostsdir files (default <state_dir>/dnsmasq/hostsdir)"},
+		{"dnsmasq", "dhcp_optsdir", "", "pxe_ilo: directory of the per-node dnsmasq --dhcp-optsdir files (default <state_dir>/dnsmasq/optsdir)"},
 
 		{"swift", "auth_url", "", "Swift/Keystone auth URL (unset: use the built-in web store)"},
 		{"swift", "auth_version", "", "1 (tempauth), 2 or 3 (Keystone); guessed from auth_url when unset"},

@@ -244,6 +244,17 @@ func Address() Type {
 	}}
 }
 
+// IP is an IPv4 or IPv6 address (no port).
+func IP() Type {
+	return Type{Fix: "an IP address such as 192.0.2.1", Check: func(v string) (string, error) {
+		ip := net.ParseIP(v)
+		if ip == nil {
+			return "", errBad
+		}
+		return ip.String(), nil
+	}}
+}
+
 // FileMode is an octal permission such as 0644.
 func FileMode() Type {
 	return Type{Fix: "an octal file mode from 0000 to 0777 such as 0644", Check: func(v string) (string, error) {
@@ -365,6 +376,23 @@ func optionTypes() map[string]Type {
 
 		"pxe.pxe_append_params":        Text(),
 		"pxe.default_ephemeral_format": NonEmpty(),
+		"pxe.tftp_root":                Path(),
+		"pxe.tftp_master_path":         Path(),
+		"pxe.tftp_server":              IP(),
+		"pxe.ipxe_enabled":             Bool(),
+		"pxe.pxe_bootfile_name":        NonEmpty(),
+		"pxe.uefi_pxe_bootfile_name":   NonEmpty(),
+		"pxe.ipxe_bootfile_name":       NonEmpty(),
+		"pxe.uefi_ipxe_bootfile_name":  NonEmpty(),
+		"pxe.pxe_config_template":      Path(),
+		"pxe.uefi_pxe_config_template": Path(),
+		"pxe.ipxe_config_template":     Path(),
+		"pxe.builtin_server":           Bool(),
+		"pxe.tftp_address":             Address(),
+		"pxe.http_address":             Address(),
+
+		"dnsmasq.dhcp_hostsdir": Path(),
+		"dnsmasq.dhcp_optsdir":  Path(),
 
 		"swift.auth_url":               URL(),
 		"swift.auth_version":           authVersion(),

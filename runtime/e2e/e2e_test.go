@@ -73,7 +73,7 @@ func TestInspect(t *testing.T) {
 			t.Errorf("%s: local_gb %v, want %s", name, n.Properties["local_gb"], wantGB)
 		}
 		caps := fmt.Sprint(n.Properties["capabilities"])
-		if !strings.Contains(caps, "server_model:"+hw.Model) || !strings.HasPrefix(caps, "boot_mode:") {
+		if !strings.Contains(caps, "server_model:"+hw.Model) || !strings.HasPrefix(caps, "boot_mode:") || !strings.Contains(caps, "ilo_license_type:advanced") {
 			t.Errorf("%s: capabilities %q", name, caps)
 		}
 		if name == "gen9-0" && !strings.Contains(caps, "site_rack:r12") {

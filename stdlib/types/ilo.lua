@@ -109,6 +109,11 @@ function ilo.connect(node) end
 ---@field install_date string
 ---@field class string
 
+---@class ilo.LicenseInfo
+---@field name string     the licence as the iLO names it ("iLO Advanced", "iLO 4 Advanced", "iLO Standard")
+---@field tier "advanced"|"essentials"|"standard"  Ironic's get_ilo_license tiers
+---@field ilo integer     the iLO generation (3, 4, 5, 6, 7); 0 when unknown
+
 ---@class ilo.Client
 local Client = {}
 
@@ -205,6 +210,12 @@ function Client:get_host_health_data() end
 
 ---@return ilo.License[]
 function Client:get_all_licenses() end
+
+---The licence in force and the iLO generation, in one call (RIBCL
+---GET_FW_VERSION, or the Redfish manager's Oem.Hpe.License). Virtual media
+---needs the advanced tier on iLO 4 and older (essentials on entry servers).
+---@return ilo.LicenseInfo
+function Client:get_license() end
 
 ---@param key string
 function Client:activate_license(key) end

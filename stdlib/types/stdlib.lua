@@ -308,3 +308,24 @@ function util.contains(list, v) end
 ---@param default number
 ---@return number
 function util.config_number(section, key, default) end
+
+---@class license
+---The iLO licence rule of the drivers: agent_ilo and iscsi_ilo boot from
+---virtual media (iLO Advanced on iLO 4), pxe_ilo needs no licence.
+local license = {}
+
+---@type table<string, boolean>
+license.VMEDIA_DRIVERS = {}
+
+---The reason driver cannot boot with lic (nil when it can).
+---@param driver string
+---@param lic ilo.LicenseInfo
+---@return string|nil
+function license.problem(driver, lic) end
+
+---Reads the licence through bmc: the reason the driver cannot boot with it
+---(nil when it can or the iLO cannot say; other read errors are raised).
+---@param bmc ilo.Client
+---@param driver string
+---@return string|nil
+function license.check(bmc, driver) end

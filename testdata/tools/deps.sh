@@ -28,6 +28,9 @@ PKGS=(
   # runtime/deployagent: qcow2 images by qemu-img/qemu-io (qemu-utils above),
   # GPT by sgdisk, ext4 by mkfs.ext4, checks by blkid and sfdisk
   gdisk e2fsprogs util-linux
+  # bindings/pxe: real TFTP clients and server (benchmark peer), dnsmasq to
+  # load the DHCP snippets, the boot loaders copied into tftp_root
+  tftp-hpa tftpd-hpa dnsmasq pxelinux ipxe grub-efi-amd64-signed shim-signed
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -5,7 +5,10 @@
 // retry with backoff inside client_timeout).
 package iloapi
 
-import "context"
+import (
+	"context"
+	"strings"
+)
 
 // Power states returned by GetHostPowerStatus and accepted by SetHostPower.
 const (
@@ -104,6 +107,56 @@ type License struct {
 	Class       string
 }
 
+// Licence tiers (Ironic's get_ilo_license: ADVANCED, ESSENTIALS, STANDARD).
+const (
+	LicenseAdvanced   = "advanced"
+	LicenseEssentials = "essentials"
+	LicenseStandard   = "standard"
+)
+
+// LicenseInfo is the licence in force on an iLO and the iLO it is on.
+type LicenseInfo struct {
+	// Name is the licence as the iLO names it ("iLO Advanced", "iLO 4
+	// Advanced", "iLO Standard").
+	Name string
+	// Tier is LicenseAdvanced, LicenseEssentials or LicenseStandard
+	// (ClassifyLicense of Name).
+	Tier string
+	// ILO is the iLO generation (3, 4, 5, 6, 7), 0 when the iLO did not say.
+	ILO int
+}
+
+// ClassifyLicense maps an iLO licence name to its tier as Ironic does
+// (a name ending in "Advanced" is advanced, "Essentials" essentials, any
+// other standard), also counting the longer names of the Advanced tier
+// ("iLO Advanced Premium Security Edition") as advanced.
+func ClassifyLicense(name string) string {
+	n := strings.ToLower(strings.TrimSpace(name))
+	switch {
+	case strings.Contains(n, "advanced"):
+		return LicenseAdvanced
+	case strings.Contains(n, "essentials"):
+		return LicenseEssentials
+	}
+	return LicenseStandard
+}
+
+// ILOGeneration reads the iLO generation from a management processor or
+// manager model name ("iLO4", "iLO 5", "Integrated Lights-Out 4"); 0 when
+// there is none.
+func ILOGeneration(s string) int {
+	s = strings.ToLower(s)
+	for _, p := range []string{"ilo", "lights-out"} {
+		if i := strings.Index(s, p); i >= 0 {
+			rest := strings.TrimLeft(s[i+len(p):], " ")
+			if len(rest) > 0 && rest[0] >= '1' && rest[0] <= '9' {
+				return int(rest[0] - '0')
+			}
+		}
+	}
+	return 0
+}
+
 // Client is every iLO operation the playbooks use, named after
 // proliantutils' IloClient methods. Every method is bounded by ctx and by
 // the client's client_timeout. Errors are *Error values of one [Kind]
@@ -151,5 +204,7 @@ type Client interface {
 	GetServerCapabilities(ctx context.Context) (map[string]string, error)
 	GetHostHealthData(ctx context.Context) (HealthData, error)
 	GetAllLicenses(ctx context.Context) ([]License, error)
+	// GetLicense returns the licence in force and the iLO generation.
+	GetLicense(ctx context.Context) (LicenseInfo, error)
 	ActivateLicense(ctx context.Context, key string) error
 }

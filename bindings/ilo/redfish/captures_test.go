@@ -246,3 +246,45 @@ func TestCapturedVirtualMediaAndPower(t *testing.T) {
 		})
 	}
 }
+
+// TestCapturedLicense reads the licence of each captured tree: every one
+// names "iLO Advanced" in Managers/1 Oem.Hpe.License.LicenseString (and
+// LicenseTier ADV in LicenseService/1); the iLO generation comes from the
+// manager's Model ("iLO 5", "iLO 6", "iLO 7").
+func TestCapturedLicense(t *testing.T) {
+	for tree, ilo := range map[string]int{treeGen10Plus: 5, treeGen11: 6, treeGen12: 7} {
+		t.Run(tree, func(t *testing.T) {
+			c, srv := replayClient(t, tree)
+			l, err := c.GetLicense(context.Background())
+			if err != nil || l.Name != "iLO Advanced" || l.Tier != iloapi.LicenseAdvanced || l.ILO != ilo {
+				t.Fatalf("%+v %v, want iLO Advanced (advanced) on iLO %d", l, err, ilo)
+			}
+			all, err := c.GetAllLicenses(context.Background())
+			if err != nil || len(all) != 1 || all[0].Type != l.Name {
+				t.Errorf("get_all_licenses %+v %v disagrees with get_license %q", all, err, l.Name)
+			}
+			if w := writes(srv); len(w) != 0 {
+				t.Errorf("reading the licence wrote: %v", w)
+			}
+		})
+	}
+}
+
+// TestClassifyLicense is Ironic's get_ilo_license table, plus the longer
+// Advanced names.
+func TestClassifyLicense(t *testing.T) {
+	for name, want := range map[string]string{
+		"iLO Advanced": "advanced", "iLO 4 Advanced": "advanced", "iLO 3 Advanced": "advanced",
+		"iLO Advanced Premium Security Edition": "advanced", "iLO Essentials": "essentials",
+		"iLO Standard": "standard", "iLO Standard Blade Edition": "standard", "": "standard",
+	} {
+		if got := iloapi.ClassifyLicense(name); got != want {
+			t.Errorf("ClassifyLicense(%q) = %q, want %q", name, got, want)
+		}
+	}
+	for s, want := range map[string]int{"iLO4": 4, "iLO 5": 5, "iLO 7": 7, "Integrated Lights-Out 3": 3, "1.13.01 May 13 2025": 0, "BMC": 0} {
+		if got := iloapi.ILOGeneration(s); got != want {
+			t.Errorf("ILOGeneration(%q) = %d, want %d", s, got, want)
+		}
+	}
+}

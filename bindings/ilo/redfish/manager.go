@@ -134,6 +134,48 @@ func (c *Client) GetAllLicenses(ctx context.Context) ([]iloapi.License, error) {
 	})
 }
 
+// GetLicense reads the manager's Oem.Hpe.License (Oem.Hp on iLO 4) and
+// its model ("iLO 5"); when the manager carries no licence it falls back
+// to the LicenseService's first member.
+func (c *Client) GetLicense(ctx context.Context) (iloapi.LicenseInfo, error) {
+	return read(ctx, c, "get_license", func(s *session, out *iloapi.LicenseInfo) error {
+		m, mgr, err := s.manager()
+		if err != nil {
+			return err
+		}
+		o, _ := Oem(m)
+		name := str(o, "License", "LicenseString")
+		if name == "" {
+			u := oemLink(m, "LicenseService")
+			if u == "" {
+				return iloapi.NotSupported(s.op, "the manager names no licence and has no HPE LicenseService", nil)
+			}
+			cm, _, err := s.getJSON(u)
+			if err != nil {
+				return err
+			}
+			for _, mu := range members(cm) {
+				l, _, err := s.getJSON(mu)
+				if err != nil {
+					return err
+				}
+				if name = DecodeLicense(l).Type; name != "" {
+					break
+				}
+			}
+		}
+		if name == "" {
+			return iloapi.Errorf(s.op, nil, "the iLO reports no licence")
+		}
+		gen := iloapi.ILOGeneration(mgr.Model)
+		if gen == 0 {
+			gen = iloapi.ILOGeneration(mgr.FirmwareVersion)
+		}
+		*out = iloapi.LicenseInfo{Name: name, Tier: iloapi.ClassifyLicense(name), ILO: gen}
+		return nil
+	})
+}
+
 // DecodeLicense reads an HpeiLOLicense / HpiLOLicense member.
 func DecodeLicense(l map[string]any) iloapi.License {
 	lic := iloapi.License{Type: str(l, "License"), Key: str(l, "LicenseKey"), InstallDate: str(l, "LicenseInstallDate"), Class: str(l, "LicenseClass")}

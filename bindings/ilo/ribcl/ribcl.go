@@ -582,6 +582,23 @@ func (c *Client) GetAllLicenses(ctx context.Context) ([]iloapi.License, error) {
 	return out, nil
 }
 
+// GetLicense reads GET_FW_VERSION: LICENSE_TYPE and MANAGEMENT_PROCESSOR
+// ("iLO4") in one call.
+func (c *Client) GetLicense(ctx context.Context) (iloapi.LicenseInfo, error) {
+	const op = "get_license"
+	r, err := c.Call(ctx, op, ribInfo, read, cmd("GET_FW_VERSION"))
+	if err != nil {
+		return iloapi.LicenseInfo{}, err
+	}
+	fw := r.Data.Path("GET_FW_VERSION")
+	name, _ := fw.Attr("LICENSE_TYPE")
+	proc, _ := fw.Attr("MANAGEMENT_PROCESSOR")
+	if name == "" {
+		return iloapi.LicenseInfo{}, missing(op, "GET_FW_VERSION/@LICENSE_TYPE")
+	}
+	return iloapi.LicenseInfo{Name: name, Tier: iloapi.ClassifyLicense(name), ILO: iloapi.ILOGeneration(proc)}, nil
+}
+
 // ActivateLicense sends LICENSE/ACTIVATE KEY.
 func (c *Client) ActivateLicense(ctx context.Context, key string) error {
 	const op = "activate_license"
