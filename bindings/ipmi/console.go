@@ -8,7 +8,12 @@ import (
 
 	gclient "github.com/bougou/go-ipmi/pkg/client"
 	"github.com/bougou/go-ipmi/pkg/command/transport"
+	gotypes "github.com/bougou/go-ipmi/pkg/types"
 )
+
+// ccPayloadAlreadyActive is Activate Payload's "payload already active on
+// another session" (IPMI v2.0 Table 24-2).
+const ccPayloadAlreadyActive = 0x80
 
 // EscapeSequence leaves a console session when typed at the start of a
 // line, as ipmitool's (go-ipmi's own "~X" works too).
@@ -16,7 +21,11 @@ const EscapeSequence = "~."
 
 // Console attaches in and out to the BMC's Serial-over-LAN console until
 // ctx ends, in reaches EOF or the user types EscapeSequence at the start of
-// a line. The session is not retried: a console that drops is left.
+// a line. The session is not retried: a console that drops is left. A SOL
+// payload left active by a session that went away (a killed process, a
+// client that exited without deactivating) is taken over, as `ipmitool sol
+// deactivate` then `sol activate` would: it is deactivated once and the
+// activation retried.
 func (c *Client) Console(ctx context.Context, in io.Reader, out io.Writer) error {
 	return c.ConsolePoll(ctx, in, out, 0, nil)
 }
@@ -33,8 +42,17 @@ func (c *Client) ConsolePoll(ctx context.Context, in io.Reader, out io.Writer, p
 		if activated != nil {
 			onActivated = func(uint8, io.Reader, io.Writer, *transport.ActivatePayloadResponse) { activated() }
 		}
-		err = gc.SOLActivate(ctx, newEscapeReader(in), out, &gclient.SOLActivateOptions{OnActivated: onActivated, OnDeactivated: noop,
-			PollInterval: poll})
+		opts := func() *gclient.SOLActivateOptions {
+			return &gclient.SOLActivateOptions{OnActivated: onActivated, OnDeactivated: noop, PollInterval: poll}
+		}
+		esc := newEscapeReader(in)
+		err = gc.SOLActivate(ctx, esc, out, opts())
+		if re, ok := gotypes.IsResponseError(err); ok && re.CompletionCode() == ccPayloadAlreadyActive {
+			if _, derr := gc.DeactivatePayload(ctx, &transport.DeactivatePayloadRequest{
+				PayloadType: gotypes.PayloadTypeSOL, PayloadInstance: 1}); derr == nil {
+				err = gc.SOLActivate(ctx, esc, out, opts())
+			}
+		}
 		return err
 	}); e != nil {
 		return e
