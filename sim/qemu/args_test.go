@@ -217,3 +217,31 @@ func TestUseSimPowersOffOrphans(t *testing.T) {
 		t.Errorf("emulated gen10-1: power %s, want ON (not the backend's)", p)
 	}
 }
+
+// TestStablePortOutsideEphemeralRange: forwarded ports come from below the
+// kernel's ephemeral range, so no ":0" listener or outgoing connection on
+// the host takes them between two power-ons of the VM.
+func TestStablePortOutsideEphemeralRange(t *testing.T) {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Skipf("no ip_local_port_range: %v", err)
+	}
+	lo, err := strconv.Atoi(strings.Fields(string(data))[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for i := 0; i < 20; i++ {
+		p, err := stablePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < 1024 || p >= lo {
+			t.Fatalf("port %d outside [1024, %d)", p, lo)
+		}
+		seen[p] = true
+	}
+	if len(seen) < 2 {
+		t.Fatalf("20 draws gave the same port: %v", seen)
+	}
+}

@@ -26,6 +26,8 @@ package qemu
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -319,12 +322,10 @@ func (b *Backend) agentPort(server string) (int, error) {
 	if p, ok := b.ports[server]; ok {
 		return p, nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := stablePort()
 	if err != nil {
-		return 0, fmt.Errorf("allocate a host port: %w", err)
+		return 0, err
 	}
-	p := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	b.ports[server] = p
 	data, _ := json.MarshalIndent(b.ports, "", "  ")
 	tmp := b.portsFile() + ".tmp"
@@ -335,6 +336,38 @@ func (b *Backend) agentPort(server string) (int, error) {
 		return 0, fmt.Errorf("save ports: %w", err)
 	}
 	return p, nil
+}
+
+// stablePort picks a free port on 127.0.0.1 below the kernel's ephemeral
+// range. The port is kept across power-ons (the node's kernel_append_params
+// advertise it) but only bound while a VM runs: a port from the ephemeral
+// range would be taken, between two boots, by any connection or ":0"
+// listener on the host, and qemu then fails with "Could not set up host
+// forwarding rule".
+func stablePort() (int, error) {
+	lo := 32768 // Linux's default ip_local_port_range starts here
+	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(data)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 2048 {
+				lo = v
+			}
+		}
+	}
+	const base = 1024
+	span := lo - base
+	var buf [8]byte
+	_, _ = rand.Read(buf[:])
+	start := int(binary.LittleEndian.Uint64(buf[:]) % uint64(span))
+	for i := 0; i < span && i < 4096; i++ {
+		p := base + (start+i)%span
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return p, nil
+	}
+	return 0, fmt.Errorf("allocate a host port: no free port on 127.0.0.1 between %d and %d", base, lo)
 }
 
 // GracefulShutdown delivers a graceful shutdown request (the power button)
