@@ -178,6 +178,11 @@ func (m *Module) Connect(run module.Run, info map[string]any, node module.Node) 
 	if err != nil {
 		return nil, nil, &module.Error{Code: module.CodeInvalid, Operation: "ilo.connect", Message: err.Error(), Err: err}
 	}
+	// When the run ends its connections go at once (their goroutines,
+	// TLS buffers and the iLO's sockets), not after the idle timeout:
+	// a fleet run would otherwise keep every finished node's connections.
+	// (A shared Redfish session stays; a later request dials again.)
+	context.AfterFunc(run.Context(), r.t.Close)
 	fields := map[string]any{"address": o.Address()}
 	if name != "" {
 		fields["node"] = name
