@@ -215,7 +215,7 @@ func BenchmarkInspect10k(b *testing.B) {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	setupRSS := float64(ru.Maxrss) / 1024
-	g := startGoroutineSampler(10 * time.Millisecond)
+	g := startGoroutineSampler(10*time.Millisecond, nil)
 	var elapsed time.Duration
 	done := 0
 	for b.Loop() {
