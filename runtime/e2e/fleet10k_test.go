@@ -168,7 +168,9 @@ func (c *simChild) stop() float64 {
 //
 // LIGHTSOUT_BENCH_NODES sets the fleet size (default 10000),
 // LIGHTSOUT_BENCH_PARALLEL the runs at once (default 200),
-// LIGHTSOUT_BENCH_PROFILE=0 turns the latency profile off.
+// LIGHTSOUT_BENCH_PROFILE=0 turns the latency profile off,
+// LIGHTSOUT_BENCH_INSPECT=K inspects K nodes spread over the fleet (all
+// N are still simulated, imported and queued).
 //
 // Metrics: nodes/s; peak-RSS-MB, getrusage of this process (the client:
 // target < 1 GB); goroutines-peak (sampled every 10 ms); sim-RSS-MB the
@@ -208,6 +210,16 @@ func BenchmarkInspect10k(b *testing.B) {
 		if _, err := e.app.Manage(ctx, name); err != nil {
 			b.Fatalf("manage %s: %v", name, err)
 		}
+	}
+	if k := envInt("LIGHTSOUT_BENCH_INSPECT", len(names)); k < len(names) {
+		// A sample spread over every simulator process and generation.
+		step := len(names) / k
+		sample := make([]string, 0, k)
+		for i := 0; i < len(names) && len(sample) < k; i += step {
+			sample = append(sample, names[i])
+		}
+		b.Logf("inspecting %d of the %d nodes (LIGHTSOUT_BENCH_INSPECT)", len(sample), len(names))
+		names = sample
 	}
 	var lim syscall.Rlimit
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
