@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -553,29 +554,39 @@ func classify(runCtx, parent context.Context, msg string) (status, message strin
 
 // RunMany runs one run per node, at most parallel at once, and returns the
 // results in node order. onDone is called as each run ends.
+//
+// It is a pool of min(parallel, len(nodes)) workers taking node indexes
+// in order: nodes not started yet wait as indexes, never in goroutines,
+// so a fleet of 10,000 nodes holds parallel goroutines (and their runs'
+// Lua states) at a time.
 func (e *Engine) RunMany(ctx context.Context, req RunRequest, nodes []string, parallel int, onDone func(Result)) ([]Result, error) {
 	if parallel <= 0 {
 		parallel = e.cfg.Int("lightsout", "max_parallel", 64)
 	}
+	parallel = min(parallel, len(nodes))
 	results := make([]Result, len(nodes))
 	errs := make([]error, len(nodes))
-	sem := make(chan struct{}, parallel)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for i, name := range nodes {
+	for range parallel {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			r := req
-			r.Node = name
-			res, err := e.Run(ctx, r)
-			if err != nil && res.RunID == 0 {
-				res = Result{Node: name, Script: req.Script, Status: store.StatusFailed, Error: e.redactor.String(err.Error())}
-			}
-			results[i], errs[i] = res, err
-			if onDone != nil {
-				onDone(res)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(nodes) {
+					return
+				}
+				r := req
+				r.Node = nodes[i]
+				res, err := e.Run(ctx, r)
+				if err != nil && res.RunID == 0 {
+					res = Result{Node: nodes[i], Script: req.Script, Status: store.StatusFailed, Error: e.redactor.String(err.Error())}
+				}
+				results[i], errs[i] = res, err
+				if onDone != nil {
+					onDone(res)
+				}
 			}
 		}()
 	}

@@ -113,6 +113,8 @@ func GenerationOf(model string) int {
 type Config struct {
 	// Limiter is the shared per-iLO limiter (nil: a private one).
 	Limiter *iloapi.Limiter
+	// Conns is the process-wide bound on open iLO connections (nil: none).
+	Conns *iloapi.ConnLimiter
 	// Probe is a cached probe; it is used when its address matches.
 	Probe *Probe
 	// OnProbe is called once with a fresh probe (to persist it).
@@ -156,7 +158,7 @@ var _ Client = (*Router)(nil)
 // Connect returns a routing client for o. No traffic happens until the
 // first call.
 func Connect(o Options, cfg Config) (*Router, error) {
-	t, err := iloapi.NewTransport(o, cfg.Limiter)
+	t, err := iloapi.NewLimitedTransport(o, cfg.Limiter, cfg.Conns)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,15 @@ const ConfigMaxRequests = "max_requests_per_ilo"
 // session lives before it is deleted (default 300).
 const ConfigSessionIdle = "session_idle"
 
+// ConfigMaxConnections is the [ilo] option: iLO connections open at once
+// in the whole process, over every node and run (default 1024).
+const ConfigMaxConnections = "max_connections"
+
+// ConfigMaxSessions is the [ilo] option: shared Redfish sessions kept
+// logged in while unused, over every iLO (default 1000); an unused
+// session beyond it is deleted at once instead of after session_idle.
+const ConfigMaxSessions = "max_sessions"
+
 // Module is the `ilo` Lua module. One value lives for the whole process:
 // it holds the per-iLO limiters shared by every run.
 type Module struct {
@@ -37,6 +46,7 @@ type Module struct {
 
 	once     sync.Once
 	limiters *iloapi.Limiters
+	conns    *iloapi.ConnLimiter
 	sessOnce sync.Once
 	sessions *redfish.Sessions
 }
@@ -53,6 +63,7 @@ func (m *Module) Sessions(cfg module.Config) *redfish.Sessions {
 				}
 			}
 		}
+		m.sessions.MaxIdle = configInt(cfg, ConfigMaxSessions, redfish.DefaultMaxIdleSessions)
 		m.sessions.OnEvent = func(e redfish.SessionEvent) {
 			slog.Info("iLO Redfish session "+e.Name, "address", e.Address, "reason", e.Reason, "session", e.Session)
 		}
@@ -95,8 +106,30 @@ func (m *Module) Limiters(cfg module.Config) *iloapi.Limiters {
 			n = iloapi.DefaultMaxRequests
 		}
 		m.limiters = iloapi.NewLimiters(n)
+		m.conns = iloapi.NewConnLimiter(configInt(cfg, ConfigMaxConnections, iloapi.DefaultMaxConnections))
 	})
 	return m.limiters
+}
+
+// Conns returns the process-wide bound on open iLO connections,
+// configured from cfg ([ilo] max_connections) on first use.
+func (m *Module) Conns(cfg module.Config) *iloapi.ConnLimiter {
+	m.Limiters(cfg)
+	return m.conns
+}
+
+// configInt reads a positive [ilo] integer option (def when unset or not
+// positive; the config's types reject bad values before a run).
+func configInt(cfg module.Config, key string, def int) int {
+	if cfg == nil {
+		return def
+	}
+	if v, ok := cfg.Get("ilo", key); ok {
+		if i, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && i > 0 {
+			return i
+		}
+	}
+	return def
 }
 
 // Connect builds a recorded client for run from driver_info (or a plain
@@ -108,7 +141,7 @@ func (m *Module) Connect(run module.Run, info map[string]any, node module.Node) 
 		return nil, nil, &module.Error{Code: module.CodeInvalid, Operation: "ilo.connect", Message: err.Error()}
 	}
 	run.AddSecret(o.Password)
-	cfg := Config{Limiter: m.Limiters(run.Config()).Get(o.Address()), ResetSettle: resetSettle(run.Config()),
+	cfg := Config{Limiter: m.Limiters(run.Config()).Get(o.Address()), Conns: m.Conns(run.Config()), ResetSettle: resetSettle(run.Config()),
 		Sessions: m.Sessions(run.Config())}
 	cfg.OnSession = func(e redfish.SessionEvent) {
 		// The session's login and logout are events of the run that
@@ -145,6 +178,11 @@ func (m *Module) Connect(run module.Run, info map[string]any, node module.Node) 
 	if err != nil {
 		return nil, nil, &module.Error{Code: module.CodeInvalid, Operation: "ilo.connect", Message: err.Error(), Err: err}
 	}
+	// When the run ends its connections go at once (their goroutines,
+	// TLS buffers and the iLO's sockets), not after the idle timeout:
+	// a fleet run would otherwise keep every finished node's connections.
+	// (A shared Redfish session stays; a later request dials again.)
+	context.AfterFunc(run.Context(), r.t.Close)
 	fields := map[string]any{"address": o.Address()}
 	if name != "" {
 		fields["node"] = name

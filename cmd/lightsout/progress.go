@@ -147,7 +147,9 @@ func (p *progress) step(runID int64, node, step string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.tty {
-		fmt.Fprintf(p.w, "%s (run %d): %s\n", orDash(node), runID, step)
+		if !p.quiet() {
+			fmt.Fprintf(p.w, "%s (run %d): %s\n", orDash(node), runID, step)
+		}
 		return
 	}
 	r := p.row(runID, node)
@@ -189,9 +191,40 @@ func (p *progress) done(r runtime.Result) {
 			status = colorStatus(status)
 		}
 		p.redraw(fmt.Sprintf("[%d/%d] %s: run %d %s", p.finished, p.total, r.Node, r.RunID, status))
-	} else if p.total > 1 {
+	} else if p.total > 1 && !p.quiet() {
 		fmt.Fprintf(p.w, "[%d/%d] %s: run %d %s\n", p.finished, p.total, r.Node, r.RunID, r.Status)
+	} else if p.total > 1 {
+		// Many nodes off a terminal: the runs that did not succeed, and
+		// a line at every tenth of the way.
+		if r.Status != store.StatusSucceeded {
+			fmt.Fprintf(p.w, "[%d/%d] %s: run %d %s\n", p.finished, p.total, r.Node, r.RunID, r.Status)
+		}
+		if p.finished*10/p.total != (p.finished-1)*10/p.total {
+			fmt.Fprintf(p.w, "[%d/%d] %s\n", p.finished, p.total, p.rate())
+		}
 	}
+}
+
+// quiet reports whether plain output (off a terminal) leaves out the
+// steps and the succeeded runs: over more nodes than a summary table
+// replaces (their lines would drown the log).
+func (p *progress) quiet() bool { return !p.tty && p.total > summaryAbove }
+
+// rate is the elapsed time, the nodes finished per second and the
+// estimated time left (from the rate so far). The caller holds p.mu.
+func (p *progress) rate() string {
+	el := p.now().Sub(p.start)
+	s := el.Truncate(time.Second).String()
+	if p.finished == 0 || el <= 0 {
+		return s
+	}
+	perS := float64(p.finished) / el.Seconds()
+	s += fmt.Sprintf(", %.1f nodes/s", perS)
+	if left := p.total - p.finished; left > 0 {
+		eta := time.Duration(float64(left) / perS * float64(time.Second))
+		s += ", ETA " + eta.Round(time.Second).String()
+	}
+	return s
 }
 
 // clear erases the live block (cursor to its first line).
@@ -214,8 +247,7 @@ func (p *progress) redraw(above string) {
 	}
 	lines := 0
 	if len(p.order) > 0 {
-		fmt.Fprintf(&b, "[%d/%d] %d running, %s\n", p.finished, p.total, len(p.order),
-			p.now().Sub(p.start).Truncate(time.Second))
+		fmt.Fprintf(&b, "[%d/%d] %d running, %s\n", p.finished, p.total, len(p.order), p.rate())
 		lines++
 		now := p.now()
 		for i, id := range p.order {

@@ -135,6 +135,10 @@ func printResults(g *globals, results []runtime.Result, asJSON bool) error {
 		if err := printJSON(g.stdout, results); err != nil {
 			return err
 		}
+	} else if len(results) > summaryAbove {
+		if err := printSummary(g.stdout, results); err != nil {
+			return err
+		}
 	} else {
 		t := newTable(g.stdout, "RUN", "NODE", "SCRIPT", "STATUS", "DURATION", "ERROR")
 		for _, r := range results {

@@ -48,6 +48,8 @@ func Known() []Option {
 		{"ilo", "file_permission", "0644", "mode of files published by the web store"},
 		{"ilo", "kernel_append_params", "nofb nomodeset vga=normal", "kernel command line for built ISOs"},
 		{"ilo", "max_requests_per_ilo", "4", "requests in flight per iLO, shared by all runs of a process"},
+		{"ilo", "max_connections", "1024", "iLO connections open at once in the whole process (a dial waits for a free one)"},
+		{"ilo", "max_sessions", "1000", "unused shared Redfish sessions kept logged in over all iLOs; one beyond it is deleted at once"},
 		{"ilo", "reset_ilo_settle", "10", "seconds reset_ilo waits at most for the iLO to go down before it polls for its return"},
 		{"ilo", "session_idle", "300", "seconds an unused shared Redfish session (one per iLO and user per process) lives before it is deleted"},
 		{"ilo", "swift_segment_size", "", "Swift SLO segment size in bytes when [swift] segment_size is unset (default 256 MiB)"},

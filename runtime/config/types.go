@@ -347,6 +347,8 @@ func optionTypes() map[string]Type {
 		"ilo.file_permission":                                  FileMode(),
 		"ilo.kernel_append_params":                             Text(),
 		"ilo.max_requests_per_ilo":                             Int(1, 1000),
+		"ilo.max_connections":                                  Int(1, 1000000),
+		"ilo.max_sessions":                                     Int(1, 1000000),
 		"ilo.reset_ilo_settle":                                 Number(true, 3600),
 		"ilo.session_idle":                                     Number(true, 86400),
 		"ilo.swift_segment_size":                               Size(),

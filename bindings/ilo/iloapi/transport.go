@@ -118,6 +118,12 @@ type Transport struct {
 // NewTransport builds a transport for o. lim may be nil (a private limiter
 // of DefaultMaxRequests is used then).
 func NewTransport(o Options, lim *Limiter) (*Transport, error) {
+	return NewLimitedTransport(o, lim, nil)
+}
+
+// NewLimitedTransport is NewTransport whose connections also count
+// against the process-wide conns (nil: no process-wide bound).
+func NewLimitedTransport(o Options, lim *Limiter, conns *ConnLimiter) (*Transport, error) {
 	if lim == nil {
 		lim = NewLimiter(DefaultMaxRequests)
 	}
@@ -146,8 +152,12 @@ func NewTransport(o Options, lim *Limiter) (*Transport, error) {
 		cfg.VerifyConnection = t.verifyPin
 	}
 	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
+	if conns != nil {
+		dial = conns.dial(dial)
+	}
 	tr := &http.Transport{
-		DialContext:         dialer.DialContext,
+		DialContext:         dial,
 		TLSClientConfig:     cfg,
 		TLSHandshakeTimeout: o.Timeout,
 		MaxIdleConnsPerHost: lim.Cap(),

@@ -12,6 +12,10 @@ import (
 // is deleted (an iLO's own session timeout defaults to 30 minutes).
 const DefaultSessionIdle = 5 * time.Minute
 
+// DefaultMaxIdleSessions is how many unused shared sessions a set keeps
+// logged in (over every iLO) when MaxIdle is not set.
+const DefaultMaxIdleSessions = 1000
+
 // SessionEvent describes a login or logout of a Redfish session, for the
 // run record or the process log. It never carries the token.
 type SessionEvent struct {
@@ -32,6 +36,12 @@ type SessionEvent struct {
 type Sessions struct {
 	// Idle is how long an unused session lives (0: DefaultSessionIdle).
 	Idle time.Duration
+	// MaxIdle bounds the unused sessions kept logged in (waiting for
+	// Idle) over every iLO (0: DefaultMaxIdleSessions): an operation that
+	// ends while MaxIdle others wait deletes its session at once, so a
+	// fleet run does not leave one session per node on the iLOs and in
+	// memory.
+	MaxIdle int
 	// OnEvent, when set, receives the logouts that happen outside any
 	// operation (idle expiry, Close).
 	OnEvent func(SessionEvent)
@@ -39,6 +49,37 @@ type Sessions struct {
 	mu     sync.Mutex
 	m      map[sessionKey]*Shared
 	closed bool
+	held   int // sessions waiting for their idle timer
+}
+
+// hold counts one more unused session waiting for its idle timer; it
+// reports false (not counted) when MaxIdle are waiting already.
+func (p *Sessions) hold() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	limit := p.MaxIdle
+	if limit <= 0 {
+		limit = DefaultMaxIdleSessions
+	}
+	if p.held >= limit {
+		return false
+	}
+	p.held++
+	return true
+}
+
+func (p *Sessions) unhold() {
+	p.mu.Lock()
+	p.held--
+	p.mu.Unlock()
+}
+
+// Held is the number of unused sessions kept logged in (waiting for
+// their idle timer).
+func (p *Sessions) Held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
 }
 
 type sessionKey struct{ address, user, password string }
@@ -125,6 +166,16 @@ type Shared struct {
 	t        *iloapi.Transport // the transport that logged in (for the idle logout)
 	inUse    int
 	timer    *time.Timer
+	held     bool // counted in pool.held (the idle timer is armed)
+}
+
+// unholdLocked gives back the pool's count of this idle session. The
+// caller holds sh.mu.
+func (sh *Shared) unholdLocked() {
+	if sh.held {
+		sh.held = false
+		sh.pool.unhold()
+	}
 }
 
 // current returns the token and location (empty when logged out).
@@ -159,6 +210,7 @@ func (sh *Shared) begin() {
 	if sh.timer != nil {
 		sh.timer.Stop()
 	}
+	sh.unholdLocked()
 	sh.mu.Unlock()
 }
 
@@ -169,6 +221,19 @@ func (sh *Shared) end() {
 	sh.inUse--
 	if sh.inUse > 0 || sh.pool == nil || sh.token == "" {
 		return
+	}
+	if !sh.held {
+		if !sh.pool.hold() {
+			// MaxIdle unused sessions wait already: delete this one now.
+			timeout := DefaultTimeoutOf(sh.t)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				defer cancel()
+				sh.logout(ctx, "idle", sh.pool.OnEvent)
+			}()
+			return
+		}
+		sh.held = true
 	}
 	d := sh.pool.idle()
 	if sh.timer == nil {
@@ -209,6 +274,10 @@ func (sh *Shared) logout(ctx context.Context, reason string, on func(SessionEven
 	sh.token, sh.location = "", ""
 	if sh.timer != nil {
 		sh.timer.Stop()
+	}
+	if sh.inUse == 0 {
+		sh.unholdLocked()
+		sh.t = nil // the run's transport (its TLS config, CA pool) can go
 	}
 	sh.mu.Unlock()
 	if token == "" || location == "" || t == nil {

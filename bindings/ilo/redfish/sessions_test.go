@@ -129,3 +129,43 @@ func TestSharedSessionsAcrossClients(t *testing.T) {
 	}
 	set.Close(ctx)
 }
+
+// With MaxIdle unused sessions kept already, a session whose last
+// operation ends is deleted at once (not after Idle); one in use again
+// frees its place.
+func TestSessionsMaxIdle(t *testing.T) {
+	ctx := context.Background()
+	c1, srv1 := replayClient(t, treeGen12)
+	c2, srv2 := replayClient(t, treeGen11)
+	set := NewSessions()
+	set.Idle = time.Hour
+	set.MaxIdle = 1
+	events := make(chan SessionEvent, 4)
+	set.OnEvent = func(e SessionEvent) { events <- e }
+	c1.UseSessions(set)
+	c2.UseSessions(set)
+	if _, err := c1.GetHostPowerStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if set.Held() != 1 || srv1.Sessions() != 1 {
+		t.Fatalf("after the first iLO: %d held, %d sessions on it; want 1 and 1", set.Held(), srv1.Sessions())
+	}
+	if _, err := c2.GetHostPowerStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-events:
+		if e.Name != "logout" || e.Reason != "idle" {
+			t.Fatalf("event %+v, want the second iLO's session logged out as idle", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session beyond MaxIdle was not deleted")
+	}
+	if srv2.Sessions() != 0 || srv1.Sessions() != 1 || set.Held() != 1 {
+		t.Fatalf("second iLO %d sessions, first %d, held %d; want 0, 1, 1", srv2.Sessions(), srv1.Sessions(), set.Held())
+	}
+	set.Close(ctx)
+	if set.Held() != 0 || srv1.Sessions() != 0 {
+		t.Fatalf("after Close: held %d, first iLO %d sessions", set.Held(), srv1.Sessions())
+	}
+}

@@ -1,0 +1,284 @@
+package e2e_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/runtime"
+	"github.com/lightsout/lightsout/sim"
+)
+
+// simChildEnv, when set in the environment ("K:GEN8:GEN10"), makes
+// TestSimChildProcess the simulator process number K of a fleet benchmark.
+const simChildEnv = "LIGHTSOUT_SIM_CHILD"
+
+// fdsPerServer is what one simulated server holds open: its HTTPS
+// listener, its IPMI UDP socket and its virtual disk.
+const fdsPerServer = 3
+
+// TestSimChildProcess is not a test: run by BenchmarkInspect10k with
+// LIGHTSOUT_SIM_CHILD set, it serves GEN8 Gen8 and GEN10 Gen10 simulated
+// iLOs charging their latency profile, writes the inventory to
+// LIGHTSOUT_SIM_INVENTORY, says "ready" on stdout and serves until its
+// stdin closes; then it prints its peak RSS in MB.
+func TestSimChildProcess(t *testing.T) {
+	spec := os.Getenv(simChildEnv)
+	if spec == "" {
+		t.Skip("the simulator process of BenchmarkInspect10k (run by it)")
+	}
+	parts := strings.Split(spec, ":")
+	if len(parts) != 3 {
+		t.Fatalf("%s=%q: want K:GEN8:GEN10", simChildEnv, spec)
+	}
+	k, _ := strconv.Atoi(parts[0])
+	g8, _ := strconv.Atoi(parts[1])
+	g10, _ := strconv.Atoi(parts[2])
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	// Go raised the soft limit to the hard one at start (os package,
+	// Go >= 1.19); the servers must fit in it.
+	if need := uint64((g8+g10)*fdsPerServer + 256); lim.Cur < need {
+		t.Fatalf("RLIMIT_NOFILE %d (hard %d) is below the %d file descriptors %d servers need: run more simulator processes", lim.Cur, lim.Max, need, g8+g10)
+	}
+	var nodes []sim.NodeSpec
+	if g8 > 0 {
+		nodes = append(nodes, sim.NodeSpec{Generation: sim.Gen8, Count: g8})
+	}
+	if g10 > 0 {
+		nodes = append(nodes, sim.NodeSpec{Generation: sim.Gen10, Count: g10})
+	}
+	s, err := sim.New(sim.Options{Nodes: nodes, Password: "bench-password", DiskSize: 1 << 20, Dir: t.TempDir(),
+		DeployISO: "http://127.0.0.1:9/ipa-deploy.iso", // never fetched: inspection boots nothing
+		Faults:    sim.Faults{Profile: os.Getenv("LIGHTSOUT_BENCH_PROFILE") != "0"}, Logger: slog.New(slog.DiscardHandler),
+		Hardware: func(_ string, _ sim.Generation, _ int, hw *sim.Hardware) {
+			// MACs unique across the simulator processes.
+			for i := range hw.NICs {
+				hw.NICs[i].MAC = fmt.Sprintf("52:%02x", 0x60+k) + hw.NICs[i].MAC[5:]
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.WriteInventory(os.Getenv("LIGHTSOUT_SIM_INVENTORY")); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	fmt.Printf("rss-mb %d\n", ru.Maxrss/1024)
+}
+
+// simChild is one running simulator process.
+type simChild struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+	inv   string
+}
+
+// startSimChildren starts ceil(n/perProcess) simulator processes serving
+// n servers in all (half Gen8, half Gen10) and returns them once each has
+// written its inventory.
+func startSimChildren(tb testing.TB, n, perProcess int) []*simChild {
+	tb.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	procs := (n + perProcess - 1) / perProcess
+	var children []*simChild
+	for k := range procs {
+		count := n/procs + min(1, max(0, n%procs-k))
+		inv := filepath.Join(tb.TempDir(), fmt.Sprintf("inventory-%d.json", k))
+		cmd := exec.Command(exe, "-test.run=^TestSimChildProcess$", "-test.v=false")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%d:%d", simChildEnv, k, count/2, count-count/2), "LIGHTSOUT_SIM_INVENTORY="+inv)
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		c := &simChild{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout), inv: inv}
+		tb.Cleanup(func() { c.stop() })
+		children = append(children, c)
+	}
+	for k, c := range children {
+		ready := false
+		for c.out.Scan() {
+			if c.out.Text() == "ready" {
+				ready = true
+				break
+			}
+		}
+		if !ready {
+			tb.Fatalf("simulator process %d ended before it was ready", k)
+		}
+	}
+	return children
+}
+
+// stop closes the child's stdin and returns its peak RSS in MB (0 when
+// it did not say).
+func (c *simChild) stop() float64 {
+	if c.stdin == nil {
+		return 0
+	}
+	c.stdin.Close()
+	c.stdin = nil
+	rss := 0.0
+	for c.out.Scan() {
+		if v, ok := strings.CutPrefix(c.out.Text(), "rss-mb "); ok {
+			rss, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	_ = c.cmd.Wait()
+	return rss
+}
+
+// BenchmarkInspect10k is issue 15's fleet benchmark: `lightsout inspect
+// --all` (Engine.RunMany over the inspect playbook, the App's store,
+// bindings and console capture) over 10,000 simulated iLOs, half Gen8
+// (RIBCL) and half Gen10 (Redfish), each charging its generation's
+// latency profile (sim/latency.go). The simulators run in child
+// processes of at most 2,500 servers each (their file descriptors fit a
+// 20,000 RLIMIT_NOFILE), so this process is the client alone.
+//
+// LIGHTSOUT_BENCH_NODES sets the fleet size (default 10000),
+// LIGHTSOUT_BENCH_PARALLEL the runs at once (default 200),
+// LIGHTSOUT_BENCH_PROFILE=0 turns the latency profile off,
+// LIGHTSOUT_BENCH_INSPECT=K inspects K nodes spread over the fleet (all
+// N are still simulated, imported and queued).
+//
+// Metrics: nodes/s; peak-RSS-MB, getrusage of this process (the client:
+// target < 1 GB); goroutines-peak (sampled every 10 ms); sim-RSS-MB the
+// largest simulator process; failed runs fail the benchmark.
+//
+//	LIGHTSOUT_BENCH_NODES=10000 go test ./runtime/e2e -run '^$' -bench Inspect10k -benchtime 1x -timeout 60m
+func BenchmarkInspect10k(b *testing.B) {
+	n := envInt("LIGHTSOUT_BENCH_NODES", 10000)
+	parallel := envInt("LIGHTSOUT_BENCH_PARALLEL", 200)
+	children := startSimChildren(b, n, 2500)
+	e := open(b, nil, fmt.Sprintf("[lightsout]\nmax_parallel = %d\n[ilo]\nclient_timeout = 120\n", parallel))
+	ctx := context.Background()
+	var names []string
+	for k, c := range children {
+		raw, err := os.ReadFile(c.inv)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var inv []map[string]any
+		if err := json.Unmarshal(raw, &inv); err != nil {
+			b.Fatal(err)
+		}
+		for _, node := range inv {
+			node["name"] = fmt.Sprintf("p%d-%s", k, node["name"])
+			names = append(names, node["name"].(string))
+		}
+		raw, _ = json.Marshal(inv)
+		path := c.inv + ".renamed"
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.app.ImportNodes(ctx, path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, name := range names {
+		if _, err := e.app.Manage(ctx, name); err != nil {
+			b.Fatalf("manage %s: %v", name, err)
+		}
+	}
+	if k := envInt("LIGHTSOUT_BENCH_INSPECT", len(names)); k < len(names) {
+		// A sample spread over every simulator process and generation.
+		step := len(names) / k
+		sample := make([]string, 0, k)
+		for i := 0; i < len(names) && len(sample) < k; i += step {
+			sample = append(sample, names[i])
+		}
+		b.Logf("inspecting %d of the %d nodes (LIGHTSOUT_BENCH_INSPECT)", len(sample), len(names))
+		names = sample
+	}
+	var lim syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	goruntime.GC()
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	setupRSS := float64(ru.Maxrss) / 1024
+	g := startGoroutineSampler(10*time.Millisecond, nil)
+	var elapsed time.Duration
+	done := 0
+	for b.Loop() {
+		start := time.Now()
+		res, _ := e.app.Engine.RunMany(ctx, runtime.RunRequest{Script: "inspect", Timeout: 10 * time.Minute}, names, parallel, nil)
+		elapsed += time.Since(start)
+		failed := 0
+		for _, r := range res {
+			if !r.Succeeded() {
+				if failed == 0 {
+					b.Errorf("node %s: run %d %s: %s", r.Node, r.RunID, r.Status, r.Error)
+				}
+				failed++
+			}
+		}
+		if failed > 0 {
+			b.Fatalf("%d of %d inspections did not succeed", failed, len(res))
+		}
+		done += len(res)
+	}
+	peakG := g.Stop()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	peakRSS := float64(ru.Maxrss) / 1024
+	simRSS := 0.0
+	for _, c := range children {
+		simRSS = max(simRSS, c.stop())
+	}
+	rate := float64(done) / elapsed.Seconds()
+	b.ReportMetric(rate, "nodes/s")
+	b.ReportMetric(peakRSS, "peak-RSS-MB")
+	b.ReportMetric(setupRSS, "setup-RSS-MB")
+	b.ReportMetric(float64(peakG), "goroutines-peak")
+	b.ReportMetric(simRSS, "sim-RSS-MB")
+	b.Logf("%d inspections (%d sim processes), %d at once, in %s: %.1f nodes/s; client peak RSS %.0f MB (%.0f MB after import), goroutines peak %d; largest sim process %.0f MB; RLIMIT_NOFILE %d/%d; load average %s",
+		done, len(children), parallel, elapsed.Round(time.Millisecond), rate, peakRSS, setupRSS, peakG, simRSS, lim.Cur, lim.Max, loadAvg())
+}
+
+// envInt reads a positive integer from the environment (def otherwise).
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// loadAvg is /proc/loadavg's first three fields ("?" when unreadable).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
