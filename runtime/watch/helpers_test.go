@@ -59,7 +59,8 @@ func newEnv(t testing.TB, nodes int) *env {
 		}
 	}
 	conf := filepath.Join(state, "lightsout.conf")
-	if err := os.WriteFile(conf, []byte(testenv.StoreConf(t)+"[lightsout]\nstate_dir = "+state+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(testenv.StoreConf(t)+"[lightsout]\nstate_dir = "+state+
+		"\n[conductor]\nheartbeat_timeout = 2\nheartbeat_interval = 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("LIGHTSOUT_SECRET_KEY", "")

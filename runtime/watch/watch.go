@@ -104,6 +104,10 @@ type Watcher struct {
 	obs  Observer
 	host string
 	pid  int
+	// shared is set when the store is shared by several processes
+	// (PostgreSQL): claims belong to this process's conductor, and the
+	// jobs of stopped processes are adopted (reconcile) while running.
+	shared *app.Shared
 
 	kickC      chan struct{}
 	slots      chan struct{}
@@ -153,13 +157,17 @@ func New(a *app.App, o Options) (*Watcher, error) {
 	if o.Logger == nil {
 		o.Logger = a.Log
 	}
-	sp, err := openSpool(o.Dir)
+	shared := a.Shared()
+	if shared != nil && shared.Store == nil {
+		shared = nil
+	}
+	sp, err := openSpool(o.Dir, shared != nil)
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
 	runCtx, cancel := context.WithCancel(context.Background())
-	w := &Watcher{o: o, a: a, sp: sp, log: o.Logger.With("watch", sp.dir), obs: o.Observer, host: host, pid: os.Getpid(),
+	w := &Watcher{o: o, a: a, sp: sp, log: o.Logger.With("watch", sp.dir), obs: o.Observer, host: host, pid: os.Getpid(), shared: shared,
 		kickC: make(chan struct{}, 1), slots: make(chan struct{}, o.Parallel), runCtx: runCtx, cancelRuns: cancel,
 		abortC: make(chan struct{}), reserved: map[string]bool{}, seen: map[string]seenFile{}, noted: map[string]bool{},
 		pending: map[int64]bool{}}
@@ -254,6 +262,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer tick.Stop()
 	settle := time.NewTimer(time.Hour)
 	defer settle.Stop()
+	var adopt <-chan time.Time // shared: the jobs of stopped processes are adopted
+	if w.shared != nil {
+		t := time.NewTicker(w.shared.Interval)
+		defer t.Stop()
+		adopt = t.C
+	}
 	for ctx.Err() == nil {
 		n, next := w.scan(ctx)
 		w.retryPending(ctx)
@@ -268,6 +282,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-w.kickC:
 		case <-tick.C:
 		case <-settle.C:
+		case <-adopt:
+			if err := w.reconcile(ctx); err != nil && ctx.Err() == nil {
+				w.setErr(err)
+				w.log.Warn("adopt the jobs of stopped processes", "err", err)
+			}
 		}
 	}
 	w.mu.Lock()
@@ -428,8 +447,14 @@ func (w *Watcher) noteOnceLocked(key, msg string, args ...any) {
 func (w *Watcher) claim(name string) bool {
 	ctx := context.Background()
 	w.nameMu.Lock()
-	proc := free(name, func(n string) bool { return exists(w.sp.path(Processing, n)) })
-	err := os.Rename(w.sp.path(Incoming, name), w.sp.path(Processing, proc))
+	var proc string
+	var err error
+	for range 100 { // another process may take the free name first
+		proc = free(name, func(n string) bool { return exists(w.sp.path(Processing, n)) })
+		if err = renameNoReplace(w.sp.path(Incoming, name), w.sp.path(Processing, proc)); !errors.Is(err, os.ErrExist) {
+			break
+		}
+	}
 	w.nameMu.Unlock()
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -488,9 +513,33 @@ func (w *Watcher) recordClaim(ctx context.Context, name, proc, sum string) (*sto
 			j.Status, j.File, j.Queued = store.JobClaimed, proc, ""
 			j.Attempts++
 			j.Host, j.PID = w.host, w.pid
+			j.Conductor = w.conductor()
+			j.Generation++
 			return nil
 		})
 	}
-	j := &store.Job{Name: name, File: proc, SHA256: sum, Status: store.JobClaimed, Attempts: 1, Host: w.host, PID: w.pid}
+	j := &store.Job{Name: name, File: proc, SHA256: sum, Status: store.JobClaimed, Attempts: 1, Host: w.host, PID: w.pid,
+		Conductor: w.conductor(), Generation: 1}
 	return j, st.CreateJob(ctx, j)
+}
+
+// conductor is this process's conductor id, 0 when the store is not shared.
+func (w *Watcher) conductor() int64 {
+	if w.shared == nil {
+		return 0
+	}
+	return w.shared.Conductor
+}
+
+// update applies fn to the job of row in the store. With a shared store it
+// is refused (store.ErrFenced) once this process no longer holds the claim
+// row was read with: another process adopted the job after this one's
+// heartbeat stopped.
+func (w *Watcher) update(ctx context.Context, row *store.Job, fn func(j *store.Job) error) (*store.Job, error) {
+	return w.a.Store.UpdateJob(ctx, row.ID, func(j *store.Job) error {
+		if w.shared != nil && (j.Conductor != w.shared.Conductor || j.Generation != row.Generation) {
+			return fmt.Errorf("job %s (claim %d, now held by conductor %d): %w", row.Name, row.Generation, j.Conductor, store.ErrFenced)
+		}
+		return fn(j)
+	})
 }
