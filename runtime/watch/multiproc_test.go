@@ -85,14 +85,14 @@ func (s *syncBuf) String() string {
 
 // newCluster opens a PostgreSQL installation with nodes and starts n
 // watcher processes (parallel jobs each) on one folder.
-func newCluster(t *testing.T, nodes, n, parallel int) *cluster {
+// timeout is [conductor] heartbeat_timeout in seconds.
+func newCluster(t *testing.T, nodes, n, parallel, timeout int) *cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("multi-process test: not with -short")
 	}
 	t.Setenv("LIGHTSOUT_TEST_STORE", "postgres")
-	e := newEnv(t, nodes) // the processes share its state dir's secret key
-
+	e := newEnvTimeout(t, nodes, timeout) // the processes share its config and its state dir's secret key
 	c := &cluster{t: t, e: e, conf: filepath.Join(e.state, "lightsout.conf")}
 	if err := os.MkdirAll(filepath.Join(e.dir, Incoming), 0o755); err != nil {
 		t.Fatal(err)
@@ -161,6 +161,27 @@ func (c *cluster) dropJobs(n, nodes int, secs string) []string {
 		names = append(names, name)
 	}
 	return names
+}
+
+// waitAll waits until every job finished, dumping the spool and the
+// processes' errors when it does not.
+func (c *cluster) waitAll(jobs int, d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for c.finishedCount() != jobs || len(c.e.jobs(Processing)) != 0 || len(c.e.jobs(Incoming)) != 0 {
+		if time.Now().After(deadline) {
+			for i, o := range c.outs {
+				for _, l := range strings.Split(o.String(), "\n") {
+					if strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN") {
+						c.t.Logf("watcher %d: %s", i, l)
+					}
+				}
+			}
+			c.t.Fatalf("timed out after %v: %d of %d jobs finished; processing/ %v; incoming/ %v", d, c.finishedCount(), jobs,
+				c.e.jobs(Processing), c.e.jobs(Incoming))
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
 }
 
 // finishedCount counts the job files in done/ and failed/.
@@ -235,7 +256,7 @@ func (c *cluster) checkExactlyOnce(names []string) {
 // Every job ends exactly once, and nothing stays running or leased.
 func TestThreeWatchersKill9(t *testing.T) {
 	const nodes, jobs = 30, 100
-	c := newCluster(t, nodes, 3, 10)
+	c := newCluster(t, nodes, 3, 10, 2)
 	names := c.dropJobs(jobs, nodes, "0.3")
 	waitFor(t, 2*time.Minute, "20 jobs to finish", func() bool { return c.finishedCount() >= 20 })
 	c.kill9(0)
@@ -259,13 +280,13 @@ func TestThreeWatchersKill9(t *testing.T) {
 // run jobs: they reconnect; every job ends exactly once, none is lost.
 func TestWatchersPostgresRestart(t *testing.T) {
 	const nodes, jobs = 30, 60
-	c := newCluster(t, nodes, 3, 10)
+	// a restart takes seconds: within the heartbeat timeout nobody is
+	// taken over, the processes reconnect
+	c := newCluster(t, nodes, 3, 10, 30)
 	names := c.dropJobs(jobs, nodes, "0.3")
 	waitFor(t, 2*time.Minute, "10 jobs to finish", func() bool { return c.finishedCount() >= 10 })
 	testenv.RestartPostgres(t)
-	waitFor(t, 3*time.Minute, "every job to finish", func() bool {
-		return c.finishedCount() == jobs && len(c.e.jobs(Processing)) == 0 && len(c.e.jobs(Incoming)) == 0
-	})
+	c.waitAll(jobs, 2*time.Minute)
 	c.stopAll()
 	c.checkExactlyOnce(names)
 }

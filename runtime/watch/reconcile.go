@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -35,6 +36,27 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 		if len(adopted) > 0 {
 			w.log.Warn("adopted the jobs of a stopped process", "jobs", len(adopted))
 		}
+		// This process's own jobs left unfinished by a store error (the
+		// database restarting, say) are recovered the same way.
+		own, err := st.ListJobs(ctx, store.JobFilter{Open: true})
+		if err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+		for _, j := range own {
+			w.mu.Lock()
+			busy := w.active[j.ID] || w.pending[j.ID]
+			w.mu.Unlock()
+			if j.Conductor != w.shared.Conductor || busy {
+				continue
+			}
+			fresh, err := st.GetJob(ctx, j.ID) // its goroutine may have finished it meanwhile
+			if err != nil {
+				return fmt.Errorf("reconcile: %w", err)
+			}
+			if !fresh.Archived && fresh.Conductor == w.shared.Conductor {
+				mine[j.ID] = fresh
+			}
+		}
 	}
 	entries, err := os.ReadDir(w.sp.path(Processing))
 	if err != nil {
@@ -48,6 +70,9 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 		}
 		inProc[name] = true
 		sum, _, _, err := fingerprint(w.sp.path(Processing, name), w.o.MaxSize)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // finished or moved meanwhile (another process)
+		}
 		if err != nil {
 			w.log.Error("reconcile: cannot read a job in processing/", "file", name, "err", err)
 			continue

@@ -117,6 +117,8 @@ type Watcher struct {
 	cancelRuns context.CancelFunc
 	abortOnce  sync.Once
 	abortC     chan struct{}
+	fenceOnce  sync.Once
+	fencedC    chan struct{} // closed when another process took over this one's claims
 
 	dedupeMu sync.Mutex // job id checks are serialised
 	nameMu   sync.Mutex // destination names
@@ -126,6 +128,7 @@ type Watcher struct {
 	seen    map[string]seenFile
 	noted   map[string]bool
 	pending map[int64]bool // finished jobs whose move failed: retried each scan
+	active  map[int64]bool // jobs a goroutine of this process works on
 	status  Status
 }
 
@@ -169,8 +172,8 @@ func New(a *app.App, o Options) (*Watcher, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	w := &Watcher{o: o, a: a, sp: sp, log: o.Logger.With("watch", sp.dir), obs: o.Observer, host: host, pid: os.Getpid(), shared: shared,
 		kickC: make(chan struct{}, 1), slots: make(chan struct{}, o.Parallel), runCtx: runCtx, cancelRuns: cancel,
-		abortC: make(chan struct{}), reserved: map[string]bool{}, seen: map[string]seenFile{}, noted: map[string]bool{},
-		pending: map[int64]bool{}}
+		abortC: make(chan struct{}), fencedC: make(chan struct{}), reserved: map[string]bool{}, seen: map[string]seenFile{}, noted: map[string]bool{},
+		pending: map[int64]bool{}, active: map[int64]bool{}}
 	if w.obs == nil {
 		w.obs = nopObserver{}
 	}
@@ -268,7 +271,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		defer t.Stop()
 		adopt = t.C
 	}
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !w.isFenced() {
 		n, next := w.scan(ctx)
 		w.retryPending(ctx)
 		if w.o.Once && n == 0 && w.inflight.Load() == 0 && w.pendingCount() == 0 {
@@ -282,6 +285,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-w.kickC:
 		case <-tick.C:
 		case <-settle.C:
+		case <-w.fencedC:
+			w.log.Error("another process took over this process's claims (its heartbeat stopped for longer than [conductor] heartbeat_timeout): stopping; restart it to watch again")
 		case <-adopt:
 			if err := w.reconcile(ctx); err != nil && ctx.Err() == nil {
 				w.setErr(err)
@@ -308,7 +313,27 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.cancelRuns()
 		<-done
 	}
+	if w.isFenced() {
+		return fmt.Errorf("watch folder %s: %w", w.sp.dir, store.ErrFenced)
+	}
 	return nil
+}
+
+// fence records that this process lost its claims (store.ErrFenced): it
+// stops claiming and Run returns.
+func (w *Watcher) fence(err error) {
+	if errors.Is(err, store.ErrFenced) {
+		w.fenceOnce.Do(func() { close(w.fencedC) })
+	}
+}
+
+func (w *Watcher) isFenced() bool {
+	select {
+	case <-w.fencedC:
+		return true
+	default:
+		return false
+	}
 }
 
 func (w *Watcher) pendingCount() int {
@@ -471,6 +496,7 @@ func (w *Watcher) claim(name string) bool {
 	}
 	row, err := w.recordClaim(ctx, name, proc, sum)
 	if err != nil {
+		w.fence(err)
 		w.log.Error("cannot record a claim in the store; moving the job back", "file", name, "err", err)
 		w.unclaim(proc, name)
 		return false
@@ -478,8 +504,14 @@ func (w *Watcher) claim(name string) bool {
 	w.obs.JobClaimed()
 	w.inflight.Add(1)
 	w.wg.Add(1)
+	w.mu.Lock()
+	w.active[row.ID] = true
+	w.mu.Unlock()
 	go func() {
 		defer func() {
+			w.mu.Lock()
+			delete(w.active, row.ID)
+			w.mu.Unlock()
 			w.inflight.Add(-1)
 			<-w.slots
 			w.wg.Done()
@@ -536,10 +568,12 @@ func (w *Watcher) conductor() int64 {
 // row was read with: another process adopted the job after this one's
 // heartbeat stopped.
 func (w *Watcher) update(ctx context.Context, row *store.Job, fn func(j *store.Job) error) (*store.Job, error) {
-	return w.a.Store.UpdateJob(ctx, row.ID, func(j *store.Job) error {
+	j, err := w.a.Store.UpdateJob(ctx, row.ID, func(j *store.Job) error {
 		if w.shared != nil && (j.Conductor != w.shared.Conductor || j.Generation != row.Generation) {
 			return fmt.Errorf("job %s (claim %d, now held by conductor %d): %w", row.Name, row.Generation, j.Conductor, store.ErrFenced)
 		}
 		return fn(j)
 	})
+	w.fence(err)
+	return j, err
 }
