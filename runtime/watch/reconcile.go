@@ -46,7 +46,8 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 			w.mu.Lock()
 			busy := w.active[j.ID] || w.pending[j.ID]
 			w.mu.Unlock()
-			if j.Conductor != w.shared.Conductor || busy {
+			// (a re-queued job is in incoming/: whoever claims it first)
+			if j.Conductor != w.shared.Conductor || busy || j.Status == store.JobRequeued {
 				continue
 			}
 			fresh, err := st.GetJob(ctx, j.ID) // its goroutine may have finished it meanwhile

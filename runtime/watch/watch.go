@@ -574,6 +574,5 @@ func (w *Watcher) update(ctx context.Context, row *store.Job, fn func(j *store.J
 		}
 		return fn(j)
 	})
-	w.fence(err)
 	return j, err
 }
