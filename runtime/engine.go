@@ -391,9 +391,11 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 	msg = e.redactor.String(msg)
 	r.Event(store.EventState, "finished", map[string]any{"status": status, "error": msg})
 	flushErr := e.rec.flush(context.WithoutCancel(ctx))
-	finishErr := e.st.FinishRun(context.WithoutCancel(ctx), rec.ID, status, msg)
+	// A run left "running" with its node held would block the node until
+	// this process stops: the end of a run outlives a database restart.
+	finishErr := retryTransient(func() error { return e.st.FinishRun(context.WithoutCancel(ctx), rec.ID, status, msg) })
 	if locked {
-		if err := e.st.UnlockNode(context.WithoutCancel(ctx), n.UUID, rec.ID); err != nil {
+		if err := retryTransient(func() error { return e.st.UnlockNode(context.WithoutCancel(ctx), n.UUID, rec.ID) }); err != nil {
 			finishErr = errors.Join(finishErr, err)
 		}
 	}
@@ -622,4 +624,19 @@ func (e *Engine) ModuleNames() []string {
 		out[i] = m.Name()
 	}
 	return out
+}
+
+// retryTransient calls fn until it succeeds, fails with an error that is
+// not a lost database connection (store.Transient), or two minutes passed.
+func retryTransient(fn func() error) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	wait := 100 * time.Millisecond
+	for {
+		err := fn()
+		if !store.Transient(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait) // backoff while the database is away
+		wait = min(2*wait, 2*time.Second)
+	}
 }

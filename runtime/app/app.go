@@ -51,6 +51,26 @@ type App struct {
 	closers  []func() error
 	agent    *lazyAgent
 	vmedia   *vmedia.Module
+	cond     *conductor
+}
+
+// Shared describes this process's registration in a store shared by
+// several processes (PostgreSQL): its conductor id and heartbeat timing.
+type Shared struct {
+	Store     store.JobAdopter
+	Conductor int64
+	// Timeout is [conductor] heartbeat_timeout, Interval heartbeat_interval.
+	Timeout, Interval time.Duration
+}
+
+// Shared returns the registration of this process when its store is
+// shared (PostgreSQL), nil for a SQLite store (one process at a time).
+func (a *App) Shared() *Shared {
+	if a.cond == nil {
+		return nil
+	}
+	st, _ := a.Store.(store.JobAdopter)
+	return &Shared{Store: st, Conductor: a.cond.id, Timeout: a.cond.timeout, Interval: a.cond.interval}
 }
 
 // Publisher starts the built-in web store when it is the configured
@@ -135,6 +155,7 @@ func Open(ctx context.Context, o Options) (*App, error) {
 		}
 		a.closers = append([]func() error{c.close}, a.closers...)
 		leases = &runtime.Leases{Store: st, Conductor: c.id, TTL: timeout}
+		a.cond = c
 	}
 	mods := o.Modules
 	if mods == nil {

@@ -79,6 +79,11 @@ func New(o Options) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{o: o, log: o.Logger, m: o.Metrics}
+	if sh := o.App.Shared(); sh != nil {
+		if ls, ok := o.App.Store.(leaseStore); ok {
+			d.m.reg.MustRegister(&leaseCollector{st: ls, self: sh.Conductor})
+		}
+	}
 	if o.Watch != nil {
 		wo := *o.Watch
 		if wo.Observer == nil {

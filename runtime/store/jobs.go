@@ -70,6 +70,12 @@ type Job struct {
 	PID        int        `json:"pid"`
 	ClaimedAt  time.Time  `json:"claimed_at"`
 	FinishedAt *time.Time `json:"finished_at"`
+	// Conductor is the process (leases.go) holding the claim, 0 when the
+	// store is not shared (SQLite: one watcher per folder).
+	Conductor int64 `json:"conductor,omitempty"`
+	// Generation grows at every claim or adoption of the job: a process
+	// whose claim was taken over cannot write the job any more.
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // JobRun is the run of a job on one node. Previous lists the ids of earlier
@@ -98,7 +104,7 @@ type JobFilter struct {
 }
 
 const jobCols = `id, job_id, name, file, queued, sha256, action, nodes, status, attempts, error, result, final,
-	archived, host, pid, claimed_at, finished_at`
+	archived, host, pid, claimed_at, finished_at, conductor, claim_generation`
 
 func scanJob(row scanner) (*Job, error) {
 	var j Job
@@ -107,7 +113,8 @@ func scanJob(row scanner) (*Job, error) {
 	var claimed int64
 	var finished sql.NullInt64
 	if err := row.Scan(&j.ID, &j.JobID, &j.Name, &j.File, &j.Queued, &j.SHA256, &j.Action, &nodes, &j.Status,
-		&j.Attempts, &j.Error, &j.Result, &j.Final, &archived, &j.Host, &j.PID, &claimed, &finished); err != nil {
+		&j.Attempts, &j.Error, &j.Result, &j.Final, &archived, &j.Host, &j.PID, &claimed, &finished,
+		&j.Conductor, &j.Generation); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(nodes), &j.Nodes); err != nil {
@@ -136,7 +143,7 @@ func jobArgs(j *Job) ([]any, error) {
 		fin = ts(*j.FinishedAt)
 	}
 	return []any{j.JobID, j.Name, j.File, j.Queued, j.SHA256, j.Action, string(b), j.Status, j.Attempts, j.Error,
-		j.Result, j.Final, boolInt(j.Archived), j.Host, j.PID, ts(j.ClaimedAt), fin}, nil
+		j.Result, j.Final, boolInt(j.Archived), j.Host, j.PID, ts(j.ClaimedAt), fin, j.Conductor, j.Generation}, nil
 }
 
 // CreateJob implements Store.
@@ -156,9 +163,20 @@ func (s *DB) CreateJob(ctx context.Context, j *Job) error {
 		return fmt.Errorf("create job %s: %w", j.Name, err)
 	}
 	defer t.Rollback()
+	if j.Conductor != 0 {
+		// A process taken over while it claimed the file must not run it:
+		// its claim may already have been moved back and claimed again.
+		var fenced *int64
+		if err := t.QueryRowContext(ctx, `SELECT fenced_at FROM conductors WHERE id = ?`, j.Conductor).Scan(&fenced); err != nil {
+			return fmt.Errorf("create job %s: conductor %d: %w", j.Name, j.Conductor, err)
+		}
+		if fenced != nil {
+			return fmt.Errorf("create job %s: %w", j.Name, ErrFenced)
+		}
+	}
 	err = t.QueryRowContext(ctx, `INSERT INTO jobs (job_id, name, file, queued, sha256, action, nodes, status,
-		attempts, error, result, final, archived, host, pid, claimed_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		RETURNING id`, args...).Scan(&j.ID)
+		attempts, error, result, final, archived, host, pid, claimed_at, finished_at, conductor, claim_generation)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`, args...).Scan(&j.ID)
 	if err == nil {
 		err = t.Commit()
 	}
@@ -204,7 +222,8 @@ func (s *DB) UpdateJob(ctx context.Context, id int64, fn func(j *Job) error) (*J
 		return nil, fmt.Errorf("update job %d: %w", id, err)
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE jobs SET job_id=?, name=?, file=?, queued=?, sha256=?, action=?, nodes=?,
-		status=?, attempts=?, error=?, result=?, final=?, archived=?, host=?, pid=?, claimed_at=?, finished_at=? WHERE id=?`,
+		status=?, attempts=?, error=?, result=?, final=?, archived=?, host=?, pid=?, claimed_at=?, finished_at=?,
+		conductor=?, claim_generation=? WHERE id=?`,
 		append(args, id)...)
 	if err != nil {
 		return nil, fmt.Errorf("update job %d: %w", id, err)
@@ -311,4 +330,60 @@ func (s *DB) JobRuns(ctx context.Context, job int64) ([]JobRun, error) {
 		out = append(out, jr)
 	}
 	return out, rows.Err()
+}
+
+// JobAdopter is the job API of a store shared by several watchers.
+type JobAdopter interface {
+	AdoptJobs(ctx context.Context, by int64) ([]*Job, error)
+}
+
+var _ JobAdopter = (*DB)(nil)
+
+// AdoptJobs moves to conductor by the open (not archived) jobs whose
+// process is gone: never registered (conductor 0, a watcher of an older
+// lightsout), unregistered, or taken over (fenced, TakeOver). Each adopted
+// job's claim generation grows, so the process that lost it cannot write
+// it any more (see Job.Generation). On PostgreSQL the rows are locked with
+// FOR UPDATE SKIP LOCKED: processes adopting at once split the jobs, each
+// job goes to exactly one of them. The caller then finishes, re-queues or
+// fails each job (runtime/watch).
+func (s *DB) AdoptJobs(ctx context.Context, by int64) ([]*Job, error) {
+	t, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adopt jobs: %w", err)
+	}
+	defer t.Rollback()
+	skip := ""
+	if s.d.name == DialectPostgres {
+		skip = " FOR UPDATE SKIP LOCKED"
+	}
+	rows, err := t.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE archived = 0 AND conductor != ?
+		AND NOT EXISTS (SELECT 1 FROM conductors c WHERE c.id = jobs.conductor AND c.fenced_at IS NULL) ORDER BY id`+skip, by)
+	if err != nil {
+		return nil, fmt.Errorf("adopt jobs: %w", err)
+	}
+	var out []*Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("adopt jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("adopt jobs: %w", err)
+	}
+	for _, j := range out {
+		j.Conductor = by
+		j.Generation++
+		if _, err := t.ExecContext(ctx, `UPDATE jobs SET conductor = ?, claim_generation = ? WHERE id = ?`, by, j.Generation, j.ID); err != nil {
+			return nil, fmt.Errorf("adopt job %d: %w", j.ID, err)
+		}
+	}
+	if err := t.Commit(); err != nil {
+		return nil, fmt.Errorf("adopt jobs: %w", err)
+	}
+	return out, nil
 }

@@ -258,3 +258,22 @@ func (s *DB) runningRunsOf(ctx context.Context, conductor int64) ([]int64, error
 	}
 	return ids, rows.Err()
 }
+
+// LeaseCounts returns how many nodes each conductor holds a lease on.
+func (s *DB) LeaseCounts(ctx context.Context) (map[int64]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT lease_owner, COUNT(*) FROM nodes WHERE lease_owner IS NOT NULL GROUP BY lease_owner`)
+	if err != nil {
+		return nil, fmt.Errorf("count leases: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("count leases: %w", err)
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}

@@ -2,14 +2,17 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 
 	"github.com/lightsout/lightsout/runtime/secrets"
@@ -179,4 +182,26 @@ func (s *DB) checkPostgresOwner(ctx context.Context) error {
 		return fmt.Errorf("database %s holds %d tables of another application: it was not modified; point %s at an empty database (CREATE DATABASE lightsout)", s.where, tables, ConnectionOption)
 	}
 	return nil
+}
+
+// Transient reports whether err is a lost or refused database connection
+// (PostgreSQL restarting, a network cut): the same statement may succeed
+// when retried. Errors of the statement itself are not transient.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection reset") ||
+		strings.Contains(msg, "failed to connect")
 }

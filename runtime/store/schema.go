@@ -122,6 +122,11 @@ var migrations = []string{
 	CREATE INDEX nodes_lease_owner ON nodes(lease_owner);
 	ALTER TABLE runs ADD COLUMN conductor INTEGER NOT NULL DEFAULT 0;
 	CREATE INDEX runs_conductor ON runs(conductor, status);`,
+	// 7: watch-folder claims owned by a process (jobs.go AdoptJobs): the
+	// conductor holding a job and the claim's generation (a fencing token).
+	`ALTER TABLE jobs ADD COLUMN conductor INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE jobs ADD COLUMN claim_generation INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX jobs_conductor ON jobs(archived, conductor);`,
 }
 
 // statements splits a migration into its statements (they hold no ';'

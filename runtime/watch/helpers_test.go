@@ -51,6 +51,13 @@ type env struct {
 // n nodes n00..n(n-1) and the site scripts.
 func newEnv(t testing.TB, nodes int) *env {
 	t.Helper()
+	return newEnvTimeout(t, nodes, 2)
+}
+
+// newEnvTimeout is newEnv with [conductor] heartbeat_timeout = timeout
+// seconds (used by PostgreSQL stores).
+func newEnvTimeout(t testing.TB, nodes, timeout int) *env {
+	t.Helper()
 	state := t.TempDir()
 	site := t.TempDir()
 	for name, src := range siteScripts() {
@@ -59,7 +66,8 @@ func newEnv(t testing.TB, nodes int) *env {
 		}
 	}
 	conf := filepath.Join(state, "lightsout.conf")
-	if err := os.WriteFile(conf, []byte(testenv.StoreConf(t)+"[lightsout]\nstate_dir = "+state+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(testenv.StoreConf(t)+"[lightsout]\nstate_dir = "+state+
+		fmt.Sprintf("\n[conductor]\nheartbeat_timeout = %d\nheartbeat_interval = 1\n", timeout)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("LIGHTSOUT_SECRET_KEY", "")

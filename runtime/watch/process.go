@@ -63,7 +63,7 @@ func (w *Watcher) process(ctx context.Context, row *store.Job, data []byte, size
 		}
 	}
 	nodes := spec.Nodes
-	updated, err := w.a.Store.UpdateJob(ctx, row.ID, func(j *store.Job) error {
+	updated, err := w.update(ctx, row, func(j *store.Job) error {
 		j.JobID, j.Action, j.Nodes = id, spec.Action, nodes
 		if dup == nil {
 			j.Status = store.JobRunning

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -14,8 +15,50 @@ import (
 // watcher of this folder stopped, however it stopped. The engine has
 // already marked the runs of dead processes interrupted and unlocked their
 // nodes (runtime.New).
+//
+// With a shared store (several processes on one folder) it only touches
+// the jobs this process adopted (store.AdoptJobs: those of processes that
+// stopped or were taken over, whose runs TakeOver interrupted), and the
+// unrecorded files of processing/ renamed longer ago than the heartbeat
+// timeout; Run calls it again every heartbeat interval.
 func (w *Watcher) reconcile(ctx context.Context) error {
 	st := w.a.Store
+	var mine map[int64]*store.Job // shared: the adopted jobs; nil: every job
+	if w.shared != nil {
+		adopted, err := w.shared.Store.AdoptJobs(ctx, w.shared.Conductor)
+		if err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+		mine = map[int64]*store.Job{}
+		for _, j := range adopted {
+			mine[j.ID] = j
+		}
+		if len(adopted) > 0 {
+			w.log.Warn("adopted the jobs of a stopped process", "jobs", len(adopted))
+		}
+		// This process's own jobs left unfinished by a store error (the
+		// database restarting, say) are recovered the same way.
+		own, err := st.ListJobs(ctx, store.JobFilter{Open: true})
+		if err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+		for _, j := range own {
+			w.mu.Lock()
+			busy := w.active[j.ID] || w.pending[j.ID]
+			w.mu.Unlock()
+			// (a re-queued job is in incoming/: whoever claims it first)
+			if j.Conductor != w.shared.Conductor || busy || j.Status == store.JobRequeued {
+				continue
+			}
+			fresh, err := st.GetJob(ctx, j.ID) // its goroutine may have finished it meanwhile
+			if err != nil {
+				return fmt.Errorf("reconcile: %w", err)
+			}
+			if !fresh.Archived && fresh.Conductor == w.shared.Conductor {
+				mine[j.ID] = fresh
+			}
+		}
+	}
 	entries, err := os.ReadDir(w.sp.path(Processing))
 	if err != nil {
 		return fmt.Errorf("watch folder: read %s: %w", w.sp.path(Processing), err)
@@ -28,6 +71,9 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 		}
 		inProc[name] = true
 		sum, _, _, err := fingerprint(w.sp.path(Processing, name), w.o.MaxSize)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // finished or moved meanwhile (another process)
+		}
 		if err != nil {
 			w.log.Error("reconcile: cannot read a job in processing/", "file", name, "err", err)
 			continue
@@ -37,13 +83,22 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 			return fmt.Errorf("reconcile: %w", err)
 		}
 		if len(rows) == 0 {
+			if w.shared != nil && !changedBefore(w.sp.path(Processing, name), time.Now().Add(-w.shared.Timeout)) {
+				continue // another live process may be recording its claim
+			}
 			// Claimed, then the process died before the claim was recorded:
-			// nothing ran.
+			// nothing ran. (A process stopped since then longer than the
+			// heartbeat timeout was fenced: it cannot record it any more.)
 			w.log.Info("reconcile: unrecorded claim goes back to incoming/", "file", name)
 			w.unclaim(name, name)
 			continue
 		}
 		row := rows[len(rows)-1]
+		if mine != nil {
+			if row = mine[row.ID]; row == nil {
+				continue // a live process holds it
+			}
+		}
 		switch {
 		case store.JobFinal(row.Status):
 			w.archive(ctx, row)
@@ -53,8 +108,12 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 			w.recover(ctx, row)
 		}
 	}
-	open, err := st.ListJobs(ctx, store.JobFilter{Open: true})
-	if err != nil {
+	var open []*store.Job
+	if mine != nil {
+		for _, j := range mine {
+			open = append(open, j)
+		}
+	} else if open, err = st.ListJobs(ctx, store.JobFilter{Open: true}); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	for _, row := range open {
@@ -80,7 +139,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 			w.log.Warn("reconcile: job file is gone", "file", row.Name, "was", row.Status)
 		}
 		now := time.Now().UTC()
-		if _, err := st.UpdateJob(ctx, row.ID, func(j *store.Job) error {
+		if _, err := w.update(ctx, row, func(j *store.Job) error {
 			j.Status, j.Error, j.Archived = status, msg, true
 			if j.FinishedAt == nil {
 				j.FinishedAt = &now

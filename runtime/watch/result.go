@@ -89,7 +89,7 @@ func (w *Watcher) finish(ctx context.Context, row *store.Job, status string, res
 		w.nameMu.Unlock()
 	}()
 	fin := res.FinishedAt
-	updated, err := w.a.Store.UpdateJob(ctx, row.ID, func(j *store.Job) error {
+	updated, err := w.update(ctx, row, func(j *store.Job) error {
 		j.Status, j.Error, j.Result, j.Final, j.FinishedAt = status, res.Error, string(body)+"\n", rel, &fin
 		return nil
 	})
@@ -111,7 +111,7 @@ func (w *Watcher) archive(ctx context.Context, row *store.Job) {
 		w.mu.Unlock()
 		return
 	}
-	if _, err := w.a.Store.UpdateJob(ctx, row.ID, func(j *store.Job) error { j.Archived = true; return nil }); err != nil {
+	if _, err := w.update(ctx, row, func(j *store.Job) error { j.Archived = true; return nil }); err != nil {
 		w.log.Error("store: cannot mark a job archived", "file", row.Name, "err", err)
 	}
 	w.mu.Lock()
@@ -157,6 +157,12 @@ func (w *Watcher) retryPending(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		if row.Conductor != w.conductor() { // adopted by another process
+			w.mu.Lock()
+			delete(w.pending, id)
+			w.mu.Unlock()
+			continue
+		}
 		w.archive(ctx, row)
 	}
 }
@@ -171,7 +177,7 @@ func (w *Watcher) requeue(ctx context.Context, row *store.Job, refund bool) {
 		q = row.Queued
 	}
 	q = free(q, func(n string) bool { return exists(w.sp.path(Incoming, n)) })
-	updated, err := w.a.Store.UpdateJob(ctx, row.ID, func(j *store.Job) error {
+	updated, err := w.update(ctx, row, func(j *store.Job) error {
 		j.Status, j.Queued = store.JobRequeued, q
 		if refund && j.Attempts > 0 {
 			j.Attempts--

@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Spool sub-directories.
@@ -36,8 +39,9 @@ func (s *spool) path(sub string, name ...string) string {
 }
 
 // openSpool creates the sub-directories if missing, checks that each is a
-// writable directory, and takes the spool lock.
-func openSpool(dir string) (*spool, error) {
+// writable directory, and takes the spool lock unless shared (several
+// processes sharing a PostgreSQL store watch one folder together).
+func openSpool(dir string, shared bool) (*spool, error) {
 	if dir == "" {
 		return nil, errors.New("watch: no folder given: pass DIR (or set [lightsout] watch_dir)")
 	}
@@ -70,6 +74,9 @@ func openSpool(dir string) (*spool, error) {
 			return nil, fmt.Errorf("watch folder: no permission to write %s: %w (give the lightsout user write access to %s)", p, err, abs)
 		}
 	}
+	if shared {
+		return s, nil
+	}
 	f, err := os.OpenFile(filepath.Join(abs, lockName), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("watch folder: lock file: %w (check the permissions of %s)", err, abs)
@@ -78,7 +85,7 @@ func openSpool(dir string) (*spool, error) {
 		holder, _ := io.ReadAll(io.LimitReader(f, 64))
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("watch folder %s is already watched by another lightsout process (pid %s): stop it first, one process per folder", abs, strings.TrimSpace(string(holder)))
+			return nil, fmt.Errorf("watch folder %s is already watched by another lightsout process (pid %s): stop it first, one process per folder with a SQLite store (processes sharing a PostgreSQL store, [database] connection = postgresql://..., may watch one folder together)", abs, strings.TrimSpace(string(holder)))
 		}
 		if !errors.Is(err, syscall.ENOLCK) && !errors.Is(err, syscall.EOPNOTSUPP) {
 			return nil, fmt.Errorf("watch folder: lock %s: %w", abs, err)
@@ -142,6 +149,33 @@ func free(name string, taken func(string) bool) string {
 			return n
 		}
 	}
+}
+
+// renameNoReplace renames old to new unless new exists (os.ErrExist):
+// processes sharing a folder cannot overwrite each other's files. Where
+// the file system lacks RENAME_NOREPLACE it falls back to a plain rename.
+func renameNoReplace(old, new string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP):
+		return os.Rename(old, new)
+	}
+	return &os.LinkError{Op: "rename", Old: old, New: new, Err: err}
+}
+
+// changedBefore reports whether p's inode changed (a rename does) before t.
+func changedBefore(p string, t time.Time) bool {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fi.ModTime().Before(t)
+	}
+	return time.Unix(st.Ctim.Sec, st.Ctim.Nsec).Before(t)
 }
 
 func exists(p string) bool {

@@ -104,6 +104,10 @@ type Watcher struct {
 	obs  Observer
 	host string
 	pid  int
+	// shared is set when the store is shared by several processes
+	// (PostgreSQL): claims belong to this process's conductor, and the
+	// jobs of stopped processes are adopted (reconcile) while running.
+	shared *app.Shared
 
 	kickC      chan struct{}
 	slots      chan struct{}
@@ -113,6 +117,8 @@ type Watcher struct {
 	cancelRuns context.CancelFunc
 	abortOnce  sync.Once
 	abortC     chan struct{}
+	fenceOnce  sync.Once
+	fencedC    chan struct{} // closed when another process took over this one's claims
 
 	dedupeMu sync.Mutex // job id checks are serialised
 	nameMu   sync.Mutex // destination names
@@ -122,6 +128,7 @@ type Watcher struct {
 	seen    map[string]seenFile
 	noted   map[string]bool
 	pending map[int64]bool // finished jobs whose move failed: retried each scan
+	active  map[int64]bool // jobs a goroutine of this process works on
 	status  Status
 }
 
@@ -153,16 +160,20 @@ func New(a *app.App, o Options) (*Watcher, error) {
 	if o.Logger == nil {
 		o.Logger = a.Log
 	}
-	sp, err := openSpool(o.Dir)
+	shared := a.Shared()
+	if shared != nil && shared.Store == nil {
+		shared = nil
+	}
+	sp, err := openSpool(o.Dir, shared != nil)
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
 	runCtx, cancel := context.WithCancel(context.Background())
-	w := &Watcher{o: o, a: a, sp: sp, log: o.Logger.With("watch", sp.dir), obs: o.Observer, host: host, pid: os.Getpid(),
+	w := &Watcher{o: o, a: a, sp: sp, log: o.Logger.With("watch", sp.dir), obs: o.Observer, host: host, pid: os.Getpid(), shared: shared,
 		kickC: make(chan struct{}, 1), slots: make(chan struct{}, o.Parallel), runCtx: runCtx, cancelRuns: cancel,
-		abortC: make(chan struct{}), reserved: map[string]bool{}, seen: map[string]seenFile{}, noted: map[string]bool{},
-		pending: map[int64]bool{}}
+		abortC: make(chan struct{}), fencedC: make(chan struct{}), reserved: map[string]bool{}, seen: map[string]seenFile{}, noted: map[string]bool{},
+		pending: map[int64]bool{}, active: map[int64]bool{}}
 	if w.obs == nil {
 		w.obs = nopObserver{}
 	}
@@ -254,7 +265,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer tick.Stop()
 	settle := time.NewTimer(time.Hour)
 	defer settle.Stop()
-	for ctx.Err() == nil {
+	var adopt <-chan time.Time // shared: the jobs of stopped processes are adopted
+	if w.shared != nil {
+		t := time.NewTicker(w.shared.Interval)
+		defer t.Stop()
+		adopt = t.C
+	}
+	for ctx.Err() == nil && !w.isFenced() {
 		n, next := w.scan(ctx)
 		w.retryPending(ctx)
 		if w.o.Once && n == 0 && w.inflight.Load() == 0 && w.pendingCount() == 0 {
@@ -268,6 +285,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-w.kickC:
 		case <-tick.C:
 		case <-settle.C:
+		case <-w.fencedC:
+			w.log.Error("another process took over this process's claims (its heartbeat stopped for longer than [conductor] heartbeat_timeout): stopping; restart it to watch again")
+		case <-adopt:
+			if err := w.reconcile(ctx); err != nil && ctx.Err() == nil {
+				w.setErr(err)
+				w.log.Warn("adopt the jobs of stopped processes", "err", err)
+			}
 		}
 	}
 	w.mu.Lock()
@@ -289,7 +313,27 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.cancelRuns()
 		<-done
 	}
+	if w.isFenced() {
+		return fmt.Errorf("watch folder %s: %w", w.sp.dir, store.ErrFenced)
+	}
 	return nil
+}
+
+// fence records that this process lost its claims (store.ErrFenced): it
+// stops claiming and Run returns.
+func (w *Watcher) fence(err error) {
+	if errors.Is(err, store.ErrFenced) {
+		w.fenceOnce.Do(func() { close(w.fencedC) })
+	}
+}
+
+func (w *Watcher) isFenced() bool {
+	select {
+	case <-w.fencedC:
+		return true
+	default:
+		return false
+	}
 }
 
 func (w *Watcher) pendingCount() int {
@@ -428,8 +472,14 @@ func (w *Watcher) noteOnceLocked(key, msg string, args ...any) {
 func (w *Watcher) claim(name string) bool {
 	ctx := context.Background()
 	w.nameMu.Lock()
-	proc := free(name, func(n string) bool { return exists(w.sp.path(Processing, n)) })
-	err := os.Rename(w.sp.path(Incoming, name), w.sp.path(Processing, proc))
+	var proc string
+	var err error
+	for range 100 { // another process may take the free name first
+		proc = free(name, func(n string) bool { return exists(w.sp.path(Processing, n)) })
+		if err = renameNoReplace(w.sp.path(Incoming, name), w.sp.path(Processing, proc)); !errors.Is(err, os.ErrExist) {
+			break
+		}
+	}
 	w.nameMu.Unlock()
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -446,6 +496,7 @@ func (w *Watcher) claim(name string) bool {
 	}
 	row, err := w.recordClaim(ctx, name, proc, sum)
 	if err != nil {
+		w.fence(err)
 		w.log.Error("cannot record a claim in the store; moving the job back", "file", name, "err", err)
 		w.unclaim(proc, name)
 		return false
@@ -453,8 +504,14 @@ func (w *Watcher) claim(name string) bool {
 	w.obs.JobClaimed()
 	w.inflight.Add(1)
 	w.wg.Add(1)
+	w.mu.Lock()
+	w.active[row.ID] = true
+	w.mu.Unlock()
 	go func() {
 		defer func() {
+			w.mu.Lock()
+			delete(w.active, row.ID)
+			w.mu.Unlock()
 			w.inflight.Add(-1)
 			<-w.slots
 			w.wg.Done()
@@ -488,9 +545,34 @@ func (w *Watcher) recordClaim(ctx context.Context, name, proc, sum string) (*sto
 			j.Status, j.File, j.Queued = store.JobClaimed, proc, ""
 			j.Attempts++
 			j.Host, j.PID = w.host, w.pid
+			j.Conductor = w.conductor()
+			j.Generation++
 			return nil
 		})
 	}
-	j := &store.Job{Name: name, File: proc, SHA256: sum, Status: store.JobClaimed, Attempts: 1, Host: w.host, PID: w.pid}
+	j := &store.Job{Name: name, File: proc, SHA256: sum, Status: store.JobClaimed, Attempts: 1, Host: w.host, PID: w.pid,
+		Conductor: w.conductor(), Generation: 1}
 	return j, st.CreateJob(ctx, j)
+}
+
+// conductor is this process's conductor id, 0 when the store is not shared.
+func (w *Watcher) conductor() int64 {
+	if w.shared == nil {
+		return 0
+	}
+	return w.shared.Conductor
+}
+
+// update applies fn to the job of row in the store. With a shared store it
+// is refused (store.ErrFenced) once this process no longer holds the claim
+// row was read with: another process adopted the job after this one's
+// heartbeat stopped.
+func (w *Watcher) update(ctx context.Context, row *store.Job, fn func(j *store.Job) error) (*store.Job, error) {
+	j, err := w.a.Store.UpdateJob(ctx, row.ID, func(j *store.Job) error {
+		if w.shared != nil && (j.Conductor != w.shared.Conductor || j.Generation != row.Generation) {
+			return fmt.Errorf("job %s (claim %d, now held by conductor %d): %w", row.Name, row.Generation, j.Conductor, store.ErrFenced)
+		}
+		return fn(j)
+	})
+	return j, err
 }

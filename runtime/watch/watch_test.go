@@ -307,13 +307,22 @@ func TestFolderWithoutPermission(t *testing.T) {
 			}
 		})
 	}
-	// A second watcher of the same folder is refused.
+	// A second watcher of the same folder is refused (SQLite store; with a
+	// shared PostgreSQL store processes watch a folder together).
 	ok := filepath.Join(base, "ok")
 	w, err := New(e.a, Options{Dir: ok})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
+	if e.a.Shared() != nil {
+		w2, err := New(e.a, Options{Dir: ok})
+		if err != nil {
+			t.Fatalf("second watcher on a shared store: %v", err)
+		}
+		w2.Close()
+		return
+	}
 	if _, err := New(e.a, Options{Dir: ok}); err == nil || !strings.Contains(err.Error(), "already watched by another lightsout process") {
 		t.Fatalf("second watcher: %v", err)
 	}

@@ -1,0 +1,292 @@
+package watch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/module"
+	"github.com/lightsout/lightsout/runtime/store"
+	"github.com/lightsout/lightsout/runtime/testenv"
+)
+
+// Environment of TestWatchProcess, the test binary re-executed as one of
+// several watchers of one folder sharing one PostgreSQL database.
+const (
+	helperConf     = "LIGHTSOUT_WATCH_HELPER_CONF"
+	helperDir      = "LIGHTSOUT_WATCH_HELPER_DIR"
+	helperSite     = "LIGHTSOUT_WATCH_HELPER_SITE"
+	helperParallel = "LIGHTSOUT_WATCH_HELPER_PARALLEL"
+	watchingMarker = "WATCHING "
+)
+
+// TestWatchProcess is not a test: run by the multi-process tests with the
+// helper environment set, it watches a folder until SIGTERM.
+func TestWatchProcess(t *testing.T) {
+	conf := os.Getenv(helperConf)
+	if conf == "" {
+		t.Skip("helper process of the multi-process watch tests")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	a, err := app.Open(ctx, app.Options{ConfigPath: conf, ScriptDirs: []string{os.Getenv(helperSite)},
+		Modules: []module.Module{}, Stdout: discard{}, Stderr: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	parallel := 10
+	fmt.Sscan(os.Getenv(helperParallel), &parallel)
+	w, err := New(a, Options{Dir: os.Getenv(helperDir), Parallel: parallel, Settle: -1, Poll: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(os.Stdout, "%s%d\n", watchingMarker, os.Getpid())
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cluster is a set of watcher processes over one folder and one database.
+type cluster struct {
+	t     testing.TB
+	e     *env
+	conf  string
+	procs []*exec.Cmd
+	outs  []*syncBuf
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newCluster opens a PostgreSQL installation with nodes and starts n
+// watcher processes (parallel jobs each) on one folder.
+// timeout is [conductor] heartbeat_timeout in seconds.
+func newCluster(t *testing.T, nodes, n, parallel, timeout int) *cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process test: not with -short")
+	}
+	t.Setenv("LIGHTSOUT_TEST_STORE", "postgres")
+	e := newEnvTimeout(t, nodes, timeout) // the processes share its config and its state dir's secret key
+	c := &cluster{t: t, e: e, conf: filepath.Join(e.state, "lightsout.conf")}
+	if err := os.MkdirAll(filepath.Join(e.dir, Incoming), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		c.start(parallel)
+	}
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+func (c *cluster) start(parallel int) {
+	c.t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWatchProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), helperConf+"="+c.conf, helperDir+"="+c.e.dir, helperSite+"="+c.e.site,
+		fmt.Sprintf("%s=%d", helperParallel, parallel))
+	out := &syncBuf{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.procs = append(c.procs, cmd)
+	c.outs = append(c.outs, out)
+	waitFor(c.t, time.Minute, "watcher process to start", func() bool {
+		return strings.Contains(out.String(), watchingMarker) || cmd.ProcessState != nil
+	})
+}
+
+// stopAll stops the live processes with SIGTERM and waits for them.
+func (c *cluster) stopAll() {
+	for i, p := range c.procs {
+		if p.ProcessState != nil {
+			continue
+		}
+		_ = p.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- p.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil && !strings.Contains(err.Error(), "killed") {
+				c.t.Errorf("watcher %d: %v\n%s", i, err, c.outs[i])
+			}
+		case <-time.After(time.Minute):
+			_ = p.Process.Kill()
+			<-done
+			c.t.Errorf("watcher %d did not stop on SIGTERM", i)
+		}
+	}
+}
+
+// kill9 kills process i with SIGKILL.
+func (c *cluster) kill9(i int) {
+	c.t.Helper()
+	if err := c.procs[i].Process.Signal(syscall.SIGKILL); err != nil {
+		c.t.Fatal(err)
+	}
+	_ = c.procs[i].Wait()
+}
+
+// dropJobs drops n jobs, each sleeping secs on node n(i%nodes).
+func (c *cluster) dropJobs(n, nodes int, secs string) []string {
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("job%03d.json", i)
+		c.e.drop(name, fmt.Sprintf(`{"id":"j%03d","action":"run","script":"slow","nodes":["n%02d"],"params":{"sleep":"%s"}}`, i, i%nodes, secs))
+		names = append(names, name)
+	}
+	return names
+}
+
+// waitAll waits until every job finished, dumping the spool and the
+// processes' errors when it does not.
+func (c *cluster) waitAll(jobs int, d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for c.finishedCount() != jobs || len(c.e.jobs(Processing)) != 0 || len(c.e.jobs(Incoming)) != 0 {
+		if time.Now().After(deadline) {
+			for i, o := range c.outs {
+				for _, l := range strings.Split(o.String(), "\n") {
+					if strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN") {
+						c.t.Logf("watcher %d: %s", i, l)
+					}
+				}
+			}
+			c.t.Fatalf("timed out after %v: %d of %d jobs finished; processing/ %v; incoming/ %v", d, c.finishedCount(), jobs,
+				c.e.jobs(Processing), c.e.jobs(Incoming))
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// finishedCount counts the job files in done/ and failed/.
+func (c *cluster) finishedCount() int { return len(c.e.jobs(Done)) + len(c.e.jobs(Failed)) }
+
+// checkExactlyOnce asserts every job ended exactly once, nothing is left
+// running, leased or claimed, and no node of a job succeeded twice.
+func (c *cluster) checkExactlyOnce(names []string) {
+	t := c.t
+	t.Helper()
+	ctx := context.Background()
+	seen := map[string]int{}
+	for _, sub := range []string{Done, Failed} {
+		for _, n := range c.e.jobs(sub) {
+			seen[n]++
+			r := c.e.result(sub, n)
+			if sub == Failed && r.Error == "" {
+				t.Errorf("%s failed without a reason", n)
+			}
+		}
+	}
+	for _, n := range names {
+		if seen[n] != 1 {
+			t.Errorf("job %s ended %d times (done/ %v)", n, seen[n], seen)
+		}
+	}
+	if len(seen) != len(names) {
+		t.Errorf("%d job files finished, want %d", len(seen), len(names))
+	}
+	if l := c.e.jobs(Processing); len(l) > 0 {
+		t.Errorf("left in processing/: %v", l)
+	}
+	if l := c.e.jobs(Incoming); len(l) > 0 {
+		t.Errorf("left in incoming/: %v", l)
+	}
+	st := c.e.a.Store
+	jobs, err := st.ListJobs(ctx, store.JobFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		if !j.Archived || !store.JobFinal(j.Status) {
+			t.Errorf("job row %d (%s) is %s, archived %v", j.ID, j.Name, j.Status, j.Archived)
+		}
+		runs, err := st.JobRuns(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, jr := range runs {
+			ok := 0
+			for _, id := range append(append([]int64{}, jr.Previous...), jr.RunID) {
+				if r, err := st.GetRun(ctx, id); err == nil && r.Status == store.StatusSucceeded {
+					ok++
+				}
+			}
+			if ok > 1 {
+				t.Errorf("job %s succeeded %d times on node %s", j.Name, ok, jr.Node)
+			}
+		}
+	}
+	checkClean(t, st)
+	nodes, _ := st.ListNodes(ctx)
+	for _, n := range nodes {
+		if n.Lease != nil {
+			t.Errorf("node %s still leased by conductor %d", n.Name, n.Lease.Conductor)
+		}
+	}
+}
+
+// TestThreeWatchersKill9: three processes on one folder and one
+// PostgreSQL database run 100 jobs; one is killed with SIGKILL mid-flight.
+// Every job ends exactly once, and nothing stays running or leased.
+func TestThreeWatchersKill9(t *testing.T) {
+	const nodes, jobs = 30, 100
+	c := newCluster(t, nodes, 3, 10, 2)
+	names := c.dropJobs(jobs, nodes, "0.3")
+	waitFor(t, 2*time.Minute, "20 jobs to finish", func() bool { return c.finishedCount() >= 20 })
+	c.kill9(0)
+	killedAt := time.Now()
+	waitFor(t, 3*time.Minute, "every job to finish", func() bool {
+		return c.finishedCount() == jobs && len(c.e.jobs(Processing)) == 0 && len(c.e.jobs(Incoming)) == 0
+	})
+	t.Logf("all %d jobs finished %v after the kill", jobs, time.Since(killedAt).Round(time.Millisecond))
+	// the takeover ends within the heartbeat timeout plus an interval
+	waitFor(t, time.Minute, "the killed process's runs and leases to be taken over", func() bool {
+		runs, _ := c.e.a.Store.ListRuns(context.Background(), store.RunFilter{Status: store.StatusRunning})
+		return len(runs) == 0
+	})
+	c.stopAll()
+	c.checkExactlyOnce(names)
+	runs, _ := c.e.a.Store.ListRuns(context.Background(), store.RunFilter{Status: store.StatusInterrupted})
+	t.Logf("%d runs interrupted by the kill", len(runs))
+}
+
+// TestWatchersPostgresRestart: PostgreSQL restarts while three processes
+// run jobs: they reconnect; every job ends exactly once, none is lost.
+func TestWatchersPostgresRestart(t *testing.T) {
+	const nodes, jobs = 30, 60
+	// a restart takes seconds: within the heartbeat timeout nobody is
+	// taken over, the processes reconnect
+	c := newCluster(t, nodes, 3, 10, 30)
+	names := c.dropJobs(jobs, nodes, "0.3")
+	waitFor(t, 2*time.Minute, "10 jobs to finish", func() bool { return c.finishedCount() >= 10 })
+	testenv.RestartPostgres(t)
+	c.waitAll(jobs, 2*time.Minute)
+	c.stopAll()
+	c.checkExactlyOnce(names)
+}
