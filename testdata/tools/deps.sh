@@ -21,6 +21,9 @@ PKGS=(
   # runtime/e2e: the test instance image (testdata/tools/build-test-disk.sh): a GPT
   # disk booted by syslinux (BIOS) and Debian's signed shim + GRUB (UEFI, secure boot)
   gdisk fdisk syslinux shim-signed grub-efi-amd64-signed
+  # bindings/iscsi + iscsi_ilo: tgtd (target in the ramdisk and the emulated
+  # ramdisk), qemu-img iscsi:// (libiscsi) as the writer, iscsi-inq for checks
+  tgt qemu-block-extra libiscsi-bin
 )
 missing=()
 for p in "${PKGS[@]}"; do
