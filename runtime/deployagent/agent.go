@@ -17,6 +17,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/lightsout/lightsout/runtime/deployagent/tgt"
 	"io"
 	"log/slog"
 	"net"
@@ -51,6 +52,9 @@ type Config struct {
 	Root string
 	// ListenAddr is the agent API address (default ":<ListenPort>").
 	ListenAddr string
+	// ISCSIAddr is the address iscsi.start_iscsi_target's tgtd listens on
+	// (default "0.0.0.0"; tests use 127.0.0.1).
+	ISCSIAddr string
 	// AdvertiseURL overrides the callback_url sent in heartbeats.
 	AdvertiseURL string
 	// MACs are the lookup addresses (default: the NICs in the inventory,
@@ -111,6 +115,7 @@ type Agent struct {
 	cmds          []*command
 	partUUIDs     map[string]any
 	rootDisk      *Disk
+	target        *tgt.Target // iscsi.start_iscsi_target's tgtd
 	advertised    string
 	up            chan struct{}
 }
@@ -246,6 +251,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	<-a.ctx.Done()
 	a.wg.Wait()
+	a.stopISCSITarget()
 	return nil
 }
 
@@ -255,6 +261,7 @@ func (a *Agent) Stop() {
 		a.cancel()
 	}
 	a.wg.Wait()
+	a.stopISCSITarget()
 }
 
 // Addr is the agent API's listening address.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/lightsout/lightsout/runtime/deployagent/tgt"
 	"io"
 	"log/slog"
 	"net"
@@ -84,6 +85,7 @@ type Agent struct {
 	cmds          []*command
 	force         chan struct{} // heartbeat now (after an async command ends)
 	lastErr       string
+	target        *tgt.Target // the iSCSI target (iscsi.start_iscsi_target)
 }
 
 // StartAgent starts an agent listening on 127.0.0.1 (a free port) that
@@ -186,6 +188,7 @@ func (a *Agent) Stop() {
 
 func (a *Agent) shutdown() {
 	a.cancel()
+	a.stopISCSITarget()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = a.srv.Shutdown(ctx)
