@@ -22,6 +22,9 @@ func (a *Agent) startISCSITarget(ctx context.Context, params map[string]any) (an
 	}
 	user, _ := params["chap_user"].(string)
 	secret, _ := params["chap_secret"].(string)
+	if a.cfg.Failures.WrongCHAPSecret && user != "" {
+		secret = "not-" + secret
+	}
 	a.stopISCSITarget()
 	if wipe, _ := params["wipe_disk_metadata"].(bool); wipe {
 		if err := eraseMetadata(a.cfg.DiskPath); err != nil {
