@@ -48,19 +48,32 @@ type Target struct {
 	err  error
 }
 
+// lookup finds a tool on PATH, else in /usr/sbin (the deploy ramdisk's
+// agent runs as PID 1, often without PATH; `lightsout image ramdisk
+// --with-tgtd` puts tgtd there).
+func lookup(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return "/usr/sbin/" + name
+}
+
 // Available reports whether tgtd and tgtadm are on PATH.
 func Available() bool {
-	_, e1 := exec.LookPath("tgtd")
-	_, e2 := exec.LookPath("tgtadm")
-	return e1 == nil && e2 == nil
+	for _, n := range []string{"tgtd", "tgtadm"} {
+		if _, err := os.Stat(lookup(n)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Config) defaults() {
 	if c.Tgtd == "" {
-		c.Tgtd = "tgtd"
+		c.Tgtd = lookup("tgtd")
 	}
 	if c.Tgtadm == "" {
-		c.Tgtadm = "tgtadm"
+		c.Tgtadm = lookup("tgtadm")
 	}
 	if c.Control == 0 {
 		c.Control = c.Port % 32768 // tgtd accepts 0..32767
