@@ -74,7 +74,8 @@ function M.write_image(ctx)
   local n = ctx.node
   local iscsi, agent, vmedia = require("iscsi"), require("agent"), require("vmedia")
   local ii, di = n.instance_info, n.driver_info
-  local src = params_lib.check_image(n)
+  local src, _, checksum, algo, value = params_lib.check_image(n)
+  if (checksum == nil or checksum == "") and algo and value then checksum = algo .. ":" .. value end
   local path = vmedia.fetch(src, "iscsi/" .. n.uuid .. ".image")
   local info = iscsi.image_info(path, ii.image_disk_format)
   if (ctx.root_gb or 0) > 0 and info.virtual_mb > ctx.root_gb * 1024 then
@@ -99,7 +100,7 @@ function M.write_image(ctx)
   if portal == nil or portal == "" then portal = url_host(ctx.agent_url) .. ":" .. port end
   run.log("info", "iSCSI target started", { iqn = iqn, portal = portal, chap = chap_user ~= nil })
   iscsi.write(path, { portal = portal, iqn = iqn, lun = 1, chap_user = chap_user,
-    chap_secret = chap_secret, format = info.format }) -- logs "image written over iSCSI"
+    chap_secret = chap_secret, format = info.format, checksum = checksum }) -- logs "image written over iSCSI"
 end
 
 return M

@@ -21,9 +21,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"os/exec"
@@ -69,6 +75,10 @@ type Options struct {
 	QemuImg string
 	// Progress, when set, is called with the percentage written (0-100).
 	Progress func(pct float64)
+	// Checksum, when set, must match the image file before anything is
+	// written: "algo:hex" (md5, sha1, sha256, sha512) or a bare md5 hex
+	// (instance_info.image_checksum, as the agent checks it).
+	Checksum string
 	// Stall ends the write as "connection lost" when qemu-img reports no
 	// progress for this long (libiscsi reconnects forever to a target
 	// that vanished); default 2 minutes.
@@ -188,6 +198,11 @@ func Write(ctx context.Context, t Target, path string, o Options) (Result, error
 		return Result{}, err
 	}
 	res := Result{Format: info.Format, ImageSize: info.VirtualSize}
+	if o.Checksum != "" {
+		if err := VerifyChecksum(ctx, path, o.Checksum); err != nil {
+			return res, err
+		}
+	}
 	sec, cleanup, err := secretFile(t, o)
 	if err != nil {
 		return res, err
@@ -421,4 +436,53 @@ func parseProgress(r io.Reader, fn func(float64)) {
 		}
 	}
 	_, _ = io.Copy(io.Discard, r)
+}
+
+// VerifyChecksum checks the file at path against want ("algo:hex" with
+// algo md5, sha1, sha256 or sha512, or a bare md5 hex digest).
+func VerifyChecksum(ctx context.Context, path, want string) error {
+	algo, val, ok := strings.Cut(want, ":")
+	if !ok {
+		algo, val = "md5", want
+	}
+	var h hash.Hash
+	switch strings.ToLower(algo) {
+	case "md5":
+		h = md5.New()
+	case "sha1":
+		h = sha1.New()
+	case "sha256":
+		h = sha256.New()
+	case "sha512":
+		h = sha512.New()
+	default:
+		return &Error{Kind: KindInvalid, Msg: fmt.Sprintf("instance_info.image_checksum: unknown algorithm %q (md5, sha1, sha256, sha512)", algo)}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return &Error{Kind: KindImage, Msg: "reading image " + path + ": " + err.Error(), Err: err}
+	}
+	defer f.Close()
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+		if ctx.Err() != nil {
+			return &Error{Kind: KindCancelled, Msg: "checksumming " + path + ": " + ctx.Err().Error(), Err: ctx.Err()}
+		}
+		return &Error{Kind: KindImage, Msg: "reading image " + path + ": " + err.Error(), Err: err}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, val) {
+		return &Error{Kind: KindImage, Msg: fmt.Sprintf("image %s: %s checksum %s does not match instance_info.image_checksum %s", path, algo, got, val)}
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

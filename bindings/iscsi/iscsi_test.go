@@ -262,3 +262,26 @@ func TestInvalidTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyChecksum(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		sum string
+		ok  bool
+	}{
+		{"5d41402abc4b2a76b9719d911017c592", true},
+		{"md5:5d41402abc4b2a76b9719d911017c592", true},
+		{"sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", true},
+		{"sha256:0000000000000000000000000000000000000000000000000000000000000000", false},
+		{"crc32:1234", false},
+	} {
+		err := iscsi.VerifyChecksum(context.Background(), p, tc.sum)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want ok=%v", tc.sum, err, tc.ok)
+		}
+	}
+}

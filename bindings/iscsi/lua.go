@@ -75,7 +75,7 @@ func toModule(err error) error {
 }
 
 // write implements iscsi.write(image, {portal=, iqn=, lun=1, chap_user=,
-// chap_secret=, format=, stall=}) -> {format=, image_size=, disk_size=, seconds=}.
+// chap_secret=, format=, checksum=, stall=}) -> {format=, image_size=, disk_size=, seconds=}.
 func (f *face) write(a *module.Args) int {
 	img, err := f.r.Paths().Read(a.NonEmpty(1, "image"))
 	a.Check(err)
@@ -93,7 +93,8 @@ func (f *face) write(a *module.Args) int {
 	}
 	work, err := f.r.Paths().WorkDir()
 	a.Check(err)
-	opts := Options{WorkDir: work, Format: o.String("format", ""), QemuImg: f.m.QemuImg, Stall: o.Duration("stall", 0)}
+	opts := Options{WorkDir: work, Format: o.String("format", ""), QemuImg: f.m.QemuImg, Stall: o.Duration("stall", 0),
+		Checksum: o.String("checksum", "")}
 	next := 10.0
 	opts.Progress = func(p float64) {
 		if p >= next || p == 100 {

@@ -30,7 +30,8 @@ local iscsi = {}
 --- Writes a local image (raw or qcow2, in the run's sandbox) to an iSCSI LUN.
 --- Checks the LUN is large enough first; progress is recorded as events.
 ---@param image string path
----@param opts {portal: string, iqn: string, lun?: integer, chap_user?: string, chap_secret?: string, format?: string, stall?: number}
+--- opts.checksum ("algo:hex" or md5 hex, as instance_info.image_checksum) is verified first.
+---@param opts {portal: string, iqn: string, lun?: integer, chap_user?: string, chap_secret?: string, format?: string, checksum?: string, stall?: number}
 ---@return iscsi.WriteResult
 function iscsi.write(image, opts) end
 
