@@ -7,8 +7,8 @@ import (
 
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/states"
-	"github.com/lightsout/lightsout/sim"
 	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
+	"github.com/lightsout/lightsout/sim"
 )
 
 // An iscsi_ilo deploy to a qemu-backed Gen10 (UEFI) with lightsout's real
