@@ -3,8 +3,9 @@
 // the callback API (runtime/agentapi) it speaks IPA's protocol (lookup,
 // heartbeat with the agent token, /v1/commands); it inventories the
 // machine, cleans disks, streams images (raw and qcow2, checksummed while
-// written) to the root device picked by Ironic's root device hints, and
-// powers the machine off.
+// written) to the root device picked by Ironic's root device hints, or
+// exports that device over iSCSI for the iscsi_ilo driver
+// (iscsi.start_iscsi_target: tgtd, package tgt), and powers the machine off.
 //
 // Progress of an image write goes out in heartbeats as the
 // `deploy_progress` extension and on the console as LIGHTSOUT-AGENT-WRITE
@@ -17,7 +18,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/lightsout/lightsout/runtime/deployagent/tgt"
 	"io"
 	"log/slog"
 	"net"
@@ -29,6 +29,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lightsout/lightsout/runtime/deployagent/tgt"
 )
 
 // Version is the agent version reported as agent_version.

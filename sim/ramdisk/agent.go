@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/lightsout/lightsout/runtime/deployagent/tgt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lightsout/lightsout/runtime/deployagent/tgt"
 )
 
 // AgentVersion is the IPA version the emulated agent reports.
