@@ -16,6 +16,11 @@
 -- A failure in "validate", "start" or a step before them leaves the node as
 -- it was (nothing has changed yet); after "start", the failure path runs.
 --
+-- The node's driver picks how the image reaches the disk: agent_ilo (and
+-- pxe_ilo) have the agent download and write it; iscsi_ilo has the agent
+-- export the disk over iSCSI and lightsout write it (stdlib/deploy_iscsi.lua,
+-- §5.1). Everything else is the same runbook.
+--
 -- Decisions on Ironic's quirks (§12): no take-over exists, so nothing runs
 -- on an ACTIVE node unless asked (§12.1: a rebuild is explicit); instances
 -- boot from the local disk only, so no instance boot ISO is needed and a
@@ -24,6 +29,7 @@
 local agent = require("agent")
 local bootmode = require("bootmode")
 local license = require("license")
+local deploy_iscsi = require("deploy_iscsi")
 local params_lib = require("params")
 local playbook = require("playbook")
 local power = require("power")
@@ -49,6 +55,7 @@ local function validate(ctx)
   elseif problem then
     run.fail("invalid_argument", "node " .. n.name .. ": " .. problem)
   end
+  if n.driver == "iscsi_ilo" then deploy_iscsi.validate(ctx) end
   ctx.boot_mode = bootmode.for_deploy(n)
   ctx.secure_boot = bootmode.secure_boot_requested(n)
   run.log("info", "deploying " .. tostring(n.instance_info.image_source), {
@@ -76,11 +83,14 @@ end
 local function wait_for_agent(ctx)
   local hb = agent.wait_heartbeat(nil, { timeout = util.config_number("conductor", "deploy_callback_timeout", 1800) })
   run.log("info", "agent is up", { agent_url = hb.agent_url, agent_version = hb.agent_version })
+  ctx.agent_url = hb.agent_url
   ctx.node:transition("resume")
 end
 
--- The agent downloads the image, checks its checksum and writes it to disk.
+-- The agent downloads the image, checks its checksum and writes it to disk
+-- (iscsi_ilo: the agent exports the disk and lightsout writes it).
 local function write_image(ctx)
+  if ctx.node.driver == "iscsi_ilo" then return deploy_iscsi.write_image(ctx) end
   local info = params_lib.image_info(ctx.node)
   agent.command(nil, "standby.prepare_image", {
     image_info = info, configdrive = ctx.node.instance_info.configdrive }, { wait = false })

@@ -77,6 +77,10 @@ type RamdiskOptions struct {
 	ISO        bool
 	Append     string
 	ISOOptions ISOOptions
+	// Tools are dynamically linked host executables (absolute paths) put
+	// in the initramfs at the same paths with the shared libraries ldd
+	// lists (e.g. TgtdTools for iscsi.start_iscsi_target).
+	Tools []string
 	// Force rebuilds even when the outputs match the inputs.
 	Force bool
 	// Progress, when set, is told each phase and its progress in bytes
@@ -119,6 +123,7 @@ type RamdiskInfo struct {
 	LightsoutVersion string   `json:"lightsout_version"`
 	InitSHA256       string   `json:"init_sha256"`
 	Modules          []string `json:"modules"`
+	Tools            []string `json:"tools,omitempty"` // host files copied in (Tools + their libraries)
 	Missing          []string `json:"missing_modules,omitempty"`
 	Builtin          []string `json:"builtin_modules,omitempty"`
 }
@@ -230,6 +235,17 @@ func BuildRamdisk(ctx context.Context, o RamdiskOptions) (*RamdiskResult, error)
 		fmt.Fprintf(h, "module %s %s\n", p, s)
 	}
 	fmt.Fprintf(h, "missing %q builtin %q\n", res.Missing, res.Builtin)
+	tools, err := resolveTools(ctx, o.Tools)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range tools {
+		s, err := fileSHA256(p)
+		if err != nil {
+			return nil, fmt.Errorf("ramdisk tool: %w", err)
+		}
+		fmt.Fprintf(h, "tool %s %s\n", p, s)
+	}
 	r.Key = hex.EncodeToString(h.Sum(nil))
 	isoKey := ""
 	if o.ISO {
@@ -248,6 +264,7 @@ func BuildRamdisk(ctx context.Context, o RamdiskOptions) (*RamdiskResult, error)
 		}
 		info := RamdiskInfo{KernelVersion: kt.Version, KernelSource: kt.Source, LightsoutVersion: binaryVersion(o.Binary),
 			InitSHA256: initSum, Modules: r.Modules, Missing: res.Missing, Builtin: res.Builtin}
+		info.Tools = tools
 		sum, err := writeInitramfs(ctx, &o, kt, res.Paths, info, r.Initramfs)
 		if err != nil {
 			return nil, err
@@ -333,6 +350,13 @@ func writeInitramfs(ctx context.Context, o *RamdiskOptions, kt *kernelTree, mods
 		name := "lib/modules/" + kt.Version + "/" + uncompressedPath(p)
 		entries = append(entries, bytesEntry(name, 0o644, ko))
 		load.WriteString("/" + name + "\n")
+	}
+	te, err := toolEntries(info.Tools)
+	if err != nil {
+		return "", err
+	}
+	if len(info.Tools) > 0 {
+		entries = append(entries, te...)
 	}
 	js, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {

@@ -18,6 +18,7 @@ func newImageRamdiskCmd() *cobra.Command {
 		addModules      []string
 		onlyModules     []string
 		noProg, asQuiet bool
+		withTgtd        string
 	)
 	cmd := &cobra.Command{
 		Use:   "ramdisk -o DIR [--iso] [--kernel PATH --modules DIR | --kernel-package NAME]",
@@ -33,7 +34,10 @@ The kernel is --kernel/--modules, else --kernel-package, else the running host's
 (/boot/vmlinuz-$(uname -r), /lib/modules/$(uname -r)), else linux-image-amd64
 fetched with apt-get download (never installed) into the cache dir.
 The build is reproducible (same inputs, same bytes; SOURCE_DATE_EPOCH sets the
-mtime) and skipped when DIR already holds the outputs of the same inputs.`,
+mtime) and skipped when DIR already holds the outputs of the same inputs.
+--with-tgtd (auto: when the host has /usr/sbin/tgtd and tgtadm, Debian's tgt)
+adds the userspace iSCSI target and its shared libraries for the iscsi_ilo
+driver's iscsi.start_iscsi_target.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.OutputDir == "" {
@@ -43,6 +47,17 @@ mtime) and skipped when DIR already holds the outputs of the same inputs.`,
 				o.Modules = onlyModules
 			} else if len(addModules) > 0 {
 				o.Modules = append(append([]string{}, image.DefaultRamdiskModules...), addModules...)
+			}
+			switch withTgtd {
+			case "yes", "true":
+				o.Tools = append(o.Tools, image.TgtdTools...)
+			case "auto":
+				if image.HostToolsPresent(image.TgtdTools) {
+					o.Tools = append(o.Tools, image.TgtdTools...)
+				}
+			case "no", "false":
+			default:
+				return usage("--with-tgtd must be auto, yes or no")
 			}
 			stderr := cmd.ErrOrStderr()
 			o.Warn = func(msg string) { fmt.Fprintln(stderr, "warning:", msg) }
@@ -76,6 +91,7 @@ mtime) and skipped when DIR already holds the outputs of the same inputs.`,
 	fl.StringVar(&o.Binary, "binary", "", "static binary to run as /init (default: this lightsout)")
 	fl.StringArrayVar(&addModules, "add-module", nil, "kernel module to add to the default list (repeatable)")
 	fl.StringArrayVar(&onlyModules, "only-module", nil, "kernel module to include instead of the default list (repeatable)")
+	fl.StringVar(&withTgtd, "with-tgtd", "auto", "include tgtd + tgtadm (iSCSI target for iscsi_ilo): auto (when installed), yes or no")
 	fl.BoolVar(&o.Force, "force", false, "rebuild even when the outputs match the inputs")
 	fl.BoolVar(&noProg, "no-progress", false, "no progress bar even on a terminal")
 	fl.BoolVarP(&asQuiet, "quiet", "q", false, "print nothing but warnings and errors")

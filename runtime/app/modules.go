@@ -6,6 +6,7 @@ import (
 	"github.com/lightsout/lightsout/bindings/ilo"
 	"github.com/lightsout/lightsout/bindings/image"
 	"github.com/lightsout/lightsout/bindings/ipmi"
+	"github.com/lightsout/lightsout/bindings/iscsi"
 	"github.com/lightsout/lightsout/bindings/pxe"
 	"github.com/lightsout/lightsout/bindings/swift"
 	"github.com/lightsout/lightsout/bindings/vmedia"
@@ -28,6 +29,7 @@ func (a *App) defaultModules(ctx context.Context) ([]module.Module, error) {
 		image.NewModule(),
 		ipmi.NewModule(),
 		pxe.NewModule(),
+		iscsi.NewModule(),
 		swift.NewModule(),
 		vm,
 		a.agent,

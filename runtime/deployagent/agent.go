@@ -3,8 +3,9 @@
 // the callback API (runtime/agentapi) it speaks IPA's protocol (lookup,
 // heartbeat with the agent token, /v1/commands); it inventories the
 // machine, cleans disks, streams images (raw and qcow2, checksummed while
-// written) to the root device picked by Ironic's root device hints, and
-// powers the machine off.
+// written) to the root device picked by Ironic's root device hints, or
+// exports that device over iSCSI for the iscsi_ilo driver
+// (iscsi.start_iscsi_target: tgtd, package tgt), and powers the machine off.
 //
 // Progress of an image write goes out in heartbeats as the
 // `deploy_progress` extension and on the console as LIGHTSOUT-AGENT-WRITE
@@ -28,6 +29,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lightsout/lightsout/runtime/deployagent/tgt"
 )
 
 // Version is the agent version reported as agent_version.
@@ -51,6 +54,9 @@ type Config struct {
 	Root string
 	// ListenAddr is the agent API address (default ":<ListenPort>").
 	ListenAddr string
+	// ISCSIAddr is the address iscsi.start_iscsi_target's tgtd listens on
+	// (default "0.0.0.0"; tests use 127.0.0.1).
+	ISCSIAddr string
 	// AdvertiseURL overrides the callback_url sent in heartbeats.
 	AdvertiseURL string
 	// MACs are the lookup addresses (default: the NICs in the inventory,
@@ -114,6 +120,7 @@ type Agent struct {
 	cmds          []*command
 	partUUIDs     map[string]any
 	rootDisk      *Disk
+	target        *tgt.Target // iscsi.start_iscsi_target's tgtd
 	advertised    string
 	up            chan struct{}
 }
@@ -251,6 +258,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	<-a.ctx.Done()
 	a.wg.Wait()
+	a.stopISCSITarget()
 	return nil
 }
 
@@ -260,6 +268,7 @@ func (a *Agent) Stop() {
 		a.cancel()
 	}
 	a.wg.Wait()
+	a.stopISCSITarget()
 }
 
 // Addr is the agent API's listening address.

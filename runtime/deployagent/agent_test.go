@@ -105,6 +105,7 @@ func start(t *testing.T, ctx context.Context, diskSize int64) *env {
 		Params:            deployagent.Params{APIURLs: []string{e.api.URL()}, Token: token, AdvertiseHost: "127.0.0.1"},
 		Root:              t.TempDir(),
 		ListenAddr:        "127.0.0.1:0",
+		ISCSIAddr:         "127.0.0.1",
 		MACs:              []string{nodeMAC},
 		Disks:             func() ([]deployagent.Disk, error) { return disks, nil },
 		HeartbeatInterval: time.Minute, // progress and command ends force heartbeats

@@ -113,6 +113,7 @@ func (a *Agent) commands() map[string]commandSpec {
 		"standby.sync":                {run: a.syncCmd},
 		"standby.get_partition_uuids": {run: a.getPartitionUUIDs},
 		"image.install_bootloader":    {async: true, run: a.installBootloader},
+		"iscsi.start_iscsi_target":    {run: a.startISCSITarget},
 		"clean.get_clean_steps":       {run: a.getCleanSteps},
 		"clean.execute_clean_step":    {async: true, run: a.executeCleanStep},
 		"deploy.get_deploy_steps":     {run: a.getDeploySteps},
@@ -142,6 +143,9 @@ func (a *Agent) execute(name string, params map[string]any) (*command, int, stri
 		if err := spec.validate(params); err != nil {
 			return nil, http.StatusBadRequest, "Invalid command parameters: " + err.Error()
 		}
+	}
+	if name != "iscsi.start_iscsi_target" {
+		a.stopISCSITarget() // the deploy moved on (power off, another command): nothing stays exported
 	}
 	a.mu.Lock()
 	if n := len(a.cmds); n > 0 {

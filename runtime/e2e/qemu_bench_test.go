@@ -34,7 +34,7 @@ import (
 func BenchmarkQemuDeploy(b *testing.B) {
 	requireQemuE2E(b)
 	testenv.RequireTools(b, "sgdisk")
-	size := envInt("LIGHTSOUT_BENCH_IMAGE_MB", 1024) << 20
+	size := int64(envInt("LIGHTSOUT_BENCH_IMAGE_MB", 1024)) << 20
 	im := testInstanceImage(b)
 	// images, ramdisk and fleets in one directory: scripts may read the directory above a fleet's
 	fleets := b.TempDir()
@@ -159,7 +159,7 @@ func hostConvertRate(b *testing.B, src, format string) float64 {
 	}
 	virtual := fi.Size()
 	if format == "qcow2" {
-		virtual = envInt("LIGHTSOUT_BENCH_IMAGE_MB", 1024) << 20
+		virtual = int64(envInt("LIGHTSOUT_BENCH_IMAGE_MB", 1024)) << 20
 	}
 	start := time.Now()
 	if out, err := exec.Command("qemu-img", "convert", "-t", "writeback", "-f", format, "-O", "qcow2", src, dst).CombinedOutput(); err != nil {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -313,12 +312,6 @@ func stepSpan(evs []store.Event, from, to string) time.Duration {
 }
 
 // envInt reads a positive integer from the environment (benchmarks' sizes).
-func envInt(name string, def int64) int64 {
-	if v, err := strconv.ParseInt(os.Getenv(name), 10, 64); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
 
 // stepStart is when step name first started (zero when it did not).
 func stepStart(evs []store.Event, name string) time.Time {

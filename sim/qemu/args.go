@@ -19,6 +19,7 @@ type machine struct {
 	Disk       string // qcow2
 	MAC        string // "" lets qemu pick
 	Port       int    // host port forwarded to the guest's GuestAgentPort
+	ISCSIPort  int    // host port forwarded to the guest's GuestISCSIPort (0: none)
 	Memory     int    // MiB
 	CPUs       int
 	Accel      string // kvm | tcg
@@ -131,8 +132,11 @@ func (m machine) args() []string {
 	} else {
 		dev += ",romfile="
 	}
-	add("-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:%d", m.Port, GuestAgentPort),
-		"-device", dev)
+	netdev := fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:%d", m.Port, GuestAgentPort)
+	if m.ISCSIPort > 0 {
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", m.ISCSIPort, GuestISCSIPort)
+	}
+	add("-netdev", netdev, "-device", dev)
 	return a
 }
 

@@ -27,7 +27,7 @@ func TestMachineArgs(t *testing.T) {
 				"-device ahci,id=sata -device ide-hd,bus=sata.0,drive=hd0,bootindex=2", "if=floppy,index=0",
 				"e1000,netdev=net0,mac=aa:bb:cc:dd:ee:ff,romfile=", "hostfwd=tcp:127.0.0.1:40000-:9999", "-no-reboot",
 				"-qmp unix:/s/q.qmp,server=on,wait=off", "format=qcow2"},
-			[]string{"pflash", "q35", "virtio", "usb-storage"}},
+			[]string{"pflash", "q35", "virtio", "usb-storage", ":3260"}},
 		{"gen10 UEFI HDD boot", func(m *machine) {
 			m.Generation, m.BootDevice, m.UEFI, m.Code, m.Vars = "gen10", "HDD", true, "/fw/CODE.fd", "/v/VARS.fd"
 		},
@@ -41,6 +41,9 @@ func TestMachineArgs(t *testing.T) {
 			[]string{"-machine q35,smm=on", "driver=cfi.pflash01,property=secure,value=on", "-accel kvm -cpu host",
 				"mac=aa:bb:cc:dd:ee:ff,bootindex=1", "virtio-blk-pci,drive=hd0,bootindex=2"},
 			[]string{"romfile="}},
+		{"iscsi forward", func(m *machine) { m.Generation, m.BootDevice, m.ISCSIPort = "gen10", "CDROM", 40001 },
+			[]string{"hostfwd=tcp:127.0.0.1:40000-:9999,hostfwd=tcp:127.0.0.1:40001-:3260"},
+			nil},
 		{"no media", func(m *machine) { m.Generation, m.BootDevice, m.CDROM, m.Floppy = "gen9", "CDROM", "", "" },
 			[]string{"ide-hd,bus=sata.0,drive=hd0,bootindex=2"},
 			[]string{"vcd", "vfd", "floppy"}},

@@ -49,6 +49,11 @@ import (
 // port the Ironic agent (and lightsout's agent) listens on.
 const GuestAgentPort = 9999
 
+// GuestISCSIPort is the guest port of the deploy ramdisk's iSCSI target
+// (iscsi.start_iscsi_target's default portal_port), forwarded from a
+// second host port so the iscsi_ilo driver writes through it.
+const GuestISCSIPort = 3260
+
 // Options configure a [Backend].
 type Options struct {
 	// Dir holds per-server state: Dir/<server>/disk.qcow2, the UEFI
@@ -281,8 +286,13 @@ func (b *Backend) DriverInfo(server string) map[string]string {
 		b.log.Error("qemu: agent port", "server", server, "err", err)
 		return nil
 	}
-	return map[string]string{"kernel_append_params": fmt.Sprintf(
+	di := map[string]string{"kernel_append_params": fmt.Sprintf(
 		"nofb nomodeset vga=normal console=ttyS0 ipa-advertise-host=127.0.0.1 ipa-advertise-port=%d", port)}
+	if ip, err := b.allocPort(server + iscsiSuffix); err == nil {
+		// iscsi_ilo: the conductor reaches the ramdisk's target through the forward
+		di["iscsi_portal"] = fmt.Sprintf("127.0.0.1:%d", ip)
+	}
+	return di
 }
 
 // AgentPort is the host port (on 127.0.0.1) forwarded to the server's
@@ -316,7 +326,13 @@ func (b *Backend) loadPorts() error {
 	return nil
 }
 
-func (b *Backend) agentPort(server string) (int, error) {
+// iscsiSuffix keys a server's iSCSI forward in ports.json.
+const iscsiSuffix = "#iscsi"
+
+func (b *Backend) agentPort(server string) (int, error) { return b.allocPort(server) }
+
+// allocPort returns the host port kept under key in ports.json, allocating it once.
+func (b *Backend) allocPort(server string) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if p, ok := b.ports[server]; ok {

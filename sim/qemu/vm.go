@@ -184,6 +184,9 @@ func (b *Backend) run(ctx context.Context, n *node, ev sim.BootEvent) (string, e
 	if m.Port, err = b.agentPort(ev.Server); err != nil {
 		return "", err
 	}
+	if m.ISCSIPort, err = b.allocPort(ev.Server + iscsiSuffix); err != nil {
+		return "", err
+	}
 	os.Remove(m.QMP)
 	args := m.args()
 	return b.exec(ctx, n, ev, args, m.QMP)

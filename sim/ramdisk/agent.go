@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lightsout/lightsout/runtime/deployagent/tgt"
 )
 
 // AgentVersion is the IPA version the emulated agent reports.
@@ -84,6 +86,7 @@ type Agent struct {
 	cmds          []*command
 	force         chan struct{} // heartbeat now (after an async command ends)
 	lastErr       string
+	target        *tgt.Target // the iSCSI target (iscsi.start_iscsi_target)
 }
 
 // StartAgent starts an agent listening on 127.0.0.1 (a free port) that
@@ -186,6 +189,7 @@ func (a *Agent) Stop() {
 
 func (a *Agent) shutdown() {
 	a.cancel()
+	a.stopISCSITarget()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = a.srv.Shutdown(ctx)

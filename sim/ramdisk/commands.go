@@ -89,6 +89,7 @@ func (a *Agent) commands() map[string]commandSpec {
 		"clean.execute_clean_step":    {async: true, run: a.executeCleanStep},
 		"deploy.get_deploy_steps":     {run: a.getDeploySteps},
 		"deploy.execute_deploy_step":  {async: true, run: a.executeDeployStep},
+		"iscsi.start_iscsi_target":    {run: a.startISCSITarget},
 	}
 }
 
@@ -112,6 +113,9 @@ func (a *Agent) execute(name string, params map[string]any) (*command, int, stri
 		if err := spec.validate(params); err != nil {
 			return nil, http.StatusBadRequest, "Invalid command parameters: " + err.Error()
 		}
+	}
+	if name != "iscsi.start_iscsi_target" {
+		a.stopISCSITarget() // the deploy moved on: nothing stays exported
 	}
 	a.mu.Lock()
 	if n := len(a.cmds); n > 0 {

@@ -57,6 +57,9 @@ type Failures struct {
 	// FailCommands lists commands that fail ("standby.prepare_image" or
 	// the short "prepare_image").
 	FailCommands []string
+	// WrongCHAPSecret: iscsi.start_iscsi_target binds another CHAP secret
+	// than the one it was given (the conductor's login is refused).
+	WrongCHAPSecret bool
 }
 
 // Options configure a Ramdisk.

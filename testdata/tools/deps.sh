@@ -31,6 +31,9 @@ PKGS=(
   # bindings/pxe: real TFTP clients and server (benchmark peer), dnsmasq to
   # load the DHCP snippets, the boot loaders copied into tftp_root
   tftp-hpa tftpd-hpa dnsmasq pxelinux ipxe grub-efi-amd64-signed shim-signed
+  # bindings/iscsi + iscsi_ilo: tgtd (target in the ramdisk and the emulated
+  # ramdisk), qemu-img iscsi:// (libiscsi) as the writer, iscsi-inq for checks
+  tgt qemu-block-extra libiscsi-bin
 )
 missing=()
 for p in "${PKGS[@]}"; do
