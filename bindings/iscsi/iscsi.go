@@ -334,6 +334,14 @@ func secretFile(t Target, o Options) (string, func(), error) {
 // classify turns a failed qemu-img run against the target into an *Error.
 func (t Target) classify(ctx context.Context, stderr string, err error, started bool) error {
 	msg := firstLine(stderr, err)
+	// libiscsi may print reconnect notices before the line that says why
+	// it gave up: the reason decides, wherever it is
+	for _, key := range []string{"Authentication failure", "Target not found", "Cannot grow", "smaller than input"} {
+		if l := lineWith(stderr, key); l != "" {
+			msg = l
+			break
+		}
+	}
 	if t.CHAPSecret != "" {
 		msg = strings.ReplaceAll(msg, t.CHAPSecret, "******")
 	}
@@ -363,6 +371,17 @@ func (t Target) classify(ctx context.Context, stderr string, err error, started 
 		e.Kind, e.Msg = KindLost, "writing to iSCSI target "+t.String()+" failed: "+msg
 	}
 	return e
+}
+
+// lineWith is the first line of stderr holding key (trimmed, without the
+// "qemu-img:" prefix), or "".
+func lineWith(stderr, key string) string {
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, key) {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "qemu-img:"))
+		}
+	}
+	return ""
 }
 
 func firstLine(stderr string, err error) string {

@@ -81,7 +81,7 @@ func (t Tree) Resolve(name string) (string, error) {
 	n = strings.TrimLeft(n, "/")
 	for _, part := range strings.Split(n, "/") {
 		if part == ".." {
-			return "", fmt.Errorf("%w: %q climbs out with ..", ErrRefused, name)
+			return "", fmt.Errorf("%w: %q climbs out with \"..\"", ErrRefused, name)
 		}
 	}
 	n = path.Clean(n)

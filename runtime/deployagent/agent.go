@@ -118,7 +118,6 @@ type Agent struct {
 	heartbeats    int
 	lastErr       string
 	cmds          []*command
-	partUUIDs     map[string]any
 	rootDisk      *Disk
 	target        *tgt.Target // iscsi.start_iscsi_target's tgtd
 	advertised    string

@@ -88,7 +88,7 @@ func nvmeSecureFormat(path string) error {
 	}
 	cmd := nvmeAdminCmd{Opcode: nvmeOpFormatNVM, NSID: plan.NSID, Cdw10: plan.cdw10(), TimeoutMs: 3_600_000}
 	if err := nvmeAdmin(f, &cmd); err != nil {
-		return fmt.Errorf("Format NVM (secure erase setting %d): %w", plan.SES, err)
+		return fmt.Errorf("nvme Format NVM (secure erase setting %d): %w", plan.SES, err)
 	}
 	rereadPartitions(f)
 	return nil

@@ -34,9 +34,11 @@ func freeTCPPort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// portalClosed waits (bounded) until nothing accepts on 127.0.0.1:port.
+// portalClosed waits (bounded) until nothing accepts on 127.0.0.1:port:
+// the emulated ramdisk stops its target when the server powers off, which
+// a loaded machine may take a while to get to.
 func portalClosed(port int) bool {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
 		if err != nil {

@@ -626,7 +626,10 @@ func (c *converter) inflate(off int64, wt *want, in []byte) error {
 	}
 	out := make([]byte, c.h.ClusterSize)
 	size := int64(c.h.Size)
-	for _, g := range wt.guest {
+	// shared compressed clusters: inflated once for the first disk offset,
+	// copied to the others
+	if len(wt.guest) > 0 {
+		g := wt.guest[0]
 		want := min(c.h.ClusterSize, size-g)
 		if _, err := io.ReadFull(c.inflater, out[:want]); err != nil {
 			return fmt.Errorf("qcow2 compressed cluster at %#x for disk offset %d: %v (corrupt image)", off, g, err)
@@ -634,9 +637,8 @@ func (c *converter) inflate(off int64, wt *want, in []byte) error {
 		if err := c.write(out[:want], g); err != nil {
 			return err
 		}
-		break // shared compressed clusters: written once, copied below
 	}
-	for _, g := range wt.guest[1:] {
+	for _, g := range wt.guest[min(1, len(wt.guest)):] {
 		if err := c.write(out[:min(c.h.ClusterSize, size-g)], g); err != nil {
 			return err
 		}
