@@ -30,6 +30,7 @@ local agent = require("agent")
 local bootmode = require("bootmode")
 local license = require("license")
 local deploy_iscsi = require("deploy_iscsi")
+local deploy_pxe = require("deploy_pxe")
 local params_lib = require("params")
 local playbook = require("playbook")
 local power = require("power")
@@ -42,7 +43,8 @@ local M = {}
 local function validate(ctx)
   local n = ctx.node
   local di, cond = n.driver_info, config.conductor or {}
-  if not (di.ilo_deploy_iso or di.deploy_iso or (di.deploy_kernel and di.deploy_ramdisk)
+  local pxe_ilo = n.driver == "pxe_ilo"
+  if not pxe_ilo and not (di.ilo_deploy_iso or di.deploy_iso or (di.deploy_kernel and di.deploy_ramdisk)
       or (cond.deploy_kernel ~= "" and cond.deploy_ramdisk ~= "")) then
     run.fail("invalid_argument", "node " .. n.name .. " has no deploy ramdisk: set driver_info.ilo_deploy_iso,"
       .. " or deploy_kernel and deploy_ramdisk")
@@ -57,6 +59,7 @@ local function validate(ctx)
   end
   if n.driver == "iscsi_ilo" then deploy_iscsi.validate(ctx) end
   ctx.boot_mode = bootmode.for_deploy(n)
+  if pxe_ilo then deploy_pxe.validate(ctx) end
   ctx.secure_boot = bootmode.secure_boot_requested(n)
   run.log("info", "deploying " .. tostring(n.instance_info.image_source), {
     boot_mode = ctx.boot_mode or "preserve current", secure_boot = ctx.secure_boot })
@@ -74,9 +77,14 @@ local function prepare_node(ctx)
   ctx.boot_mode = bootmode.prepare_node_for_deploy(ctx.bmc, ctx.node)
 end
 
--- Floppy with the ramdisk parameters, deploy ISO as CDROM, one-time CDROM, power on.
+-- Floppy with the ramdisk parameters, deploy ISO as CDROM, one-time CDROM, power on
+-- (pxe_ilo: PXE config with the parameters, one-time NETWORK, power on).
 local function boot_ramdisk(ctx)
-  playbook.boot_ramdisk(ctx, params_lib.ramdisk(ctx.node))
+  if ctx.node.driver == "pxe_ilo" then
+    deploy_pxe.boot_ramdisk(ctx)
+  else
+    playbook.boot_ramdisk(ctx, params_lib.ramdisk(ctx.node))
+  end
   ctx.node:transition("wait")
 end
 
@@ -105,8 +113,10 @@ local function write_image(ctx)
   end
 end
 
--- Boot from disk from now on, in the deploy boot mode, with secure boot when asked.
+-- Boot from disk from now on, in the deploy boot mode, with secure boot when asked
+-- (pxe_ilo: the PXE config and its links go first).
 local function configure_boot(ctx)
+  if ctx.node.driver == "pxe_ilo" then deploy_pxe.switch_to_local(ctx) end
   ctx.bmc:update_persistent_boot({ "HDD" })
   ctx.boot_mode = bootmode.update(ctx.bmc, ctx.node)
   bootmode.configure_secure_boot(ctx.bmc, ctx.node)
@@ -118,6 +128,7 @@ local function power_off_ramdisk(ctx)
 end
 
 local function clean_up_media(ctx)
+  if ctx.node.driver == "pxe_ilo" then return deploy_pxe.clean(ctx) end -- no virtual media to eject
   local res = vmedia.cleanup(ctx.node, ctx.bmc)
   for loc, err in pairs(res.errors or {}) do run.log("warn", "could not delete " .. loc .. ": " .. err) end
 end
@@ -155,7 +166,10 @@ end
 function M.run()
   local ctx = playbook.context()
   playbook.run(ctx, M.phases, { what = "deploy", start = "start", states = { deploying = true, ["wait call-back"] = true },
-    on_fail = function(c) bootmode.restore_secure_boot(c.bmc, c.node) end })
+    on_fail = function(c)
+      if c.node.driver == "pxe_ilo" then deploy_pxe.clean(c) end
+      bootmode.restore_secure_boot(c.bmc, c.node)
+    end })
 end
 
 if ... == nil then M.run() end -- run as a playbook, not required

@@ -30,6 +30,7 @@ end
 
 local function clean_up_media(ctx)
   agent.forget()
+  if ctx.node.driver == "pxe_ilo" then return require("deploy_pxe").clean(ctx) end -- PXE files, no virtual media
   vmedia.cleanup(ctx.node, ctx.bmc)
 end
 

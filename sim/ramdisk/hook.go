@@ -28,5 +28,12 @@ func (r *Ramdisk) Hook() sim.BootHook {
 // Call it before the first boot.
 func (r *Ramdisk) UseSim(s *sim.Sim) {
 	r.SetPowerOff(func(_ context.Context, server string) error { return s.PowerOff(server) })
+	r.mu.Lock()
+	r.console = func(server, line string) {
+		if srv, ok := s.ServerByName(server); ok {
+			srv.ConsoleWrite([]byte(line + "\r\n"))
+		}
+	}
+	r.mu.Unlock()
 	r.log = slog.New(&consoleHandler{next: r.log.Handler(), s: s})
 }

@@ -13,6 +13,11 @@
 // clean.get_clean_steps, clean.execute_clean_step (erase_devices zeroes the
 // disk), deploy.get_deploy_steps and deploy.execute_deploy_step.
 //
+// A network (PXE) boot fetches the server's MAC-named PXE config from
+// Options.PXEServer, then the kernel and ramdisk it names, and reads the
+// kernel command line from the config (pxe.go); without a config it prints
+// the PXE ROM's failure on the console and does not boot.
+//
 // Failures (checksum mismatch, 404 on download, no heartbeat, failing
 // commands) are injected per server with [Ramdisk.SetFailures].
 package ramdisk
@@ -77,6 +82,11 @@ type Options struct {
 	PowerOff func(ctx context.Context, server string) error
 	// QemuImg is the qemu-img command (default "qemu-img").
 	QemuImg string
+	// PXEServer is the base URL of the HTTP boot server serving [pxe]
+	// tftp_root (pxe.HTTPHandler) that a network boot fetches the
+	// server's PXE config, kernel and ramdisk from; "" fails every
+	// network boot as a PXE ROM without a boot server does.
+	PXEServer string
 	// Failures applied to servers without SetFailures.
 	Failures Failures
 	// Logger (default: discard).
@@ -93,6 +103,7 @@ type Ramdisk struct {
 	failures map[string]Failures
 	agents   map[string]*Agent
 	powerOff func(ctx context.Context, server string) error
+	console  func(server, line string)
 }
 
 // New returns a Ramdisk.
@@ -145,17 +156,18 @@ func (r *Ramdisk) Agent(server string) *Agent {
 var ErrNotRamdisk = errors.New("not an agent ramdisk boot")
 
 // Boot emulates the server booting: for a CDROM boot with virtual media it
-// reads the ISO's kernel command line and the floppy's parameters and, when
+// reads the ISO's kernel command line and the floppy's parameters (for a
+// NETWORK boot, the PXE config's; see Options.PXEServer) and, when
 // they carry ipa-api-url, runs the agent until ctx ends (the sim cancels it
 // at power off or reset) or the agent powers the server off. Boot blocks
 // while the agent runs; it returns ErrNotRamdisk (wrapped) at once for any
 // other boot, and media errors as they happen.
 func (r *Ramdisk) Boot(ctx context.Context, ev BootEvent) error {
-	if !strings.EqualFold(ev.BootDevice, "CDROM") {
+	network := isNetworkBoot(ev.BootDevice)
+	if !network && !strings.EqualFold(ev.BootDevice, "CDROM") {
 		return fmt.Errorf("%s boots from %s: %w", ev.Server, ev.BootDevice, ErrNotRamdisk)
 	}
-	isoURL := ev.Media["CDROM"]
-	if isoURL == "" {
+	if isoURL := ev.Media["CDROM"]; !network && isoURL == "" {
 		return fmt.Errorf("%s boots from CDROM without virtual media: %w", ev.Server, ErrNotRamdisk)
 	}
 	dir, err := os.MkdirTemp(r.opts.WorkDir, "ramdisk-"+safeName(ev.Server)+"-")
@@ -163,7 +175,12 @@ func (r *Ramdisk) Boot(ctx context.Context, ev BootEvent) error {
 		return fmt.Errorf("ramdisk %s: %w", ev.Server, err)
 	}
 	defer os.RemoveAll(dir)
-	params, err := r.readParams(ctx, dir, ev)
+	var params map[string]string
+	if network {
+		params, err = r.pxeParams(ctx, dir, ev)
+	} else {
+		params, err = r.readParams(ctx, dir, ev)
+	}
 	if err != nil {
 		return fmt.Errorf("ramdisk %s: %w", ev.Server, err)
 	}

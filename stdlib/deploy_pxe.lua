@@ -1,0 +1,81 @@
+-- deploy_pxe: the pxe_ilo phases of deploy.lua (ironic-ilo-behaviour §5.3,
+-- with the agent deploy of §5.2/§5.4). No virtual media is touched, so an
+-- iLO 4 without the Advanced licence can deploy:
+--
+--   1. validate: the node has ports (their MACs name the PXE config) and a
+--      deploy kernel + ramdisk (driver_info deploy_kernel/deploy_ramdisk,
+--      else [conductor] deploy_kernel/deploy_ramdisk);
+--   2. boot ramdisk: pxe.prepare writes the node's PXE config, MAC links and
+--      dnsmasq snippet with the agent's kernel parameters (ipa-api-url,
+--      ipa-agent-token, BOOTIF, as agent_ilo passes them on its ISO); the
+--      iLO boots NETWORK once, and the node powers on;
+--   3. the agent deploys exactly as for agent_ilo (deploy.lua's phases);
+--   4. switch to local boot: pxe.switch(node, "local") removes the config
+--      and its links; deploy.lua sets the persistent HDD boot.
+--
+-- pxe.clean runs at teardown and on every failure path (deploy.lua's
+-- on_fail), so no PXE file of the node is left behind.
+local params_lib = require("params")
+
+local M = {}
+
+local function set(v) return v ~= nil and v ~= "" end
+
+-- The deploy kernel and ramdisk references: driver_info, else [conductor]
+-- (taken together from one place, as Ironic).
+local function deploy_images(n)
+  local di, cond = n.driver_info, config.conductor or {}
+  if set(di.deploy_kernel) and set(di.deploy_ramdisk) then return di.deploy_kernel, di.deploy_ramdisk end
+  if set(cond.deploy_kernel) and set(cond.deploy_ramdisk) then return cond.deploy_kernel, cond.deploy_ramdisk end
+  return nil
+end
+
+--- Checks what pxe_ilo needs before the node changes (§5.3 validate).
+function M.validate(ctx)
+  local n = ctx.node
+  if not n.ports[1] then
+    run.fail("invalid_argument", "node " .. n.name .. " has no ports: pxe_ilo names the PXE config after the"
+      .. " port MACs; add the PXE NIC's MAC (`lightsout port create " .. n.name .. " MAC`) or inspect the node")
+  end
+  if not deploy_images(n) then
+    run.fail("invalid_argument", "Cannot validate PXE bootloader. Some parameters were missing in node's driver_info."
+      .. " Missing are: [deploy_kernel, deploy_ramdisk] (set them on node " .. n.name .. " or in [conductor])")
+  end
+  if ctx.boot_mode == "uefi" and n.instance_info.image_type ~= "partition"
+      and (n.instance_info.capabilities or {}).boot_option == "netboot" then
+    run.fail("invalid_argument", "Conflict: Whole disk image being used for deploy, but cannot be used with node "
+      .. n.uuid .. " configured to use UEFI boot with netboot option")
+  end
+end
+
+--- Writes the PXE files for the deploy ramdisk, boots NETWORK once, powers on.
+function M.boot_ramdisk(ctx)
+  local n = ctx.node
+  local pxe, vmedia, power = require("pxe"), require("vmedia"), require("power")
+  local kernel, ramdisk = deploy_images(n)
+  local dir = "deploy-pxe/" -- inside the run's work directory; pxe.prepare links them into its cache
+  kernel = vmedia.fetch(kernel, dir .. n.uuid .. ".kernel")
+  ramdisk = vmedia.fetch(ramdisk, dir .. n.uuid .. ".initramfs")
+  local macs = {}
+  for _, p in ipairs(n.ports) do macs[#macs + 1] = p.address end
+  local params = params_lib.ramdisk(n, { boot_method = "pxe" })
+  local res = pxe.prepare(nil, { kernel = kernel, ramdisk = ramdisk, macs = macs,
+    boot_mode = ctx.boot_mode == "uefi" and "uefi" or "bios", params = params })
+  run.log("info", "PXE config written", { config = res.config, bootfile = res.bootfile })
+  ctx.bmc:set_one_time_boot("NETWORK")
+  power.reboot(ctx.bmc)
+end
+
+--- After the image is written: remove the config and links (local boot).
+function M.switch_to_local(_)
+  require("pxe").switch(nil, "local")
+end
+
+--- Removes every PXE file of the node; logs (never raises) so a failure
+--- path or teardown goes on.
+function M.clean(_)
+  local ok, err = pcall(require("pxe").clean)
+  if not ok then run.log("warn", "could not remove the PXE files: " .. require("playbook").message(err)) end
+end
+
+return M
