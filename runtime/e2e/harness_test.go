@@ -40,6 +40,26 @@ type fleet struct {
 	tokens   []string            // ipa-agent-token of every ramdisk boot, read off its floppy
 	floppies [][]byte            // the published floppies servers booted with (raw bytes)
 	cmdlines map[string][]string // with fleetOptions.cmdlines: each server's boot ISO kernel command lines
+	boots    []sim.BootEvent     // every boot of every server, in order
+}
+
+func (f *fleet) recordBoot(ev sim.BootEvent) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.boots = append(f.boots, ev)
+}
+
+// bootsOf returns the boots of server so far.
+func (f *fleet) bootsOf(server string) []sim.BootEvent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []sim.BootEvent
+	for _, ev := range f.boots {
+		if ev.Server == server {
+			out = append(out, ev)
+		}
+	}
+	return out
 }
 
 // bootCmdlines returns the kernel command lines of the ISOs server booted
@@ -127,6 +147,9 @@ type fleetOptions struct {
 	password string
 	// cmdlines records the kernel command line of every boot ISO (bootCmdlines).
 	cmdlines bool
+	// pxeServer is the HTTP boot server the emulated ramdisk's network
+	// boots fetch from (ramdisk.Options.PXEServer).
+	pxeServer string
 }
 
 func newFleet(t testing.TB, o fleetOptions) *fleet {
@@ -137,12 +160,13 @@ func newFleet(t testing.TB, o fleetOptions) *fleet {
 	}
 	iso := buildDeployISO(t, dir)
 	rd := ramdisk.New(ramdisk.Options{HeartbeatInterval: time.Second, LookupInterval: 20 * time.Millisecond,
-		WorkDir: dir, Logger: slog.New(slog.DiscardHandler)})
+		WorkDir: dir, PXEServer: o.pxeServer, Logger: slog.New(slog.DiscardHandler)})
 	f := &fleet{rd: rd, deployISO: iso, dir: dir, cmdlines: map[string][]string{}}
 	s, err := sim.New(sim.Options{Nodes: o.nodes, Dir: dir, DiskSize: o.diskSize, DeployISO: iso, Password: o.password,
 		Hardware: o.hardware, Logger: slog.New(slog.DiscardHandler),
 		BootHook: func(ctx context.Context, ev sim.BootEvent) {
 			f.recordToken(ev)
+			f.recordBoot(ev)
 			if o.cmdlines {
 				f.recordCmdline(ev)
 			}

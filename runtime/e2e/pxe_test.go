@@ -1,0 +1,217 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lightsout/lightsout/bindings/pxe"
+	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/states"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/ramdisk"
+)
+
+// pxeEnv is a one-Gen8 fleet with iLO Standard whose emulated ramdisk
+// PXE-boots from an HTTP boot server over tftpRoot, and an App whose
+// [pxe] tftp_root is tftpRoot; gen8-0 is an available pxe_ilo node.
+type pxeEnv struct {
+	*env
+	f        *fleet
+	tftpRoot string
+}
+
+const pxeNode = "gen8-0"
+
+func newPXEEnv(t *testing.T) *pxeEnv {
+	t.Helper()
+	root := t.TempDir()
+	hs := httptest.NewServer(pxe.HTTPHandler(pxe.Tree{Root: root}, nil))
+	t.Cleanup(hs.Close)
+	f := newFleet(t, fleetOptions{nodes: gens(1), pxeServer: hs.URL,
+		hardware: func(name string, g sim.Generation, idx int, hw *sim.Hardware) { hw.License = "iLO Standard" }})
+	kdir := t.TempDir()
+	for _, n := range []string{"vmlinuz", "initrd"} {
+		if err := os.WriteFile(filepath.Join(kdir, n), bytes.Repeat([]byte(n), 512), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := open(t, f, "[pxe]\ntftp_root = "+root+"\n[conductor]\nclean_nodes = false\n") // cleaning over PXE is not written yet
+	e.importFleet()
+	e.makeAvailable(pxeNode)
+	if _, err := e.app.UpdateNode(context.Background(), pxeNode, app.NodeChange{Driver: "pxe_ilo",
+		DriverInfo: map[string]any{"deploy_kernel": filepath.Join(kdir, "vmlinuz"), "deploy_ramdisk": filepath.Join(kdir, "initrd")}}); err != nil {
+		t.Fatal(err)
+	}
+	return &pxeEnv{env: e, f: f, tftpRoot: root}
+}
+
+// pxeFiles lists the configs, links and node files left under tftp_root
+// (the shared boot loaders, pxe.SharedFiles, stay).
+func (p *pxeEnv) pxeFiles(t *testing.T) []string {
+	t.Helper()
+	var left []string
+	err := filepath.WalkDir(p.tftpRoot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(p.tftpRoot, path)
+			if !slices.Contains(pxe.SharedFiles, filepath.ToSlash(rel)) {
+				left = append(left, rel)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return left
+}
+
+func (p *pxeEnv) noVirtualMedia(t *testing.T, res string) {
+	t.Helper()
+	boots := p.f.bootsOf(pxeNode)
+	if len(boots) == 0 {
+		t.Fatal("the server never booted")
+	}
+	for i, ev := range boots {
+		if len(ev.Media) > 0 {
+			t.Errorf("boot %d had virtual media attached: %v", i, ev.Media)
+		}
+	}
+	for _, call := range []string{"insert_virtual_media", "setup_for_boot", "set_vm_status"} {
+		if strings.Contains(res, call) {
+			t.Errorf("the run called %s:\n%s", call, res)
+		}
+	}
+}
+
+// A pxe_ilo whole-disk deploy to a Gen8 with only iLO Standard: the ramdisk
+// boots over PXE (one-time NETWORK), the agent writes the image, the disk
+// equals it, no virtual media is touched, no PXE file is left, and the
+// node boots its disk.
+func TestPXEDeploy(t *testing.T) {
+	p := newPXEEnv(t)
+	img, data := testImage(t, t.TempDir(), 1<<20)
+	if _, err := p.app.PrepareDeploy(context.Background(), pxeNode, app.DeployOptions{ImageSource: img,
+		ImageChecksum: "sha256:" + sha256hex(data)}); err != nil {
+		t.Fatal(err)
+	}
+	writeJunk(t, p.f.server(t, pxeNode).DiskPath())
+	res := p.runs(app.ScriptDeploy, []string{pxeNode}, nil)[pxeNode]
+	tl := p.timeline(res.RunID)
+	if !res.Succeeded() {
+		t.Fatalf("deploy: %s\n%s", res.Error, tl)
+	}
+	n := p.node(pxeNode)
+	if n.ProvisionState != states.Active || n.PowerState != "power on" {
+		t.Fatalf("state %q power %q", n.ProvisionState, n.PowerState)
+	}
+	disk, err := os.ReadFile(p.f.server(t, pxeNode).DiskPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(disk[:len(data)], data) {
+		t.Fatal("the node's disk does not hold the image")
+	}
+	boots := p.f.bootsOf(pxeNode)
+	if len(boots) < 2 || boots[0].BootDevice != "NETWORK" {
+		t.Errorf("boots %+v: want a NETWORK boot of the ramdisk, then the instance", boots)
+	}
+	if last := boots[len(boots)-1]; last.BootDevice != "HDD" {
+		t.Errorf("the instance boots from %s, want HDD", last.BootDevice)
+	}
+	p.noVirtualMedia(t, tl)
+	if left := p.pxeFiles(t); len(left) > 0 {
+		t.Errorf("PXE files left after the deploy: %v", left)
+	}
+
+	res = p.runs(app.ScriptTeardown, []string{pxeNode}, nil)[pxeNode]
+	if !res.Succeeded() {
+		t.Fatalf("undeploy: %s\n%s", res.Error, p.timeline(res.RunID))
+	}
+	if left := p.pxeFiles(t); len(left) > 0 {
+		t.Errorf("PXE files left after teardown: %v", left)
+	}
+}
+
+// A pxe_ilo node without ports fails validation naming ports, before the
+// node changes.
+func TestPXEDeployNoPorts(t *testing.T) {
+	p := newPXEEnv(t)
+	ctx := context.Background()
+	n := p.node(pxeNode)
+	var macs []string
+	for _, port := range n.Ports {
+		macs = append(macs, port.Address)
+	}
+	if _, err := p.app.UpdateNode(ctx, pxeNode, app.NodeChange{RemovePorts: macs}); err != nil {
+		t.Fatal(err)
+	}
+	img, data := testImage(t, t.TempDir(), 1<<20)
+	if _, err := p.app.PrepareDeploy(ctx, pxeNode, app.DeployOptions{ImageSource: img, ImageChecksum: "sha256:" + sha256hex(data)}); err != nil {
+		t.Fatal(err)
+	}
+	res := p.runs(app.ScriptDeploy, []string{pxeNode}, nil)[pxeNode]
+	if res.Succeeded() {
+		t.Fatal("a pxe_ilo deploy without ports succeeded")
+	}
+	if !strings.Contains(res.Error, "has no ports") || !strings.Contains(res.Error, "MAC") {
+		t.Errorf("error %q does not name the missing ports", res.Error)
+	}
+	if st := p.node(pxeNode).ProvisionState; st != states.Available {
+		t.Errorf("state %q, want available (validation changes nothing)", st)
+	}
+	if len(p.f.bootsOf(pxeNode)) != 0 {
+		t.Error("the server booted")
+	}
+}
+
+// An agent failing mid-deploy: the deploy fails and no PXE file is left.
+func TestPXEDeployFailureCleansPXE(t *testing.T) {
+	p := newPXEEnv(t)
+	p.f.rd.SetFailures(pxeNode, ramdisk.Failures{FailCommands: []string{"prepare_image"}})
+	img, data := testImage(t, t.TempDir(), 1<<20)
+	if _, err := p.app.PrepareDeploy(context.Background(), pxeNode, app.DeployOptions{ImageSource: img,
+		ImageChecksum: "sha256:" + sha256hex(data)}); err != nil {
+		t.Fatal(err)
+	}
+	res := p.runs(app.ScriptDeploy, []string{pxeNode}, nil)[pxeNode]
+	tl := p.timeline(res.RunID)
+	if res.Succeeded() {
+		t.Fatal("the deploy succeeded with a failing prepare_image")
+	}
+	if !strings.Contains(tl, "wait for agent") {
+		t.Fatalf("the deploy did not reach the agent (the ramdisk did not PXE-boot?):\n%s", tl)
+	}
+	n := p.node(pxeNode)
+	if n.ProvisionState != states.DeployFailed || n.PowerState != "power off" {
+		t.Errorf("state %q power %q", n.ProvisionState, n.PowerState)
+	}
+	if left := p.pxeFiles(t); len(left) > 0 {
+		t.Errorf("PXE files left after a failed deploy: %v", left)
+	}
+	p.noVirtualMedia(t, tl)
+}
+
+// Without a PXE config the emulated ramdisk does not boot on a NETWORK
+// boot and the console says why.
+func TestPXEBootWithoutConfig(t *testing.T) {
+	p := newPXEEnv(t)
+	srv := p.f.server(t, pxeNode)
+	err := p.f.rd.Boot(context.Background(), ramdisk.BootEvent{Server: pxeNode, BootDevice: "NETWORK",
+		BootMode: "LEGACY", MACs: []string{"52:54:00:aa:bb:cc"}, DiskPath: srv.DiskPath()})
+	if err == nil || !strings.Contains(err.Error(), "no PXE config") {
+		t.Fatalf("Boot = %v, want a PXE failure", err)
+	}
+	if p.f.rd.Agent(pxeNode) != nil {
+		t.Error("an agent runs")
+	}
+}
