@@ -64,6 +64,8 @@ function M.validate(n)
   if n.driver == "pxe_ilo" and not kernels then
     boot_ok, boot_reason = false, "Cannot validate PXE bootloader. Some parameters were missing in node's driver_info."
       .. " Missing are: ['deploy_kernel', 'deploy_ramdisk']"
+  elseif n.driver == "pxe_ilo" and not n.ports[1] then
+    boot_ok, boot_reason = false, "node " .. n.name .. " has no ports: pxe_ilo names the PXE config after the port MACs"
   elseif not set(iso) and not kernels then
     boot_ok, boot_reason = false, "Missing 'ilo_deploy_iso' parameter in node's driver_info"
       .. " (or deploy_kernel and deploy_ramdisk)"

@@ -214,4 +214,7 @@ func TestPXEBootWithoutConfig(t *testing.T) {
 	if p.f.rd.Agent(pxeNode) != nil {
 		t.Error("an agent runs")
 	}
+	if con := string(srv.ConsoleBacklog()); !strings.Contains(con, "PXE-E3B") {
+		t.Errorf("console %q lacks the PXE failure", con)
+	}
 }
