@@ -16,10 +16,14 @@
 -- A failure in "validate", "start" or a step before them leaves the node as
 -- it was (nothing has changed yet); after "start", the failure path runs.
 --
--- The node's driver picks how the image reaches the disk: agent_ilo (and
--- pxe_ilo) have the agent download and write it; iscsi_ilo has the agent
--- export the disk over iSCSI and lightsout write it (stdlib/deploy_iscsi.lua,
--- §5.1). Everything else is the same runbook.
+-- The node's driver picks how the ramdisk boots and how the image reaches
+-- the disk: agent_ilo boots it over virtual media and the agent downloads
+-- and writes the image; pxe_ilo boots it over PXE (stdlib/deploy_pxe.lua,
+-- §5.3: PXE config, one-time NETWORK boot, no virtual media, config removed
+-- once the image is written, cleaned on failure) and the agent writes as
+-- for agent_ilo; iscsi_ilo has the agent export the disk over iSCSI and
+-- lightsout write it (stdlib/deploy_iscsi.lua, §5.1). Everything else is the
+-- same runbook.
 --
 -- Decisions on Ironic's quirks (§12): no take-over exists, so nothing runs
 -- on an ACTIVE node unless asked (§12.1: a rebuild is explicit); instances
