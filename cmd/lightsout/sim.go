@@ -22,7 +22,7 @@ import (
 func newSimCmd() *cobra.Command {
 	var (
 		nodes, inventory, stateDir, dir, adminAddr, deployISO, errorKinds, username, hardware string
-		machine, qemuAccel                                                                    string
+		machine, qemuAccel, pxeServer                                                         string
 		qemuMemory, qemuCPUs                                                                  int
 		qemuDiskSize                                                                          int64
 		faults, captures                                                                      []string
@@ -102,7 +102,7 @@ KVM when /dev/kvm opens, else TCG (slow: a minute per boot).`,
 			}
 			// Servers booted from virtual media run the emulated IPA ramdisk,
 			// or (--machine qemu) a qemu VM.
-			rd := ramdisk.New(ramdisk.Options{HeartbeatInterval: heartbeat, WorkDir: dir})
+			rd := ramdisk.New(ramdisk.Options{HeartbeatInterval: heartbeat, WorkDir: dir, PXEServer: pxeServer})
 			defer rd.Close()
 			cfg.Options.BootHook = rd.Hook()
 			onStart := []func(*sim.Sim){rd.UseSim}
@@ -156,6 +156,8 @@ KVM when /dev/kvm opens, else TCG (slow: a minute per boot).`,
 	fl.IntVar(&qemuCPUs, "qemu-cpus", 1, "CPUs of each qemu VM")
 	fl.StringVar(&qemuAccel, "qemu-accel", "auto", "qemu accelerator: auto (KVM when /dev/kvm opens, else TCG), kvm or tcg")
 	fl.Int64Var(&qemuDiskSize, "qemu-disk-size", 4<<30, "size in bytes of each qemu VM's qcow2 disk (sparse; kept in the state dir)")
+	fl.StringVar(&pxeServer, "pxe-server", "", "HTTP boot server over [pxe] tftp_root (lightsout serve's [pxe] http_address\n"+
+		"with [deploy] http_root = tftp_root) the emulated ramdisk's network boots fetch the PXE config from")
 	fl.DurationVar(&heartbeat, "heartbeat-interval", 2*time.Second, "heartbeat interval of the emulated IPA ramdisk")
 	fl.DurationVar(&iloReset, "ilo-reset-time", 2*time.Second, "how long an iLO is unreachable after reset_ilo")
 	fl.DurationVar(&latency, "latency", 0, "fault: latency added to every answer (all servers)")
