@@ -18,9 +18,10 @@ import (
 	"github.com/lightsout/lightsout/sim/ramdisk"
 )
 
-// pxeEnv is a one-Gen8 fleet with iLO Standard whose emulated ramdisk
-// PXE-boots from an HTTP boot server over tftpRoot, and an App whose
-// [pxe] tftp_root is tftpRoot; gen8-0 is an available pxe_ilo node.
+// pxeEnv is a one-server fleet (a Gen8, or a Gen10 with newPXEEnvOn) with
+// iLO Standard whose emulated ramdisk PXE-boots from an HTTP boot server
+// over tftpRoot, and an App whose [pxe] tftp_root is tftpRoot; the server
+// is an available pxe_ilo node.
 type pxeEnv struct {
 	*env
 	f        *fleet
@@ -29,12 +30,14 @@ type pxeEnv struct {
 
 const pxeNode = "gen8-0"
 
-func newPXEEnv(t *testing.T) *pxeEnv {
+func newPXEEnv(t *testing.T) *pxeEnv { return newPXEEnvOn(t, sim.Gen8, pxeNode) }
+
+func newPXEEnvOn(t *testing.T, g sim.Generation, pxeNode string) *pxeEnv {
 	t.Helper()
 	root := t.TempDir()
 	hs := httptest.NewServer(pxe.HTTPHandler(pxe.Tree{Root: root}, nil))
 	t.Cleanup(hs.Close)
-	f := newFleet(t, fleetOptions{nodes: gens(1), pxeServer: hs.URL,
+	f := newFleet(t, fleetOptions{nodes: []sim.NodeSpec{{Generation: g, Count: 1}}, pxeServer: hs.URL,
 		hardware: func(name string, g sim.Generation, idx int, hw *sim.Hardware) { hw.License = "iLO Standard" }})
 	kdir := t.TempDir()
 	for _, n := range []string{"vmlinuz", "initrd"} {
@@ -75,7 +78,7 @@ func (p *pxeEnv) pxeFiles(t *testing.T) []string {
 	return left
 }
 
-func (p *pxeEnv) noVirtualMedia(t *testing.T, res string) {
+func (p *pxeEnv) noVirtualMedia(t *testing.T, pxeNode, res string) {
 	t.Helper()
 	boots := p.f.bootsOf(pxeNode)
 	if len(boots) == 0 {
@@ -93,52 +96,67 @@ func (p *pxeEnv) noVirtualMedia(t *testing.T, res string) {
 	}
 }
 
-// A pxe_ilo whole-disk deploy to a Gen8 with only iLO Standard: the ramdisk
-// boots over PXE (one-time NETWORK), the agent writes the image, the disk
-// equals it, no virtual media is touched, no PXE file is left, and the
-// node boots its disk.
+// A pxe_ilo whole-disk deploy with only iLO Standard, to a Gen8 (BIOS,
+// pxelinux) and a Gen10 in UEFI (GRUB): the ramdisk boots over PXE
+// (one-time NETWORK, in the deploy boot mode), the agent writes the image,
+// the disk equals it, no virtual media is touched, no PXE file is left
+// after the deploy or the teardown, and the node boots its disk.
 func TestPXEDeploy(t *testing.T) {
-	p := newPXEEnv(t)
-	img, data := testImage(t, t.TempDir(), 1<<20)
-	if _, err := p.app.PrepareDeploy(context.Background(), pxeNode, app.DeployOptions{ImageSource: img,
-		ImageChecksum: "sha256:" + sha256hex(data)}); err != nil {
-		t.Fatal(err)
-	}
-	writeJunk(t, p.f.server(t, pxeNode).DiskPath())
-	res := p.runs(app.ScriptDeploy, []string{pxeNode}, nil)[pxeNode]
-	tl := p.timeline(res.RunID)
-	if !res.Succeeded() {
-		t.Fatalf("deploy: %s\n%s", res.Error, tl)
-	}
-	n := p.node(pxeNode)
-	if n.ProvisionState != states.Active || n.PowerState != "power on" {
-		t.Fatalf("state %q power %q", n.ProvisionState, n.PowerState)
-	}
-	disk, err := os.ReadFile(p.f.server(t, pxeNode).DiskPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(disk[:len(data)], data) {
-		t.Fatal("the node's disk does not hold the image")
-	}
-	boots := p.f.bootsOf(pxeNode)
-	if len(boots) < 2 || boots[0].BootDevice != "NETWORK" {
-		t.Errorf("boots %+v: want a NETWORK boot of the ramdisk, then the instance", boots)
-	}
-	if last := boots[len(boots)-1]; last.BootDevice != "HDD" {
-		t.Errorf("the instance boots from %s, want HDD", last.BootDevice)
-	}
-	p.noVirtualMedia(t, tl)
-	if left := p.pxeFiles(t); len(left) > 0 {
-		t.Errorf("PXE files left after the deploy: %v", left)
-	}
+	for _, tt := range []struct {
+		gen        sim.Generation
+		node, mode string
+	}{
+		{sim.Gen8, "gen8-0", "LEGACY"},
+		{sim.Gen10, "gen10-0", "UEFI"},
+	} {
+		t.Run(tt.node, func(t *testing.T) {
+			p := newPXEEnvOn(t, tt.gen, tt.node)
+			pxeNode := tt.node
+			img, data := testImage(t, t.TempDir(), 1<<20)
+			ctx := context.Background()
+			if _, err := p.app.PrepareDeploy(ctx, pxeNode, app.DeployOptions{ImageSource: img,
+				ImageChecksum: "sha256:" + sha256hex(data)}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.mode == "UEFI" {
+				if _, err := p.app.UpdateNode(ctx, pxeNode, app.NodeChange{InstanceInfo: map[string]any{
+					"capabilities": `{"boot_mode": "uefi"}`}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			writeJunk(t, p.f.server(t, pxeNode).DiskPath())
+			res := p.runs(app.ScriptDeploy, []string{pxeNode}, nil)[pxeNode]
+			tl := p.timeline(res.RunID)
+			if !res.Succeeded() {
+				t.Fatalf("deploy: %s\n%s", res.Error, tl)
+			}
+			n := p.node(pxeNode)
+			if n.ProvisionState != states.Active || n.PowerState != "power on" {
+				t.Fatalf("state %q power %q", n.ProvisionState, n.PowerState)
+			}
+			if got := diskPrefixHash(t, p.f.server(t, pxeNode).DiskPath(), len(data)); got != sha256hex(data) {
+				t.Fatal("the node's disk does not hold the image")
+			}
+			boots := p.f.bootsOf(pxeNode)
+			if len(boots) < 2 || boots[0].BootDevice != "NETWORK" || boots[0].BootMode != tt.mode {
+				t.Errorf("boots %+v: want a NETWORK boot of the ramdisk in %s, then the instance", boots, tt.mode)
+			}
+			if last := boots[len(boots)-1]; last.BootDevice != "HDD" || last.BootMode != tt.mode {
+				t.Errorf("the instance boots from %s in %s, want HDD in %s", last.BootDevice, last.BootMode, tt.mode)
+			}
+			p.noVirtualMedia(t, pxeNode, tl)
+			if left := p.pxeFiles(t); len(left) > 0 {
+				t.Errorf("PXE files left after the deploy: %v", left)
+			}
 
-	res = p.runs(app.ScriptTeardown, []string{pxeNode}, nil)[pxeNode]
-	if !res.Succeeded() {
-		t.Fatalf("undeploy: %s\n%s", res.Error, p.timeline(res.RunID))
-	}
-	if left := p.pxeFiles(t); len(left) > 0 {
-		t.Errorf("PXE files left after teardown: %v", left)
+			res = p.runs(app.ScriptTeardown, []string{pxeNode}, nil)[pxeNode]
+			if !res.Succeeded() {
+				t.Fatalf("teardown: %s\n%s", res.Error, p.timeline(res.RunID))
+			}
+			if left := p.pxeFiles(t); len(left) > 0 {
+				t.Errorf("PXE files left after teardown: %v", left)
+			}
+		})
 	}
 }
 
@@ -198,7 +216,7 @@ func TestPXEDeployFailureCleansPXE(t *testing.T) {
 	if left := p.pxeFiles(t); len(left) > 0 {
 		t.Errorf("PXE files left after a failed deploy: %v", left)
 	}
-	p.noVirtualMedia(t, tl)
+	p.noVirtualMedia(t, pxeNode, tl)
 }
 
 // Without a PXE config the emulated ramdisk does not boot on a NETWORK
