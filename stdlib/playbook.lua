@@ -118,7 +118,9 @@ function M.fail(ctx, err, opts)
     if ok_agent then try("withdraw the agent token", agent.forget, n.uuid) end
     try("power off", require("power").off, ctx.bmc)
     local vmedia = require("vmedia")
-    if not try("remove published media and eject", vmedia.cleanup, n, ctx.bmc) then
+    if n.driver == "pxe_ilo" then -- booted over PXE: no virtual media to eject (opts.on_fail cleans PXE)
+      try("remove published media", vmedia.cleanup, n)
+    elseif not try("remove published media and eject", vmedia.cleanup, n, ctx.bmc) then
       try("remove published media", vmedia.cleanup, n)
     end
     if opts.on_fail then try("on_fail", opts.on_fail, ctx) end

@@ -89,7 +89,7 @@ func (p *pxeEnv) noVirtualMedia(t *testing.T, pxeNode, res string) {
 			t.Errorf("boot %d had virtual media attached: %v", i, ev.Media)
 		}
 	}
-	for _, call := range []string{"insert_virtual_media", "setup_for_boot", "set_vm_status"} {
+	for _, call := range []string{"insert_virtual_media", "eject_virtual_media", "setup_for_boot", "eject_all", "set_vm_status"} {
 		if strings.Contains(res, call) {
 			t.Errorf("the run called %s:\n%s", call, res)
 		}
@@ -153,6 +153,7 @@ func TestPXEDeploy(t *testing.T) {
 			if !res.Succeeded() {
 				t.Fatalf("teardown: %s\n%s", res.Error, p.timeline(res.RunID))
 			}
+			p.noVirtualMedia(t, pxeNode, p.timeline(res.RunID))
 			if left := p.pxeFiles(t); len(left) > 0 {
 				t.Errorf("PXE files left after teardown: %v", left)
 			}
