@@ -55,7 +55,8 @@ func ParseCmdline(cmdline string) map[string]string {
 	flush := func() {
 		w := word.String()
 		word.Reset()
-		if k, v, ok := strings.Cut(w, "="); ok && k != "" {
+		// a quoted key holding blanks ("a b"=1) names no parameter: dropped
+		if k, v, ok := strings.Cut(w, "="); ok && k != "" && !strings.ContainsAny(k, " \t\n\r") {
 			out[k] = v
 		}
 	}
