@@ -97,6 +97,16 @@ func bootQEMU(firmware, iso, floppy, dir string) (string, time.Duration, error) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
 	defer cancel()
+	// the guest powers off by itself: give it a moment after the marker
+	return watchQEMU(ctx, args, logPath, bootMarker, bootFailMarkers, 5*time.Second)
+}
+
+// watchQEMU runs qemu-system-x86_64 with args (its serial console in the
+// file logPath) and returns the console log once marker appeared, after
+// waiting up to settle for qemu to exit by itself (the deferred kill ends
+// it otherwise); it returns an error on a failure marker, an early qemu
+// exit or the end of ctx.
+func watchQEMU(ctx context.Context, args []string, logPath, marker string, failMarkers []string, settle time.Duration) (string, time.Duration, error) {
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	var qout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &qout, &qout
@@ -126,25 +136,27 @@ func bootQEMU(firmware, iso, floppy, dir string) (string, time.Duration, error) 
 		case err := <-exited:
 			exited <- err
 			log := readLog()
-			if strings.Contains(log, bootMarker) {
+			if strings.Contains(log, marker) {
 				return log, time.Since(start), nil
 			}
-			return log, time.Since(start), fmt.Errorf("qemu exited without %s (%v): %s", bootMarker, err, qout.String())
+			return log, time.Since(start), fmt.Errorf("qemu exited without %s (%v): %s", marker, err, qout.String())
 		case <-ctx.Done():
-			return readLog(), time.Since(start), fmt.Errorf("no %s within %s", bootMarker, time.Since(start).Round(time.Second))
+			return readLog(), time.Since(start), fmt.Errorf("no %s within %s", marker, time.Since(start).Round(time.Second))
 		}
 		log := readLog()
-		if strings.Contains(log, bootMarker) {
+		if strings.Contains(log, marker) {
 			elapsed := time.Since(start)
-			// the guest powers off by itself; give it a moment, then the deferred kill
+			if settle <= 0 {
+				return log, elapsed, nil
+			}
 			select {
 			case err := <-exited:
 				exited <- err
-			case <-time.After(5 * time.Second):
+			case <-time.After(settle):
 			}
 			return readLog(), elapsed, nil
 		}
-		for _, f := range bootFailMarkers {
+		for _, f := range failMarkers {
 			if strings.Contains(log, f) {
 				return log, time.Since(start), fmt.Errorf("failure marker %q", f)
 			}

@@ -1,11 +1,8 @@
 package image
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -26,52 +23,7 @@ func bootKernelQEMU(ctx context.Context, boot []string, marker, dir string) (str
 	args := append([]string{"-machine", "pc", "-accel", "tcg", "-m", "768", "-smp", "1",
 		"-display", "none", "-monitor", "none", "-no-reboot", "-nic", "none",
 		"-serial", "file:" + logPath}, boot...)
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	var qout bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &qout, &qout
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return "", 0, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	readLog := func() string {
-		b, _ := os.ReadFile(logPath)
-		return strings.ReplaceAll(ansiRE.ReplaceAllString(string(b), ""), "\r", "")
-	}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-		case err := <-exited:
-			exited <- err
-			log := readLog()
-			if strings.Contains(log, marker) {
-				return log, time.Since(start), nil
-			}
-			return log, time.Since(start), fmt.Errorf("qemu exited without %s (%v): %s", marker, err, qout.String())
-		case <-ctx.Done():
-			return readLog(), time.Since(start), fmt.Errorf("no %s within %s", marker, time.Since(start).Round(time.Second))
-		}
-		log := readLog()
-		if strings.Contains(log, marker) {
-			return log, time.Since(start), nil
-		}
-		for _, f := range []string{"Kernel panic", "RAMDISK-PROBE-FAIL"} {
-			if strings.Contains(log, f) {
-				return log, time.Since(start), fmt.Errorf("failure marker %q", f)
-			}
-		}
-	}
+	return watchQEMU(ctx, args, logPath, marker, []string{"Kernel panic", "RAMDISK-PROBE-FAIL"}, 0)
 }
 
 // TestRamdiskBoot boots the built kernel + initramfs under qemu (TCG) with
