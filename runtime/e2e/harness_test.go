@@ -72,27 +72,37 @@ func (f *fleet) bootCmdlines(server string) []string {
 
 // recordCmdline reads the kernel command line off the ISO a server boots.
 func (f *fleet) recordCmdline(ev sim.BootEvent) {
-	u, ok := ev.Media["CDROM"]
+	path, ok := f.fetchMedium(ev, "CDROM", "cdrom-*.iso")
 	if !ok {
 		return
 	}
-	resp, err := http.Get(u)
-	if err != nil {
-		return
-	}
-	defer resp.Body.Close()
-	tmp, err := os.CreateTemp(f.dir, "cdrom-*.iso")
-	if err != nil {
-		return
-	}
-	defer os.Remove(tmp.Name())
-	_, _ = io.Copy(tmp, resp.Body)
-	tmp.Close()
-	if c, err := image.KernelCmdline(tmp.Name()); err == nil {
+	defer os.Remove(path)
+	if c, err := image.KernelCmdline(path); err == nil {
 		f.mu.Lock()
 		f.cmdlines[ev.Server] = append(f.cmdlines[ev.Server], c)
 		f.mu.Unlock()
 	}
+}
+
+// fetchMedium downloads the virtual medium of kind ("CDROM", "FLOPPY") a
+// server boots with into a temporary file in f.dir (the caller removes it).
+func (f *fleet) fetchMedium(ev sim.BootEvent, kind, pattern string) (string, bool) {
+	u, ok := ev.Media[kind]
+	if !ok {
+		return "", false
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		return "", false
+	}
+	defer resp.Body.Close()
+	tmp, err := os.CreateTemp(f.dir, pattern)
+	if err != nil {
+		return "", false
+	}
+	_, _ = io.Copy(tmp, resp.Body)
+	tmp.Close()
+	return tmp.Name(), true
 }
 
 // bootFloppies returns the floppy images the servers booted with.
@@ -111,28 +121,17 @@ func (f *fleet) agentTokens() []string {
 
 // recordToken reads the agent token off the floppy a server boots with.
 func (f *fleet) recordToken(ev sim.BootEvent) {
-	u, ok := ev.Media["FLOPPY"]
+	path, ok := f.fetchMedium(ev, "FLOPPY", "floppy-*.img")
 	if !ok {
 		return
 	}
-	resp, err := http.Get(u)
-	if err != nil {
-		return
-	}
-	defer resp.Body.Close()
-	tmp, err := os.CreateTemp(f.dir, "floppy-*.img")
-	if err != nil {
-		return
-	}
-	defer os.Remove(tmp.Name())
-	_, _ = io.Copy(tmp, resp.Body)
-	tmp.Close()
-	if raw, err := os.ReadFile(tmp.Name()); err == nil {
+	defer os.Remove(path)
+	if raw, err := os.ReadFile(path); err == nil {
 		f.mu.Lock()
 		f.floppies = append(f.floppies, raw)
 		f.mu.Unlock()
 	}
-	if p, err := image.ReadFloppyParams(tmp.Name()); err == nil && p["ipa-agent-token"] != "" {
+	if p, err := image.ReadFloppyParams(path); err == nil && p["ipa-agent-token"] != "" {
 		f.mu.Lock()
 		f.tokens = append(f.tokens, p["ipa-agent-token"])
 		f.mu.Unlock()
