@@ -124,9 +124,22 @@ func (r *Run) runTable(L *lua.LState) *lua.LTable {
 		// run.on_abort(fn|nil): fn(cause) runs when the run is cancelled
 		// (signal, `node abort`, timeout), with a fresh context bounded by
 		// [lightsout] abort_grace: the playbook's failure path.
+		//
+		// Clearing it once the run is already cancelled raises the
+		// cancellation instead: a binding can see the run's context done
+		// a moment before the Lua state's own context is (Go cancels
+		// child contexts after closing the parent's), so a script's pcall
+		// may catch the cancellation and reach on_abort(nil) with its
+		// failure path still owed.
 		"on_abort": func(L *lua.LState) int {
 			fn := L.OptFunction(1, nil)
 			r.mu.Lock()
+			ctx := r.ctx
+			if fn == nil && r.onAbort != nil && ctx.Err() != nil {
+				r.mu.Unlock()
+				module.Raise(L, "run.on_abort", ctx.Err())
+				return 0
+			}
 			r.onAbort = fn
 			r.mu.Unlock()
 			return 0

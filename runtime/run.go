@@ -371,10 +371,14 @@ func (r *Run) sleep(L *lua.LState) int {
 	}
 	t := time.NewTimer(time.Duration(secs * float64(time.Second)))
 	defer t.Stop()
+	ctx := L.Context() // the Lua state's: done only once the run's is
+	if ctx == nil {
+		ctx = r.Context()
+	}
 	select {
 	case <-t.C:
-	case <-r.ctx.Done():
-		module.Raise(L, "run.sleep", r.ctx.Err())
+	case <-ctx.Done():
+		module.Raise(L, "run.sleep", ctx.Err())
 	}
 	return 0
 }
