@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -81,7 +82,13 @@ type Job struct {
 // JobRun is the run of a job on one node. Previous lists the ids of earlier
 // runs on that node that were interrupted or cancelled and retried.
 type JobRun struct {
-	Job        int64      `json:"-"`
+	Job int64 `json:"-"`
+	// Generation, when not 0, is the claim the caller holds (Job.Generation
+	// as it read the job): the run is recorded only while the job's claim
+	// generation is still this one, else SetJobRun (and CreateRun with the
+	// link) fails with ErrFenced. A process whose claim was adopted by
+	// another (its heartbeat stopped) cannot write the job's runs.
+	Generation int64      `json:"-"`
 	Node       string     `json:"node"`
 	RunID      int64      `json:"run_id"`
 	Status     string     `json:"status"`
@@ -271,13 +278,40 @@ func (s *DB) ListJobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 
 // SetJobRun implements Store.
 func (s *DB) SetJobRun(ctx context.Context, jr *JobRun) error {
-	return setJobRun(ctx, s.w, jr)
+	t, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("set run of job %d on node %q: %w", jr.Job, jr.Node, err)
+	}
+	defer t.Rollback()
+	if err := s.setJobRun(ctx, t, jr); err != nil {
+		return err
+	}
+	if err := t.Commit(); err != nil {
+		return fmt.Errorf("set run of job %d on node %q: %w", jr.Job, jr.Node, err)
+	}
+	return nil
 }
 
-// setJobRun inserts or replaces jr through db (the writer or a transaction).
-func setJobRun(ctx context.Context, db interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}, jr *JobRun) error {
+// setJobRun inserts or replaces jr inside the write transaction t, after
+// checking the caller's claim (JobRun.Generation).
+func (s *DB) setJobRun(ctx context.Context, t *tx, jr *JobRun) error {
+	if jr.Generation != 0 {
+		// The job row is locked (PostgreSQL; SQLite's writer transaction
+		// locks everything): an adoption waits for this transaction or
+		// happened before it, never in between.
+		var gen int64
+		err := t.QueryRowContext(ctx, `SELECT claim_generation FROM jobs WHERE id = ?`+s.d.forUpdate(), jr.Job).Scan(&gen)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("set run of job %d on node %q: job %w", jr.Job, jr.Node, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("set run of job %d on node %q: %w", jr.Job, jr.Node, err)
+		}
+		if gen != jr.Generation {
+			return fmt.Errorf("set run of job %d on node %q: the caller holds claim %d, the job is now at claim %d (another process adopted it): %w",
+				jr.Job, jr.Node, jr.Generation, gen, ErrFenced)
+		}
+	}
 	prev := jr.Previous
 	if prev == nil {
 		prev = []int64{}
@@ -293,13 +327,68 @@ func setJobRun(ctx context.Context, db interface {
 	if jr.FinishedAt != nil {
 		fin = ts(*jr.FinishedAt)
 	}
-	_, err = db.ExecContext(ctx, `INSERT INTO job_runs (job, node, run_id, status, error, previous, started_at, finished_at)
+	_, err = t.ExecContext(ctx, `INSERT INTO job_runs (job, node, run_id, status, error, previous, started_at, finished_at)
 		VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (job, node) DO UPDATE SET run_id = excluded.run_id, status = excluded.status,
 		error = excluded.error, previous = excluded.previous, started_at = excluded.started_at, finished_at = excluded.finished_at`, jr.Job, jr.Node, jr.RunID, jr.Status, jr.Error, string(b), ts(jr.StartedAt), fin)
 	if err != nil {
 		return fmt.Errorf("set run of job %d on node %q: %w", jr.Job, jr.Node, err)
 	}
 	return nil
+}
+
+// jobIDLockClass is the first key of the PostgreSQL advisory locks that
+// serialise the duplicate check of one job id (ClaimJobID); the second is
+// hashtext(job id).
+const jobIDLockClass = 0x6a6f62 // "job"
+
+// ClaimJobID implements Store: in one transaction serialised per job id
+// (a PostgreSQL advisory lock on the id; SQLite's writer transaction
+// serialises every write), it reads job id with its row locked and the
+// other job already holding jobID (claimed, running, re-queued, done or
+// failed; nil when none), calls fn, which sets the job's id and status,
+// and persists the job. Processes handed two files with one job id at
+// once thus see each other: exactly one of them runs it.
+func (s *DB) ClaimJobID(ctx context.Context, id int64, jobID string, fn func(j, dup *Job) error) (*Job, error) {
+	t, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("claim job id %q for job %d: %w", jobID, id, err)
+	}
+	defer t.Rollback()
+	if s.d.name == DialectPostgres {
+		if _, err := t.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+strconv.Itoa(jobIDLockClass)+`, hashtext(?))`, jobID); err != nil {
+			return nil, fmt.Errorf("claim job id %q for job %d: lock: %w", jobID, id, err)
+		}
+	}
+	j, err := s.getJob(ctx, t, id, s.d.forUpdate())
+	if err != nil {
+		return nil, err
+	}
+	dup, err := scanJob(t.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE job_id = ? AND id != ? AND status IN (?,?,?,?,?)
+		ORDER BY id LIMIT 1`, jobID, id, JobClaimed, JobRunning, JobRequeued, JobDone, JobFailed))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		dup = nil
+	case err != nil:
+		return nil, fmt.Errorf("claim job id %q for job %d: %w", jobID, id, err)
+	}
+	if err := fn(j, dup); err != nil {
+		return nil, err
+	}
+	j.ID = id
+	args, err := jobArgs(j)
+	if err != nil {
+		return nil, fmt.Errorf("claim job id %q for job %d: %w", jobID, id, err)
+	}
+	_, err = t.ExecContext(ctx, `UPDATE jobs SET job_id=?, name=?, file=?, queued=?, sha256=?, action=?, nodes=?,
+		status=?, attempts=?, error=?, result=?, final=?, archived=?, host=?, pid=?, claimed_at=?, finished_at=?,
+		conductor=?, claim_generation=? WHERE id=?`, append(args, id)...)
+	if err == nil {
+		err = t.Commit()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim job id %q for job %d: %w", jobID, id, err)
+	}
+	return j, nil
 }
 
 // JobRuns implements Store: the runs of a job, by node name.

@@ -45,7 +45,7 @@ func (s *DB) CreateRun(ctx context.Context, r *Run) error {
 	}
 	if r.JobLink != nil {
 		r.JobLink.RunID = id
-		if err := setJobRun(ctx, tx, r.JobLink); err != nil {
+		if err := s.setJobRun(ctx, tx, r.JobLink); err != nil {
 			return err
 		}
 	}

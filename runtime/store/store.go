@@ -205,8 +205,14 @@ type Store interface {
 	// UpdateJob applies fn to the job inside one transaction and persists it.
 	UpdateJob(ctx context.Context, id int64, fn func(j *Job) error) (*Job, error)
 	ListJobs(ctx context.Context, f JobFilter) ([]*Job, error)
-	// SetJobRun inserts or replaces the run of a job on one node.
+	// SetJobRun inserts or replaces the run of a job on one node; with
+	// jr.Generation set, only while the caller still holds the job's claim
+	// (else ErrFenced).
 	SetJobRun(ctx context.Context, jr *JobRun) error
+	// ClaimJobID gives job id the job id jobID, unless another job holds
+	// it: fn sees the job and that other job (nil when none) in one
+	// transaction serialised per job id (see DB.ClaimJobID).
+	ClaimJobID(ctx context.Context, id int64, jobID string, fn func(j, dup *Job) error) (*Job, error)
 	JobRuns(ctx context.Context, job int64) ([]JobRun, error)
 
 	Close() error

@@ -80,6 +80,8 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"ConcurrentUpdatesNoLostUpdate", testConcurrentUpdates},
 		{"LeasesTakeOverAndFencing", testLeases},
 		{"FinishRunOnlyOnce", testFinishOnce},
+		{"ClaimJobIDOneWinner", testClaimJobIDOneWinner},
+		{"SetJobRunChecksClaim", testSetJobRunChecksClaim},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newDB(t)) })
