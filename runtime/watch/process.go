@@ -43,36 +43,28 @@ func (w *Watcher) process(ctx context.Context, row *store.Job, data []byte, size
 		w.finish(ctx, row, store.JobInvalid, res)
 		return
 	}
-	w.dedupeMu.Lock()
 	id := spec.ID
 	if id == "" {
 		id = derivedID(row)
 	}
-	others, err := w.a.Store.ListJobs(ctx, store.JobFilter{JobID: id,
-		Status: []string{store.JobClaimed, store.JobRunning, store.JobRequeued, store.JobDone, store.JobFailed}})
-	if err != nil {
-		w.dedupeMu.Unlock()
-		w.log.Error("store: cannot check for duplicates; the job goes back to incoming/", "file", row.Name, "err", err)
-		w.requeue(ctx, row, false)
-		return
-	}
+	// The duplicate check and the switch to running are one transaction
+	// serialised per job id across every process sharing the store.
 	var dup *store.Job
-	for _, o := range others {
-		if o.ID != row.ID {
-			dup = o
-		}
-	}
 	nodes := spec.Nodes
-	updated, err := w.update(ctx, row, func(j *store.Job) error {
+	updated, err := w.a.Store.ClaimJobID(ctx, row.ID, id, func(j, other *store.Job) error {
+		if err := w.holds(row, j); err != nil {
+			return err
+		}
+		dup = other
 		j.JobID, j.Action, j.Nodes = id, spec.Action, nodes
 		if dup == nil {
 			j.Status = store.JobRunning
 		}
 		return nil
 	})
-	w.dedupeMu.Unlock()
 	if err != nil {
-		w.log.Error("store: cannot update a job; it is retried at the next start", "file", row.Name, "err", err)
+		w.fence(err)
+		w.log.Error("store: cannot record the job id of a job; it is retried at the next start", "file", row.Name, "err", err)
 		return
 	}
 	row = updated
@@ -323,7 +315,8 @@ func (w *Watcher) execute(ctx context.Context, row *store.Job, spec *Spec) {
 // runNode runs the job's script on one node, recording the run as it
 // starts and when it ends.
 func (w *Watcher) runNode(ctx context.Context, row *store.Job, spec *Spec, node string, prev []int64) {
-	jr := &store.JobRun{Job: row.ID, Node: node, Status: store.StatusRunning, Previous: prev, StartedAt: time.Now().UTC()}
+	jr := &store.JobRun{Job: row.ID, Generation: row.Generation, Node: node, Status: store.StatusRunning, Previous: prev,
+		StartedAt: time.Now().UTC()}
 	// A node an interrupted run (of this job or another) left uncleaned is
 	// recovered first, as its own run, listed with the previous runs.
 	rec, err := w.a.RecoverIfNeeded(w.runCtx, node)
@@ -337,6 +330,7 @@ func (w *Watcher) runNode(ctx context.Context, row *store.Job, spec *Spec, node 
 		now := time.Now().UTC()
 		jr.Status, jr.Error, jr.FinishedAt = store.StatusFailed, "no run was started: "+w.a.Redactor.String(err.Error()), &now
 		if err := w.a.Store.SetJobRun(ctx, jr); err != nil {
+			w.fence(err)
 			w.log.Error("store: cannot record the outcome of a node of a job", "node", node, "file", row.Name, "err", err)
 		}
 		return
@@ -366,6 +360,7 @@ func (w *Watcher) runNode(ctx context.Context, row *store.Job, spec *Spec, node 
 		w.obs.RunFinished(res.Script, res.Status, res.FinishedAt.Sub(res.StartedAt))
 	}
 	if err := w.a.Store.SetJobRun(ctx, jr); err != nil {
+		w.fence(err)
 		w.log.Error("store: cannot record the end of a run of a job", "run", jr.RunID, "file", row.Name, "err", err)
 	}
 }

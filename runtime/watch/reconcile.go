@@ -173,6 +173,7 @@ func (w *Watcher) recover(ctx context.Context, row *store.Job) {
 					// The process that ran it is gone (we hold the folder lock).
 					jr.Status = store.StatusInterrupted
 				}
+				jr.Generation = row.Generation // this process's claim (adopted, or its own)
 				if err := st.SetJobRun(ctx, jr); err != nil {
 					w.log.Error("reconcile: cannot update a job run", "run", jr.RunID, "err", err)
 				}

@@ -100,12 +100,27 @@ func (w *Watcher) finish(ctx context.Context, row *store.Job, status string, res
 	w.archive(ctx, updated)
 }
 
+// errNameTaken: another process placed a file under the job's final name
+// first (several processes sharing one folder).
+var errNameTaken = errors.New("the final name is taken")
+
 // archive writes the result file and moves the job file to its final
-// place. It is idempotent: reconcile calls it after a crash.
+// place. It is idempotent: reconcile calls it after a crash. Neither file
+// ever replaces another: when another process finished a job of the same
+// name first, the job gets the next free name (stem~N.ext).
 func (w *Watcher) archive(ctx context.Context, row *store.Job) {
-	if err := w.place(row); err != nil {
+	err := w.place(row)
+	for try := 0; errors.Is(err, errNameTaken) && try < 100; try++ {
+		var moved *store.Job
+		if moved, err = w.rename(ctx, row); err == nil {
+			row = moved
+			err = w.place(row)
+		}
+	}
+	if err != nil {
 		w.log.Error("cannot move a finished job out of processing/ (retried)", "file", row.Name, "to", row.Final, "err", err)
 		w.setErr(err)
+		w.fence(err)
 		w.mu.Lock()
 		w.pending[row.ID] = true
 		w.mu.Unlock()
@@ -125,21 +140,54 @@ func (w *Watcher) archive(ctx context.Context, row *store.Job) {
 	level("job finished", "file", row.Name, "status", row.Status, "to", row.Final, "error", firstLine(row.Error))
 }
 
+// rename records the next free final name of a job whose name was taken.
+func (w *Watcher) rename(ctx context.Context, row *store.Job) (*store.Job, error) {
+	dir := path.Dir(row.Final)
+	w.nameMu.Lock()
+	defer w.nameMu.Unlock()
+	final := free(row.Name, func(n string) bool {
+		return path.Join(dir, n) == row.Final || w.reserved[path.Join(dir, n)] || exists(w.sp.path(dir, n)) || exists(w.sp.path(dir, resultName(n)))
+	})
+	return w.update(ctx, row, func(j *store.Job) error {
+		j.Final = path.Join(dir, final)
+		return nil
+	})
+}
+
+// place puts the result file, then the job file, under the job's final
+// name (row.Final), each with a rename that never replaces a file:
+// errNameTaken when another job's file is there.
 func (w *Watcher) place(row *store.Job) error {
 	dir, name := path.Split(row.Final)
-	dest := w.sp.path(path.Clean(dir))
-	if err := writeAtomic(w.sp.path(path.Clean(dir), resultName(name)), []byte(row.Result)); err != nil {
+	dir = path.Clean(dir)
+	res := w.sp.path(dir, resultName(name))
+	err := writeNoReplace(res, []byte(row.Result))
+	if errors.Is(err, os.ErrExist) {
+		if b, rerr := os.ReadFile(res); rerr != nil || string(b) != row.Result {
+			return errNameTaken // another job's result
+		}
+		err = nil // written before a crash
+	}
+	if err != nil {
 		return fmt.Errorf("write result: %w", err)
 	}
 	src := w.sp.path(Processing, row.File)
-	err := os.Rename(src, w.sp.path(path.Clean(dir), name))
-	if errors.Is(err, os.ErrNotExist) && exists(w.sp.path(path.Clean(dir), name)) {
+	err = renameNoReplace(src, w.sp.path(dir, name))
+	switch {
+	case errors.Is(err, os.ErrExist):
+		// Another job's file has this name (the result name was free):
+		// take our result back and choose another name.
+		if rerr := os.Remove(res); rerr != nil {
+			return fmt.Errorf("job file name taken; remove the result written: %w", rerr)
+		}
+		return errNameTaken
+	case errors.Is(err, os.ErrNotExist) && exists(w.sp.path(dir, name)):
 		err = nil // moved before a crash
 	}
 	if err != nil {
 		return err
 	}
-	syncDir(dest)
+	syncDir(w.sp.path(dir))
 	syncDir(w.sp.path(Processing))
 	return nil
 }

@@ -213,29 +213,32 @@ func fingerprint(p string, max int64) (sum string, data []byte, size int64, err 
 	return hex.EncodeToString(h[:]), data, int64(len(data)), nil
 }
 
-// writeAtomic writes data to p through a temporary dotfile and a rename,
-// synced so a crash leaves either nothing or the whole file.
-func writeAtomic(p string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+// writeNoReplace writes data to p through a temporary file of a unique
+// name and a rename that never replaces a file: os.ErrExist when p
+// exists. Synced, so a crash leaves either nothing or the whole file.
+func writeNoReplace(p string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*.tmp")
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
 	}
-	return os.Rename(tmp, p)
+	if err == nil {
+		err = renameNoReplace(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // syncDir flushes a directory so renames into it survive a power loss.

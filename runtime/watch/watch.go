@@ -120,7 +120,6 @@ type Watcher struct {
 	fenceOnce  sync.Once
 	fencedC    chan struct{} // closed when another process took over this one's claims
 
-	dedupeMu sync.Mutex // job id checks are serialised
 	nameMu   sync.Mutex // destination names
 	reserved map[string]bool
 
@@ -569,10 +568,20 @@ func (w *Watcher) conductor() int64 {
 // heartbeat stopped.
 func (w *Watcher) update(ctx context.Context, row *store.Job, fn func(j *store.Job) error) (*store.Job, error) {
 	j, err := w.a.Store.UpdateJob(ctx, row.ID, func(j *store.Job) error {
-		if w.shared != nil && (j.Conductor != w.shared.Conductor || j.Generation != row.Generation) {
-			return fmt.Errorf("job %s (claim %d, now held by conductor %d): %w", row.Name, row.Generation, j.Conductor, store.ErrFenced)
+		if err := w.holds(row, j); err != nil {
+			return err
 		}
 		return fn(j)
 	})
 	return j, err
+}
+
+// holds checks, inside a transaction that read the job as j, that this
+// process still holds the claim row was read with (store.ErrFenced when
+// another process adopted the job).
+func (w *Watcher) holds(row, j *store.Job) error {
+	if w.shared != nil && (j.Conductor != w.shared.Conductor || j.Generation != row.Generation) {
+		return fmt.Errorf("job %s (claim %d, now claim %d held by conductor %d): %w", row.Name, row.Generation, j.Generation, j.Conductor, store.ErrFenced)
+	}
+	return nil
 }
