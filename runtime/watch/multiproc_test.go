@@ -27,6 +27,8 @@ const (
 	helperDir      = "LIGHTSOUT_WATCH_HELPER_DIR"
 	helperSite     = "LIGHTSOUT_WATCH_HELPER_SITE"
 	helperParallel = "LIGHTSOUT_WATCH_HELPER_PARALLEL"
+	helperPoll     = "LIGHTSOUT_WATCH_HELPER_POLL"     // a duration; "0": inotify
+	helperBindings = "LIGHTSOUT_WATCH_HELPER_BINDINGS" // "1": the default bindings (ilo, ...) instead of none
 	watchingMarker = "WATCHING "
 )
 
@@ -39,15 +41,25 @@ func TestWatchProcess(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	mods := []module.Module{}
+	if os.Getenv(helperBindings) == "1" {
+		mods = nil
+	}
 	a, err := app.Open(ctx, app.Options{ConfigPath: conf, ScriptDirs: []string{os.Getenv(helperSite)},
-		Modules: []module.Module{}, Stdout: discard{}, Stderr: os.Stderr})
+		Modules: mods, Stdout: discard{}, Stderr: os.Stderr})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	parallel := 10
 	fmt.Sscan(os.Getenv(helperParallel), &parallel)
-	w, err := New(a, Options{Dir: os.Getenv(helperDir), Parallel: parallel, Settle: -1, Poll: 100 * time.Millisecond})
+	poll := 100 * time.Millisecond
+	if v := os.Getenv(helperPoll); v != "" {
+		if poll, err = time.ParseDuration(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := New(a, Options{Dir: os.Getenv(helperDir), Parallel: parallel, Settle: -1, Poll: poll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,11 +116,30 @@ func newCluster(t *testing.T, nodes, n, parallel, timeout int) *cluster {
 	return c
 }
 
+// procs returns an empty cluster over e's installation (any store).
+func procs(t testing.TB, e *env) *cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process test: not with -short")
+	}
+	c := &cluster{t: t, e: e, conf: filepath.Join(e.state, "lightsout.conf")}
+	t.Cleanup(c.stopAll)
+	return c
+}
+
 func (c *cluster) start(parallel int) {
 	c.t.Helper()
+	c.startIn(c.e.dir, parallel)
+}
+
+// startIn starts a watcher process of folder dir; env is added to its
+// environment.
+func (c *cluster) startIn(dir string, parallel int, env ...string) {
+	c.t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestWatchProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), helperConf+"="+c.conf, helperDir+"="+c.e.dir, helperSite+"="+c.e.site,
+	cmd.Env = append(os.Environ(), helperConf+"="+c.conf, helperDir+"="+dir, helperSite+"="+c.e.site,
 		fmt.Sprintf("%s=%d", helperParallel, parallel))
+	cmd.Env = append(cmd.Env, env...)
 	out := &syncBuf{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/store"
 )
 
@@ -117,6 +118,11 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	for _, row := range open {
+		if mine == nil && row.PID != w.pid && runtime.RunAlive(&store.Run{Host: row.Host, PID: row.PID}) {
+			// Claimed by another live process sharing the store (it
+			// watches another folder): not this watcher's to judge.
+			continue
+		}
 		switch {
 		case row.Status == store.JobRequeued:
 			if exists(w.sp.path(Incoming, row.Queued)) {
