@@ -24,6 +24,12 @@ func siteScripts() map[string]string {
 		"trivial.lua": `run.step("noop", function() end)`,
 		"slow.lua":    `run.step("sleep", function() run.sleep(tonumber(params.sleep or "30")) end)`,
 		"fail.lua":    `run.step("boom", function() error("boom on " .. node.name) end)`,
+		// bmc: the job waits on its node's BMC (a simulated iLO charging
+		// a latency for the call, bmc_test.go)
+		"bmc.lua": `run.step("power", function()
+			local bmc = require("ilo").connect()
+			run.log("info", "power " .. bmc:get_host_power_status())
+		end)`,
 		"deploy.lua": `run.step("check instance_info", function()
 			assert(node.instance_info.image_source == "http://127.0.0.1/img.qcow2", "image_source not applied")
 		end)`,
@@ -58,6 +64,18 @@ func newEnv(t testing.TB, nodes int) *env {
 // seconds (used by PostgreSQL stores).
 func newEnvTimeout(t testing.TB, nodes, timeout int) *env {
 	t.Helper()
+	return newEnvModules(t, nodes, timeout, []module.Module{})
+}
+
+// newEnvBindings is newEnvTimeout with the default bindings (ilo, ...):
+// scripts can call the simulated iLOs (bmc_test.go).
+func newEnvBindings(t testing.TB, nodes, timeout int) *env {
+	t.Helper()
+	return newEnvModules(t, nodes, timeout, nil)
+}
+
+func newEnvModules(t testing.TB, nodes, timeout int, mods []module.Module) *env {
+	t.Helper()
 	state := t.TempDir()
 	site := t.TempDir()
 	for name, src := range siteScripts() {
@@ -72,7 +90,7 @@ func newEnvTimeout(t testing.TB, nodes, timeout int) *env {
 	}
 	t.Setenv("LIGHTSOUT_SECRET_KEY", "")
 	a, err := app.Open(context.Background(), app.Options{ConfigPath: conf, StateDir: state, ScriptDirs: []string{site},
-		Modules: []module.Module{}, Stdout: discard{}, Stderr: discard{}})
+		Modules: mods, Stdout: discard{}, Stderr: discard{}})
 	if err != nil {
 		t.Fatal(err)
 	}

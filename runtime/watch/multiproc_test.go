@@ -307,6 +307,68 @@ func TestThreeWatchersKill9(t *testing.T) {
 	t.Logf("%d runs interrupted by the kill", len(runs))
 }
 
+// TestThreeWatchersKill9BMC is TestThreeWatchersKill9 with real jobs: each
+// runs the bmc playbook, whose call waits 300 ms on its node's simulated
+// iLO (two RIBCL documents of 150 ms), in processes with the default
+// bindings. Every job ends exactly once, no node stays leased past the
+// expiry, no run stays running; every job that ended done made its call.
+func TestThreeWatchersKill9BMC(t *testing.T) {
+	const nodes, jobs = 30, 100
+	s := bmcFleet(t, nodes, 150*time.Millisecond)
+	if testing.Short() {
+		t.Skip("multi-process test: not with -short")
+	}
+	t.Setenv("LIGHTSOUT_TEST_STORE", "postgres")
+	e := newEnvBindings(t, 0, 2)
+	names := e.bmcNodes(s)
+	if err := os.MkdirAll(filepath.Join(e.dir, Incoming), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := procs(t, e)
+	for range 3 {
+		c.startIn(e.dir, 10, helperBindings+"=1")
+	}
+	var files []string
+	for i := range jobs {
+		name := fmt.Sprintf("job%03d.json", i)
+		e.drop(name, bmcJob(fmt.Sprintf("j%03d", i), names[i%nodes]))
+		files = append(files, name)
+	}
+	waitFor(t, 2*time.Minute, "20 jobs to finish", func() bool { return c.finishedCount() >= 20 })
+	c.kill9(0)
+	killedAt := time.Now()
+	waitFor(t, 3*time.Minute, "every job to finish", func() bool {
+		return c.finishedCount() == jobs && len(c.e.jobs(Processing)) == 0 && len(c.e.jobs(Incoming)) == 0
+	})
+	t.Logf("all %d jobs finished %v after the kill", jobs, time.Since(killedAt).Round(time.Millisecond))
+	waitFor(t, time.Minute, "the killed process's runs and leases to be taken over", func() bool {
+		runs, _ := c.e.a.Store.ListRuns(context.Background(), store.RunFilter{Status: store.StatusRunning})
+		return len(runs) == 0
+	})
+	c.stopAll()
+	c.checkExactlyOnce(files)
+	done := 0
+	for _, f := range e.jobs(Done) {
+		r := e.result(Done, f)
+		for _, nr := range r.Nodes {
+			if nr.FinishedAt == nil || nr.FinishedAt.Sub(nr.StartedAt) < 300*time.Millisecond {
+				t.Errorf("%s on %s: the run did not wait on its iLO (%+v)", f, nr.Node, nr)
+			}
+		}
+		done++
+	}
+	failed := e.jobs(Failed)
+	for _, f := range failed {
+		if r := e.result(Failed, f); r.Error == "" {
+			t.Errorf("%s failed without a reason", f)
+		}
+	}
+	t.Logf("%d jobs done, %d failed (interrupted by the kill)", done, len(failed))
+	if done < jobs/2 {
+		t.Errorf("only %d of %d jobs succeeded", done, jobs)
+	}
+}
+
 // TestWatchersPostgresRestart: PostgreSQL restarts while three processes
 // run jobs: they reconnect; every job ends exactly once, none is lost.
 func TestWatchersPostgresRestart(t *testing.T) {
