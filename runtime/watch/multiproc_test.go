@@ -308,9 +308,10 @@ func TestThreeWatchersKill9(t *testing.T) {
 }
 
 // TestThreeWatchersKill9BMC is TestThreeWatchersKill9 with real jobs: each
-// runs the bmc playbook, whose call waits 300 ms on its node's simulated
-// iLO (two RIBCL documents of 150 ms), in processes with the default
-// bindings. Every job ends exactly once, no node stays leased past the
+// runs the bmc playbook, whose call waits on its node's simulated iLO
+// (150 ms per RIBCL document: two for a process's first call to an iLO,
+// the probe and the power status, one afterwards), in processes with the
+// default bindings. Every job ends exactly once, no node stays leased past the
 // expiry, no run stays running; every job that ended done made its call.
 func TestThreeWatchersKill9BMC(t *testing.T) {
 	const nodes, jobs = 30, 100
@@ -351,7 +352,7 @@ func TestThreeWatchersKill9BMC(t *testing.T) {
 	for _, f := range e.jobs(Done) {
 		r := e.result(Done, f)
 		for _, nr := range r.Nodes {
-			if nr.FinishedAt == nil || nr.FinishedAt.Sub(nr.StartedAt) < 300*time.Millisecond {
+			if nr.FinishedAt == nil || nr.FinishedAt.Sub(nr.StartedAt) < 150*time.Millisecond {
 				t.Errorf("%s on %s: the run did not wait on its iLO (%+v)", f, nr.Node, nr)
 			}
 		}
@@ -363,7 +364,11 @@ func TestThreeWatchersKill9BMC(t *testing.T) {
 			t.Errorf("%s failed without a reason", f)
 		}
 	}
-	t.Logf("%d jobs done, %d failed (interrupted by the kill)", done, len(failed))
+	interrupted, _ := e.a.Store.ListRuns(context.Background(), store.RunFilter{Status: store.StatusInterrupted})
+	t.Logf("%d jobs done, %d failed; %d runs interrupted by the kill", done, len(failed), len(interrupted))
+	if len(interrupted) == 0 {
+		t.Error("the kill interrupted no run: it hit no job in flight")
+	}
 	if done < jobs/2 {
 		t.Errorf("only %d of %d jobs succeeded", done, jobs)
 	}
