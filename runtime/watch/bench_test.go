@@ -1,10 +1,13 @@
 package watch
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,10 +49,12 @@ func BenchmarkWatchThroughputPG(b *testing.B) {
 		b.Fatal(err)
 	}
 	rates := map[int]float64{}
+	cpu := map[int]time.Duration{} // the watcher processes' CPU time
 	total := 0
 	b.ResetTimer()
 	for _, n := range []int{1, 3} {
 		b.StopTimer()
+		before := childCPU(b)
 		c := procs(b, e)
 		for range n {
 			c.startIn(e.dir, 10, helperBindings+"=1", helperPoll+"=0")
@@ -69,14 +74,67 @@ func BenchmarkWatchThroughputPG(b *testing.B) {
 		b.StopTimer()
 		c.stopAll()
 		rates[n] = float64(jobs*b.N) / busy.Seconds()
+		cpu[n] = childCPU(b) - before
 	}
+	phases(b, e)
 	if failed := e.jobs(Failed); len(failed) > 0 {
 		b.Fatalf("%d jobs failed, e.g. %s: %s", len(failed), failed[0], e.result(Failed, failed[0]).Error)
 	}
 	b.ReportMetric(rates[1], "jobs/s-1proc")
 	b.ReportMetric(rates[3], "jobs/s-3procs")
 	b.ReportMetric(rates[3]/rates[1], "x-3procs-vs-1")
+	// CPU per job of the watcher processes (start-up included): what the
+	// machine's load does not change
+	for _, n := range []int{1, 3} {
+		b.ReportMetric(float64(cpu[n].Microseconds())/1000/float64(jobs*b.N), fmt.Sprintf("cpu-ms/job-%dproc", n))
+	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// phases logs where a job's time goes on average, per configuration:
+// from the claim to its run's start, the run, from the run's end to the
+// job's end.
+func phases(b *testing.B, e *env) {
+	ctx := context.Background()
+	jobs, err := e.a.Store.ListJobs(ctx, store.JobFilter{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	type sum struct {
+		n              int
+		pre, run, post time.Duration
+	}
+	by := map[string]*sum{}
+	for _, j := range jobs {
+		runs, err := e.a.Store.JobRuns(ctx, j.ID)
+		if err != nil || len(runs) != 1 || runs[0].FinishedAt == nil || j.FinishedAt == nil {
+			continue
+		}
+		k := strings.SplitN(j.JobID, "-", 2)[0]
+		if by[k] == nil {
+			by[k] = &sum{}
+		}
+		s := by[k]
+		s.n++
+		s.pre += runs[0].StartedAt.Sub(j.ClaimedAt)
+		s.run += runs[0].FinishedAt.Sub(runs[0].StartedAt)
+		s.post += j.FinishedAt.Sub(*runs[0].FinishedAt)
+	}
+	for k, s := range by {
+		d := time.Duration(s.n)
+		b.Logf("%s: %d jobs, on average claim to run %v, run %v, run end to job end %v", k, s.n,
+			(s.pre / d).Round(time.Millisecond), (s.run / d).Round(time.Millisecond), (s.post / d).Round(time.Millisecond))
+	}
+}
+
+// childCPU is the user+system CPU time of this process's waited-for
+// children so far.
+func childCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkClaimOverhead: the time one watcher (--parallel 1) takes per
