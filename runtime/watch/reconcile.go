@@ -118,7 +118,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	for _, row := range open {
-		if mine == nil && row.PID != w.pid && runtime.RunAlive(&store.Run{Host: row.Host, PID: row.PID}) {
+		if mine == nil && row.PID > 0 && row.Host != "" && row.PID != w.pid && runtime.RunAlive(&store.Run{Host: row.Host, PID: row.PID}) {
 			// Claimed by another live process sharing the store (it
 			// watches another folder): not this watcher's to judge.
 			continue
