@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -255,6 +256,64 @@ func TestSameNameFinishedAtOnce(t *testing.T) {
 		}
 		if left, _ := os.ReadDir(filepath.Join(e.dir, Done)); len(left) != 2*jobs {
 			t.Errorf("done/ holds %d files, want %d job and result files (no temporary file left)", len(left), 2*jobs)
+		}
+	})
+}
+
+// TestAdoptedJobFencesItsWatcher: a job is adopted (its claim generation
+// grows, as store.AdoptJobs does for a process whose heartbeat stopped)
+// while its run is in flight. When the run ends, the old holder may not
+// record it: SetJobRun is refused with ErrFenced, the watcher stops with
+// ErrFenced, and neither the job's runs, its row nor its file are touched
+// by it.
+func TestAdoptedJobFencesItsWatcher(t *testing.T) {
+	eachStore(t, func(t *testing.T) {
+		e := newEnv(t, 1)
+		e.drop("slow.json", `{"id":"s","action":"run","script":"slow","nodes":["n00"],"params":{"sleep":"1"}}`)
+		w, err := New(e.a, Options{Dir: e.dir, Parallel: 1, Settle: -1, Poll: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		st := e.a.Store
+		var job *store.Job
+		waitFor(t, time.Minute, "the job's run to start", func() bool {
+			jobs, _ := st.ListJobs(ctx, store.JobFilter{JobID: "s"})
+			if len(jobs) != 1 {
+				return false
+			}
+			runs, _ := st.JobRuns(ctx, jobs[0].ID)
+			job = jobs[0]
+			return len(runs) == 1 && runs[0].RunID != 0 && runs[0].Status == store.StatusRunning
+		})
+		adopted, err := st.UpdateJob(ctx, job.ID, func(j *store.Job) error { j.Generation++; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, store.ErrFenced) {
+				t.Fatalf("watcher stopped with %v, want ErrFenced", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("the fenced watcher did not stop")
+		}
+		runs, err := st.JobRuns(ctx, job.ID)
+		if err != nil || len(runs) != 1 || runs[0].Status != store.StatusRunning || runs[0].FinishedAt != nil {
+			t.Fatalf("the fenced watcher recorded the end of its run: %+v %v", runs, err)
+		}
+		j, err := st.GetJob(ctx, job.ID)
+		if err != nil || j.Generation != adopted.Generation || j.Status != store.JobRunning || j.Archived || j.Final != "" {
+			t.Fatalf("the fenced watcher wrote the job: %+v %v", j, err)
+		}
+		if l := e.jobs(Processing); len(l) != 1 {
+			t.Fatalf("processing/ holds %v: the fenced watcher moved the job", l)
+		}
+		if l := append(e.jobs(Done), e.jobs(Failed)...); len(l) != 0 {
+			t.Fatalf("the fenced watcher finished the job: %v", l)
 		}
 	})
 }

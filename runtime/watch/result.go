@@ -220,24 +220,35 @@ func (w *Watcher) retryPending(ctx context.Context) {
 func (w *Watcher) requeue(ctx context.Context, row *store.Job, refund bool) {
 	w.nameMu.Lock()
 	defer w.nameMu.Unlock()
-	q := row.Name
+	want := row.Name
 	if row.Status == store.JobRequeued && row.Queued != "" {
-		q = row.Queued
+		want = row.Queued
 	}
-	q = free(q, func(n string) bool { return exists(w.sp.path(Incoming, n)) })
-	updated, err := w.update(ctx, row, func(j *store.Job) error {
-		j.Status, j.Queued = store.JobRequeued, q
-		if refund && j.Attempts > 0 {
-			j.Attempts--
+	var q string
+	var err error
+	for try := 0; try < 100; try++ {
+		// the name is recorded, then taken without replacing a file a
+		// producer or another process put there meanwhile
+		q = free(want, func(n string) bool { return exists(w.sp.path(Incoming, n)) })
+		first := try == 0
+		updated, uerr := w.update(ctx, row, func(j *store.Job) error {
+			j.Status, j.Queued = store.JobRequeued, q
+			if first && refund && j.Attempts > 0 {
+				j.Attempts--
+			}
+			return nil
+		})
+		if uerr != nil {
+			w.fence(uerr)
+			w.log.Error("store: cannot record a re-queue; retried at the next start", "file", row.Name, "err", uerr)
+			return
 		}
-		return nil
-	})
-	if err != nil {
-		w.log.Error("store: cannot record a re-queue; retried at the next start", "file", row.Name, "err", err)
-		return
+		row = updated
+		if err = renameNoReplace(w.sp.path(Processing, row.File), w.sp.path(Incoming, q)); !errors.Is(err, os.ErrExist) {
+			break
+		}
 	}
-	row = updated
-	if err := os.Rename(w.sp.path(Processing, row.File), w.sp.path(Incoming, q)); err != nil {
+	if err != nil {
 		w.log.Error("cannot move a job back to incoming/; retried at the next start", "file", row.Name, "err", err)
 		return
 	}

@@ -525,8 +525,14 @@ func (w *Watcher) claim(name string) bool {
 func (w *Watcher) unclaim(proc, name string) {
 	w.nameMu.Lock()
 	defer w.nameMu.Unlock()
-	q := free(name, func(n string) bool { return exists(w.sp.path(Incoming, n)) })
-	if err := os.Rename(w.sp.path(Processing, proc), w.sp.path(Incoming, q)); err != nil {
+	var err error
+	for range 100 { // a producer or another process may take the free name first
+		q := free(name, func(n string) bool { return exists(w.sp.path(Incoming, n)) })
+		if err = renameNoReplace(w.sp.path(Processing, proc), w.sp.path(Incoming, q)); !errors.Is(err, os.ErrExist) {
+			break
+		}
+	}
+	if err != nil {
 		w.log.Error("cannot move a job back to incoming/ (it is retried at the next start)", "file", proc, "err", err)
 	}
 }
@@ -578,9 +584,9 @@ func (w *Watcher) update(ctx context.Context, row *store.Job, fn func(j *store.J
 
 // holds checks, inside a transaction that read the job as j, that this
 // process still holds the claim row was read with (store.ErrFenced when
-// another process adopted the job).
+// another process adopted the job, or the job was claimed again since).
 func (w *Watcher) holds(row, j *store.Job) error {
-	if w.shared != nil && (j.Conductor != w.shared.Conductor || j.Generation != row.Generation) {
+	if j.Generation != row.Generation || (w.shared != nil && j.Conductor != w.shared.Conductor) {
 		return fmt.Errorf("job %s (claim %d, now claim %d held by conductor %d): %w", row.Name, row.Generation, j.Generation, j.Conductor, store.ErrFenced)
 	}
 	return nil
