@@ -136,7 +136,11 @@ func (c *cluster) start(parallel int) {
 // environment.
 func (c *cluster) startIn(dir string, parallel int, env ...string) {
 	c.t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestWatchProcess$", "-test.v")
+	args := []string{"-test.run=^TestWatchProcess$", "-test.v"}
+	if d := os.Getenv("LIGHTSOUT_WATCH_PROFILE_DIR"); d != "" { // CPU profiles of the watcher processes
+		args = append(args, fmt.Sprintf("-test.cpuprofile=%s/watcher-%d-%d.pprof", d, os.Getpid(), len(c.procs)))
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), helperConf+"="+c.conf, helperDir+"="+dir, helperSite+"="+c.e.site,
 		fmt.Sprintf("%s=%d", helperParallel, parallel))
 	cmd.Env = append(cmd.Env, env...)
