@@ -14,7 +14,9 @@
 --      and its links; deploy.lua sets the persistent HDD boot.
 --
 -- pxe.clean runs at teardown and on every failure path (deploy.lua's
--- on_fail), so no PXE file of the node is left behind.
+-- on_fail), so no PXE file of the node is left behind. clean.lua boots the
+-- cleaning ramdisk of a pxe_ilo node with the same boot_ramdisk and removes
+-- the files with clean; recover.lua removes them after an interrupted run.
 local params_lib = require("params")
 
 local M = {}
@@ -30,19 +32,28 @@ local function deploy_images(n)
   return nil
 end
 
+--- What a node lacks to boot the agent over PXE (deploy and cleaning):
+--- a list of messages, each naming the field and the fix (empty: none).
+function M.boot_problems(n)
+  local out = {}
+  if not n.ports[1] then
+    out[#out + 1] = "node " .. n.name .. " has no ports: pxe_ilo names the PXE config after the port MACs;"
+      .. " add the PXE NIC's MAC (`lightsout port create " .. n.name .. " MAC`) or inspect the node"
+  end
+  if not deploy_images(n) then
+    out[#out + 1] = "Cannot validate PXE bootloader. Some parameters were missing in node's driver_info."
+      .. " Missing are: [deploy_kernel, deploy_ramdisk] (set them on node " .. n.name .. " or in [conductor])"
+  end
+  return out
+end
+
 --- Checks what pxe_ilo needs before the node changes (§5.3 validate).
 function M.validate(ctx)
   local n = ctx.node
-  if not n.ports[1] then
-    run.fail("invalid_argument", "node " .. n.name .. " has no ports: pxe_ilo names the PXE config after the"
-      .. " port MACs; add the PXE NIC's MAC (`lightsout port create " .. n.name .. " MAC`) or inspect the node")
-  end
-  if not deploy_images(n) then
-    run.fail("invalid_argument", "Cannot validate PXE bootloader. Some parameters were missing in node's driver_info."
-      .. " Missing are: [deploy_kernel, deploy_ramdisk] (set them on node " .. n.name .. " or in [conductor])")
-  end
+  local problems = M.boot_problems(n)
+  if problems[1] then run.fail("invalid_argument", problems[1]) end
   if ctx.boot_mode == "uefi" and n.instance_info.image_type ~= "partition"
-      and (n.instance_info.capabilities or {}).boot_option == "netboot" then
+      and require("bootmode").instance_caps(n).boot_option == "netboot" then -- a table or a capabilities string
     run.fail("invalid_argument", "Conflict: Whole disk image being used for deploy, but cannot be used with node "
       .. n.uuid .. " configured to use UEFI boot with netboot option")
   end
