@@ -82,11 +82,31 @@ function M.switch_to_local(_)
   require("pxe").switch(nil, "local")
 end
 
---- Removes every PXE file of the node; logs (never raises) so a failure
---- path or teardown goes on.
-function M.clean(_)
-  local ok, err = pcall(require("pxe").clean)
-  if not ok then run.log("warn", "could not remove the PXE files: " .. require("playbook").message(err)) end
+--- Removes what a pxe_ilo run leaves for the node: every PXE file (config,
+--- MAC links, dnsmasq snippets) and the objects it published (the image
+--- the agent downloads); ejects nothing, as the driver never inserts.
+--- Logs (never raises) so a failure path or teardown goes on; returns
+--- false when something could not be removed.
+function M.clean(ctx)
+  local n = ctx and ctx.node or node
+  local message = require("playbook").message
+  local clean_ok = true
+  local ok, err = pcall(require("pxe").clean, n)
+  if not ok then
+    clean_ok = false
+    run.log("warn", "could not remove the PXE files: " .. message(err))
+  end
+  local okv, res = pcall(require("vmedia").cleanup, n)
+  if not okv then
+    clean_ok = false
+    run.log("warn", "could not delete the published objects: " .. message(res))
+  else
+    for loc, e in pairs(res.errors or {}) do
+      clean_ok = false
+      run.log("warn", "could not delete " .. loc .. ": " .. e)
+    end
+  end
+  return clean_ok
 end
 
 return M

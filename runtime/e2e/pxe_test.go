@@ -45,7 +45,7 @@ func newPXEEnvOn(t *testing.T, g sim.Generation, pxeNode string) *pxeEnv {
 			t.Fatal(err)
 		}
 	}
-	e := open(t, f, "[pxe]\ntftp_root = "+root+"\n[conductor]\nclean_nodes = false\n") // cleaning over PXE is not written yet
+	e := open(t, f, "[pxe]\ntftp_root = "+root+"\n")
 	e.importFleet()
 	e.makeAvailable(pxeNode)
 	if _, err := e.app.UpdateNode(context.Background(), pxeNode, app.NodeChange{Driver: "pxe_ilo",
@@ -149,11 +149,25 @@ func TestPXEDeploy(t *testing.T) {
 				t.Errorf("PXE files left after the deploy: %v", left)
 			}
 
+			before := len(p.f.bootsOf(pxeNode))
 			res = p.runs(app.ScriptTeardown, []string{pxeNode}, nil)[pxeNode]
+			tl = p.timeline(res.RunID)
 			if !res.Succeeded() {
-				t.Fatalf("teardown: %s\n%s", res.Error, p.timeline(res.RunID))
+				t.Fatalf("teardown: %s\n%s", res.Error, tl)
 			}
-			p.noVirtualMedia(t, pxeNode, p.timeline(res.RunID))
+			// automated cleaning booted the agent over PXE (in the deploy boot mode) and ran its steps
+			boots = p.f.bootsOf(pxeNode)[before:]
+			if len(boots) == 0 || boots[0].BootDevice != "NETWORK" || boots[0].BootMode != tt.mode {
+				t.Errorf("cleaning boots %+v: want a NETWORK boot of the ramdisk in %s", boots, tt.mode)
+			}
+			if !strings.Contains(tl, "erase_devices") {
+				t.Errorf("cleaning did not run the agent's erase_devices:\n%s", tl)
+			}
+			if n := p.node(pxeNode); n.ProvisionState != states.Available || n.PowerState != "power off" {
+				t.Errorf("after teardown and cleaning: state %q power %q", n.ProvisionState, n.PowerState)
+			}
+			p.noVirtualMedia(t, pxeNode, tl)
+			p.noMediaLeft(pxeNode)
 			if left := p.pxeFiles(t); len(left) > 0 {
 				t.Errorf("PXE files left after teardown: %v", left)
 			}
