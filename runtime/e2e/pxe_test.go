@@ -1,17 +1,10 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
-	"io/fs"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/lightsout/lightsout/bindings/pxe"
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/sim"
@@ -34,22 +27,15 @@ func newPXEEnv(t *testing.T) *pxeEnv { return newPXEEnvOn(t, sim.Gen8, pxeNode) 
 
 func newPXEEnvOn(t *testing.T, g sim.Generation, pxeNode string) *pxeEnv {
 	t.Helper()
-	root := t.TempDir()
-	hs := httptest.NewServer(pxe.HTTPHandler(pxe.Tree{Root: root}, nil))
-	t.Cleanup(hs.Close)
-	f := newFleet(t, fleetOptions{nodes: []sim.NodeSpec{{Generation: g, Count: 1}}, pxeServer: hs.URL,
+	root, url := pxeBootServer(t)
+	f := newFleet(t, fleetOptions{nodes: []sim.NodeSpec{{Generation: g, Count: 1}}, pxeServer: url,
 		hardware: func(name string, g sim.Generation, idx int, hw *sim.Hardware) { hw.License = "iLO Standard" }})
-	kdir := t.TempDir()
-	for _, n := range []string{"vmlinuz", "initrd"} {
-		if err := os.WriteFile(filepath.Join(kdir, n), bytes.Repeat([]byte(n), 512), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	kernel, ramdisk := deployKernel(t, t.TempDir())
 	e := open(t, f, "[pxe]\ntftp_root = "+root+"\n")
 	e.importFleet()
 	e.makeAvailable(pxeNode)
 	if _, err := e.app.UpdateNode(context.Background(), pxeNode, app.NodeChange{Driver: "pxe_ilo",
-		DriverInfo: map[string]any{"deploy_kernel": filepath.Join(kdir, "vmlinuz"), "deploy_ramdisk": filepath.Join(kdir, "initrd")}}); err != nil {
+		DriverInfo: map[string]any{"deploy_kernel": kernel, "deploy_ramdisk": ramdisk}}); err != nil {
 		t.Fatal(err)
 	}
 	return &pxeEnv{env: e, f: f, tftpRoot: root}
@@ -57,26 +43,7 @@ func newPXEEnvOn(t *testing.T, g sim.Generation, pxeNode string) *pxeEnv {
 
 // pxeFiles lists the configs, links and node files left under tftp_root
 // (the shared boot loaders, pxe.SharedFiles, stay).
-func (p *pxeEnv) pxeFiles(t *testing.T) []string {
-	t.Helper()
-	var left []string
-	err := filepath.WalkDir(p.tftpRoot, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			rel, _ := filepath.Rel(p.tftpRoot, path)
-			if !slices.Contains(pxe.SharedFiles, filepath.ToSlash(rel)) {
-				left = append(left, rel)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return left
-}
+func (p *pxeEnv) pxeFiles(t *testing.T) []string { return pxeFilesUnder(t, p.tftpRoot) }
 
 func (p *pxeEnv) noVirtualMedia(t *testing.T, pxeNode, res string) {
 	t.Helper()
