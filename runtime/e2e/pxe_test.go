@@ -218,3 +218,64 @@ func TestPXEBootWithoutConfig(t *testing.T) {
 		t.Errorf("console %q lacks the PXE failure", con)
 	}
 }
+
+// Cleaning a pxe_ilo node (`node provide`) that fails: when an agent clean
+// step fails after the ramdisk PXE-booted, and when the node has no ports
+// (refused before the node is touched, naming the ports and the fix), it
+// ends in clean failed + maintenance, powered off, with no PXE file, MAC
+// link or published object left and no virtual media touched.
+func TestPXECleanFailureCleansPXE(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		fail    ramdisk.Failures
+		noPorts bool
+		want    []string // in last_error
+		booted  bool     // the ramdisk PXE-booted before the failure
+	}{
+		{name: "clean step fails", fail: ramdisk.Failures{FailCommands: []string{"execute_clean_step"}},
+			want: []string{"cleaning failed"}, booted: true},
+		{name: "no ports", noPorts: true, want: []string{"has no ports", "lightsout port create"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPXEEnv(t)
+			ctx := context.Background()
+			p.f.rd.SetFailures(pxeNode, tt.fail)
+			if tt.noPorts {
+				var macs []string
+				for _, port := range p.node(pxeNode).Ports {
+					macs = append(macs, port.Address)
+				}
+				if _, err := p.app.UpdateNode(ctx, pxeNode, app.NodeChange{RemovePorts: macs}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := p.app.Store.Transition(ctx, pxeNode, "manage"); err != nil { // available → manageable
+				t.Fatal(err)
+			}
+			res := p.runs(app.ScriptClean, []string{pxeNode}, nil)[pxeNode]
+			tl := p.timeline(res.RunID)
+			if res.Succeeded() {
+				t.Fatalf("cleaning succeeded:\n%s", tl)
+			}
+			n := p.node(pxeNode)
+			if n.ProvisionState != states.CleanFailed || !n.Maintenance || n.PowerState != "power off" {
+				t.Errorf("state %q maintenance %v power %q, want clean failed, maintenance, off", n.ProvisionState, n.Maintenance, n.PowerState)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(n.LastError, w) {
+					t.Errorf("last_error %q lacks %q", n.LastError, w)
+				}
+			}
+			boots := p.f.bootsOf(pxeNode)
+			if tt.booted {
+				if len(boots) == 0 || boots[0].BootDevice != "NETWORK" {
+					t.Fatalf("boots %+v: want the cleaning ramdisk booted over PXE\n%s", boots, tl)
+				}
+				p.noVirtualMedia(t, pxeNode, tl)
+			} else if len(boots) != 0 {
+				t.Errorf("the server booted: %+v", boots)
+			}
+			p.nothingLeft(pxeNode, p.tftpRoot, 0)
+		})
+	}
+}
