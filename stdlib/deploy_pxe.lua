@@ -38,7 +38,8 @@ function M.boot_problems(n)
   local out = {}
   if not n.ports[1] then
     out[#out + 1] = "node " .. n.name .. " has no ports: pxe_ilo names the PXE config after the port MACs;"
-      .. " add the PXE NIC's MAC (`lightsout port create " .. n.name .. " MAC`) or inspect the node"
+      .. " add the PXE NIC's MAC (`lightsout node set " .. n.name .. " --port MAC`) or inspect the node"
+      .. " (`lightsout inspect " .. n.name .. "`)"
   end
   if not deploy_images(n) then
     out[#out + 1] = "Cannot validate PXE bootloader. Some parameters were missing in node's driver_info."

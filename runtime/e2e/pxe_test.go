@@ -163,7 +163,7 @@ func TestPXEDeployNoPorts(t *testing.T) {
 	if res.Succeeded() {
 		t.Fatal("a pxe_ilo deploy without ports succeeded")
 	}
-	if !strings.Contains(res.Error, "has no ports") || !strings.Contains(res.Error, "MAC") {
+	if !strings.Contains(res.Error, "has no ports") || !strings.Contains(res.Error, "--port MAC") {
 		t.Errorf("error %q does not name the missing ports", res.Error)
 	}
 	if st := p.node(pxeNode).ProvisionState; st != states.Available {
@@ -172,6 +172,7 @@ func TestPXEDeployNoPorts(t *testing.T) {
 	if len(p.f.bootsOf(pxeNode)) != 0 {
 		t.Error("the server booted")
 	}
+	p.nothingLeft(pxeNode, p.tftpRoot, 0)
 }
 
 // An agent failing mid-deploy: the deploy fails and no PXE file is left.
@@ -195,9 +196,7 @@ func TestPXEDeployFailureCleansPXE(t *testing.T) {
 	if n.ProvisionState != states.DeployFailed || n.PowerState != "power off" {
 		t.Errorf("state %q power %q", n.ProvisionState, n.PowerState)
 	}
-	if left := p.pxeFiles(t); len(left) > 0 {
-		t.Errorf("PXE files left after a failed deploy: %v", left)
-	}
+	p.nothingLeft(pxeNode, p.tftpRoot, 0) // PXE files, links, published image, agent
 	p.noVirtualMedia(t, pxeNode, tl)
 }
 
@@ -234,7 +233,7 @@ func TestPXECleanFailureCleansPXE(t *testing.T) {
 	}{
 		{name: "clean step fails", fail: ramdisk.Failures{FailCommands: []string{"execute_clean_step"}},
 			want: []string{"cleaning failed"}, booted: true},
-		{name: "no ports", noPorts: true, want: []string{"has no ports", "lightsout port create"}},
+		{name: "no ports", noPorts: true, want: []string{"has no ports", "lightsout node set gen8-0 --port MAC"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newPXEEnv(t)
