@@ -221,9 +221,9 @@ type moment struct {
 	noAgent    bool   // the ramdisk never heartbeats: the run waits for the agent
 	holdImage  bool   // the image download stalls half-way: mid image write
 	step       string // the step whose start marks the moment (pause or noAgent)
-	// drivers besides agent_ilo interrupted at this moment (kill -9 only):
-	// pxe_ilo once its PXE files are written, iscsi_ilo while its ramdisk
-	// runs and (after write) exports the disk.
+	// drivers besides agent_ilo interrupted at this moment: pxe_ilo once
+	// its PXE files are written, iscsi_ilo while its ramdisk runs and
+	// (after write) exports the disk.
 	drivers []string
 }
 
@@ -242,16 +242,15 @@ type interruption struct {
 	sig    syscall.Signal
 }
 
-// interruptions are the moments with both signals for agent_ilo, and
-// kill -9 for each of the moment's other drivers.
+// interruptions are the moments with both signals for agent_ilo and for
+// each of the moment's other drivers.
 func interruptions() []interruption {
 	var out []interruption
 	for _, m := range moments {
-		for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
-			out = append(out, interruption{m, "agent_ilo", sig})
-		}
-		for _, d := range m.drivers {
-			out = append(out, interruption{m, d, syscall.SIGKILL})
+		for _, d := range append([]string{"agent_ilo"}, m.drivers...) {
+			for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
+				out = append(out, interruption{m, d, sig})
+			}
 		}
 	}
 	return out
@@ -269,8 +268,7 @@ func portalOpen(port int) bool {
 
 // TestInterruptedDeployRecovers interrupts a real CLI deploy (UEFI, secure
 // boot requested, secure boot off before) at five moments, with kill -9 and
-// with SIGINT, and a pxe_ilo and an iscsi_ilo deploy with kill -9 at some of
-// them. Every time the node ends in deploy failed with last_error (after
+// with SIGINT, and a pxe_ilo and an iscsi_ilo deploy at some of them. Every time the node ends in deploy failed with last_error (after
 // SIGINT at once; after kill -9 once `lightsout node recover` ran):
 // powered off, no virtual media inserted, nothing published, no PXE file or
 // MAC link, no agent and no iSCSI target left, secure boot off as before,
@@ -278,7 +276,7 @@ func portalOpen(port int) bool {
 // arguments) deploys the image.
 func TestInterruptedDeployRecovers(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds lightsout and runs fifteen interrupted deploys")
+		t.Skip("builds lightsout and runs twenty interrupted deploys")
 	}
 	bin := buildCLI(t)
 	cases := interruptions()
