@@ -8,12 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/pxe"
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/states"
+	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/ramdisk"
 )
 
 // The three drivers on one fleet: helpers that make a node an agent_ilo,
@@ -162,4 +166,60 @@ func TestTeardownLeavesNothing(t *testing.T) {
 			e.nothingLeft(node, root, s.iscsiPort)
 		})
 	}
+}
+
+// TestInterruptedPXECleanRecovers: `lightsout node provide` of a pxe_ilo
+// node is killed with -9 while cleaning waits for the agent it booted over
+// PXE; `node recover` leaves the node in clean failed with no PXE file,
+// link or agent left, and the node then cleans (manage, provide) to
+// available over PXE again.
+func TestInterruptedPXECleanRecovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds lightsout")
+	}
+	bin := buildCLI(t)
+	const node = "gen10-0"
+	root, url := pxeBootServer(t)
+	f := newFleet(t, fleetOptions{nodes: gens(0, 0, 1), pxeServer: url})
+	e := open(t, f, "[pxe]\ntftp_root = "+root+"\n")
+	e.importFleet()
+	kernel, initrd := deployKernel(t, t.TempDir())
+	useDriver(t, e, node, "pxe_ilo", driverSetup{kernel: kernel, ramdisk: initrd})
+	ctx := context.Background()
+	if _, err := e.app.Store.Transition(ctx, node, "manage"); err != nil { // available → manageable
+		t.Fatal(err)
+	}
+	uuid := e.node(node).UUID
+	f.rd.SetFailures(node, ramdisk.Failures{NoHeartbeat: true})
+	p := e.start(bin, "node", "provide", node)
+	e.waitFor(p, "the cleaning ramdisk booted over PXE", func() bool {
+		booted := slices.ContainsFunc(f.bootsOf(node), func(ev sim.BootEvent) bool { return ev.BootDevice == "NETWORK" })
+		return booted && slices.ContainsFunc(pxeFilesUnder(t, root), func(p string) bool { return strings.HasPrefix(p, uuid) })
+	})
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait(t, time.Minute)
+	f.rd.SetFailures(node, ramdisk.Failures{})
+
+	if rc, out := e.cli(bin, "node", "recover", node); rc != 0 || !strings.Contains(out, "recovered by run") {
+		t.Fatalf("node recover: exit %d\n%s", rc, out)
+	}
+	n := e.node(node)
+	if n.ProvisionState != states.CleanFailed || n.PowerState != "power off" || !strings.Contains(n.LastError, "was interrupted: process died") {
+		t.Fatalf("after recover: state %q power %q last_error %q", n.ProvisionState, n.PowerState, n.LastError)
+	}
+	e.nothingLeft(node, root, 0)
+	for _, verb := range []string{"manage", "provide"} {
+		if rc, out := e.cli(bin, "node", verb, node); rc != 0 {
+			t.Fatalf("node %s: exit %d\n%s", verb, rc, out)
+		}
+	}
+	if n := e.node(node); n.ProvisionState != states.Available {
+		t.Fatalf("after manage and provide: %s (%s)", n.ProvisionState, n.LastError)
+	}
+	for i, ev := range f.bootsOf(node) {
+		if ev.BootDevice != "NETWORK" || len(ev.Media) > 0 {
+			t.Errorf("boot %d from %s with media %v: pxe_ilo cleaning boots over PXE only", i, ev.BootDevice, ev.Media)
+		}
+	}
+	e.nothingLeft(node, root, 0)
 }
