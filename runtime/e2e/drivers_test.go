@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -120,6 +121,35 @@ func (e *env) nothingLeft(node, tftpRoot string, iscsiPort int) {
 	if iscsiPort > 0 && !portalClosed(iscsiPort) {
 		e.t.Errorf("%s: the iSCSI target on port %d still answers", node, iscsiPort)
 	}
+	// no writer outlives its run (a killed lightsout's qemu-img included)
+	iqn := "iqn.2008-10.org.openstack:" + e.node(node).UUID
+	for len(writersTo(iqn)) > 0 {
+		if time.Now().After(deadline) {
+			e.t.Errorf("%s: qemu-img still writes to %s: pids %v", node, iqn, writersTo(iqn))
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// writersTo lists the pids of qemu-img processes whose command line names iqn.
+func writersTo(iqn string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, en := range ents {
+		pid, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if cmd := string(b); strings.Contains(cmd, "qemu-img") && strings.Contains(cmd, iqn) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // TestTeardownLeavesNothing deploys a whole-disk image to a node of each

@@ -220,18 +220,20 @@ type moment struct {
 	pauseAfter string // a phase after which the site deploy pauses
 	noAgent    bool   // the ramdisk never heartbeats: the run waits for the agent
 	holdImage  bool   // the image download stalls half-way: mid image write
+	stallISCSI bool   // the ramdisk's iSCSI target stops reading half-way: qemu-img mid-write
 	step       string // the step whose start marks the moment (pause or noAgent)
-	// drivers besides agent_ilo interrupted at this moment: pxe_ilo once
-	// its PXE files are written, iscsi_ilo while its ramdisk runs and
-	// (after write) exports the disk.
+	// drivers interrupted at this moment (nil: agent_ilo): pxe_ilo once its
+	// PXE files are written, iscsi_ilo while its ramdisk runs and exports
+	// the disk.
 	drivers []string
 }
 
 var moments = []moment{
 	{name: "before power on", pauseAfter: "prepare node", step: "test pause"},
-	{name: "waiting for the agent", noAgent: true, step: "wait for agent", drivers: []string{"pxe_ilo", "iscsi_ilo"}},
-	{name: "mid image write", holdImage: true, drivers: []string{"pxe_ilo"}},
-	{name: "after write", pauseAfter: "write image", step: "test pause", drivers: []string{"pxe_ilo", "iscsi_ilo"}},
+	{name: "waiting for the agent", noAgent: true, step: "wait for agent", drivers: []string{"agent_ilo", "pxe_ilo", "iscsi_ilo"}},
+	{name: "mid image write", holdImage: true, drivers: []string{"agent_ilo", "pxe_ilo"}},
+	{name: "mid iSCSI write", stallISCSI: true, drivers: []string{"iscsi_ilo"}},
+	{name: "after write", pauseAfter: "write image", step: "test pause", drivers: []string{"agent_ilo", "pxe_ilo", "iscsi_ilo"}},
 	{name: "during boot configuration", pauseAfter: "configure boot", step: "test pause"},
 }
 
@@ -242,12 +244,16 @@ type interruption struct {
 	sig    syscall.Signal
 }
 
-// interruptions are the moments with both signals for agent_ilo and for
-// each of the moment's other drivers.
+// interruptions are the moments with both signals for each of the
+// moment's drivers.
 func interruptions() []interruption {
 	var out []interruption
 	for _, m := range moments {
-		for _, d := range append([]string{"agent_ilo"}, m.drivers...) {
+		drivers := m.drivers
+		if drivers == nil {
+			drivers = []string{"agent_ilo"}
+		}
+		for _, d := range drivers {
 			for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
 				out = append(out, interruption{m, d, sig})
 			}
@@ -276,7 +282,7 @@ func portalOpen(port int) bool {
 // arguments) deploys the image.
 func TestInterruptedDeployRecovers(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds lightsout and runs twenty interrupted deploys")
+		t.Skip("builds lightsout and runs 22 interrupted deploys")
 	}
 	bin := buildCLI(t)
 	cases := interruptions()
@@ -319,6 +325,9 @@ func TestInterruptedDeployRecovers(t *testing.T) {
 			if m.noAgent {
 				f.rd.SetFailures(node, ramdisk.Failures{NoHeartbeat: true})
 			}
+			if m.stallISCSI {
+				f.rd.SetFailures(node, ramdisk.Failures{TargetStallsAfter: 1 << 20})
+			}
 			args := []string{"deploy", node, "--image-source", src, "--image-checksum", sum,
 				"--boot-mode", "uefi", "--secure-boot", "--scripts", site}
 			if m.pauseAfter != "" {
@@ -336,6 +345,11 @@ func TestInterruptedDeployRecovers(t *testing.T) {
 				case <-time.After(time.Minute):
 					t.Fatalf("the image write never started\n%s", p.out.String())
 				}
+			} else if m.stallISCSI {
+				e.waitFor(p, "qemu-img writing to the stalled target", func() bool {
+					a := f.rd.Agent(node)
+					return a != nil && a.ISCSITargetStalled()
+				})
 			} else {
 				e.waitFor(p, m.step, func() bool { return e.reached(node, "deploy", store.EventStepStart, m.step) })
 			}
@@ -356,7 +370,7 @@ func TestInterruptedDeployRecovers(t *testing.T) {
 			}) {
 				t.Fatalf("at %s: no PXE files of the node (%v)", m.name, left)
 			}
-			if c.driver == "iscsi_ilo" && m.pauseAfter == "write image" && !portalOpen(setup.iscsiPort) {
+			if c.driver == "iscsi_ilo" && (m.pauseAfter == "write image" || m.stallISCSI) && !portalOpen(setup.iscsiPort) {
 				t.Fatalf("at %s: the ramdisk does not export the disk", m.name)
 			}
 			if err := p.cmd.Process.Signal(sig); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -24,14 +25,23 @@ func requireISCSI(t *testing.T) {
 	testenv.RequireFiles(t, "/usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so")
 }
 
+// freeTCPPort returns a port free on 127.0.0.1 below the ephemeral range
+// (Linux: 32768-60999), so that no process listening on port 0 (a
+// lightsout CLI's agent API) or connecting out gets it before the ramdisk's
+// target listens on it.
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free TCP port in 20000-31999")
+	return 0
 }
 
 // portalClosed waits (bounded) until nothing accepts on 127.0.0.1:port:

@@ -36,9 +36,9 @@ func (a *Agent) startISCSITarget(ctx context.Context, params map[string]any) (an
 			return nil, execError("iscsi: wiping disk metadata of %s: %v", a.cfg.DiskPath, err)
 		}
 	}
-	tgtPort, vanish := port, a.cfg.Failures.TargetVanishesAfter
+	tgtPort, f := port, a.cfg.Failures
 	var rl *relay
-	if vanish > 0 { // tgtd behind a relay on the portal that cuts the write
+	if f.TargetVanishesAfter > 0 || f.TargetStallsAfter > 0 { // tgtd behind a relay on the portal that cuts or holds the write
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
 			return nil, &restError{Type: "ISCSIError", Code: 500, Message: "Error starting iSCSI target", Details: err.Error()}
@@ -47,8 +47,13 @@ func (a *Agent) startISCSITarget(ctx context.Context, params map[string]any) (an
 			l.Close()
 			return nil, &restError{Type: "ISCSIError", Code: 500, Message: "Error starting iSCSI target", Details: err.Error()}
 		}
-		rl = &relay{ln: l, to: net.JoinHostPort("127.0.0.1", strconv.Itoa(tgtPort)), after: vanish,
-			vanish: func() { a.log.Info("iSCSI target vanishes (injected failure)"); a.stopISCSITarget() }}
+		rl = &relay{ln: l, to: net.JoinHostPort("127.0.0.1", strconv.Itoa(tgtPort)), closed: make(chan struct{})}
+		if f.TargetVanishesAfter > 0 {
+			rl.after = f.TargetVanishesAfter
+			rl.vanish = func() { a.log.Info("iSCSI target vanishes (injected failure)"); a.stopISCSITarget() }
+		} else {
+			rl.after = f.TargetStallsAfter
+		}
 	}
 	t, err := tgt.Start(ctx, tgt.Config{Addr: "127.0.0.1", Port: tgtPort, IQN: iqn, Device: a.cfg.DiskPath, CHAPUser: user, CHAPSecret: secret})
 	if err != nil {
@@ -82,6 +87,14 @@ func (a *Agent) stopISCSITarget() {
 	}
 }
 
+// ISCSITargetStalled reports whether the agent's target holds a write
+// (Failures.TargetStallsAfter reached).
+func (a *Agent) ISCSITargetStalled() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.relay != nil && a.relay.stalled.Load()
+}
+
 // ISCSITargetRunning reports whether the agent exports its disk now.
 func (a *Agent) ISCSITargetRunning() bool {
 	a.mu.Lock()
@@ -99,19 +112,23 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// relay forwards the portal's connections to tgtd and, once the initiators
-// have sent more than after bytes, cuts them, stops accepting and calls
-// vanish (Failures.TargetVanishesAfter).
+// relay forwards the portal's connections to tgtd; once the initiators
+// have sent more than after bytes it calls vanish (which cuts them, stops
+// accepting and stops tgtd: Failures.TargetVanishesAfter) or, with vanish
+// nil, stops forwarding until it is closed (Failures.TargetStallsAfter).
 type relay struct {
 	ln     net.Listener
 	to     string
 	after  int64
 	vanish func()
+	closed chan struct{}
 
-	sent  atomic.Int64
-	once  sync.Once
-	mu    sync.Mutex
-	conns []net.Conn
+	sent      atomic.Int64
+	stalled   atomic.Bool
+	once      sync.Once
+	closeOnce sync.Once
+	mu        sync.Mutex
+	conns     []net.Conn
 }
 
 func (r *relay) serve() {
@@ -141,7 +158,12 @@ func (r *relay) forward(c, up net.Conn) {
 		n, err := c.Read(buf)
 		if n > 0 {
 			if r.sent.Add(int64(n)) > r.after {
-				r.once.Do(func() { go r.vanish() })
+				if r.vanish != nil {
+					r.once.Do(func() { go r.vanish() })
+					return
+				}
+				r.stalled.Store(true)
+				<-r.closed // hold the write until the target stops
 				return
 			}
 			if _, werr := up.Write(buf[:n]); werr != nil {
@@ -156,6 +178,7 @@ func (r *relay) forward(c, up net.Conn) {
 
 // close stops accepting and cuts every connection.
 func (r *relay) close() {
+	r.closeOnce.Do(func() { close(r.closed) })
 	r.ln.Close()
 	r.mu.Lock()
 	defer r.mu.Unlock()

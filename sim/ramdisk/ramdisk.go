@@ -70,6 +70,10 @@ type Failures struct {
 	// connections are cut, the portal stops accepting and tgtd is stopped
 	// (a ramdisk that crashed or lost its network during the write).
 	TargetVanishesAfter int64
+	// TargetStallsAfter > 0: once the initiator has sent this many bytes the
+	// target stops reading from it (the write hangs mid-way, connections
+	// open) until the target is stopped; Agent.ISCSITargetStalled reports it.
+	TargetStallsAfter int64
 }
 
 // Options configure a Ramdisk.
