@@ -7,7 +7,10 @@
 --
 -- Out-of-band steps run through the iLO (steps.lua: priorities from [ilo]
 -- clean_priority_*, 0 disables); in-band steps (erase_devices, ...) run in
--- the agent ramdisk booted over virtual media. Automated cleaning runs every
+-- the agent ramdisk, booted over virtual media (agent_ilo, iscsi_ilo) or,
+-- for pxe_ilo, over PXE as deploy.lua boots it (stdlib/deploy_pxe.lua: the
+-- node's PXE config and MAC links, one-time NETWORK boot, no virtual media
+-- touched; the PXE files are removed when cleaning ends or fails). Automated cleaning runs every
 -- step with priority > 0, highest first, management before deploy on ties.
 -- A step the iLO does not support is skipped with a warning; any other
 -- failure ends in clean failed with the node in maintenance.
@@ -21,6 +24,7 @@
 --   return clean
 local agent = require("agent")
 local bootmode = require("bootmode")
+local deploy_pxe = require("deploy_pxe")
 local params_lib = require("params")
 local playbook = require("playbook")
 local power = require("power")
@@ -45,12 +49,24 @@ local function needs_agent(ctx)
   return false
 end
 
+local function pxe_ilo(ctx) return ctx.node.driver == "pxe_ilo" end
+
 -- Power off, secure boot off, boot mode; then the agent ramdisk over
--- virtual media, as for a deploy (Ironic's prepare_cleaning).
+-- virtual media, or over PXE for pxe_ilo, as for a deploy (Ironic's
+-- prepare_cleaning).
 local function boot_ramdisk(ctx)
+  if pxe_ilo(ctx) then -- refuse before the node is touched: no ports, no deploy kernel
+    local problems = deploy_pxe.boot_problems(ctx.node)
+    if problems[1] then run.fail("invalid_argument", problems[1]) end
+  end
   ctx.agent_booted = true
-  bootmode.prepare_node_for_deploy(ctx.bmc, ctx.node)
-  playbook.boot_ramdisk(ctx, params_lib.ramdisk(ctx.node))
+  local mode = bootmode.prepare_node_for_deploy(ctx.bmc, ctx.node)
+  if pxe_ilo(ctx) then
+    ctx.boot_mode = mode -- pxelinux (bios) or GRUB (uefi) config
+    deploy_pxe.boot_ramdisk(ctx)
+  else
+    playbook.boot_ramdisk(ctx, params_lib.ramdisk(ctx.node))
+  end
   ctx.node:transition("wait")
   agent.wait_heartbeat(nil, { timeout = util.config_number("conductor", "clean_callback_timeout", 1800) })
   ctx.node:transition("resume")
@@ -93,7 +109,8 @@ local function run_steps(ctx)
   for _, s in ipairs(ctx.plan) do steps.execute(ctx, s) end
 end
 
--- Ironic's tear_down_cleaning: power off, media removed, token withdrawn.
+-- Ironic's tear_down_cleaning: power off, media (pxe_ilo: the PXE files)
+-- removed, token withdrawn.
 local function tear_down(ctx)
   ctx.node:set_internal("clean_step", nil)
   ctx.node:set_internal("clean_steps", nil)
@@ -101,7 +118,11 @@ local function tear_down(ctx)
   if ctx.agent_booted then
     agent.forget()
     power.off(ctx.bmc)
-    vmedia.cleanup(ctx.node, ctx.bmc)
+    if pxe_ilo(ctx) then
+      require("pxe").clean() -- raises: a file left behind fails the cleaning
+    else
+      vmedia.cleanup(ctx.node, ctx.bmc)
+    end
   end
 end
 
@@ -159,6 +180,7 @@ function M.run(opts)
   playbook.run(ctx, M.phases, { what = "cleaning", maintenance = true,
     states = { cleaning = true, ["clean wait"] = true },
     on_fail = function(c) -- Ironic's cleaning_error_handler clears the current step
+      if pxe_ilo(c) then deploy_pxe.clean(c) end -- playbook.fail ejects nothing for pxe_ilo
       c.node:set_internal("clean_step", nil)
       c.node:set_internal("manual_clean_steps", nil)
     end })

@@ -7,6 +7,18 @@
 -- Each interface is logged (debug) with the fields interface, result (true|false)
 -- and reason. `lightsout node validate` adds whether the deploy ramdisk and
 -- image references resolve (checked by the CLI, outside the sandbox).
+--
+-- Per driver, boot and deploy carry what the driver's deploy checks before
+-- the node changes (the same functions deploy.lua calls):
+--   pxe_ilo    boot: ports with MACs, deploy_kernel + deploy_ramdisk, the
+--              [pxe] settings (ipxe_enabled needs [deploy] http_url); no
+--              licence (no virtual media); deploy: the UEFI netboot conflict;
+--   iscsi_ilo  boot: as agent_ilo (deploy ramdisk, virtual media licence);
+--              deploy: stdlib/deploy_iscsi.lua's validate (image type,
+--              swap/ephemeral on a whole-disk image, root_gb, iscsi_port).
+local bootmode = require("bootmode")
+local deploy_iscsi = require("deploy_iscsi")
+local deploy_pxe = require("deploy_pxe")
 local license = require("license")
 local playbook = require("playbook")
 
@@ -15,6 +27,26 @@ local M = {}
 local function set(v) return v ~= nil and v ~= "" end
 
 local function msg(err) return playbook.message(err) end
+
+-- The message of a validate function that raises (run.fail), or nil.
+local function raised(fn, ctx)
+  local ok, err = pcall(fn, ctx)
+  if ok then return nil end
+  return type(err) == "table" and tostring(err.message or err) or tostring(err)
+end
+
+-- What the [pxe] settings lack for pxe_ilo (nil when nothing).
+local function pxe_settings_problem()
+  local pxe, deploy = config.pxe or {}, config.deploy or {}
+  local ipxe = tostring(pxe.ipxe_enabled or "false"):lower()
+  if ipxe ~= "true" and ipxe ~= "false" and ipxe ~= "1" and ipxe ~= "0" and ipxe ~= "yes" and ipxe ~= "no" then
+    return "[pxe] ipxe_enabled must be true or false, got " .. tostring(pxe.ipxe_enabled)
+  end
+  if (ipxe == "true" or ipxe == "1" or ipxe == "yes") and not set(deploy.http_url) and not set(pxe.http_address) then
+    return "[pxe] ipxe_enabled needs [deploy] http_url (the URL nodes reach [deploy] http_root at)"
+  end
+  return nil
+end
 
 --- Validates the run's node; returns the results in interface order.
 function M.validate(n)
@@ -61,11 +93,10 @@ function M.validate(n)
   local iso = di.ilo_deploy_iso or di.deploy_iso
   local cond = config.conductor or {}
   local kernels = (set(di.deploy_kernel) and set(di.deploy_ramdisk)) or (set(cond.deploy_kernel) and set(cond.deploy_ramdisk))
-  if n.driver == "pxe_ilo" and not kernels then
-    boot_ok, boot_reason = false, "Cannot validate PXE bootloader. Some parameters were missing in node's driver_info."
-      .. " Missing are: ['deploy_kernel', 'deploy_ramdisk']"
-  elseif n.driver == "pxe_ilo" and not n.ports[1] then
-    boot_ok, boot_reason = false, "node " .. n.name .. " has no ports: pxe_ilo names the PXE config after the port MACs"
+  local pxe_problems = n.driver == "pxe_ilo" and deploy_pxe.boot_problems(n) or {}
+  if n.driver == "pxe_ilo" then pxe_problems[#pxe_problems + 1] = pxe_settings_problem() end
+  if pxe_problems[1] then
+    boot_ok, boot_reason = false, table.concat(pxe_problems, "; ")
   elseif not set(iso) and not kernels then
     boot_ok, boot_reason = false, "Missing 'ilo_deploy_iso' parameter in node's driver_info"
       .. " (or deploy_kernel and deploy_ramdisk)"
@@ -90,6 +121,15 @@ function M.validate(n)
   end
   if #n.ports == 0 then
     problems[#problems + 1] = ("Node %s does not have any port associated with it"):format(n.name)
+  end
+  local vctx = { node = n }
+  if n.driver == "iscsi_ilo" then
+    problems[#problems + 1] = raised(deploy_iscsi.validate, vctx)
+  elseif n.driver == "pxe_ilo" and not pxe_problems[1] then -- else boot already says what is missing
+    problems[#problems + 1] = raised(function(c)
+      c.boot_mode = bootmode.for_deploy(n) -- raises on a request the node's capabilities refuse
+      deploy_pxe.validate(c)
+    end, vctx)
   end
   if not boot_ok then problems[#problems + 1] = "boot: " .. boot_reason end
   add("deploy", #problems == 0, table.concat(problems, "; "))

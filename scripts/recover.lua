@@ -10,7 +10,15 @@
 -- playbook does what that run's failure path would have done: withdraw
 -- the agent token, power off, delete what the node has published and eject
 -- the virtual media, put secure boot back as it was before a deploy, and
--- clear recovery_pending. The provision state stays the failure state (a
+-- clear recovery_pending. Per driver:
+--
+--   pxe_ilo    its PXE config, MAC links and dnsmasq snippets are removed
+--              (pxe.clean); its virtual media are not touched (the iLO may
+--              lack the licence for them), only published objects deleted;
+--   iscsi_ilo  the power off ends the ramdisk and with it the iSCSI target
+--              it exported (IPA has no command to stop a target: the agent
+--              is not asked, its token is withdrawn first anyway);
+--   agent_ilo  nothing more. The provision state stays the failure state (a
 -- node still in a transient state — its run aborted without a process —
 -- takes its "fail" event).
 local bootmode = require("bootmode")
@@ -44,8 +52,13 @@ function M.run()
     run.log("info", "finishing the cleanup of interrupted run " .. tostring(pending or "?"))
     local ok_agent, agent = pcall(require, "agent")
     if ok_agent then try("withdraw the agent token", agent.forget, n.uuid) end
-    try("power off", power.off, ctx.bmc)
-    try("remove published media and eject", vmedia.cleanup, n, ctx.bmc)
+    try("power off", power.off, ctx.bmc) -- iscsi_ilo: ends the ramdisk's target
+    if n.driver == "pxe_ilo" then
+      try("remove published media", vmedia.cleanup, n)
+      try("remove the PXE files", require("pxe").clean)
+    else
+      try("remove published media and eject", vmedia.cleanup, n, ctx.bmc)
+    end
     try("restore secure boot", bootmode.restore_secure_boot, ctx.bmc, n)
     if FAIL_FROM[n.provision_state] then try("provision state fail", n.transition, n, "fail") end
     if #failed > 0 then

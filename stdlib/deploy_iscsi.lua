@@ -21,6 +21,8 @@
 -- iscsi_port (the port the ramdisk listens on, default [iscsi] port or
 -- 3260), iscsi_portal (host:port the conductor connects to when it differs
 -- from the agent's address, e.g. behind NAT or a qemu port forward).
+-- [iscsi] stall_timeout: seconds without write progress after which a
+-- target that vanished mid-write fails the deploy (default 120).
 -- Partition images (netboot from a boot ISO, local boot with a bootloader)
 -- are not supported by this driver yet.
 local params_lib = require("params")
@@ -100,7 +102,8 @@ function M.write_image(ctx)
   if portal == nil or portal == "" then portal = url_host(ctx.agent_url) .. ":" .. port end
   run.log("info", "iSCSI target started", { iqn = iqn, portal = portal, chap = chap_user ~= nil })
   iscsi.write(path, { portal = portal, iqn = iqn, lun = 1, chap_user = chap_user,
-    chap_secret = chap_secret, format = info.format, checksum = checksum }) -- logs "image written over iSCSI"
+    chap_secret = chap_secret, format = info.format, checksum = checksum,
+    stall = util.config_number("iscsi", "stall_timeout", nil) }) -- logs "image written over iSCSI"
 end
 
 return M

@@ -14,7 +14,9 @@
 --      and its links; deploy.lua sets the persistent HDD boot.
 --
 -- pxe.clean runs at teardown and on every failure path (deploy.lua's
--- on_fail), so no PXE file of the node is left behind.
+-- on_fail), so no PXE file of the node is left behind. clean.lua boots the
+-- cleaning ramdisk of a pxe_ilo node with the same boot_ramdisk and removes
+-- the files with clean; recover.lua removes them after an interrupted run.
 local params_lib = require("params")
 
 local M = {}
@@ -30,19 +32,29 @@ local function deploy_images(n)
   return nil
 end
 
+--- What a node lacks to boot the agent over PXE (deploy and cleaning):
+--- a list of messages, each naming the field and the fix (empty: none).
+function M.boot_problems(n)
+  local out = {}
+  if not n.ports[1] then
+    out[#out + 1] = "node " .. n.name .. " has no ports: pxe_ilo names the PXE config after the port MACs;"
+      .. " add the PXE NIC's MAC (`lightsout node set " .. n.name .. " --port MAC`) or inspect the node"
+      .. " (`lightsout inspect " .. n.name .. "`)"
+  end
+  if not deploy_images(n) then
+    out[#out + 1] = "Cannot validate PXE bootloader. Some parameters were missing in node's driver_info."
+      .. " Missing are: [deploy_kernel, deploy_ramdisk] (set them on node " .. n.name .. " or in [conductor])"
+  end
+  return out
+end
+
 --- Checks what pxe_ilo needs before the node changes (§5.3 validate).
 function M.validate(ctx)
   local n = ctx.node
-  if not n.ports[1] then
-    run.fail("invalid_argument", "node " .. n.name .. " has no ports: pxe_ilo names the PXE config after the"
-      .. " port MACs; add the PXE NIC's MAC (`lightsout port create " .. n.name .. " MAC`) or inspect the node")
-  end
-  if not deploy_images(n) then
-    run.fail("invalid_argument", "Cannot validate PXE bootloader. Some parameters were missing in node's driver_info."
-      .. " Missing are: [deploy_kernel, deploy_ramdisk] (set them on node " .. n.name .. " or in [conductor])")
-  end
+  local problems = M.boot_problems(n)
+  if problems[1] then run.fail("invalid_argument", problems[1]) end
   if ctx.boot_mode == "uefi" and n.instance_info.image_type ~= "partition"
-      and (n.instance_info.capabilities or {}).boot_option == "netboot" then
+      and require("bootmode").instance_caps(n).boot_option == "netboot" then -- a table or a capabilities string
     run.fail("invalid_argument", "Conflict: Whole disk image being used for deploy, but cannot be used with node "
       .. n.uuid .. " configured to use UEFI boot with netboot option")
   end
@@ -71,11 +83,31 @@ function M.switch_to_local(_)
   require("pxe").switch(nil, "local")
 end
 
---- Removes every PXE file of the node; logs (never raises) so a failure
---- path or teardown goes on.
-function M.clean(_)
-  local ok, err = pcall(require("pxe").clean)
-  if not ok then run.log("warn", "could not remove the PXE files: " .. require("playbook").message(err)) end
+--- Removes what a pxe_ilo run leaves for the node: every PXE file (config,
+--- MAC links, dnsmasq snippets) and the objects it published (the image
+--- the agent downloads); ejects nothing, as the driver never inserts.
+--- Logs (never raises) so a failure path or teardown goes on; returns
+--- false when something could not be removed.
+function M.clean(ctx)
+  local n = ctx and ctx.node or node
+  local message = require("playbook").message
+  local clean_ok = true
+  local ok, err = pcall(require("pxe").clean, n)
+  if not ok then
+    clean_ok = false
+    run.log("warn", "could not remove the PXE files: " .. message(err))
+  end
+  local okv, res = pcall(require("vmedia").cleanup, n)
+  if not okv then
+    clean_ok = false
+    run.log("warn", "could not delete the published objects: " .. message(res))
+  else
+    for loc, e in pairs(res.errors or {}) do
+      clean_ok = false
+      run.log("warn", "could not delete " .. loc .. ": " .. e)
+    end
+  end
+  return clean_ok
 end
 
 return M

@@ -395,11 +395,13 @@ func firstLine(stderr string, err error) string {
 }
 
 // run starts bin in its own process group, killed (the whole group) when
-// ctx ends, and returns stdout and stderr. With progress set, stdout is
+// ctx ends or (Linux) when lightsout dies, and returns stdout and stderr. With progress set, stdout is
 // parsed as qemu-img -p output ("    (12.00/100%)\r").
 func run(ctx context.Context, bin string, args []string, progress func(float64)) ([]byte, string, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a lightsout killed with -9 takes its qemu-img along (else
+	// it would reconnect forever to the target recover.lua powers off)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error {
 		if cmd.Process == nil {
 			return nil

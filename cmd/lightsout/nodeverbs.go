@@ -309,14 +309,17 @@ func reportValidate(g *globals, a *app.App, results []runtime.Result, asJSON boo
 		}
 		for _, f := range loggedFields(evs, "interface") {
 			row := validateRow{Interface: fmt.Sprint(f["interface"]), Result: f["result"] == true, Reason: fmt.Sprint(f["reason"])}
-			var ref string
+			var refs []string
 			switch row.Interface {
 			case "boot":
-				ref = firstSet(n.DriverInfo, "ilo_deploy_iso", "deploy_iso")
+				refs = deployRamdiskRefs(a, n)
 			case "deploy":
-				ref = firstSet(n.InstanceInfo, "image_source")
+				refs = []string{firstSet(n.InstanceInfo, "image_source")}
 			}
-			if row.Result && ref != "" {
+			for _, ref := range refs {
+				if !row.Result || ref == "" {
+					break
+				}
 				if err := checkReference(ref); err != nil {
 					row.Result, row.Reason = false, a.Redactor.String(err.Error())
 				}
@@ -355,6 +358,21 @@ func reportValidate(g *globals, a *app.App, results []runtime.Result, asJSON boo
 		return &runFailedError{msg: fmt.Sprintf("%d interface check(s) failed (console is optional)", invalid)}
 	}
 	return nil
+}
+
+// deployRamdiskRefs are the references a node boots its deploy ramdisk
+// from: the deploy ISO (agent_ilo, iscsi_ilo), else, and always for
+// pxe_ilo (which boots over PXE), deploy_kernel and deploy_ramdisk from
+// driver_info, else from [conductor].
+func deployRamdiskRefs(a *app.App, n *store.Node) []string {
+	if iso := firstSet(n.DriverInfo, "ilo_deploy_iso", "deploy_iso"); iso != "" && n.Driver != "pxe_ilo" {
+		return []string{iso}
+	}
+	k, r := firstSet(n.DriverInfo, "deploy_kernel"), firstSet(n.DriverInfo, "deploy_ramdisk")
+	if k == "" || r == "" {
+		k, r = a.Config.String("conductor", "deploy_kernel"), a.Config.String("conductor", "deploy_ramdisk")
+	}
+	return []string{k, r}
 }
 
 func firstSet(m map[string]any, keys ...string) string {

@@ -585,3 +585,107 @@ func TestCompletion(t *testing.T) {
 		t.Fatalf("completion bash:\n%.200s", out)
 	}
 }
+
+// TestNodeValidateDrivers: the boot and deploy rows follow the node's
+// driver — pxe_ilo needs ports, deploy_kernel + deploy_ramdisk that
+// resolve, [deploy] http_url with iPXE, and no UEFI whole-disk netboot;
+// iscsi_ilo refuses swap on a whole-disk image and a bad iscsi_port — each
+// reason naming the field to fix.
+func TestNodeValidateDrivers(t *testing.T) {
+	c := newCLI(t)
+	s := simFleet(t, c, "gen8=1")
+	const n, mac = "gen8-0", "52:54:00:00:00:08"
+	dir := t.TempDir()
+	kernel, ramdisk, img := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd"), filepath.Join(dir, "disk.img")
+	for _, f := range []string{kernel, ramdisk, img} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	server(t, s, n).Update(func(st *sim.State) { st.Licenses = []sim.License{{Type: "iLO Advanced"}} })
+	c.must("node", "set", n, "-i", "ilo_deploy_iso="+img, "-i", "deploy_kernel="+kernel, "-i", "deploy_ramdisk="+ramdisk,
+		"--instance-info", "image_source="+img, "--instance-info", "image_checksum="+strings.Repeat("a", 32), "--port", mac)
+	var shown struct{ Ports []struct{ Address string } }
+	if err := json.Unmarshal([]byte(c.must("node", "show", n, "--json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for _, p := range shown.Ports {
+		ports = append(ports, "--port", p.Address)
+	}
+	var props struct {
+		Properties map[string]any `json:"properties"`
+	}
+	json.Unmarshal([]byte(c.must("node", "show", n, "--json")), &props)
+	caps, _ := props.Properties["capabilities"].(string)
+	ipxe := filepath.Join(dir, "ipxe.conf")
+	if err := os.WriteFile(ipxe, []byte("[pxe]\nipxe_enabled = true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name         string
+		driver       string
+		set, unset   []string // node set / node unset arguments, undone after the case
+		config       string
+		boot, deploy string // "ok" or a part of the reason
+	}{
+		{name: "pxe_ilo ok", driver: "pxe_ilo", boot: "ok", deploy: "ok"},
+		{name: "pxe_ilo without ports", driver: "pxe_ilo", unset: ports,
+			boot: "has no ports: pxe_ilo names the PXE config after the port MACs", deploy: "port"},
+		{name: "pxe_ilo without deploy_kernel", driver: "pxe_ilo", unset: []string{"-i", "deploy_kernel"},
+			boot: "Missing are: [deploy_kernel, deploy_ramdisk]", deploy: "boot:"},
+		{name: "pxe_ilo kernel missing", driver: "pxe_ilo", set: []string{"-i", "deploy_kernel=" + kernel + ".missing"},
+			boot: "vmlinuz.missing does not resolve", deploy: "ok"},
+		{name: "pxe_ilo iPXE without http_url", driver: "pxe_ilo", config: ipxe,
+			boot: "[pxe] ipxe_enabled needs [deploy] http_url", deploy: "boot:"},
+		{name: "pxe_ilo UEFI whole-disk netboot", driver: "pxe_ilo",
+			set: []string{"-p", "capabilities=boot_mode:uefi",
+				"--instance-info", `capabilities={"boot_mode": "uefi", "boot_option": "netboot"}`},
+			boot: "ok", deploy: "Conflict: Whole disk image being used for deploy"},
+		{name: "iscsi_ilo ok", driver: "iscsi_ilo", boot: "ok", deploy: "ok"},
+		{name: "iscsi_ilo whole-disk with swap", driver: "iscsi_ilo", set: []string{"--instance-info", "swap_mb=512"},
+			boot: "ok", deploy: "Cannot deploy whole disk image with swap or ephemeral size set (unset instance_info.swap_mb"},
+		{name: "iscsi_ilo bad port", driver: "iscsi_ilo", set: []string{"-i", "iscsi_port=x"},
+			boot: "ok", deploy: "driver_info.iscsi_port must be a port number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.t = t
+			// the baseline, then the case's change
+			c.must("node", "set", n, "-i", "deploy_kernel="+kernel, "--port", mac)
+			c.must("node", "unset", n, "-i", "iscsi_port", "--instance-info", "swap_mb", "--instance-info", "capabilities")
+			c.must("node", "set", n, "-p", "capabilities="+caps)
+			c.must(append([]string{"node", "set", n, "--driver", tt.driver}, tt.set...)...)
+			if tt.unset != nil {
+				c.must(append([]string{"node", "unset", n}, tt.unset...)...)
+			}
+			args := []string{"node", "validate", n, "--json"}
+			if tt.config != "" {
+				args = append([]string{"--config", tt.config}, args...)
+			}
+			_, out, errOut := c.run(args...)
+			var rs []struct {
+				Interfaces []struct {
+					Interface string
+					Result    bool
+					Reason    string
+				}
+			}
+			if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 {
+				t.Fatalf("validate: %v\n%s%s", err, out, errOut)
+			}
+			got := map[string]string{}
+			for _, i := range rs[0].Interfaces {
+				got[i.Interface] = i.Reason
+				if i.Result {
+					got[i.Interface] = "ok"
+				}
+			}
+			for iface, want := range map[string]string{"boot": tt.boot, "deploy": tt.deploy} {
+				if want == "ok" && got[iface] != "ok" || want != "ok" && !strings.Contains(got[iface], want) {
+					t.Errorf("%s: %q, want %q", iface, got[iface], want)
+				}
+			}
+		})
+	}
+}

@@ -96,6 +96,10 @@ func Known() []Option {
 		{"pxe", "tftp_address", ":69", "serve: UDP listen address of the built-in TFTP server"},
 		{"pxe", "http_address", "", "serve: listen address of the built-in HTTP boot server for [deploy] http_root (unset: none)"},
 
+		{"iscsi", "chap", "false", "iscsi_ilo: CHAP on the ramdisk's target with a fresh secret per deploy (driver_info.iscsi_chap wins)"},
+		{"iscsi", "port", "3260", "iscsi_ilo: port of the ramdisk's iSCSI target (driver_info.iscsi_port wins)"},
+		{"iscsi", "stall_timeout", "120", "iscsi_ilo: seconds without write progress after which a target that vanished fails the deploy"},
+
 		{"dnsmasq", "dhcp_hostsdir", "", "pxe_ilo: directory of the per-node dnsmasq --dhcp-hostsdir files (default <state_dir>/dnsmasq/hostsdir)"},
 		{"dnsmasq", "dhcp_optsdir", "", "pxe_ilo: directory of the per-node dnsmasq --dhcp-optsdir files (default <state_dir>/dnsmasq/optsdir)"},
 

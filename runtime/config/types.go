@@ -393,6 +393,10 @@ func optionTypes() map[string]Type {
 		"pxe.tftp_address":             Address(),
 		"pxe.http_address":             Address(),
 
+		"iscsi.chap":          Bool(),
+		"iscsi.port":          Int(1, 65535),
+		"iscsi.stall_timeout": Seconds(1, day),
+
 		"dnsmasq.dhcp_hostsdir": Path(),
 		"dnsmasq.dhcp_optsdir":  Path(),
 

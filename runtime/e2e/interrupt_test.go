@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -217,31 +220,75 @@ type moment struct {
 	pauseAfter string // a phase after which the site deploy pauses
 	noAgent    bool   // the ramdisk never heartbeats: the run waits for the agent
 	holdImage  bool   // the image download stalls half-way: mid image write
+	stallISCSI bool   // the ramdisk's iSCSI target stops reading half-way: qemu-img mid-write
 	step       string // the step whose start marks the moment (pause or noAgent)
+	// drivers interrupted at this moment (nil: agent_ilo): pxe_ilo once its
+	// PXE files are written, iscsi_ilo while its ramdisk runs and exports
+	// the disk.
+	drivers []string
 }
 
 var moments = []moment{
 	{name: "before power on", pauseAfter: "prepare node", step: "test pause"},
-	{name: "waiting for the agent", noAgent: true, step: "wait for agent"},
-	{name: "mid image write", holdImage: true},
-	{name: "after write", pauseAfter: "write image", step: "test pause"},
+	{name: "waiting for the agent", noAgent: true, step: "wait for agent", drivers: []string{"agent_ilo", "pxe_ilo", "iscsi_ilo"}},
+	{name: "mid image write", holdImage: true, drivers: []string{"agent_ilo", "pxe_ilo"}},
+	{name: "mid iSCSI write", stallISCSI: true, drivers: []string{"iscsi_ilo"}},
+	{name: "after write", pauseAfter: "write image", step: "test pause", drivers: []string{"agent_ilo", "pxe_ilo", "iscsi_ilo"}},
 	{name: "during boot configuration", pauseAfter: "configure boot", step: "test pause"},
+}
+
+// interruption is one case of TestInterruptedDeployRecovers.
+type interruption struct {
+	moment
+	driver string
+	sig    syscall.Signal
+}
+
+// interruptions are the moments with both signals for each of the
+// moment's drivers.
+func interruptions() []interruption {
+	var out []interruption
+	for _, m := range moments {
+		drivers := m.drivers
+		if drivers == nil {
+			drivers = []string{"agent_ilo"}
+		}
+		for _, d := range drivers {
+			for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
+				out = append(out, interruption{m, d, sig})
+			}
+		}
+	}
+	return out
+}
+
+// portalOpen reports whether something accepts on 127.0.0.1:port now.
+func portalOpen(port int) bool {
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // TestInterruptedDeployRecovers interrupts a real CLI deploy (UEFI, secure
 // boot requested, secure boot off before) at five moments, with kill -9 and
-// with SIGINT. Every time the node ends in deploy failed with last_error
-// (after SIGINT at once; after kill -9 once `lightsout node recover` ran):
-// powered off, no virtual media inserted, nothing published, secure boot
-// off as before, unlocked, no recovery pending; then one `lightsout deploy`
-// (no arguments) deploys the image.
+// with SIGINT, and a pxe_ilo and an iscsi_ilo deploy at some of them. Every time the node ends in deploy failed with last_error (after
+// SIGINT at once; after kill -9 once `lightsout node recover` ran):
+// powered off, no virtual media inserted, nothing published, no PXE file or
+// MAC link, no agent and no iSCSI target left, secure boot off as before,
+// unlocked, no recovery pending; then one `lightsout deploy` (no
+// arguments) deploys the image.
 func TestInterruptedDeployRecovers(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds lightsout and runs ten interrupted deploys")
+		t.Skip("builds lightsout and runs 22 interrupted deploys")
 	}
 	bin := buildCLI(t)
-	f := newFleet(t, fleetOptions{nodes: gens(0, 0, 2*len(moments))})
-	e := open(t, f, "[lightsout]\nabort_grace = 60s\n")
+	cases := interruptions()
+	tftpRoot, pxeURL := pxeBootServer(t)
+	f := newFleet(t, fleetOptions{nodes: gens(0, 0, len(cases)), pxeServer: pxeURL})
+	e := open(t, f, "[lightsout]\nabort_grace = 60s\n[pxe]\ntftp_root = "+tftpRoot+"\n")
 	e.importFleet()
 	site := t.TempDir()
 	if err := os.WriteFile(filepath.Join(site, "deploy.lua"), []byte(pauseScript), 0o644); err != nil {
@@ -250,107 +297,133 @@ func TestInterruptedDeployRecovers(t *testing.T) {
 	imgPath, data := testImage(t, t.TempDir(), 2<<20)
 	images := newImageServer(t, data)
 	sum := "sha256:" + sha256hex(data)
+	kernel, initrd := deployKernel(t, t.TempDir())
 
-	i := 0
-	for _, m := range moments {
-		for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
-			node := fmt.Sprintf("gen10-%d", i)
-			i++
-			t.Run(m.name+"/"+sig.String(), func(t *testing.T) {
-				e := &env{t: t, app: e.app, fleet: f, dir: e.dir}
-				e.makeAvailable(node)
-				srv := f.server(t, node)
-				if st := srv.State(); st.SecureBootEnable {
-					t.Fatalf("secure boot on before the deploy")
-				}
-				src := imgPath
-				if m.holdImage {
-					src = images.URL + "/hold/" + node + ".raw"
-				}
-				if m.noAgent {
-					f.rd.SetFailures(node, ramdisk.Failures{NoHeartbeat: true})
-				}
-				args := []string{"deploy", node, "--image-source", src, "--image-checksum", sum,
-					"--boot-mode", "uefi", "--secure-boot", "--scripts", site}
-				if m.pauseAfter != "" {
-					args = append(args, "--param", "pause_after="+m.pauseAfter)
-				}
-				p := e.start(bin, args...)
-				if m.holdImage {
-					select {
-					case got := <-images.entered:
-						if got != node {
-							t.Fatalf("image download of %s, want %s", got, node)
-						}
-					case <-p.exited:
-						t.Fatalf("deploy exited before the image write: %v\n%s", p.err, p.out.String())
-					case <-time.After(time.Minute):
-						t.Fatalf("the image write never started\n%s", p.out.String())
-					}
-				} else {
-					e.waitFor(p, m.step, func() bool { return e.reached(node, "deploy", store.EventStepStart, m.step) })
-				}
-				run := e.lastRun(node)
-				// What the interruption leaves to undo.
-				if st := srv.State(); m.pauseAfter != "prepare node" && (st.Power != "ON" || !st.Media["CDROM"].Inserted) {
-					t.Fatalf("at %s: power %s media %+v; want the ramdisk booted", m.name, st.Power, st.Media)
-				}
-				if st := srv.State(); m.pauseAfter == "configure boot" && !st.SecureBootEnable {
-					t.Fatalf("at %s: secure boot not pending on", m.name)
-				}
-				if left, _ := e.app.Store.Artifacts(context.Background(), e.node(node).UUID, false); m.pauseAfter != "prepare node" && len(left) == 0 {
-					t.Fatalf("at %s: nothing published", m.name)
-				}
-				if err := p.cmd.Process.Signal(sig); err != nil {
-					t.Fatal(err)
-				}
-				code := p.wait(t, 2*time.Minute)
-				f.rd.SetFailures(node, ramdisk.Failures{})
-				wantErr := "interrupted: signal interrupt"
-				if sig == syscall.SIGKILL {
-					wantErr = fmt.Sprintf("run %d (deploy) was interrupted: process died", run.ID)
-					if n := e.node(node); n.ProvisionState != states.Deploying && n.ProvisionState != states.WaitCallBack {
-						t.Fatalf("after kill -9, before any other command: %s", n.ProvisionState)
-					}
-					rc, out := e.cli(bin, "node", "recover", node)
-					if rc != 0 || !strings.Contains(out, "recovered by run") {
-						t.Fatalf("node recover: exit %d\n%s", rc, out)
-					}
-				} else if code == 0 {
-					t.Fatalf("interrupted deploy exited 0\n%s", p.out.String())
-				}
-				n := e.node(node)
-				if n.ProvisionState != states.DeployFailed || !strings.Contains(n.LastError, wantErr) {
-					t.Fatalf("state %q last_error %q; want deploy failed with %q\n%s", n.ProvisionState, n.LastError, wantErr, e.timeline(run.ID))
-				}
-				if n.Reservation != 0 || n.DriverInternalInfo[store.RecoveryKey] != nil || n.DriverInternalInfo["secure_boot_before"] != nil {
-					t.Errorf("left over: reservation %d, driver_internal_info %v", n.Reservation, n.DriverInternalInfo)
-				}
-				st := srv.State()
-				if st.Power != "OFF" || st.Media["CDROM"].Inserted || st.Media["FLOPPY"].Inserted || st.SecureBootEnable {
-					t.Errorf("server: power %s, media %+v, secure boot pending %v; want off, nothing inserted, secure boot off",
-						st.Power, st.Media, st.SecureBootEnable)
-				}
-				e.noMediaLeft(node)
-				if got, _ := e.app.Store.GetRun(context.Background(), run.ID); got.Status == store.StatusRunning {
-					t.Errorf("the interrupted run is still running")
-				}
-
-				rc, out := e.cli(bin, "deploy", node)
-				if rc != 0 {
-					t.Fatalf("deploy again: exit %d\n%s", rc, out)
-				}
-				n = e.node(node)
-				st = srv.State()
-				if n.ProvisionState != states.Active || st.Power != "ON" || !st.SecureBootEnable {
-					t.Errorf("after the new deploy: %s, power %s, secure boot %v", n.ProvisionState, st.Power, st.SecureBootEnable)
-				}
-				if got := diskPrefixHash(t, srv.DiskPath(), len(data)); got != sha256hex(data) {
-					t.Errorf("the disk does not hold the image after the new deploy")
-				}
-				e.noMediaLeft(node)
-			})
+	for i, c := range cases {
+		m, sig, node := c.moment, c.sig, fmt.Sprintf("gen10-%d", i)
+		name := m.name + "/" + sig.String()
+		if c.driver != "agent_ilo" {
+			name = m.name + "/" + c.driver + "/" + sig.String()
 		}
+		t.Run(name, func(t *testing.T) {
+			e := &env{t: t, app: e.app, fleet: f, dir: e.dir}
+			setup := driverSetup{kernel: kernel, ramdisk: initrd}
+			if c.driver == "iscsi_ilo" {
+				requireISCSI(t)
+				setup.iscsiPort = freeTCPPort(t)
+			}
+			useDriver(t, e, node, c.driver, setup)
+			pxeBoot := c.driver == "pxe_ilo"
+			srv := f.server(t, node)
+			if st := srv.State(); st.SecureBootEnable {
+				t.Fatalf("secure boot on before the deploy")
+			}
+			src := imgPath
+			if m.holdImage {
+				src = images.URL + "/hold/" + node + ".raw"
+			}
+			if m.noAgent {
+				f.rd.SetFailures(node, ramdisk.Failures{NoHeartbeat: true})
+			}
+			if m.stallISCSI {
+				f.rd.SetFailures(node, ramdisk.Failures{TargetStallsAfter: 1 << 20})
+			}
+			args := []string{"deploy", node, "--image-source", src, "--image-checksum", sum,
+				"--boot-mode", "uefi", "--secure-boot", "--scripts", site}
+			if m.pauseAfter != "" {
+				args = append(args, "--param", "pause_after="+m.pauseAfter)
+			}
+			p := e.start(bin, args...)
+			if m.holdImage {
+				select {
+				case got := <-images.entered:
+					if got != node {
+						t.Fatalf("image download of %s, want %s", got, node)
+					}
+				case <-p.exited:
+					t.Fatalf("deploy exited before the image write: %v\n%s", p.err, p.out.String())
+				case <-time.After(time.Minute):
+					t.Fatalf("the image write never started\n%s", p.out.String())
+				}
+			} else if m.stallISCSI {
+				e.waitFor(p, "qemu-img writing to the stalled target", func() bool {
+					a := f.rd.Agent(node)
+					return a != nil && a.ISCSITargetStalled()
+				})
+			} else {
+				e.waitFor(p, m.step, func() bool { return e.reached(node, "deploy", store.EventStepStart, m.step) })
+			}
+			run := e.lastRun(node)
+			// What the interruption leaves to undo.
+			booted := m.pauseAfter != "prepare node"
+			if st := srv.State(); booted && (st.Power != "ON" || st.Media["CDROM"].Inserted == pxeBoot) {
+				t.Fatalf("at %s: power %s media %+v; want the ramdisk booted (pxe_ilo: without virtual media)", m.name, st.Power, st.Media)
+			}
+			if st := srv.State(); m.pauseAfter == "configure boot" && !st.SecureBootEnable {
+				t.Fatalf("at %s: secure boot not pending on", m.name)
+			}
+			if left, _ := e.app.Store.Artifacts(context.Background(), e.node(node).UUID, false); booted && !pxeBoot && len(left) == 0 {
+				t.Fatalf("at %s: nothing published", m.name)
+			}
+			if left := pxeFilesUnder(t, tftpRoot); pxeBoot && !slices.ContainsFunc(left, func(p string) bool {
+				return strings.HasPrefix(p, e.node(node).UUID)
+			}) {
+				t.Fatalf("at %s: no PXE files of the node (%v)", m.name, left)
+			}
+			if c.driver == "iscsi_ilo" && (m.pauseAfter == "write image" || m.stallISCSI) && !portalOpen(setup.iscsiPort) {
+				t.Fatalf("at %s: the ramdisk does not export the disk", m.name)
+			}
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			code := p.wait(t, 2*time.Minute)
+			f.rd.SetFailures(node, ramdisk.Failures{})
+			wantErr := "interrupted: signal interrupt"
+			if sig == syscall.SIGKILL {
+				wantErr = fmt.Sprintf("run %d (deploy) was interrupted: process died", run.ID)
+				if n := e.node(node); n.ProvisionState != states.Deploying && n.ProvisionState != states.WaitCallBack {
+					t.Fatalf("after kill -9, before any other command: %s", n.ProvisionState)
+				}
+				rc, out := e.cli(bin, "node", "recover", node)
+				if rc != 0 || !strings.Contains(out, "recovered by run") {
+					t.Fatalf("node recover: exit %d\n%s", rc, out)
+				}
+			} else if code == 0 {
+				t.Fatalf("interrupted deploy exited 0\n%s", p.out.String())
+			}
+			n := e.node(node)
+			if n.ProvisionState != states.DeployFailed || !strings.Contains(n.LastError, wantErr) {
+				t.Fatalf("state %q last_error %q; want deploy failed with %q\n%s", n.ProvisionState, n.LastError, wantErr, e.timeline(run.ID))
+			}
+			if n.Reservation != 0 || n.DriverInternalInfo[store.RecoveryKey] != nil || n.DriverInternalInfo["secure_boot_before"] != nil {
+				t.Errorf("left over: reservation %d, driver_internal_info %v", n.Reservation, n.DriverInternalInfo)
+			}
+			st := srv.State()
+			if st.Power != "OFF" || st.SecureBootEnable {
+				t.Errorf("server: power %s, secure boot pending %v; want off, secure boot off", st.Power, st.SecureBootEnable)
+			}
+			e.nothingLeft(node, tftpRoot, setup.iscsiPort)
+			if got, _ := e.app.Store.GetRun(context.Background(), run.ID); got.Status == store.StatusRunning {
+				t.Errorf("the interrupted run is still running")
+			}
+
+			rc, out := e.cli(bin, "deploy", node)
+			if rc != 0 {
+				t.Fatalf("deploy again: exit %d\n%s", rc, out)
+			}
+			n = e.node(node)
+			st = srv.State()
+			if n.ProvisionState != states.Active || st.Power != "ON" || !st.SecureBootEnable {
+				t.Errorf("after the new deploy: %s, power %s, secure boot %v", n.ProvisionState, st.Power, st.SecureBootEnable)
+			}
+			if got := diskPrefixHash(t, srv.DiskPath(), len(data)); got != sha256hex(data) {
+				t.Errorf("the disk does not hold the image after the new deploy")
+			}
+			e.noMediaLeft(node)
+			if left := pxeFilesUnder(t, tftpRoot); len(left) > 0 {
+				t.Errorf("PXE files left after the new deploy: %v", left)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -24,14 +25,23 @@ func requireISCSI(t *testing.T) {
 	testenv.RequireFiles(t, "/usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so")
 }
 
+// freeTCPPort returns a port free on 127.0.0.1 below the ephemeral range
+// (Linux: 32768-60999), so that no process listening on port 0 (a
+// lightsout CLI's agent API) or connecting out gets it before the ramdisk's
+// target listens on it.
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free TCP port in 20000-31999")
+	return 0
 }
 
 // portalClosed waits (bounded) until nothing accepts on 127.0.0.1:port:
@@ -180,4 +190,44 @@ func TestISCSIDeployBadInput(t *testing.T) {
 	if !strings.Contains(res.Error, "Cannot deploy whole disk image with swap or ephemeral size set") {
 		t.Errorf("error %q", res.Error)
 	}
+}
+
+// A target that vanishes mid-write (the emulated ramdisk cuts the
+// initiator once 4 MiB of the 16 MiB image went over, stops accepting and
+// stops tgtd): after [iscsi] stall_timeout without progress the deploy
+// fails in "write image" saying the connection to the target was lost
+// during the write, the node is off, nothing is exported or published.
+func TestISCSIDeployTargetVanishes(t *testing.T) {
+	requireISCSI(t)
+	f := newFleet(t, fleetOptions{nodes: gens(0, 0, 1)})
+	f.rd.SetFailures("gen10-0", ramdisk.Failures{TargetVanishesAfter: 4 << 20})
+	e := open(t, f, "[iscsi]\nstall_timeout = 3\n")
+	e.importFleet()
+	img, data := testImage(t, t.TempDir(), 16<<20)
+	port := freeTCPPort(t)
+	iscsiNode(t, e, port, img, data, nil)
+
+	res := e.runs(app.ScriptDeploy, []string{"gen10-0"}, nil)["gen10-0"]
+	n := e.node("gen10-0")
+	if res.Status != "failed" || n.ProvisionState != states.DeployFailed || n.PowerState != "power off" {
+		t.Fatalf("run %s state %s power %s, want failed / deploy failed / off\n%s", res.Status, n.ProvisionState, n.PowerState, e.timeline(res.RunID))
+	}
+	for _, want := range []string{`step "write image"`, "iqn.2008-10.org.openstack:" + n.UUID, "lost during the write", "transient"} {
+		if !strings.Contains(n.LastError, want) {
+			t.Errorf("last_error %q lacks %q", n.LastError, want)
+		}
+	}
+	if bytes.Equal(data, mustRead(t, f.server(t, "gen10-0").DiskPath())[:len(data)]) {
+		t.Error("the whole image reached the disk: the target did not vanish mid-write")
+	}
+	e.nothingLeft("gen10-0", "", port)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,17 +1,10 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
-	"io/fs"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/lightsout/lightsout/bindings/pxe"
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/sim"
@@ -34,22 +27,15 @@ func newPXEEnv(t *testing.T) *pxeEnv { return newPXEEnvOn(t, sim.Gen8, pxeNode) 
 
 func newPXEEnvOn(t *testing.T, g sim.Generation, pxeNode string) *pxeEnv {
 	t.Helper()
-	root := t.TempDir()
-	hs := httptest.NewServer(pxe.HTTPHandler(pxe.Tree{Root: root}, nil))
-	t.Cleanup(hs.Close)
-	f := newFleet(t, fleetOptions{nodes: []sim.NodeSpec{{Generation: g, Count: 1}}, pxeServer: hs.URL,
+	root, url := pxeBootServer(t)
+	f := newFleet(t, fleetOptions{nodes: []sim.NodeSpec{{Generation: g, Count: 1}}, pxeServer: url,
 		hardware: func(name string, g sim.Generation, idx int, hw *sim.Hardware) { hw.License = "iLO Standard" }})
-	kdir := t.TempDir()
-	for _, n := range []string{"vmlinuz", "initrd"} {
-		if err := os.WriteFile(filepath.Join(kdir, n), bytes.Repeat([]byte(n), 512), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e := open(t, f, "[pxe]\ntftp_root = "+root+"\n[conductor]\nclean_nodes = false\n") // cleaning over PXE is not written yet
+	kernel, ramdisk := deployKernel(t, t.TempDir())
+	e := open(t, f, "[pxe]\ntftp_root = "+root+"\n")
 	e.importFleet()
 	e.makeAvailable(pxeNode)
 	if _, err := e.app.UpdateNode(context.Background(), pxeNode, app.NodeChange{Driver: "pxe_ilo",
-		DriverInfo: map[string]any{"deploy_kernel": filepath.Join(kdir, "vmlinuz"), "deploy_ramdisk": filepath.Join(kdir, "initrd")}}); err != nil {
+		DriverInfo: map[string]any{"deploy_kernel": kernel, "deploy_ramdisk": ramdisk}}); err != nil {
 		t.Fatal(err)
 	}
 	return &pxeEnv{env: e, f: f, tftpRoot: root}
@@ -57,26 +43,7 @@ func newPXEEnvOn(t *testing.T, g sim.Generation, pxeNode string) *pxeEnv {
 
 // pxeFiles lists the configs, links and node files left under tftp_root
 // (the shared boot loaders, pxe.SharedFiles, stay).
-func (p *pxeEnv) pxeFiles(t *testing.T) []string {
-	t.Helper()
-	var left []string
-	err := filepath.WalkDir(p.tftpRoot, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			rel, _ := filepath.Rel(p.tftpRoot, path)
-			if !slices.Contains(pxe.SharedFiles, filepath.ToSlash(rel)) {
-				left = append(left, rel)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return left
-}
+func (p *pxeEnv) pxeFiles(t *testing.T) []string { return pxeFilesUnder(t, p.tftpRoot) }
 
 func (p *pxeEnv) noVirtualMedia(t *testing.T, pxeNode, res string) {
 	t.Helper()
@@ -149,11 +116,25 @@ func TestPXEDeploy(t *testing.T) {
 				t.Errorf("PXE files left after the deploy: %v", left)
 			}
 
+			before := len(p.f.bootsOf(pxeNode))
 			res = p.runs(app.ScriptTeardown, []string{pxeNode}, nil)[pxeNode]
+			tl = p.timeline(res.RunID)
 			if !res.Succeeded() {
-				t.Fatalf("teardown: %s\n%s", res.Error, p.timeline(res.RunID))
+				t.Fatalf("teardown: %s\n%s", res.Error, tl)
 			}
-			p.noVirtualMedia(t, pxeNode, p.timeline(res.RunID))
+			// automated cleaning booted the agent over PXE (in the deploy boot mode) and ran its steps
+			boots = p.f.bootsOf(pxeNode)[before:]
+			if len(boots) == 0 || boots[0].BootDevice != "NETWORK" || boots[0].BootMode != tt.mode {
+				t.Errorf("cleaning boots %+v: want a NETWORK boot of the ramdisk in %s", boots, tt.mode)
+			}
+			if !strings.Contains(tl, "erase_devices") {
+				t.Errorf("cleaning did not run the agent's erase_devices:\n%s", tl)
+			}
+			if n := p.node(pxeNode); n.ProvisionState != states.Available || n.PowerState != "power off" {
+				t.Errorf("after teardown and cleaning: state %q power %q", n.ProvisionState, n.PowerState)
+			}
+			p.noVirtualMedia(t, pxeNode, tl)
+			p.noMediaLeft(pxeNode)
 			if left := p.pxeFiles(t); len(left) > 0 {
 				t.Errorf("PXE files left after teardown: %v", left)
 			}
@@ -182,7 +163,7 @@ func TestPXEDeployNoPorts(t *testing.T) {
 	if res.Succeeded() {
 		t.Fatal("a pxe_ilo deploy without ports succeeded")
 	}
-	if !strings.Contains(res.Error, "has no ports") || !strings.Contains(res.Error, "MAC") {
+	if !strings.Contains(res.Error, "has no ports") || !strings.Contains(res.Error, "--port MAC") {
 		t.Errorf("error %q does not name the missing ports", res.Error)
 	}
 	if st := p.node(pxeNode).ProvisionState; st != states.Available {
@@ -191,6 +172,7 @@ func TestPXEDeployNoPorts(t *testing.T) {
 	if len(p.f.bootsOf(pxeNode)) != 0 {
 		t.Error("the server booted")
 	}
+	p.nothingLeft(pxeNode, p.tftpRoot, 0)
 }
 
 // An agent failing mid-deploy: the deploy fails and no PXE file is left.
@@ -214,9 +196,7 @@ func TestPXEDeployFailureCleansPXE(t *testing.T) {
 	if n.ProvisionState != states.DeployFailed || n.PowerState != "power off" {
 		t.Errorf("state %q power %q", n.ProvisionState, n.PowerState)
 	}
-	if left := p.pxeFiles(t); len(left) > 0 {
-		t.Errorf("PXE files left after a failed deploy: %v", left)
-	}
+	p.nothingLeft(pxeNode, p.tftpRoot, 0) // PXE files, links, published image, agent
 	p.noVirtualMedia(t, pxeNode, tl)
 }
 
@@ -235,5 +215,66 @@ func TestPXEBootWithoutConfig(t *testing.T) {
 	}
 	if con := string(srv.ConsoleBacklog()); !strings.Contains(con, "PXE-E3B") {
 		t.Errorf("console %q lacks the PXE failure", con)
+	}
+}
+
+// Cleaning a pxe_ilo node (`node provide`) that fails: when an agent clean
+// step fails after the ramdisk PXE-booted, and when the node has no ports
+// (refused before the node is touched, naming the ports and the fix), it
+// ends in clean failed + maintenance, powered off, with no PXE file, MAC
+// link or published object left and no virtual media touched.
+func TestPXECleanFailureCleansPXE(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		fail    ramdisk.Failures
+		noPorts bool
+		want    []string // in last_error
+		booted  bool     // the ramdisk PXE-booted before the failure
+	}{
+		{name: "clean step fails", fail: ramdisk.Failures{FailCommands: []string{"execute_clean_step"}},
+			want: []string{"cleaning failed"}, booted: true},
+		{name: "no ports", noPorts: true, want: []string{"has no ports", "lightsout node set gen8-0 --port MAC"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPXEEnv(t)
+			ctx := context.Background()
+			p.f.rd.SetFailures(pxeNode, tt.fail)
+			if tt.noPorts {
+				var macs []string
+				for _, port := range p.node(pxeNode).Ports {
+					macs = append(macs, port.Address)
+				}
+				if _, err := p.app.UpdateNode(ctx, pxeNode, app.NodeChange{RemovePorts: macs}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := p.app.Store.Transition(ctx, pxeNode, "manage"); err != nil { // available → manageable
+				t.Fatal(err)
+			}
+			res := p.runs(app.ScriptClean, []string{pxeNode}, nil)[pxeNode]
+			tl := p.timeline(res.RunID)
+			if res.Succeeded() {
+				t.Fatalf("cleaning succeeded:\n%s", tl)
+			}
+			n := p.node(pxeNode)
+			if n.ProvisionState != states.CleanFailed || !n.Maintenance || n.PowerState != "power off" {
+				t.Errorf("state %q maintenance %v power %q, want clean failed, maintenance, off", n.ProvisionState, n.Maintenance, n.PowerState)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(n.LastError, w) {
+					t.Errorf("last_error %q lacks %q", n.LastError, w)
+				}
+			}
+			boots := p.f.bootsOf(pxeNode)
+			if tt.booted {
+				if len(boots) == 0 || boots[0].BootDevice != "NETWORK" {
+					t.Fatalf("boots %+v: want the cleaning ramdisk booted over PXE\n%s", boots, tl)
+				}
+				p.noVirtualMedia(t, pxeNode, tl)
+			} else if len(boots) != 0 {
+				t.Errorf("the server booted: %+v", boots)
+			}
+			p.nothingLeft(pxeNode, p.tftpRoot, 0)
+		})
 	}
 }

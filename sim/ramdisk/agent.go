@@ -87,6 +87,7 @@ type Agent struct {
 	force         chan struct{} // heartbeat now (after an async command ends)
 	lastErr       string
 	target        *tgt.Target // the iSCSI target (iscsi.start_iscsi_target)
+	relay         *relay      // in front of target with Failures.TargetVanishesAfter
 }
 
 // StartAgent starts an agent listening on 127.0.0.1 (a free port) that

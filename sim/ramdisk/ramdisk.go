@@ -65,6 +65,15 @@ type Failures struct {
 	// WrongCHAPSecret: iscsi.start_iscsi_target binds another CHAP secret
 	// than the one it was given (the conductor's login is refused).
 	WrongCHAPSecret bool
+	// TargetVanishesAfter > 0: the iSCSI target of iscsi.start_iscsi_target
+	// vanishes mid-write — once the initiator has sent this many bytes its
+	// connections are cut, the portal stops accepting and tgtd is stopped
+	// (a ramdisk that crashed or lost its network during the write).
+	TargetVanishesAfter int64
+	// TargetStallsAfter > 0: once the initiator has sent this many bytes the
+	// target stops reading from it (the write hangs mid-way, connections
+	// open) until the target is stopped; Agent.ISCSITargetStalled reports it.
+	TargetStallsAfter int64
 }
 
 // Options configure a Ramdisk.
