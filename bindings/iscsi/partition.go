@@ -207,6 +207,13 @@ func WritePartitionImage(ctx context.Context, t Target, path string, o Partition
 			pieces = append(pieces, piece{"EFI system partition", f, "raw", w, nil})
 		case RoleEphemeral:
 			if o.EphemeralFormat == "" {
+				// left unformatted: zero its first MiB so that no old
+				// filesystem signature makes it look formatted (wipefs)
+				f := filepath.Join(tmp, "wipe")
+				if err := os.WriteFile(f, make([]byte, min(mib, p.Size)), 0o600); err != nil {
+					return res, &Error{Kind: KindTool, Msg: "writing " + f + ": " + err.Error(), Err: err}
+				}
+				pieces = append(pieces, piece{"ephemeral partition's start (unformatted)", f, "raw", w, nil})
 				continue
 			}
 			f, fs, err := mkfsFile(ctx, tmp, o.EphemeralFormat, EphemeralLabel, p.Size)
