@@ -73,6 +73,8 @@ func (p Partition) End() int64 { return p.Start + p.Size }
 
 // Layout is a computed partition table.
 type Layout struct {
+	BootMode   string // "bios" or "uefi", defaults applied
+	BootOption string // "local" or "netboot", defaults applied
 	DiskLabel  string // "msdos" or "gpt"
 	DiskSize   int64
 	Partitions []Partition
@@ -135,7 +137,7 @@ func PlanLayout(diskSize int64, p Partitioning) (Layout, error) {
 		return bad("Config drive size exceeds maximum limit of %dMiB (instance_info.configdrive is %d MiB)", MaxConfigDriveMB, p.ConfigDriveMB)
 	}
 
-	l := Layout{DiskLabel: label, DiskSize: diskSize}
+	l := Layout{BootMode: mode, BootOption: option, DiskLabel: label, DiskSize: diskSize}
 	next := mib
 	add := func(role string, sizeMB int64, bootable bool) {
 		l.Partitions = append(l.Partitions, Partition{Role: role, Number: len(l.Partitions) + 1, Start: next, Size: sizeMB * mib, Bootable: bootable})
