@@ -179,9 +179,9 @@ function M.write_partition_image(ctx, path, opts)
   opts.boot_mode = ctx.boot_mode or "bios"
   opts.boot_option = ctx.boot_option
   opts.disk_label = ctx.disk_label
-  opts.root_mb = num(ii.root_gb, "root_gb") * 1024
-  opts.swap_mb = num(ii.swap_mb, "swap_mb")
-  opts.ephemeral_mb = num(ii.ephemeral_gb, "ephemeral_gb") * 1024
+  opts.root_mb = math.floor(num(ii.root_gb, "root_gb") * 1024)
+  opts.swap_mb = math.floor(num(ii.swap_mb, "swap_mb"))
+  opts.ephemeral_mb = math.floor(num(ii.ephemeral_gb, "ephemeral_gb") * 1024)
   opts.ephemeral_format = ii.ephemeral_format or ((config.pxe or {}).default_ephemeral_format)
   if opts.ephemeral_mb > 0 and not set(opts.ephemeral_format) then
     opts.ephemeral_format = nil
