@@ -188,6 +188,10 @@ function M.write_partition_image(ctx, path, opts)
     run.log("info", "the ephemeral partition is left unformatted (set instance_info.ephemeral_format to format it)")
   end
   local cd = ii.configdrive
+  if type(cd) == "table" then
+    run.fail("not_supported", "instance_info.configdrive as a table (meta_data/user_data for Ironic to build the ISO)"
+      .. " is not supported: give the base64 of the gzipped config drive image, or an http(s) URL to it")
+  end
   if type(cd) == "string" and cd:match("^https?://") then
     opts.configdrive_file = require("vmedia").fetch(cd, "iscsi/" .. n.uuid .. ".configdrive")
   elseif set(cd) then

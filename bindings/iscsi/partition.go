@@ -32,6 +32,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -334,27 +335,23 @@ func mkfsFile(ctx context.Context, dir, format, label string, size int64) (strin
 	return f, fs, nil
 }
 
-// buildTable writes res.Layout's partition table into a sparse local file
-// of the disk's size with go-diskfs, fills in the PARTUUIDs and the disk
-// identifier, and returns two small files: the disk's first MiB (the
-// table, zeroes up to the first partition: old boot code and signatures
-// go, as Ironic's metadata wipe) and its end (the GPT backup, or zeroes
-// over a stale one on msdos; "" when a partition reaches the very end).
+// buildTable writes res.Layout's partition table with go-diskfs into an
+// in-memory image of the disk's two ends (no file of the disk's size is
+// needed, whatever the disk's size and the work directory's filesystem),
+// fills in the PARTUUIDs and the disk identifier, and returns two small
+// files: the disk's first MiB (the table, then zeroes up to the first
+// partition: old boot code and signatures go, as Ironic's metadata wipe)
+// and its end (the GPT backup, or zeroes over a stale one on msdos; ""
+// when a partition reaches the very end).
 func buildTable(res *PartitionResult, dir string) (head, tail string, err error) {
 	fail := func(err error) (string, string, error) {
 		return "", "", &Error{Kind: KindTool, Msg: "building the partition table: " + err.Error(), Err: err}
 	}
-	img := filepath.Join(dir, "disk")
-	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fail(err)
-	}
-	defer f.Close()
 	size := res.DiskSize
-	if err := f.Truncate(size); err != nil {
-		return fail(err)
-	}
 	l := &res.Layout
+	last := l.Partitions[len(l.Partitions)-1].End()
+	from := max(size-gptTailBytes, last)
+	f := &diskEnds{size: size, head: make([]byte, mib), tailOff: from, tail: make([]byte, size-from)}
 	switch l.DiskLabel {
 	case "gpt":
 		disk := uuid.New()
@@ -371,11 +368,7 @@ func buildTable(res *PartitionResult, dir string) (head, tail string, err error)
 		// go-diskfs truncates the protective partition's size to 32 bits:
 		// a disk past 2 TiB gets 0xFFFFFFFF, as the UEFI spec says
 		if sectors := size/sectorSize - 1; sectors > 0xFFFFFFFF {
-			var b [4]byte
-			binary.LittleEndian.PutUint32(b[:], 0xFFFFFFFF)
-			if _, err := f.WriteAt(b[:], 446+12); err != nil {
-				return fail(err)
-			}
+			binary.LittleEndian.PutUint32(f.head[446+12:], 0xFFFFFFFF)
 		}
 		res.DiskID = disk.String()
 	default:
@@ -398,33 +391,104 @@ func buildTable(res *PartitionResult, dir string) (head, tail string, err error)
 		if err := t.Write(f, size); err != nil {
 			return fail(err)
 		}
-		if _, err := f.WriteAt(sig[:], 440); err != nil {
-			return fail(err)
-		}
+		copy(f.head[440:444], sig[:])
 		res.DiskID = fmt.Sprintf("0x%08x", id)
 	}
 	head = filepath.Join(dir, "head")
-	if err := copyRange(f, head, 0, mib); err != nil {
+	if err := os.WriteFile(head, f.head, 0o600); err != nil {
 		return fail(err)
 	}
-	last := l.Partitions[len(l.Partitions)-1].End()
-	from := max(size-gptTailBytes, last)
-	if from < size {
+	if len(f.tail) > 0 {
 		tail = filepath.Join(dir, "tail")
-		if err := copyRange(f, tail, from, size-from); err != nil {
+		if err := os.WriteFile(tail, f.tail, 0o600); err != nil {
 			return fail(err)
 		}
 	}
 	return head, tail, nil
 }
 
-func copyRange(f *os.File, to string, off, n int64) error {
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil && err != io.EOF {
-		return err
-	}
-	return os.WriteFile(to, b, 0o600)
+// diskEnds is a disk of size bytes of which only the first len(head) bytes
+// and the len(tail) bytes from tailOff are kept (zeroes elsewhere): where
+// a partition table lives. Writes elsewhere fail. It is the go-diskfs
+// backend.WritableFile buildTable writes tables to.
+type diskEnds struct {
+	size       int64
+	head, tail []byte
+	tailOff    int64
+	pos        int64
 }
+
+// span returns the kept bytes holding [off, off+n), or nil.
+func (d *diskEnds) span(off int64, n int) []byte {
+	end := off + int64(n)
+	switch {
+	case off >= 0 && end <= int64(len(d.head)):
+		return d.head[off:end]
+	case off >= d.tailOff && end <= d.size:
+		return d.tail[off-d.tailOff : end-d.tailOff]
+	}
+	return nil
+}
+
+func (d *diskEnds) ReadAt(p []byte, off int64) (int, error) {
+	if off >= d.size {
+		return 0, io.EOF
+	}
+	n := len(p)
+	if off+int64(n) > d.size {
+		n = int(d.size - off)
+	}
+	if b := d.span(off, n); b != nil {
+		copy(p, b)
+	} else {
+		clear(p[:n])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (d *diskEnds) WriteAt(p []byte, off int64) (int, error) {
+	b := d.span(off, len(p))
+	if b == nil {
+		return 0, fmt.Errorf("write of %d bytes at %d is outside the disk's ends kept for the partition table", len(p), off)
+	}
+	return copy(b, p), nil
+}
+
+func (d *diskEnds) Read(p []byte) (int, error) {
+	n, err := d.ReadAt(p, d.pos)
+	d.pos += int64(n)
+	return n, err
+}
+
+func (d *diskEnds) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += d.pos
+	case io.SeekEnd:
+		off += d.size
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("seek before the start of the disk")
+	}
+	d.pos = off
+	return off, nil
+}
+
+func (d *diskEnds) Stat() (iofs.FileInfo, error) { return diskEndsInfo{d.size}, nil }
+func (d *diskEnds) Close() error                 { return nil }
+
+type diskEndsInfo struct{ size int64 }
+
+func (i diskEndsInfo) Name() string        { return "disk" }
+func (i diskEndsInfo) Size() int64         { return i.size }
+func (i diskEndsInfo) Mode() iofs.FileMode { return 0o600 }
+func (i diskEndsInfo) ModTime() time.Time  { return time.Time{} }
+func (i diskEndsInfo) IsDir() bool         { return false }
+func (i diskEndsInfo) Sys() any            { return nil }
 
 func gptType(role string) gpt.Type {
 	switch role {
