@@ -81,7 +81,15 @@ function M.validate(ctx)
       .. " instance_info.ramdisk are not set: iscsi_ilo, as Ironic, tells partition images by them")
   end
   ctx.partition_image = partition
+  if type(ii.configdrive) == "table" then
+    run.fail("not_supported", "instance_info.configdrive as a table (meta_data/user_data for Ironic to build the ISO)"
+      .. " is not supported: give the base64 of the gzipped config drive image, or an http(s) URL to it")
+  end
   if not partition then
+    if set(ii.configdrive) then
+      run.fail("not_supported", "iscsi_ilo does not write instance_info.configdrive with a whole-disk image (as Ironic"
+        .. " K/L): deploy a partition image (instance_info.kernel and ramdisk), use agent_ilo, or unset configdrive")
+    end
     if swap > 0 or eph > 0 then
       local field = swap > 0 and ("instance_info.swap_mb=" .. tostring(ii.swap_mb))
         or ("instance_info.ephemeral_gb=" .. tostring(ii.ephemeral_gb))
@@ -188,10 +196,6 @@ function M.write_partition_image(ctx, path, opts)
     run.log("info", "the ephemeral partition is left unformatted (set instance_info.ephemeral_format to format it)")
   end
   local cd = ii.configdrive
-  if type(cd) == "table" then
-    run.fail("not_supported", "instance_info.configdrive as a table (meta_data/user_data for Ironic to build the ISO)"
-      .. " is not supported: give the base64 of the gzipped config drive image, or an http(s) URL to it")
-  end
   if type(cd) == "string" and cd:match("^https?://") then
     opts.configdrive_file = require("vmedia").fetch(cd, "iscsi/" .. n.uuid .. ".configdrive")
   elseif set(cd) then

@@ -296,7 +296,7 @@ func TestISCSIPartitionDeployBIOSQcow2(t *testing.T) {
 }
 
 // Bad input for partition images: refused in validate before the node
-// changes (whole-disk image with swap_mb or ephemeral_gb, kernel without ramdisk,
+// changes (whole-disk image with swap_mb, ephemeral_gb or a configdrive, kernel without ramdisk,
 // netboot without netboot support), or failed with §5.1's message and
 // nothing left exported (image larger than root_gb; partitions larger
 // than the disk; a wrong CHAP secret, disk untouched).
@@ -328,7 +328,9 @@ func TestISCSIPartitionDeployBadInput(t *testing.T) {
 			"Cannot deploy whole disk image with swap or ephemeral size set (instance_info.swap_mb=64"},
 		{"whole-disk image with ephemeral_gb", map[string]any{"kernel": "", "ramdisk": "", "swap_mb": 0, "ephemeral_gb": 2},
 			"Cannot deploy whole disk image with swap or ephemeral size set (instance_info.ephemeral_gb=2"},
-		{"kernel without ramdisk", map[string]any{"kernel": "/k", "ramdisk": "", "ephemeral_gb": 0},
+		{"whole-disk image with a configdrive", map[string]any{"ephemeral_gb": 0, "configdrive": "H4sI"},
+			"does not write instance_info.configdrive with a whole-disk image"},
+		{"kernel without ramdisk", map[string]any{"kernel": "/k", "ramdisk": "", "configdrive": ""},
 			"missing the following properties: ['ramdisk']"},
 		{"no root_gb", map[string]any{"kernel": "/k", "ramdisk": "/r", "root_gb": 0, "capabilities": local},
 			"Missing are: ['root_gb']"},
