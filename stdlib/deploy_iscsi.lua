@@ -171,6 +171,7 @@ function M.write_image(ctx)
   local opts = { portal = portal, iqn = iqn, lun = 1, chap_user = chap_user,
     chap_secret = chap_secret, format = info.format, checksum = checksum }
   if not ctx.partition_image then
+    n:set_internal("root_uuid_or_disk_id", nil) -- a previous partition deploy's
     iscsi.write(path, opts) -- logs "image written over iSCSI"
     return
   end
