@@ -99,7 +99,10 @@ func gbString(mb int64) string {
 // does the same). An image larger than MaxConfigDriveMB is refused.
 func DecodeConfigDrive(data []byte) ([]byte, error) {
 	d := bytes.TrimSpace(data)
-	if dec, err := base64.StdEncoding.DecodeString(string(d)); err == nil && len(d) > 0 {
+	if len(d) == 0 {
+		return nil, fmt.Errorf("instance_info.configdrive is empty")
+	}
+	if dec, err := base64.StdEncoding.DecodeString(string(d)); err == nil {
 		d = dec
 	} else {
 		d = data
@@ -116,10 +119,11 @@ func DecodeConfigDrive(data []byte) ([]byte, error) {
 		d = out
 	}
 	if int64(len(d)) > MaxConfigDriveMB*mib {
-		return nil, fmt.Errorf("Config drive size exceeds maximum limit of %dMiB (instance_info.configdrive)", MaxConfigDriveMB)
+		// Ironic's message, capitalised as Ironic writes it
+		return nil, &Error{Kind: KindInvalid, Msg: fmt.Sprintf("Config drive size exceeds maximum limit of %dMiB (instance_info.configdrive)", MaxConfigDriveMB)}
 	}
 	if len(d) == 0 {
-		return nil, fmt.Errorf("instance_info.configdrive is empty")
+		return nil, fmt.Errorf("instance_info.configdrive decodes to nothing")
 	}
 	return d, nil
 }
@@ -154,7 +158,10 @@ func WritePartitionImage(ctx context.Context, t Target, path string, o Partition
 	var cd []byte
 	if o.ConfigDrive != nil {
 		if cd, err = DecodeConfigDrive(o.ConfigDrive); err != nil {
-			return res, &Error{Kind: KindInvalid, Msg: err.Error()}
+			if _, ok := err.(*Error); ok {
+				return res, err
+			}
+			return res, &Error{Kind: KindInvalid, Msg: err.Error(), Err: err}
 		}
 		o.ConfigDriveMB = MB(int64(len(cd)))
 	}

@@ -385,3 +385,30 @@ func TestSwapHeaderMatchesMkswap(t *testing.T) {
 		t.Fatal("a 9-page swap area was accepted")
 	}
 }
+
+// DecodeConfigDrive takes Ironic's base64 of gzip, plain base64 or raw
+// bytes, and refuses empty, broken gzip and oversized drives.
+func TestDecodeConfigDrive(t *testing.T) {
+	raw, enc := configDrive(t, 4096)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want []byte
+		err  string
+	}{
+		{"base64 of gzip (Ironic)", enc, raw, ""},
+		{"base64 with a newline", append(append([]byte{}, enc...), '\n'), raw, ""},
+		{"base64 of the image", []byte(base64.StdEncoding.EncodeToString(raw)), raw, ""},
+		{"the image itself", raw, raw, ""},
+		{"broken gzip", []byte(base64.StdEncoding.EncodeToString([]byte{0x1f, 0x8b, 1, 2, 3})), nil, "bad gzip"},
+		{"empty", []byte("  "), nil, "instance_info.configdrive is empty"},
+	} {
+		got, err := iscsi.DecodeConfigDrive(tc.in)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.err)
+		case tc.err == "" && (err != nil || !bytes.Equal(got, tc.want)):
+			t.Errorf("%s: err %v, %d bytes", tc.name, err, len(got))
+		}
+	}
+}
