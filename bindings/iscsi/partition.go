@@ -193,26 +193,21 @@ func WritePartitionImage(ctx context.Context, t Target, path string, o Partition
 	if err != nil {
 		return res, err
 	}
-	type piece struct {
-		what, src, format string
-		w                 window
-		progress          func(float64)
-	}
-	pieces := []piece{{"partition table", head, "raw", window{0, mib}, nil}}
+	pieces := []piece{{"partition table", head, "raw", window{Offset: 0, Size: mib}, nil}}
 	if tail != "" {
 		st, _ := os.Stat(tail)
-		pieces = append(pieces, piece{"partition table (end of disk)", tail, "raw", window{res.DiskSize - st.Size(), st.Size()}, nil})
+		pieces = append(pieces, piece{"partition table (end of disk)", tail, "raw", window{Offset: res.DiskSize - st.Size(), Size: st.Size()}, nil})
 	}
 	for _, p := range res.Layout.Partitions {
-		w := window{p.Start, p.Size}
+		w := window{Offset: p.Start, Size: p.Size}
 		switch p.Role {
 		case RoleESP:
-			f, fs, err := mkfsFile(ctx, tmp, "vfat", ESPLabel, p.Size)
+			f, fs, ex, err := mkfsFile(ctx, tmp, "vfat", ESPLabel, p.Size)
 			if err != nil {
 				return res, err
 			}
 			res.ESPFS = fs
-			pieces = append(pieces, piece{"EFI system partition", f, "raw", w, nil})
+			pieces = append(pieces, extentPieces("EFI system partition", f, p, ex)...)
 		case RoleEphemeral:
 			if o.EphemeralFormat == "" {
 				// left unformatted: zero its first MiB so that no old
@@ -224,12 +219,12 @@ func WritePartitionImage(ctx context.Context, t Target, path string, o Partition
 				pieces = append(pieces, piece{"ephemeral partition's start (unformatted)", f, "raw", w, nil})
 				continue
 			}
-			f, fs, err := mkfsFile(ctx, tmp, o.EphemeralFormat, EphemeralLabel, p.Size)
+			f, fs, ex, err := mkfsFile(ctx, tmp, o.EphemeralFormat, EphemeralLabel, p.Size)
 			if err != nil {
 				return res, err
 			}
 			res.EphemeralFS = fs
-			pieces = append(pieces, piece{"ephemeral partition", f, "raw", w, nil})
+			pieces = append(pieces, extentPieces("ephemeral partition", f, p, ex)...)
 		case RoleSwap:
 			h, id, err := SwapHeader(p.Size, SwapLabel)
 			if err != nil {
@@ -262,6 +257,23 @@ func WritePartitionImage(ctx context.Context, t Target, path string, o Partition
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// piece is one write of WritePartitionImage: src (format) into window w.
+type piece struct {
+	what, src, format string
+	w                 window
+	progress          func(float64)
+}
+
+// extentPieces writes the ranges ex of the local filesystem file f into
+// partition p, each at the same offset.
+func extentPieces(what, f string, p Partition, ex [][2]int64) []piece {
+	var out []piece
+	for _, e := range ex {
+		out = append(out, piece{what, f, "raw", window{Offset: p.Start + e[0], Size: e[1] - e[0], FromSource: true, SourceOffset: e[0]}, nil})
+	}
+	return out
 }
 
 func validFSName(f string) bool {
@@ -302,13 +314,14 @@ func imageFS(ctx context.Context, o Options, path, format, tmp string) (FSInfo, 
 
 // mkfsFile makes a filesystem of the given type and label on a sparse
 // local file of size bytes (Ironic: mkfs -t <fmt> -L <label> on the
-// partition) and returns the file and what it holds.
-func mkfsFile(ctx context.Context, dir, format, label string, size int64) (string, FSInfo, error) {
+// partition) and returns the file, what it holds, and the byte ranges of
+// it to write (what mkfs touched, see extents).
+func mkfsFile(ctx context.Context, dir, format, label string, size int64) (string, FSInfo, [][2]int64, error) {
 	f := filepath.Join(dir, "fs-"+label)
 	if err := os.WriteFile(f, nil, 0o600); err == nil {
 		err = os.Truncate(f, size)
 	} else {
-		return "", FSInfo{}, &Error{Kind: KindTool, Msg: "creating " + f + ": " + err.Error(), Err: err}
+		return "", FSInfo{}, nil, &Error{Kind: KindTool, Msg: "creating " + f + ": " + err.Error(), Err: err}
 	}
 	bin := "mkfs." + format
 	var args []string
@@ -316,9 +329,10 @@ func mkfsFile(ctx context.Context, dir, format, label string, size int64) (strin
 	case "vfat", "fat", "msdos":
 		args = []string{"-n", label}
 	case "ext2", "ext3", "ext4":
-		// lazy init: the kernel zeroes inode tables on first mount instead
-		// of mke2fs writing them all into the local file and over the wire
-		args = []string{"-q", "-F", "-L", label, "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"}
+		// inode tables: lazy init (the kernel zeroes them after mounting,
+		// mke2fs's default on a device); the journal is zeroed now, as
+		// mke2fs does on a device (it fallocates the zeroes: see extents)
+		args = []string{"-q", "-F", "-L", label, "-E", "lazy_itable_init=1,lazy_journal_init=0,nodiscard"}
 	default:
 		args = []string{"-L", label}
 	}
@@ -326,20 +340,27 @@ func mkfsFile(ctx context.Context, dir, format, label string, size int64) (strin
 	cmd := exec.CommandContext(ctx, bin, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		if ctx.Err() != nil {
-			return "", FSInfo{}, &Error{Kind: KindCancelled, Msg: "making a " + format + " filesystem: " + ctx.Err().Error(), Err: ctx.Err()}
+			return "", FSInfo{}, nil, &Error{Kind: KindCancelled, Msg: "making a " + format + " filesystem: " + ctx.Err().Error(), Err: ctx.Err()}
 		}
 		if _, ok := err.(*exec.Error); ok {
-			return "", FSInfo{}, &Error{Kind: KindTool, Msg: fmt.Sprintf("%s not found: install the tools for %s (instance_info.ephemeral_format)", bin, format), Err: err}
+			return "", FSInfo{}, nil, &Error{Kind: KindTool, Msg: fmt.Sprintf("%s not found: install the tools for %s (instance_info.ephemeral_format)", bin, format), Err: err}
 		}
-		return "", FSInfo{}, &Error{Kind: KindTool, Msg: fmt.Sprintf("%s %s: %s", bin, label, firstLine(string(out), err)), Err: err}
+		return "", FSInfo{}, nil, &Error{Kind: KindTool, Msg: fmt.Sprintf("%s %s: %s", bin, label, firstLine(string(out), err)), Err: err}
 	}
 	r, err := os.Open(f)
 	if err != nil {
-		return "", FSInfo{}, &Error{Kind: KindTool, Msg: err.Error(), Err: err}
+		return "", FSInfo{}, nil, &Error{Kind: KindTool, Msg: err.Error(), Err: err}
 	}
 	defer r.Close()
 	fs, _ := ReadFSInfo(r)
-	return f, fs, nil
+	ex, ok, err := extents(r)
+	if err != nil {
+		return "", FSInfo{}, nil, &Error{Kind: KindTool, Msg: "reading what mkfs wrote to " + f + ": " + err.Error(), Err: err}
+	}
+	if !ok { // no FIEMAP here: the whole partition is written, zeroes included
+		ex = [][2]int64{{0, size}}
+	}
+	return f, fs, ex, nil
 }
 
 // buildTable writes res.Layout's partition table with go-diskfs into an
