@@ -21,7 +21,7 @@ package iscsi
 // table is built in Go instead (go-diskfs, into a sparse local file of the
 // disk's size), the swap header is built in Go (mkswap's format), and
 // filesystems (ESP, ephemeral) are made by mkfs on local sparse files and
-// then written.
+// then written extent by extent (extents.go).
 
 import (
 	"bytes"
