@@ -106,6 +106,26 @@ type countingConn struct {
 	d *countingDialer
 }
 
+// errSocketKept is what countingConn.Close reports after closing the
+// socket, so that go-ipmi keeps the closed conn rather than its nil.
+var errSocketKept = errors.New("ipmi: UDP socket closed (kept for go-ipmi's stragglers)")
+
+// Close closes the socket and reports errSocketKept. go-ipmi (v0.9.1)
+// sets its conn to nil after a successful Close, while the session's
+// keepalive goroutine (a GetCurrentSessionInfo every 30 s, never
+// cancelled) may have opened an exchange whose own goroutine has not yet
+// taken the socket's lock: that goroutine then writes to a nil conn and
+// crashes the process (seen once in a 10,000-node inspection with console
+// capture). On an error go-ipmi keeps the conn, so such a straggler gets
+// "use of closed network connection" and the keepalive stops at its next
+// tick; closeSession ignores Close's error either way.
+func (c *countingConn) Close() error {
+	if err := c.Conn.Close(); err != nil {
+		return err
+	}
+	return errSocketKept
+}
+
 func (c *countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {

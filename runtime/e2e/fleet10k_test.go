@@ -13,11 +13,14 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lightsout/lightsout/runtime"
+	"github.com/lightsout/lightsout/runtime/store"
+	"github.com/lightsout/lightsout/runtime/watch"
 	"github.com/lightsout/lightsout/sim"
 )
 
@@ -158,32 +161,18 @@ func (c *simChild) stop() float64 {
 	return rss
 }
 
-// BenchmarkInspect10k is issue 15's fleet benchmark: `lightsout inspect
-// --all` (Engine.RunMany over the inspect playbook, the App's store,
-// bindings and console capture) over 10,000 simulated iLOs, half Gen8
-// (RIBCL) and half Gen10 (Redfish), each charging its generation's
-// latency profile (sim/latency.go). The simulators run in child
-// processes of at most 2,500 servers each (their file descriptors fit a
-// 20,000 RLIMIT_NOFILE), so this process is the client alone.
-//
-// LIGHTSOUT_BENCH_NODES sets the fleet size (default 10000),
-// LIGHTSOUT_BENCH_PARALLEL the runs at once (default 200),
-// LIGHTSOUT_BENCH_PROFILE=0 turns the latency profile off,
-// LIGHTSOUT_BENCH_INSPECT=K inspects K nodes spread over the fleet (all
-// N are still simulated, imported and queued).
-//
-// Metrics: nodes/s; peak-RSS-MB, getrusage of this process (the client:
-// target < 1 GB); goroutines-peak (sampled every 10 ms); sim-RSS-MB the
-// largest simulator process; failed runs fail the benchmark.
-//
-//	LIGHTSOUT_BENCH_NODES=10000 go test ./runtime/e2e -run '^$' -bench Inspect10k -benchtime 1x -timeout 60m
-func BenchmarkInspect10k(b *testing.B) {
-	n := envInt("LIGHTSOUT_BENCH_NODES", 10000)
-	parallel := envInt("LIGHTSOUT_BENCH_PARALLEL", 200)
+// fleet10k starts n simulated iLOs in child processes of at most 2,500
+// (startSimChildren) and an App with conf (INI text) holding them all as
+// manageable nodes, imported with `node import`'s path (one import per
+// simulator process; node names "p<K>-<name>"). It returns the App, the
+// node names in simulator order and the simulator processes.
+func fleet10k(b *testing.B, n int, conf string) (*env, []string, []*simChild) {
+	b.Helper()
 	children := startSimChildren(b, n, 2500)
-	e := open(b, nil, fmt.Sprintf("[lightsout]\nmax_parallel = %d\n[ilo]\nclient_timeout = 120\n", parallel))
+	e := open(b, nil, conf)
 	ctx := context.Background()
 	var names []string
+	began := time.Now()
 	for k, c := range children {
 		raw, err := os.ReadFile(c.inv)
 		if err != nil {
@@ -206,11 +195,41 @@ func BenchmarkInspect10k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	imported := time.Since(began)
 	for _, name := range names {
 		if _, err := e.app.Manage(ctx, name); err != nil {
 			b.Fatalf("manage %s: %v", name, err)
 		}
 	}
+	fmt.Fprintf(os.Stderr, "%s: %d nodes imported in %s, managed in %s\n", b.Name(), len(names),
+		imported.Round(time.Millisecond), (time.Since(began) - imported).Round(time.Millisecond))
+	return e, names, children
+}
+
+// BenchmarkInspect10k is issue 15's fleet benchmark: `lightsout inspect
+// --all` (Engine.RunMany over the inspect playbook, the App's store,
+// bindings and console capture) over 10,000 simulated iLOs, half Gen8
+// (RIBCL) and half Gen10 (Redfish), each charging its generation's
+// latency profile (sim/latency.go). The simulators run in child
+// processes of at most 2,500 servers each (their file descriptors fit a
+// 20,000 RLIMIT_NOFILE), so this process is the client alone.
+//
+// LIGHTSOUT_BENCH_NODES sets the fleet size (default 10000),
+// LIGHTSOUT_BENCH_PARALLEL the runs at once (default 200),
+// LIGHTSOUT_BENCH_PROFILE=0 turns the latency profile off,
+// LIGHTSOUT_BENCH_INSPECT=K inspects K nodes spread over the fleet (all
+// N are still simulated, imported and queued).
+//
+// Metrics: nodes/s; peak-RSS-MB, getrusage of this process (the client:
+// target < 1 GB); goroutines-peak (sampled every 10 ms); sim-RSS-MB the
+// largest simulator process; failed runs fail the benchmark.
+//
+//	LIGHTSOUT_BENCH_NODES=10000 go test ./runtime/e2e -run '^$' -bench Inspect10k -benchtime 1x -timeout 60m
+func BenchmarkInspect10k(b *testing.B) {
+	n := envInt("LIGHTSOUT_BENCH_NODES", 10000)
+	parallel := envInt("LIGHTSOUT_BENCH_PARALLEL", 200)
+	e, names, children := fleet10k(b, n, fmt.Sprintf("[lightsout]\nmax_parallel = %d\n[ilo]\nclient_timeout = 120\n", parallel))
+	ctx := context.Background()
 	if k := envInt("LIGHTSOUT_BENCH_INSPECT", len(names)); k < len(names) {
 		// A sample spread over every simulator process and generation.
 		step := len(names) / k
@@ -232,7 +251,13 @@ func BenchmarkInspect10k(b *testing.B) {
 	done := 0
 	for b.Loop() {
 		start := time.Now()
-		res, _ := e.app.Engine.RunMany(ctx, runtime.RunRequest{Script: "inspect", Timeout: 10 * time.Minute}, names, parallel, nil)
+		var ended atomic.Int64
+		res, _ := e.app.Engine.RunMany(ctx, runtime.RunRequest{Script: "inspect", Timeout: 10 * time.Minute}, names, parallel, func(runtime.Result) {
+			// Progress on stderr (b.Logf shows only at the end).
+			if k := ended.Add(1); k%1000 == 0 {
+				fmt.Fprintf(os.Stderr, "%s: %d/%d inspected in %s\n", b.Name(), k, len(names), time.Since(start).Round(time.Second))
+			}
+		})
 		elapsed += time.Since(start)
 		failed := 0
 		for _, r := range res {
@@ -281,4 +306,154 @@ func loadAvg() string {
 	}
 	f := strings.Fields(string(b))
 	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// BenchmarkWatchBurst10k is issue 15's watch-folder burst: 10,000 job
+// files (one per node, `node_power` reading the power state: one BMC
+// round trip or two under the latency profile) renamed into incoming/ of
+// a running watcher (inotify, one process, the SQLite store) over the
+// simulated fleet of BenchmarkInspect10k. Every job must end done exactly
+// once: 10,000 result files in done/, none in failed/, one job row per
+// file claimed once, one run per node. LIGHTSOUT_BENCH_NODES sets the
+// fleet and job count, LIGHTSOUT_BENCH_PARALLEL the jobs at once (default
+// 200), LIGHTSOUT_BENCH_PROFILE=0 turns the latency profile off.
+//
+// Metrics: jobs/s from the first rename to the last result; peak-RSS-MB
+// of this process (the watcher, its runs and the store); goroutines-peak.
+//
+//	LIGHTSOUT_BENCH_NODES=10000 go test ./runtime/e2e -run '^$' -bench WatchBurst10k -benchtime 1x -timeout 60m
+func BenchmarkWatchBurst10k(b *testing.B) {
+	n := envInt("LIGHTSOUT_BENCH_NODES", 10000)
+	parallel := envInt("LIGHTSOUT_BENCH_PARALLEL", 200)
+	e, names, children := fleet10k(b, n, fmt.Sprintf("[lightsout]\nmax_parallel = %d\n[ilo]\nclient_timeout = 120\n", parallel))
+	ctx := context.Background()
+	goruntime.GC()
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	setupRSS := float64(ru.Maxrss) / 1024
+	var elapsed time.Duration
+	jobs, iter := 0, 0
+	var peakG int
+	for b.Loop() {
+		iter++
+		spool := filepath.Join(b.TempDir(), "spool")
+		stage := filepath.Join(spool, "stage") // same file system: renames are atomic
+		for _, d := range []string{watch.Incoming, "stage"} {
+			if err := os.MkdirAll(filepath.Join(spool, d), 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for i, name := range names {
+			job := fmt.Sprintf(`{"id": "burst%d-%d", "action": "run", "script": "node_power", "nodes": [%q], "params": {"action": "state"}}`, iter, i, name)
+			if err := os.WriteFile(filepath.Join(stage, fmt.Sprintf("job-%05d.json", i)), []byte(job), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		w, err := watch.New(e.app, watch.Options{Dir: spool, Parallel: parallel, Settle: -1, Grace: time.Minute,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		ended := make(chan error, 1)
+		go func() { ended <- w.Run(runCtx) }()
+		g := startGoroutineSampler(10*time.Millisecond, nil)
+		start := time.Now()
+		for i := range names {
+			f := fmt.Sprintf("job-%05d.json", i)
+			if err := os.Rename(filepath.Join(stage, f), filepath.Join(spool, watch.Incoming, f)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// Wait for every result file (a condition with a deadline).
+		deadline := time.Now().Add(time.Hour)
+		results := func() (done, failed int) {
+			for _, d := range []struct {
+				dir string
+				n   *int
+			}{{watch.Done, &done}, {watch.Failed, &failed}} {
+				ents, _ := os.ReadDir(filepath.Join(spool, d.dir))
+				for _, ent := range ents {
+					if strings.HasSuffix(ent.Name(), ".result.json") {
+						*d.n++
+					}
+				}
+			}
+			return done, failed
+		}
+		tick := time.NewTicker(250 * time.Millisecond)
+		last := 0
+		for {
+			done, failed := results()
+			if done+failed >= len(names) {
+				break
+			}
+			if done+failed >= last+1000 {
+				last = (done + failed) / 1000 * 1000
+				fmt.Fprintf(os.Stderr, "%s: %d/%d jobs ended in %s\n", b.Name(), done+failed, len(names), time.Since(start).Round(time.Second))
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("after %s: %d jobs done, %d failed of %d", time.Since(start).Round(time.Second), done, failed, len(names))
+			}
+			select {
+			case err := <-ended:
+				b.Fatalf("the watcher stopped with %d done, %d failed of %d: %v", done, failed, len(names), err)
+			case <-tick.C:
+			}
+		}
+		tick.Stop()
+		elapsed += time.Since(start)
+		peakG = max(peakG, g.Stop())
+		stop()
+		if err := <-ended; err != nil {
+			b.Fatalf("watcher: %v", err)
+		}
+		if done, failed := results(); done != len(names) || failed != 0 {
+			b.Fatalf("%d jobs done, %d failed, want all %d done", done, failed, len(names))
+		}
+		jobs += len(names)
+	}
+	// Exactly once: one job row per file, claimed once, done; one run
+	// per node and job.
+	rows, err := e.app.Store.ListJobs(ctx, store.JobFilter{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(rows) != jobs {
+		b.Fatalf("%d job rows for %d job files", len(rows), jobs)
+	}
+	for _, j := range rows {
+		if j.Status != store.JobDone || j.Attempts != 1 {
+			b.Fatalf("job %s (%s): status %s after %d attempts, want done after 1", j.JobID, j.Name, j.Status, j.Attempts)
+		}
+	}
+	runs, err := e.app.Store.ListRuns(ctx, store.RunFilter{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	perNode := map[string]int{}
+	for _, r := range runs {
+		if r.Script == "node_power" {
+			perNode[r.NodeName]++
+		}
+	}
+	for _, name := range names {
+		if perNode[name] != iter {
+			b.Fatalf("node %s has %d node_power runs, want %d (one per job)", name, perNode[name], iter)
+		}
+	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	peakRSS := float64(ru.Maxrss) / 1024
+	simRSS := 0.0
+	for _, c := range children {
+		simRSS = max(simRSS, c.stop())
+	}
+	rate := float64(jobs) / elapsed.Seconds()
+	b.ReportMetric(rate, "jobs/s")
+	b.ReportMetric(peakRSS, "peak-RSS-MB")
+	b.ReportMetric(setupRSS, "setup-RSS-MB")
+	b.ReportMetric(float64(peakG), "goroutines-peak")
+	b.ReportMetric(simRSS, "sim-RSS-MB")
+	b.Logf("%d jobs (%d sim processes), %d at once, in %s: %.1f jobs/s; peak RSS %.0f MB (%.0f MB after import), goroutines peak %d; largest sim process %.0f MB; load average %s",
+		jobs, len(children), parallel, elapsed.Round(time.Millisecond), rate, peakRSS, setupRSS, peakG, simRSS, loadAvg())
 }

@@ -69,6 +69,27 @@ func checkPorts(ctx context.Context, q rowsQuerier, n *Node, before []Port) erro
 	if err != nil {
 		return err
 	}
+	return freshPortConflict(n, fresh, owners)
+}
+
+// newPortConflict is checkPorts for a node being created when the owners
+// of every port already stored (and of the nodes created before it in
+// the same batch) are known: CreateNodes reads them once, not per node.
+func newPortConflict(n *Node, owners map[string]string) error {
+	fresh := map[string]string{}
+	for _, p := range n.Ports {
+		k := PortKey(p.Address)
+		if _, dup := fresh[k]; dup {
+			return &PortConflictError{Address: p.Address, Node: n.Name, Owner: n.Name}
+		}
+		fresh[k] = p.Address
+	}
+	return freshPortConflict(n, fresh, owners)
+}
+
+// freshPortConflict refuses the first (in key order) of n's fresh ports
+// that owners maps to another node.
+func freshPortConflict(n *Node, fresh, owners map[string]string) error {
 	keys := make([]string, 0, len(fresh))
 	for k := range fresh {
 		keys = append(keys, k)

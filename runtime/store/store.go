@@ -139,6 +139,9 @@ type Retention struct {
 // Store is the persistence interface of the runtime.
 type Store interface {
 	CreateNode(ctx context.Context, n *Node) error
+	// CreateNodes creates every node in one transaction: all of them, or
+	// none and the first refusal (*DuplicateError, *PortConflictError).
+	CreateNodes(ctx context.Context, nodes []*Node) error
 	// GetNode finds a node by name or uuid.
 	GetNode(ctx context.Context, ref string) (*Node, error)
 	ListNodes(ctx context.Context) ([]*Node, error)

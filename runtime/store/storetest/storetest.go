@@ -71,6 +71,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"EventsAndArtifacts", testEventsAndArtifacts},
 		{"JobsRoundTripAndFilters", testJobs},
 		{"DuplicatePortsRefused", testDuplicatePortsRefused},
+		{"CreateNodesAllOrNothing", testCreateNodesAllOrNothing},
 		{"URLCredentialsNeverInErrors", testURLCredentialsNeverInErrors},
 		{"SealedValueWithWrongKeyNamesTheField", testSealedValueWithWrongKey},
 		{"SecretsNeverStoredInClear", testSecretsNeverStoredInClear},
@@ -511,6 +512,84 @@ func testDuplicatePortsRefused(t *testing.T, open Opener) {
 	}
 	if _, err := s.UpdateNode(ctx, "b", addPort("52:54:00:00:00:01")); err != nil {
 		t.Fatalf("after removal from a: %v", err)
+	}
+}
+
+// testCreateNodesAllOrNothing: a batch (node import) is created whole,
+// secrets encrypted and read back, or refused whole on the first port
+// conflict or duplicate, whether it is with a stored node or with an
+// earlier node of the same batch.
+func testCreateNodesAllOrNothing(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open(t, Key(1))
+	withPorts := func(name string, macs ...string) *store.Node {
+		n := Node(name)
+		n.DriverInfo["ilo_password"] = "Pw-" + name
+		for _, m := range macs {
+			n.Ports = append(n.Ports, store.Port{Address: m})
+		}
+		return n
+	}
+	must(t, s.CreateNode(ctx, withPorts("a", "52:54:00:00:00:01")))
+	tests := []struct {
+		name  string
+		batch []*store.Node
+		check func(err error) bool
+	}{
+		{"a stored node's MAC", []*store.Node{withPorts("b", "52:54:00:00:00:02"), withPorts("c", "52:54:00:00:00:01")}, func(err error) bool {
+			var pc *store.PortConflictError
+			return errors.As(err, &pc) && pc.Owner == "a" && pc.Node == "c"
+		}},
+		{"an earlier node's MAC in the batch", []*store.Node{withPorts("b", "52:54:00:00:00:02"), withPorts("c", "52-54-00-00-00-02")}, func(err error) bool {
+			var pc *store.PortConflictError
+			return errors.As(err, &pc) && pc.Owner == "b" && pc.Node == "c"
+		}},
+		{"a MAC twice on one node", []*store.Node{withPorts("b", "52:54:00:00:00:02", "52:54:00:00:00:02")}, func(err error) bool {
+			var pc *store.PortConflictError
+			return errors.As(err, &pc) && pc.Owner == "b"
+		}},
+		{"a stored name", []*store.Node{withPorts("b"), func() *store.Node { n := withPorts("a"); n.UUID = "uuid-a2"; return n }()}, func(err error) bool {
+			var d *store.DuplicateError
+			return errors.As(err, &d) && d.Field == "name" && d.Value == "a"
+		}},
+		{"a name twice in the batch", []*store.Node{withPorts("b"), func() *store.Node { n := withPorts("b"); n.UUID = "uuid-b2"; return n }()}, func(err error) bool {
+			var d *store.DuplicateError
+			return errors.As(err, &d) && d.Field == "name" && d.Value == "b"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.CreateNodes(ctx, tt.batch); !tt.check(err) {
+				t.Fatalf("err = %v (%T)", err, err)
+			}
+			if nodes, _ := s.ListNodes(ctx); len(nodes) != 1 {
+				t.Fatalf("a refused batch left %d nodes, want only a", len(nodes))
+			}
+		})
+	}
+	batch := make([]*store.Node, 50)
+	for i := range batch {
+		batch[i] = withPorts(fmt.Sprintf("n%02d", i), fmt.Sprintf("52:54:00:00:01:%02x", i))
+	}
+	must(t, s.CreateNodes(ctx, batch))
+	nodes, err := s.ListNodes(ctx)
+	if err != nil || len(nodes) != 51 {
+		t.Fatalf("after the batch: %d nodes, %v; want 51", len(nodes), err)
+	}
+	for _, n := range nodes[1:] {
+		if n.DriverInfo["ilo_password"] != "Pw-"+n.Name || n.ProvisionState != "manageable" || len(n.Ports) != 1 {
+			t.Fatalf("node %s read back as %+v", n.Name, n)
+		}
+	}
+	if dumper, ok := s.(Dumper); ok {
+		must(t, dumper.Dump(ctx, func(table string, row []any) error {
+			for _, v := range row {
+				if strings.Contains(fmt.Sprint(v), "Pw-n") {
+					t.Errorf("table %s stores a batch node's password in clear", table)
+				}
+			}
+			return nil
+		}))
 	}
 }
 
