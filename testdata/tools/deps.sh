@@ -34,6 +34,10 @@ PKGS=(
   # bindings/iscsi + iscsi_ilo: tgtd (target in the ramdisk and the emulated
   # ramdisk), qemu-img iscsi:// (libiscsi) as the writer, iscsi-inq for checks
   tgt qemu-block-extra libiscsi-bin
+  # runtime/e2e pxe_ilo over real PXE: a network namespace with a bridge and a
+  # tap (ip), dnsmasq for DHCP (above), SeaBIOS with qemu's iPXE NIC ROMs
+  # (BIOS) and OVMF (UEFI, above)
+  iproute2 seabios ipxe-qemu
 )
 missing=()
 for p in "${PKGS[@]}"; do
