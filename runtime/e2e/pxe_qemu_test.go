@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/daemon"
 	"github.com/lightsout/lightsout/runtime/states"
@@ -68,9 +70,17 @@ const (
 	pxeTap       = "tap0"
 )
 
-// pxeChildTimeout bounds one child (ramdisk PXE boot, agent, write,
-// instance boot under TCG); the issue asks for about 4 minutes a case.
-const pxeChildTimeout = 7 * time.Minute
+// pxeDeployTimeout bounds the deploy run in the child (ramdisk PXE boot,
+// agent, write, instance boot under TCG: 1.5 to 3 minutes on an idle
+// machine; the issue asks for about 4 a case), pxeChildTimeout the child.
+const (
+	pxeDeployTimeout = 6 * time.Minute
+	pxeChildTimeout  = pxeDeployTimeout + 2*time.Minute
+)
+
+// pxeLogEnv names a file the parent copies each child's whole output to
+// (kept after the test, for debugging a failure the tail does not explain).
+const pxeLogEnv = "LIGHTSOUT_TEST_PXE_LOG"
 
 // pxeChildSpec is what the parent hands the child.
 type pxeChildSpec struct {
@@ -84,6 +94,7 @@ type pxeChildSpec struct {
 	HostsDir   string // dnsmasq --dhcp-hostsdir / --dhcp-optsdir ([dnsmasq] in lightsout's config)
 	OptsDir    string
 	TFTPRoot   string // [pxe] tftp_root (the parent lists what is left in it)
+	HTTPRoot   string // [deploy] http_root
 	ResultFile string // the child writes pxeChildResult here
 }
 
@@ -100,11 +111,14 @@ type pxeQemuCase struct {
 	simMode  string // the iLO's boot mode at the NETWORK boot: LEGACY | UEFI
 	// tftpFiles are what the firmware and boot loader must have fetched
 	// from lightsout's TFTP server ({mac}: the port's MAC with dashes,
-	// {uuid}: the node's); SeaBIOS, iPXE and pxelinux print to the screen
+	// {mac:} with colons, {uuid}: the node's); SeaBIOS, iPXE and pxelinux print to the screen
 	// only, so the server's log is the proof of the PXE path.
 	tftpFiles []string
-	// consoleMarks are lines the PXE path prints on the serial console.
-	consoleMarks []string
+	// ipxe: [pxe] ipxe_enabled; the configs and files are under [deploy]
+	// http_root and served by the built-in HTTP boot server.
+	ipxe bool
+	// httpFiles are what iPXE must have fetched over HTTP.
+	httpFiles []string
 }
 
 var pxeQemuCases = map[string]pxeQemuCase{
@@ -113,7 +127,12 @@ var pxeQemuCases = map[string]pxeQemuCase{
 		tftpFiles: []string{"pxelinux.0", "ldlinux.c32", "pxelinux.cfg/01-{mac}", "{uuid}/deploy_kernel", "{uuid}/deploy_ramdisk"}},
 	// Gen10: OVMF's PXE over the virtio NIC, shim + GRUB (grubnetx64) + the node's GRUB config
 	"uefi": {gen: sim.Gen10, node: "gen10-0", bootMode: "uefi", simMode: "UEFI",
-		tftpFiles: []string{"bootx64.efi", "grubx64.efi", "{uuid}/deploy_kernel", "{uuid}/deploy_ramdisk"}},
+		tftpFiles: []string{"bootx64.efi", "grubx64.efi", "grub/grub.cfg", "{mac:}.conf", "{uuid}/deploy_kernel", "{uuid}/deploy_ramdisk"}},
+	// Gen8 with [pxe] ipxe_enabled: the ROM is iPXE already (DHCP option
+	// 175, dnsmasq's tag:ipxe), so the node's snippet hands it the
+	// boot.ipxe URL, which chains the node's script by MAC over HTTP
+	"bios-ipxe": {gen: sim.Gen8, node: "gen8-0", bootMode: "bios", simMode: "LEGACY", ipxe: true,
+		httpFiles: []string{"/boot.ipxe", "/pxelinux.cfg/{mac}", "/{uuid}/deploy_kernel", "/{uuid}/deploy_ramdisk"}},
 }
 
 // lockedBuffer is a bytes.Buffer for a logger written from many goroutines.
@@ -155,15 +174,16 @@ func TestPXEQemuDeploy(t *testing.T) {
 		"/usr/lib/shim/shimx64.efi.signed", "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed")
 	im := testInstanceImage(t)
 	kernel, initramfs := deployRamdisk(t, "")
-	for _, name := range []string{"bios", "uefi"} {
+	for _, name := range []string{"bios", "uefi", "bios-ipxe"} {
 		t.Run(name, func(t *testing.T) {
 			c := pxeQemuCases[name]
 			dir := t.TempDir()
 			spec := pxeChildSpec{Case: name, Kernel: kernel, Initramfs: initramfs,
 				Image: im.raw, ImageSHA: im.rawSHA256, ImageSize: im.rawSize, ImageID: im.disk.ID,
 				HostsDir: filepath.Join(dir, "hostsdir"), OptsDir: filepath.Join(dir, "optsdir"),
-				TFTPRoot: filepath.Join(dir, "tftpboot"), ResultFile: filepath.Join(dir, "result.json")}
-			for _, d := range []string{spec.HostsDir, spec.OptsDir, spec.TFTPRoot} {
+				TFTPRoot: filepath.Join(dir, "tftpboot"), HTTPRoot: filepath.Join(dir, "httpboot"),
+				ResultFile: filepath.Join(dir, "result.json")}
+			for _, d := range []string{spec.HostsDir, spec.OptsDir, spec.TFTPRoot, spec.HTTPRoot} {
 				if err := os.MkdirAll(d, 0o755); err != nil {
 					t.Fatal(err)
 				}
@@ -172,6 +192,9 @@ func TestPXEQemuDeploy(t *testing.T) {
 			dnsmasqLog := ns.startDnsmasq(t, spec.HostsDir, spec.OptsDir, dir)
 			start := time.Now()
 			out, err := ns.runChild(t, spec)
+			if p := os.Getenv(pxeLogEnv); p != "" {
+				_ = os.WriteFile(p+"."+name, []byte(out), 0o644)
+			}
 			t.Logf("%s deploy in the namespace took %.1fs", name, time.Since(start).Seconds())
 			for _, l := range strings.Split(out, "\n") { // the child's own log lines
 				if strings.Contains(l, "pxe_qemu_test.go:") {
@@ -188,10 +211,17 @@ func TestPXEQemuDeploy(t *testing.T) {
 			}
 			// dnsmasq gave the node's MAC a lease with the node's tag (the
 			// snippet pxe.prepare wrote) and the boot file for the mode
-			bootfile := map[string]string{"bios": "pxelinux.0", "uefi": "bootx64.efi"}[c.bootMode]
+			bootfile, tags := map[string]string{"bios": "pxelinux.0", "uefi": "bootx64.efi"}[c.bootMode], []string{"lightsout-"}
+			if c.ipxe {
+				bootfile, tags = "http://"+pxeBridgeIP+":8088/boot.ipxe", []string{"lightsout-", "ipxe"}
+			}
+			tagged := slices.ContainsFunc(strings.Split(string(dlog), "\n"), func(l string) bool {
+				_, after, ok := strings.Cut(l, " tags: ")
+				return ok && !slices.ContainsFunc(tags, func(tag string) bool { return !strings.Contains(after, tag) })
+			})
 			if !strings.Contains(string(dlog), "DHCPACK(br0)") || !strings.Contains(string(dlog), res.MAC) ||
-				!strings.Contains(string(dlog), "tags: lightsout-") || !strings.Contains(string(dlog), bootfile) {
-				t.Errorf("dnsmasq's log lacks the lease of %s with the node's tag and boot file %s:\n%s", res.MAC, bootfile, tailText(string(dlog), 4000))
+				!tagged || !strings.Contains(string(dlog), "bootfile name: "+bootfile) {
+				t.Errorf("dnsmasq's log lacks the lease of %s with tags %v and boot file %s:\n%s", res.MAC, tags, bootfile, tailText(string(dlog), 4000))
 			}
 		})
 	}
@@ -332,7 +362,7 @@ func (ns *pxeNetns) runChild(t *testing.T, spec pxeChildSpec) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), pxeChildTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns.name, self, "-test.run", "^TestPXEQemuDeploy$",
-		"-test.v", "-test.count=1", "-test.timeout", (pxeChildTimeout - 20*time.Second).String())
+		"-test.v", "-test.count=1", "-test.timeout", (pxeChildTimeout - 30*time.Second).String())
 	cmd.Env = append(os.Environ(), pxeChildEnv+"="+string(b))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -421,6 +451,16 @@ pxe_append_params = nofb nomodeset vga=normal console=ttyS0
 dhcp_hostsdir = %[3]s
 dhcp_optsdir = %[4]s
 `, pxeBridgeIP, spec.TFTPRoot, spec.HostsDir, spec.OptsDir)
+	if c.ipxe {
+		conf += fmt.Sprintf(`
+[pxe]
+ipxe_enabled = true
+http_address = %[1]s:8088
+[deploy]
+http_root = %[2]s
+http_url = http://%[1]s:8088/
+`, pxeBridgeIP, spec.HTTPRoot)
+	}
 	e := open(t, f, conf, qemuSiteDir(t))
 	// the boot server as `lightsout serve` runs it, its log (every file
 	// sent, at debug level) kept for the checks below
@@ -450,7 +490,14 @@ dhcp_optsdir = %[4]s
 		t.Fatal(err)
 	}
 
-	r := runOne(t, e, app.ScriptDeploy, c.node)
+	// the run's own timeout ends it (timed_out, with its timeline below)
+	// well before the child's -test.timeout would dump goroutines instead
+	res, _ := e.app.Engine.RunMany(ctx, runtime.RunRequest{Script: app.ScriptDeploy, Timeout: pxeDeployTimeout},
+		[]string{c.node}, 1, nil)
+	if len(res) != 1 {
+		t.Fatalf("deploy: %d results", len(res))
+	}
+	r := res[0]
 	console, _ := e.app.RunConsole(ctx, r.RunID)
 	vmConsole := qb.Console(c.node)
 	tl := e.timeline(r.RunID)
@@ -468,17 +515,34 @@ dhcp_optsdir = %[4]s
 		stepSpan(evs, "power off ramdisk", "test: instance boots and powers off").Seconds(),
 		stepSpan(evs, "validate", "test: instance boots and powers off").Seconds())
 
-	// the PXE path: the files sent by our TFTP server, the VM's console
-	for _, name := range c.tftpFiles {
-		name = strings.NewReplacer("{mac}", strings.ReplaceAll(mac, ":", "-"), "{uuid}", n.UUID).Replace(name)
-		if !strings.Contains(tftpLog.String(), "file="+name) && !strings.Contains(tftpLog.String(), "file=/"+name) {
-			t.Errorf("the TFTP server did not send %s\nTFTP log:\n%s", name, tailText(tftpLog.String(), 4000))
+	// the PXE path: the files sent by our TFTP server
+	sent := map[string][]string{}
+	for _, l := range strings.Split(tftpLog.String(), "\n") {
+		for _, proto := range []string{"tftp", "http boot"} {
+			if strings.Contains(l, "msg=\""+proto+": sent\"") {
+				if i := strings.Index(l, " file="); i >= 0 {
+					sent[proto] = append(sent[proto], strings.Fields(l[i+6:])[0])
+				}
+			}
 		}
 	}
-	for _, m := range append(c.consoleMarks, "LIGHTSOUT-AGENT-UP") {
-		if !strings.Contains(vmConsole, m) {
-			t.Errorf("the VM console lacks %q\n%s", m, dump())
+	t.Logf("%s: TFTP sent %s; HTTP sent %s", c.node, strings.Join(sent["tftp"], " "), strings.Join(sent["http boot"], " "))
+	expand := strings.NewReplacer("{mac}", strings.ReplaceAll(mac, ":", "-"), "{mac:}", mac, "{uuid}", n.UUID).Replace
+	for _, name := range c.httpFiles {
+		if name = expand(name); !slices.Contains(sent["http boot"], name) {
+			t.Errorf("the HTTP boot server did not send %s (sent %v)", name, sent["http boot"])
 		}
+	}
+	for _, name := range c.tftpFiles {
+		if name = expand(name); !slices.Contains(sent["tftp"], name) && !slices.Contains(sent["tftp"], "/"+name) {
+			t.Errorf("the TFTP server did not send %s (sent %v)", name, sent["tftp"])
+		}
+	}
+	if c.ipxe && slices.ContainsFunc(sent["tftp"], func(f string) bool { return strings.Contains(f, n.UUID) }) {
+		t.Errorf("with iPXE the node's files came over TFTP: %v", sent["tftp"])
+	}
+	if !strings.Contains(vmConsole, "LIGHTSOUT-AGENT-UP") {
+		t.Errorf("the VM console lacks the agent's LIGHTSOUT-AGENT-UP\n%s", dump())
 	}
 	fw, sb, ok := qemutest.ParseBootMarker(console + vmConsole)
 	if !ok || fw != c.bootMode || sb {
@@ -512,8 +576,10 @@ dhcp_optsdir = %[4]s
 	}
 
 	// switched to local boot: no config, link or snippet of the node left
-	if left := (&pxeEnv{tftpRoot: spec.TFTPRoot}).pxeFiles(t); len(left) > 0 {
-		t.Errorf("PXE files left after the deploy: %v", left)
+	for _, root := range []string{spec.TFTPRoot, spec.HTTPRoot} {
+		if left := (&pxeEnv{tftpRoot: root}).pxeFiles(t); len(left) > 0 {
+			t.Errorf("PXE files left in %s after the deploy: %v", root, left)
+		}
 	}
 	for _, d := range []string{spec.HostsDir, spec.OptsDir} {
 		if ents, _ := os.ReadDir(d); len(ents) > 0 {
