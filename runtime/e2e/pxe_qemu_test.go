@@ -154,8 +154,9 @@ func (l *lockedBuffer) String() string {
 }
 
 // TestPXEQemuDeploy deploys the whole-disk test image with pxe_ilo to a
-// qemu-backed Gen8 in BIOS mode (SeaBIOS + iPXE ROM + pxelinux) and a Gen10
-// in UEFI mode (OVMF + shim + GRUB), both with only iLO Standard: the deploy
+// qemu-backed Gen8 in BIOS mode (SeaBIOS + iPXE ROM + pxelinux over TFTP;
+// and with [pxe] ipxe_enabled, iPXE scripts and files over HTTP) and a
+// Gen10 in UEFI mode (OVMF + shim + GRUB), all with only iLO Standard: the deploy
 // ramdisk is PXE-booted from dnsmasq's DHCP and lightsout's TFTP server,
 // the agent writes the image, the disk holds it and boots it (the image's
 // marker on the console), the iLO was asked for NETWORK then HDD boot in
@@ -220,7 +221,7 @@ func TestPXEQemuDeploy(t *testing.T) {
 				return ok && !slices.ContainsFunc(tags, func(tag string) bool { return !strings.Contains(after, tag) })
 			})
 			if !strings.Contains(string(dlog), "DHCPACK(br0)") || !strings.Contains(string(dlog), res.MAC) ||
-				!tagged || !strings.Contains(string(dlog), "bootfile name: "+bootfile) {
+				!tagged || !strings.Contains(string(dlog), "bootfile-name  "+bootfile) {
 				t.Errorf("dnsmasq's log lacks the lease of %s with tags %v and boot file %s:\n%s", res.MAC, tags, bootfile, tailText(string(dlog), 4000))
 			}
 		})
