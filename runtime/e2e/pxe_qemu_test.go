@@ -440,6 +440,7 @@ clean_nodes = false
 [ilo]
 power_wait = 0.2
 [agent]
+command_timeout = 20
 post_deploy_get_power_state_retries = 600
 post_deploy_get_power_state_retry_interval = 0.2
 [pxe]
