@@ -84,7 +84,7 @@ const pxeLogEnv = "LIGHTSOUT_TEST_PXE_LOG"
 
 // pxeChildSpec is what the parent hands the child.
 type pxeChildSpec struct {
-	Case       string // "bios" or "uefi"
+	Case       string // a key of pxeQemuCases
 	Kernel     string // the deploy kernel and initramfs (lightsout image ramdisk)
 	Initramfs  string
 	Image      string // the whole-disk test image (raw) and its digest
@@ -111,8 +111,9 @@ type pxeQemuCase struct {
 	simMode  string // the iLO's boot mode at the NETWORK boot: LEGACY | UEFI
 	// tftpFiles are what the firmware and boot loader must have fetched
 	// from lightsout's TFTP server ({mac}: the port's MAC with dashes,
-	// {mac:} with colons, {uuid}: the node's); SeaBIOS, iPXE and pxelinux print to the screen
-	// only, so the server's log is the proof of the PXE path.
+	// {mac:} with colons, {uuid}: the node's); SeaBIOS, iPXE and pxelinux
+	// print to the screen only, so the server's log is the proof of the
+	// PXE path.
 	tftpFiles []string
 	// ipxe: [pxe] ipxe_enabled; the configs and files are under [deploy]
 	// http_root and served by the built-in HTTP boot server.
