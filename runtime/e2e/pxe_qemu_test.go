@@ -178,6 +178,9 @@ func TestPXEQemuDeploy(t *testing.T) {
 	kernel, initramfs := deployRamdisk(t, "")
 	for _, name := range []string{"bios", "uefi", "bios-ipxe"} {
 		t.Run(name, func(t *testing.T) {
+			// each case has its own namespace, dnsmasq and child process:
+			// they run side by side (one TCG vCPU each, as TestQemuDeploy's two at a time)
+			t.Parallel()
 			c := pxeQemuCases[name]
 			dir := t.TempDir()
 			spec := pxeChildSpec{Case: name, Kernel: kernel, Initramfs: initramfs,
