@@ -186,6 +186,24 @@ func (f *face) defaultHeartbeatTimeout() time.Duration {
 	return DefaultHeartbeatTimeout
 }
 
+// DefaultCommandTimeout bounds one request to the agent that does not
+// wait for a command to finish (Ironic's [agent] command_timeout).
+const DefaultCommandTimeout = 60 * time.Second
+
+// commandTimeout reads [agent] command_timeout (seconds). A request needs
+// a bound of its own: an agent whose machine powers off (or dies) before
+// its answer leaves the wire never answers and, on a real network, never
+// resets the connection either, so without it the call would wait for the
+// whole run's timeout.
+func (f *face) commandTimeout() time.Duration {
+	if v, ok := f.r.Config().Get("agent", "command_timeout"); ok {
+		if n, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && n > 0 {
+			return time.Duration(n * float64(time.Second))
+		}
+	}
+	return DefaultCommandTimeout
+}
+
 func (f *face) waitHeartbeat(a *module.Args) int {
 	op := a.Op
 	node := a.Node(f.r, 1)
@@ -257,6 +275,9 @@ func (f *face) command(a *module.Args) int {
 	wait := opts.Bool("wait", true)
 	check := opts.Bool("check", true)
 	timeout := opts.Duration("timeout", 0)
+	if timeout == 0 && !wait {
+		timeout = f.commandTimeout() // the agent answers at once; a silent one is gone
+	}
 	var res CommandResult
 	fields := map[string]any{"node": node, "command": name, "wait": wait, "params": module.SortedKeys(params)}
 	err := module.Record(f.r, op, fields, func(ctx context.Context) error {
@@ -396,7 +417,9 @@ func (f *face) pollCommand(ctx context.Context, op, node, name string, interval 
 		if err != nil {
 			return CommandResult{}, err
 		}
-		list, err := f.m.client.List(ctx, agentURL, tok)
+		lctx, cancel := context.WithTimeout(ctx, f.commandTimeout()) // one silent poll must not take the whole wait
+		list, err := f.m.client.List(lctx, agentURL, tok)
+		cancel()
 		if err == nil {
 			res, ok := lastNamed(list, name)
 			if !ok {

@@ -334,3 +334,44 @@ func TestWaitHeartbeatCancelled(t *testing.T) {
 		t.Fatalf("no cancelled wait_heartbeat event: %+v", e.run.Events)
 	}
 }
+
+// TestSilentAgentTimesOut: an agent that takes a request and never
+// answers (its machine powered off before the answer left it; on a real
+// network no reset follows) fails agent.command without wait after
+// [agent] command_timeout, and each poll of agent.wait_command is bounded
+// the same way, instead of waiting for the whole run.
+func TestSilentAgentTimesOut(t *testing.T) {
+	e := newEnv(t, context.Background())
+	e.run.Cfg["agent.command_timeout"] = "0.3"
+	tok := e.do(t, `return require("agent").token()`)[0].(string)
+	release := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // hold the request: no answer, no reset
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); silent.Close() })
+	body, _ := json.Marshal(map[string]string{"callback_url": silent.URL, "agent_token": tok, "agent_version": "10.0.0"})
+	resp, err := http.Post(e.api.URL()+"/v1/heartbeat/"+nodeUUID, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("heartbeat: HTTP %d", resp.StatusCode)
+	}
+	for _, src := range []string{
+		`agent.command(nil, "standby.power_off", {}, { wait = false })`,
+		`agent.wait_command(nil, "standby.prepare_image", { timeout = 1, interval = 0.05 })`,
+	} {
+		start := time.Now()
+		out := e.do(t, `local agent = require("agent"); local ok, err = pcall(function() `+src+` end); return ok, err.code, tostring(err)`)
+		if took := time.Since(start); out[0] != "false" || took > 5*time.Second {
+			t.Fatalf("%s: %v after %s, want a failure within the timeouts", src, out, took)
+		}
+		if out[1] != "timeout" {
+			t.Errorf("%s: code %v (%v), want timeout", src, out[1], out[2])
+		}
+	}
+}

@@ -40,6 +40,7 @@ func HTTPHandler(t Tree, log *slog.Logger) http.Handler {
 		}
 		defer f.Close()
 		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+		log.Debug("http boot: sent", "client", r.RemoteAddr, "file", r.URL.Path, "bytes", fi.Size())
 	})
 }
 

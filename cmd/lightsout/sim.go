@@ -25,7 +25,7 @@ func newSimCmd() *cobra.Command {
 		machine, qemuAccel, pxeServer                                                         string
 		qemuMemory, qemuCPUs                                                                  int
 		qemuDiskSize                                                                          int64
-		faults, captures                                                                      []string
+		faults, captures, qemuTaps                                                            []string
 		latency, iloReset, heartbeat                                                          time.Duration
 		errorRate                                                                             float64
 		hang, profile                                                                         bool
@@ -58,6 +58,10 @@ a NIC on qemu user networking whose guest port 9999 is forwarded from
 127.0.0.1:<port>; the inventory's driver_info.kernel_append_params carries
 console=ttyS0 and that address for the agent. The serial console is the
 node's SOL console (lightsout console NODE) and DIR/qemu/NODE/console.log.
+--qemu-tap gen8-0=tap0 puts a server's NIC on an existing tap device instead
+(no forwards: the guest gets its address from the DHCP server on the tap's
+network, e.g. dnsmasq for a pxe_ilo deploy; run the simulator in the network
+namespace holding the tap; docs/pxe.md).
 KVM when /dev/kvm opens, else TCG (slow: a minute per boot).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -117,8 +121,12 @@ KVM when /dev/kvm opens, else TCG (slow: a minute per boot).`,
 				} else if stateDir != "" {
 					qdir = filepath.Join(stateDir, "qemu")
 				}
+				taps, err := parseTaps(qemuTaps)
+				if err != nil {
+					return &usageError{err}
+				}
 				qb, err := qemu.New(qemu.Options{Dir: qdir, Memory: qemuMemory, CPUs: qemuCPUs, DiskSize: qemuDiskSize,
-					Accel: qemuAccel, Servers: servers,
+					Accel: qemuAccel, Servers: servers, Taps: taps,
 					Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 				if err != nil {
 					return &usageError{err}
@@ -167,6 +175,7 @@ KVM when /dev/kvm opens, else TCG (slow: a minute per boot).`,
 	fl.BoolVar(&profile, "latency-profile", false, "charge each generation's latency profile: TLS handshake, login, GET, PATCH/POST and RIBCL costs of a real iLO (see sim.DefaultLatencyProfile)")
 	fl.IntVar(&busy, "busy", 0, "fault: answer the next N state changes with the iLO busy error (per server)")
 	fl.IntVar(&sessionLimit, "session-limit", 0, "fault: max concurrent Redfish sessions per server (0: unlimited)")
+	fl.StringArrayVar(&qemuTaps, "qemu-tap", nil, "with --machine qemu: NAME=TAP puts server NAME's NIC on the existing tap device TAP instead of user networking (repeatable)")
 	fl.StringArrayVar(&faults, "fault", nil, "per-server fault NAME:latency=2s,error-rate=0.5,error-kinds=503+reset,hang,busy=3,session-limit=2,profile (repeatable)")
 	return cmd
 }
@@ -203,6 +212,23 @@ func parseMachine(v string, specs []sim.NodeSpec, captures bool) ([]string, erro
 		return nil, fmt.Errorf("--machine %q: name at least one server after qemu=", v)
 	}
 	return out, nil
+}
+
+// parseTaps reads --qemu-tap NAME=TAP (repeatable; nil when none).
+func parseTaps(vs []string) (map[string]string, error) {
+	if len(vs) == 0 {
+		return nil, nil
+	}
+	taps := map[string]string{}
+	for _, v := range vs {
+		name, tap, ok := strings.Cut(strings.TrimSpace(v), "=")
+		name, tap = strings.TrimSpace(name), strings.TrimSpace(tap)
+		if !ok || name == "" || tap == "" || strings.ContainsAny(tap, ",= /") || len(tap) > 15 {
+			return nil, fmt.Errorf("--qemu-tap %q: give SERVER=TAP, e.g. gen8-0=tap0 (an interface name of at most 15 characters)", v)
+		}
+		taps[name] = tap
+	}
+	return taps, nil
 }
 
 func sortedKeys(m map[string]bool) string {

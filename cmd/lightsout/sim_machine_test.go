@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"strings"
 	"testing"
 
@@ -34,6 +35,34 @@ func TestParseMachine(t *testing.T) {
 			t.Errorf("%q: %v", tc.in, err)
 		case tc.want == "*" && got != nil, tc.want != "*" && strings.Join(got, ",") != tc.want:
 			t.Errorf("%q: servers %v, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseTaps(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want map[string]string
+		err  string
+	}{
+		{nil, nil, ""},
+		{[]string{"gen8-0=tap0", " gen10-0 = tap1 "}, map[string]string{"gen8-0": "tap0", "gen10-0": "tap1"}, ""},
+		{[]string{"gen8-0"}, nil, "give SERVER=TAP"},
+		{[]string{"=tap0"}, nil, "give SERVER=TAP"},
+		{[]string{"gen8-0=tap0,tap1"}, nil, "give SERVER=TAP"},
+		{[]string{"gen8-0=a-very-long-interface"}, nil, "at most 15"},
+	}
+	for _, tc := range tests {
+		got, err := parseTaps(tc.in)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: err %v, want %q", tc.in, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case !maps.Equal(got, tc.want) || (tc.want == nil) != (got == nil):
+			t.Errorf("%q: %v, want %v", tc.in, got, tc.want)
 		}
 	}
 }

@@ -76,6 +76,7 @@ func Known() []Option {
 		{"conductor", "bootloader", "", "default bootloader (EFI system partition image)"},
 
 		{"agent", "heartbeat_timeout", "300", "seconds without heartbeat before the agent is considered gone"},
+		{"agent", "command_timeout", "60", "seconds one agent request may take when it does not wait for the command (and each poll of a running one)"},
 		{"agent", "post_deploy_get_power_state_retries", "6", "power polls after agent power off"},
 		{"agent", "post_deploy_get_power_state_retry_interval", "5", "seconds between those polls"},
 

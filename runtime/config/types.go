@@ -373,6 +373,7 @@ func optionTypes() map[string]Type {
 		"conductor.bootloader":              Text(),
 
 		"agent.heartbeat_timeout":                          Seconds(1, day),
+		"agent.command_timeout":                            Number(true, 3600),
 		"agent.post_deploy_get_power_state_retries":        Int(0, 10000),
 		"agent.post_deploy_get_power_state_retry_interval": Number(false, 3600),
 

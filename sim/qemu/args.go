@@ -20,6 +20,7 @@ type machine struct {
 	MAC        string // "" lets qemu pick
 	Port       int    // host port forwarded to the guest's GuestAgentPort
 	ISCSIPort  int    // host port forwarded to the guest's GuestISCSIPort (0: none)
+	Tap        string // tap interface of the NIC instead of user networking ("" = user networking)
 	Memory     int    // MiB
 	CPUs       int
 	Accel      string // kvm | tcg
@@ -118,7 +119,8 @@ func (m machine) args() []string {
 			}
 		}
 	}
-	// NIC on user networking; the option ROM (PXE) only for a network boot
+	// NIC on user networking (or on the server's tap device); the option
+	// ROM (PXE) only for a network boot
 	nic := "virtio-net-pci"
 	if oldGen(m.Generation) {
 		nic = "e1000"
@@ -132,9 +134,16 @@ func (m machine) args() []string {
 	} else {
 		dev += ",romfile="
 	}
-	netdev := fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:%d", m.Port, GuestAgentPort)
-	if m.ISCSIPort > 0 {
-		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", m.ISCSIPort, GuestISCSIPort)
+	var netdev string
+	if m.Tap != "" {
+		// an existing (persistent) tap: no helper scripts, no forwards;
+		// the guest is on whatever network the tap is bridged to
+		netdev = "tap,id=net0,ifname=" + m.Tap + ",script=no,downscript=no"
+	} else {
+		netdev = fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:%d", m.Port, GuestAgentPort)
+		if m.ISCSIPort > 0 {
+			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", m.ISCSIPort, GuestISCSIPort)
+		}
 	}
 	add("-netdev", netdev, "-device", dev)
 	return a

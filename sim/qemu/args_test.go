@@ -44,6 +44,9 @@ func TestMachineArgs(t *testing.T) {
 		{"iscsi forward", func(m *machine) { m.Generation, m.BootDevice, m.ISCSIPort = "gen10", "CDROM", 40001 },
 			[]string{"hostfwd=tcp:127.0.0.1:40000-:9999,hostfwd=tcp:127.0.0.1:40001-:3260"},
 			nil},
+		{"tap instead of user networking", func(m *machine) { m.Generation, m.BootDevice, m.Tap = "gen8", "NETWORK", "tap7" },
+			[]string{"-netdev tap,id=net0,ifname=tap7,script=no,downscript=no", "e1000,netdev=net0,mac=aa:bb:cc:dd:ee:ff,bootindex=1"},
+			[]string{"user,", "hostfwd", "romfile="}},
 		{"no media", func(m *machine) { m.Generation, m.BootDevice, m.CDROM, m.Floppy = "gen9", "CDROM", "", "" },
 			[]string{"ide-hd,bus=sata.0,drive=hd0,bootindex=2"},
 			[]string{"vcd", "vfd", "floppy"}},
@@ -129,6 +132,19 @@ func TestPortsAndDriverInfo(t *testing.T) {
 	defer b2.Close()
 	if p2 := b2.AgentPort("gen10-0"); p2 != p {
 		t.Fatalf("port %d after a restart, want %d", p2, p)
+	}
+	// a server on a tap: no forwarded port, no advertised address (the
+	// agent advertises its DHCP address), the serial console still
+	b3, err := New(Options{Dir: t.TempDir(), Accel: "tcg", Taps: map[string]string{"gen8-0": "tap3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b3.Close()
+	if b3.Tap("gen8-0") != "tap3" || b3.AgentPort("gen8-0") != 0 || b3.Tap("gen10-0") != "" {
+		t.Fatalf("tap %q port %d", b3.Tap("gen8-0"), b3.AgentPort("gen8-0"))
+	}
+	if got := b3.DriverInfo("gen8-0")["kernel_append_params"]; strings.Contains(got, "ipa-advertise") || !strings.Contains(got, "console=ttyS0") {
+		t.Fatalf("kernel_append_params of a tap server %q", got)
 	}
 	if _, err := New(Options{Accel: "xen"}); err == nil || !strings.Contains(err.Error(), "auto, kvm or tcg") {
 		t.Fatalf("bad accel: %v", err)

@@ -6,8 +6,21 @@
 // persistent), SeaBIOS for LEGACY and OVMF for UEFI (secure boot: OVMF's
 // secure-boot code with a per-server copy of the Microsoft-keys variable
 // store, on q35 with SMM), a persistent qcow2 disk, a NIC with the server's
-// first MAC on qemu user networking, and the serial console on the server's
-// console stream (what IPMI SOL carries).
+// first MAC on qemu user networking (or on a tap device, see
+// [Options.Taps]), and the serial console on the server's console stream
+// (what IPMI SOL carries).
+//
+// User networking needs nothing from the host but gives the guest a
+// private network: the host is 10.0.2.2, the guest is reached through
+// port forwards, and its DHCP server is qemu's own. A PXE boot served by a
+// real DHCP server (dnsmasq) and lightsout's TFTP server needs the guest on
+// a real layer-2 network instead: Options.Taps puts a server's NIC on an
+// existing tap device (`-netdev tap,ifname=…,script=no,downscript=no`),
+// which the caller creates and bridges, typically inside a network
+// namespace it owns (then qemu, i.e. the process using the backend, runs in
+// that namespace: a tap is found by name in the caller's namespace). No
+// helper script and no setuid bridge helper are involved, so the backend
+// changes nothing on the host's network.
 //
 // A guest that powers off powers the simulated server off; a guest that
 // reboots resets it (the one-time boot device is consumed and qemu starts
@@ -89,6 +102,13 @@ type Options struct {
 	Fallback sim.BootHook
 	// HTTPClient fetches media (default: the simulator's, see UseSim).
 	HTTPClient *http.Client
+	// Taps puts the NIC of the named servers on an existing tap interface
+	// (server name → interface name, e.g. a persistent tap made with `ip
+	// tuntap add dev tap0 mode tap` and enslaved to a bridge) instead of
+	// user networking: no port forwards, the guest gets its address from
+	// the DHCP server on that network and advertises it to the conductor
+	// itself. The tap must exist in the network namespace of the process.
+	Taps map[string]string
 }
 
 // Backend starts and stops the VMs of qemu-backed servers. Create it with
@@ -276,10 +296,15 @@ func (b *Backend) UseSim(s *sim.Sim) {
 
 // DriverInfo is the driver_info the inventory carries for a qemu-backed
 // server (sim.Options.DriverInfo): kernel_append_params with the serial
-// console and the agent's advertised address (the host forward).
+// console and the agent's advertised address (the host forward). A server
+// on a tap (Options.Taps) gets the serial console only: its agent
+// advertises the address DHCP gave it.
 func (b *Backend) DriverInfo(server string) map[string]string {
 	if !b.Handles(server) {
 		return nil
+	}
+	if b.Tap(server) != "" {
+		return map[string]string{"kernel_append_params": "nofb nomodeset vga=normal console=ttyS0"}
 	}
 	port, err := b.agentPort(server)
 	if err != nil {
@@ -295,11 +320,19 @@ func (b *Backend) DriverInfo(server string) map[string]string {
 	return di
 }
 
+// Tap is the tap interface server's NIC is on ("" = user networking).
+func (b *Backend) Tap(server string) string {
+	if !b.Handles(server) {
+		return ""
+	}
+	return b.opts.Taps[server]
+}
+
 // AgentPort is the host port (on 127.0.0.1) forwarded to the server's
 // guest port 9999, allocated once and kept in Dir/ports.json; 0 when the
-// server is not qemu-backed or no port could be allocated.
+// server is not qemu-backed, is on a tap, or no port could be allocated.
 func (b *Backend) AgentPort(server string) int {
-	if !b.Handles(server) {
+	if !b.Handles(server) || b.Tap(server) != "" {
 		return 0
 	}
 	p, err := b.agentPort(server)

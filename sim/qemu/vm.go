@@ -181,11 +181,13 @@ func (b *Backend) run(ctx context.Context, n *node, ev sim.BootEvent) (string, e
 		}
 	}
 	var err error
-	if m.Port, err = b.agentPort(ev.Server); err != nil {
-		return "", err
-	}
-	if m.ISCSIPort, err = b.allocPort(ev.Server + iscsiSuffix); err != nil {
-		return "", err
+	if m.Tap = b.Tap(ev.Server); m.Tap == "" {
+		if m.Port, err = b.agentPort(ev.Server); err != nil {
+			return "", err
+		}
+		if m.ISCSIPort, err = b.allocPort(ev.Server + iscsiSuffix); err != nil {
+			return "", err
+		}
 	}
 	os.Remove(m.QMP)
 	args := m.args()

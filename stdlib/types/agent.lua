@@ -51,11 +51,11 @@ local agent = {}
 ---@class agent.CommandOpts
 ---@field wait? boolean     wait for the command to finish (default true)
 ---@field check? boolean    raise when a waited command FAILED (default true)
----@field timeout? number   seconds bound of this call (default: the run's deadline)
+---@field timeout? number   seconds bound of this call (default: with wait = false [agent] command_timeout, else 60; with wait the run's deadline)
 
 ---@class agent.WaitCommandOpts
 ---@field timeout? number   seconds (default: the run's deadline)
----@field interval? number  seconds between command list polls when no heartbeat arrives (default 2)
+---@field interval? number  seconds between command list polls when no heartbeat arrives (default 2; each poll bounded by [agent] command_timeout)
 ---@field check? boolean    raise when the command FAILED (default true)
 
 ---The URL the ramdisk calls back, for the `ipa-api-url` parameter:

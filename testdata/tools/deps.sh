@@ -37,6 +37,10 @@ PKGS=(
   # bindings/iscsi partition images: mke2fs -d builds the test images, mkfs.ext4/
   # mkfs.vfat make ephemeral and ESP filesystems, sfdisk/blkid/mkswap check them
   e2fsprogs dosfstools fdisk util-linux
+  # runtime/e2e pxe_ilo over real PXE: a network namespace with a bridge and a
+  # tap (ip), dnsmasq for DHCP (above), SeaBIOS with qemu's iPXE NIC ROMs
+  # (BIOS) and OVMF (UEFI, above)
+  iproute2 seabios ipxe-qemu
 )
 missing=()
 for p in "${PKGS[@]}"; do
