@@ -165,9 +165,7 @@ func (m *Module) hooks(r module.Run) Hooks {
 			// a BMC call: recorded once, as the iLO call it is
 			return module.Record(r, "ilo."+op, fields, fn)
 		},
-		Published: func(p Published) error {
-			return r.Artifact(p.Kind, p.Location)
-		},
+		// no Published hook: Media.Record records each object before it is stored
 	}
 }
 
@@ -200,6 +198,7 @@ func api() module.API[*face] {
 func (f *face) media(a *module.Args) *Media {
 	md, err := f.m.Media(f.r)
 	a.Check(err)
+	md.Record = f.r.Artifact
 	if dir, err := f.r.Paths().WorkDir(); err == nil {
 		md.TempDir = dir // parameter floppies are built in the run's work directory
 	}
@@ -250,10 +249,9 @@ func (f *face) publish(a *module.Args) int {
 	var p Published
 	a.Do(f.r, map[string]any{"file": file, "name": name, "store": md.StoreKind, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
 		var err error
-		p, err = md.Publish(ctx, file, name, kind, ttl)
+		p, err = md.Publish(ctx, file, name, kind, ttl) // recorded before it is stored (Media.Record)
 		if err == nil {
 			addSwiftKey(f.r, md)
-			err = f.r.Artifact(p.Kind, p.Location)
 		}
 		return err
 	})
@@ -275,14 +273,10 @@ func (f *face) resolve(a *module.Args) int {
 	a.Check(module.CheckName(f.r, a.Op, name))
 	var u string
 	a.Do(f.r, map[string]any{"ref": redactRef(orig)}, func(ctx context.Context) error {
-		var p *Published
 		var err error
-		u, p, err = md.Resolve(ctx, ref, name, "", ttl)
+		u, _, err = md.Resolve(ctx, ref, name, "", ttl) // a published file is recorded first (Media.Record)
 		if err == nil {
 			addSwiftKey(f.r, md)
-			if p != nil {
-				err = f.r.Artifact(p.Kind, p.Location)
-			}
 		}
 		return err
 	})

@@ -85,6 +85,12 @@ type Media struct {
 	Floppy FloppyWriter
 	// TempDir holds floppies before publishing ("" = os.TempDir()).
 	TempDir string
+	// Record, when set, is called with the kind and location of every
+	// object before it is stored: the record exists before the object, so a
+	// process killed while publishing leaves a record a cleanup deletes
+	// (deleting a missing object is not an error), never an unrecorded
+	// object. The Lua face records run artifacts with it.
+	Record func(kind, location string) error
 }
 
 // Published is one object a Media call published.
@@ -129,6 +135,11 @@ func (m *Media) Publish(ctx context.Context, file, name, kind string, ttl time.D
 	}
 	if kind == "" {
 		kind = KindOf(file)
+	}
+	if m.Record != nil {
+		if err := m.Record(kind, m.location(name)); err != nil {
+			return Published{}, fmt.Errorf("recording %s before publishing it: %w", m.location(name), err)
+		}
 	}
 	u, err := m.Store.Publish(ctx, file, name, m.expiry(ttl))
 	if err != nil {
