@@ -440,6 +440,13 @@ type CleanupResult struct {
 // every run), marks them deleted, then ejects both devices when bmc is not
 // nil. Delete errors are collected, not fatal; an eject error is returned.
 func (m *Media) Cleanup(ctx context.Context, r module.Run, nodeUUID string, bmc BMC, h Hooks) (CleanupResult, error) {
+	return m.CleanupWhere(ctx, r, nodeUUID, bmc, h, nil)
+}
+
+// CleanupWhere is Cleanup limited to the artifacts for which match returns
+// true (all when match is nil), e.g. the node's older boot ISOs once a fresh
+// one is attached.
+func (m *Media) CleanupWhere(ctx context.Context, r module.Run, nodeUUID string, bmc BMC, h Hooks, match func(module.Artifact) bool) (CleanupResult, error) {
 	res := CleanupResult{Errors: map[string]string{}}
 	arts, err := r.Artifacts(nodeUUID)
 	if err != nil {
@@ -447,6 +454,9 @@ func (m *Media) Cleanup(ctx context.Context, r module.Run, nodeUUID string, bmc 
 	}
 	for _, a := range arts {
 		if !strings.HasPrefix(a.Location, StoreSwift+":") && !strings.HasPrefix(a.Location, StoreWeb+":") {
+			continue
+		}
+		if match != nil && !match(a) {
 			continue
 		}
 		if u := module.ForeignUUID(a.Location, nodeUUID); u != "" {
