@@ -21,8 +21,22 @@
 -- iscsi_port (the port the ramdisk listens on, default [iscsi] port or
 -- 3260), iscsi_portal (host:port the conductor connects to when it differs
 -- from the agent's address, e.g. behind NAT or a qemu port forward).
--- Partition images (netboot from a boot ISO, local boot with a bootloader)
--- are not supported by this driver yet.
+--
+-- Partition images (§5.1, as Ironic: the image is a partition image when
+-- instance_info.kernel and instance_info.ramdisk are both set): lightsout
+-- partitions the disk over iSCSI (iscsi.write_partition_image: root_gb,
+-- swap_mb, ephemeral_gb, ephemeral_format, configdrive; disk_label and
+-- boot_option from instance_info.capabilities; ESP for UEFI local boot),
+-- writes the image into the root partition and records the root
+-- filesystem's UUID as driver_internal_info.root_uuid_or_disk_id. Then:
+--   * boot_option local: the agent installs the boot loader
+--     (image.install_bootloader, as Ironic's IPA path) and deploy.lua sets
+--     the boot device to disk;
+--   * boot_option netboot (Ironic K/L's default): require("netboot")
+--     .configure(ctx, result) builds and attaches the instance's boot ISO
+--     (stdlib/netboot.lua; result is iscsi.PartitionResult, ctx.partition
+--     holds it too). Without that module a netboot request is refused in
+--     validate, before the node changes.
 local params_lib = require("params")
 local util = require("util")
 
@@ -42,18 +56,64 @@ local function num(v, field)
   return x
 end
 
+local function set(v) return v ~= nil and v ~= "" end
+
+-- The netboot module, when this lightsout has one (another branch owns it).
+local function netboot_module()
+  local ok, mod = pcall(require, "netboot")
+  if ok and type(mod) == "table" and type(mod.configure) == "function" then return mod end
+  return nil
+end
+
 --- Checks what iscsi_ilo needs before the node changes (§5.1 validate).
 function M.validate(ctx)
   local ii = ctx.node.instance_info
   local swap, eph, root = num(ii.swap_mb, "swap_mb"), num(ii.ephemeral_gb, "ephemeral_gb"), num(ii.root_gb, "root_gb")
   ctx.root_gb = root
-  if ii.image_type == "partition" then
-    run.fail("not_supported", "iscsi_ilo: partition images (netboot from a boot ISO, or local boot with a bootloader)"
-      .. " are not supported yet: deploy a whole-disk image (instance_info.image_type) or use agent_ilo")
+  local partition = set(ii.kernel) and set(ii.ramdisk)
+  if set(ii.kernel) ~= set(ii.ramdisk) then
+    run.fail("invalid_argument", "Image " .. tostring(ii.image_source) .. " is missing the following properties: ['"
+      .. (set(ii.kernel) and "ramdisk" or "kernel") .. "'] (a partition image needs both instance_info.kernel and"
+      .. " instance_info.ramdisk; a whole-disk image neither)")
   end
-  if swap > 0 or eph > 0 then
-    run.fail("invalid_argument", "Cannot deploy whole disk image with swap or ephemeral size set"
-      .. " (unset instance_info.swap_mb and instance_info.ephemeral_gb)")
+  if ii.image_type == "partition" and not partition then
+    run.fail("invalid_argument", "instance_info.image_type is partition but instance_info.kernel and"
+      .. " instance_info.ramdisk are not set: iscsi_ilo, as Ironic, tells partition images by them")
+  end
+  ctx.partition_image = partition
+  if not partition then
+    if swap > 0 or eph > 0 then
+      local field = swap > 0 and ("instance_info.swap_mb=" .. tostring(ii.swap_mb))
+        or ("instance_info.ephemeral_gb=" .. tostring(ii.ephemeral_gb))
+      run.fail("invalid_argument", "Cannot deploy whole disk image with swap or ephemeral size set (" .. field
+        .. ": unset it, or deploy a partition image with instance_info.kernel and ramdisk)")
+    end
+  else
+    if root <= 0 then
+      run.fail("invalid_argument", "Cannot validate iSCSI deploy. Some parameters were missing in node's instance_info."
+        .. " Missing are: ['root_gb'] (the size of the root partition of a partition image, in GiB)")
+    end
+    if ii.preserve_ephemeral == true or ii.preserve_ephemeral == "true" then
+      run.fail("not_supported", "instance_info.preserve_ephemeral is not supported by iscsi_ilo in lightsout:"
+        .. " the disk is always partitioned afresh (unset it)")
+    end
+    local caps = require("bootmode").instance_caps(ctx.node)
+    local option = tostring(caps.boot_option or "netboot"):lower()
+    if option ~= "local" and option ~= "netboot" then
+      run.fail("invalid_argument", "The parameter 'boot_option' from instance_info has an invalid value: '"
+        .. tostring(caps.boot_option) .. "'. Acceptable values are: local, netboot.")
+    end
+    local label = caps.disk_label and tostring(caps.disk_label):lower()
+    if label and label ~= "msdos" and label ~= "gpt" then
+      run.fail("invalid_argument", "The parameter 'disk_label' from instance_info has an invalid value: '"
+        .. tostring(caps.disk_label) .. "'. Acceptable values are: msdos, gpt.")
+    end
+    if option == "netboot" and not netboot_module() then
+      run.fail("not_supported", "instance_info.capabilities.boot_option is netboot (the default for partition images)"
+        .. " but this lightsout has no netboot support (stdlib/netboot.lua): set instance_info.capabilities.boot_option"
+        .. " to local")
+    end
+    ctx.boot_option, ctx.disk_label = option, label
   end
   local di = ctx.node.driver_info
   if di.iscsi_port ~= nil and not tonumber(di.iscsi_port) then
@@ -79,8 +139,9 @@ function M.write_image(ctx)
   local path = vmedia.fetch(src, "iscsi/" .. n.uuid .. ".image")
   local info = iscsi.image_info(path, ii.image_disk_format)
   if (ctx.root_gb or 0) > 0 and info.virtual_mb > ctx.root_gb * 1024 then
-    run.fail("invalid_argument", ("Root partition is too small for requested image. Image size: %d MB, Root size: %d MB"):format(
-      info.virtual_mb, ctx.root_gb * 1024))
+    run.fail("invalid_argument", ("Root partition is too small for requested image. Image size: %d MB, Root size: %d MB"
+      .. " (instance_info.root_gb is %s: raise it or use a smaller image)"):format(info.virtual_mb, ctx.root_gb * 1024,
+      tostring(ctx.root_gb)))
   end
 
   local iqn = iscsi.iqn()
@@ -99,8 +160,59 @@ function M.write_image(ctx)
   local portal = di.iscsi_portal
   if portal == nil or portal == "" then portal = url_host(ctx.agent_url) .. ":" .. port end
   run.log("info", "iSCSI target started", { iqn = iqn, portal = portal, chap = chap_user ~= nil })
-  iscsi.write(path, { portal = portal, iqn = iqn, lun = 1, chap_user = chap_user,
-    chap_secret = chap_secret, format = info.format, checksum = checksum }) -- logs "image written over iSCSI"
+  local opts = { portal = portal, iqn = iqn, lun = 1, chap_user = chap_user,
+    chap_secret = chap_secret, format = info.format, checksum = checksum }
+  if not ctx.partition_image then
+    iscsi.write(path, opts) -- logs "image written over iSCSI"
+    return
+  end
+  M.write_partition_image(ctx, path, opts)
+end
+
+--- The partition-image branch of write_image: partitions the disk and
+--- writes the image (iscsi.write_partition_image, opts as iscsi.write),
+--- records the root UUID, then installs the boot loader (local boot) or
+--- hands the result to netboot.configure (netboot).
+function M.write_partition_image(ctx, path, opts)
+  local n, iscsi = ctx.node, require("iscsi")
+  local ii = n.instance_info
+  opts.boot_mode = ctx.boot_mode or "bios"
+  opts.boot_option = ctx.boot_option
+  opts.disk_label = ctx.disk_label
+  opts.root_mb = num(ii.root_gb, "root_gb") * 1024
+  opts.swap_mb = num(ii.swap_mb, "swap_mb")
+  opts.ephemeral_mb = num(ii.ephemeral_gb, "ephemeral_gb") * 1024
+  opts.ephemeral_format = ii.ephemeral_format or ((config.pxe or {}).default_ephemeral_format)
+  if opts.ephemeral_mb > 0 and not set(opts.ephemeral_format) then
+    opts.ephemeral_format = nil
+    run.log("info", "the ephemeral partition is left unformatted (set instance_info.ephemeral_format to format it)")
+  end
+  local cd = ii.configdrive
+  if type(cd) == "string" and cd:match("^https?://") then
+    opts.configdrive_file = require("vmedia").fetch(cd, "iscsi/" .. n.uuid .. ".configdrive")
+  elseif set(cd) then
+    opts.configdrive = cd
+  end
+  local res = iscsi.write_partition_image(path, opts) -- logs "partition image written over iSCSI"
+  if not set(res.root_uuid) then
+    run.fail("error", "Couldn't determine the UUID of the root partition or the disk identifier after deploying node " .. n.uuid)
+  end
+  n:set_internal("root_uuid_or_disk_id", res.root_uuid)
+  ctx.partition = res
+  if res.boot_option == "local" then
+    -- Ironic's IPA path (configure_local_boot): the agent installs GRUB,
+    -- then deploy.lua sets the boot device to disk
+    local agent = require("agent")
+    agent.command(nil, "image.install_bootloader", { root_uuid = res.root_uuid,
+      efi_system_part_uuid = res.efi_system_partition_uuid, target_boot_mode = res.boot_mode }, { wait = false })
+    agent.wait_command(nil, "image.install_bootloader")
+  else
+    local netboot = netboot_module()
+    if not netboot then
+      run.fail("not_supported", "boot_option netboot needs stdlib/netboot.lua, which this lightsout lacks")
+    end
+    netboot.configure(ctx, res)
+  end
 end
 
 return M

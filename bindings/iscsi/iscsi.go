@@ -211,27 +211,52 @@ func Write(ctx context.Context, t Target, path string, o Options) (Result, error
 
 	// the LUN's size: also logs in once, so CHAP and IQN errors surface
 	// before anything is written
+	res.DiskSize, err = lunSize(ctx, t, o, sec)
+	if err != nil {
+		return res, err
+	}
+	if info.VirtualSize > res.DiskSize {
+		return res, &Error{Kind: KindTooLarge, Msg: TooLargeMessage(info.VirtualSize, res.DiskSize) +
+			" (target " + t.IQN + "; choose a larger root disk with properties.root_device or a smaller image)"}
+	}
+	res.Duration, err = convert(ctx, t, o, sec, path, info.Format, nil, o.Progress)
+	return res, err
+}
+
+// lunSize logs in to the target and returns its LUN's size in bytes.
+func lunSize(ctx context.Context, t Target, o Options, sec string) (int64, error) {
 	args := append([]string{"info", "--output=json"}, secretArgs(sec)...)
 	args = append(args, "--image-opts", t.opts(sec != ""))
 	out, stderr, err := run(ctx, qemuImg(o), args, nil)
 	if err != nil {
-		return res, t.classify(ctx, stderr, err, false)
+		return 0, t.classify(ctx, stderr, err, false)
 	}
 	var lun struct {
 		VirtualSize int64 `json:"virtual-size"`
 	}
 	if err := json.Unmarshal(out, &lun); err != nil {
-		return res, &Error{Kind: KindTool, Msg: "qemu-img info " + t.String() + ": unreadable output", Err: err}
+		return 0, &Error{Kind: KindTool, Msg: "qemu-img info " + t.String() + ": unreadable output", Err: err}
 	}
-	res.DiskSize = lun.VirtualSize
-	if info.VirtualSize > lun.VirtualSize {
-		return res, &Error{Kind: KindTooLarge, Msg: TooLargeMessage(info.VirtualSize, lun.VirtualSize) +
-			" (target " + t.IQN + "; choose a larger root disk with properties.root_device or a smaller image)"}
-	}
+	return lun.VirtualSize, nil
+}
 
-	args = []string{"convert", "-n", "-p", "-f", info.Format}
+// window is a byte range of the LUN written through qemu's raw driver
+// (offset=, size=) on top of the iscsi driver: qemu-img then sees a disk
+// of exactly that range and cannot write outside it.
+type window struct {
+	Offset, Size int64
+}
+
+// convert runs qemu-img convert -n from the local file src (format) to the
+// target, or to a window of it, with the stall watchdog of o.Stall.
+func convert(ctx context.Context, t Target, o Options, sec, src, format string, w *window, progress func(float64)) (time.Duration, error) {
+	args := []string{"convert", "-n", "-p", "-f", format}
 	args = append(args, secretArgs(sec)...)
-	args = append(args, "--target-image-opts", "--", path, t.opts(sec != ""))
+	dst := t.opts(sec != "")
+	if w != nil {
+		dst = fmt.Sprintf("driver=raw,offset=%d,size=%d,%s", w.Offset, w.Size, t.fileOpts(sec != ""))
+	}
+	args = append(args, "--target-image-opts", "--", src, dst)
 	stall := o.Stall
 	if stall <= 0 {
 		stall = 2 * time.Minute
@@ -244,23 +269,25 @@ func Write(ctx context.Context, t Target, path string, o Options) (Result, error
 	defer watchdog.Stop()
 	var mu sync.Mutex
 	var progressed float64
-	_, stderr, err = run(wctx, qemuImg(o), args, func(pct float64) {
+	_, stderr, err := run(wctx, qemuImg(o), args, func(pct float64) {
 		watchdog.Reset(stall)
 		mu.Lock()
 		progressed = pct
 		mu.Unlock()
-		if o.Progress != nil {
-			o.Progress(pct)
+		if progress != nil {
+			progress(pct)
 		}
 	})
-	res.Duration = time.Since(start)
+	d := time.Since(start)
 	if err != nil {
+		mu.Lock()
+		defer mu.Unlock()
 		if ctx.Err() == nil && errors.Is(context.Cause(wctx), errStalled) {
-			return res, &Error{Kind: KindLost, Msg: fmt.Sprintf("connection to iSCSI target %s lost during the write: %s at %.0f%%", t, errStalled, progressed), Err: err}
+			return d, &Error{Kind: KindLost, Msg: fmt.Sprintf("connection to iSCSI target %s lost during the write: %s at %.0f%%", t, errStalled, progressed), Err: err}
 		}
-		return res, t.classify(ctx, stderr, err, progressed > 0)
+		return d, t.classify(ctx, stderr, err, progressed > 0)
 	}
-	return res, nil
+	return d, nil
 }
 
 func (t Target) validate() error {
@@ -289,6 +316,15 @@ func (t Target) opts(chap bool) string {
 		s += ",user=" + t.CHAPUser + ",password-secret=chap0"
 	}
 	return s
+}
+
+// fileOpts is opts as the file child of another driver (file.driver=iscsi,...).
+func (t Target) fileOpts(chap bool) string {
+	parts := strings.Split(t.opts(chap), ",")
+	for i := range parts {
+		parts[i] = "file." + parts[i]
+	}
+	return strings.Join(parts, ",")
 }
 
 func secretArgs(file string) []string {
