@@ -38,40 +38,43 @@ local KIND = "boot_iso"
 
 local function set(v) return v ~= nil and v ~= "" end
 
---- Reports whether the node's instance asks to netboot
---- (instance_info.capabilities.boot_option == "netboot").
+--- Reports whether the node's image is a partition image (as Ironic and
+--- stdlib/deploy_iscsi.lua: instance_info.kernel and ramdisk are both set).
+function M.partition_image(n)
+  local ii = (n or node).instance_info
+  return set(ii.kernel) and set(ii.ramdisk)
+end
+
+--- Reports whether the node's instance netboots: instance_info.capabilities
+--- .boot_option is netboot, or unset for a partition image (Ironic K/L's
+--- default, as stdlib/deploy_iscsi.lua).
 function M.requested(n)
-  return tostring(bootmode.instance_caps(n or node).boot_option or ""):lower() == "netboot"
+  n = n or node
+  local option = bootmode.instance_caps(n).boot_option
+  if not set(option) then return M.partition_image(n) end
+  return tostring(option):lower() == "netboot"
 end
 
 --- Reports whether the node is an active iscsi_ilo netboot instance whose
 --- boot ISO the power path must re-attach before a power on or reboot (§5.5).
 function M.active(n)
   n = n or node
-  return n.driver == "iscsi_ilo" and n.provision_state == "active" and M.requested(n)
-    and n.instance_info.image_type == "partition" and set(n.driver_internal_info.root_uuid_or_disk_id)
+  return n.driver == "iscsi_ilo" and n.provision_state == "active" and M.partition_image(n) and M.requested(n)
+    and set(n.driver_internal_info.root_uuid_or_disk_id)
 end
 
 --- Checks a netboot request before (and, once the boot mode is known, after)
---- the node changes: UEFI netboot of a whole-disk image is a conflict (§5.3);
---- a partition image needs its kernel and ramdisk. ctx.boot_mode is the deploy
---- boot mode (nil: not known yet).
+--- the node changes: UEFI netboot of a whole-disk image is a conflict (§5.3).
+--- ctx.boot_mode is the deploy boot mode (nil: not known yet). (A BIOS
+--- netboot request for a whole-disk image boots the disk, as Ironic.)
 function M.validate(ctx)
   local n = ctx.node
-  if not M.requested(n) then return end
-  local ii = n.instance_info
-  if ii.image_type ~= "partition" then
-    if ctx.boot_mode == "uefi" then
-      run.fail("invalid_argument", "Conflict: Whole disk image being used for deploy, but cannot be used with node "
-        .. n.uuid .. " configured to use UEFI boot with netboot option: set instance_info.capabilities.boot_option"
-        .. " to local (a whole-disk image boots from its own disk), or deploy a partition image"
-        .. " (instance_info.image_type=partition with instance_info.kernel and ramdisk)")
-    end
-    return
-  end
-  if not (set(ii.kernel) and set(ii.ramdisk)) then
-    run.fail("invalid_argument", "node " .. n.name .. ": netboot of a partition image boots the instance's own kernel"
-      .. " and ramdisk: set instance_info.kernel and instance_info.ramdisk (any image reference)")
+  if M.partition_image(n) or not M.requested(n) then return end
+  if ctx.boot_mode == "uefi" then
+    run.fail("invalid_argument", "Conflict: Whole disk image being used for deploy, but cannot be used with node "
+      .. n.uuid .. " configured to use UEFI boot with netboot option: set instance_info.capabilities.boot_option"
+      .. " to local (a whole-disk image boots from its own disk), or deploy a partition image"
+      .. " (instance_info.kernel and instance_info.ramdisk set)")
   end
 end
 
@@ -83,9 +86,11 @@ local function append_params(n)
   return (config.ilo or {}).kernel_append_params or ""
 end
 
--- The boot mode the instance boots in: the deploy's, else the one recorded.
+-- The boot mode the instance boots in: the deploy's (the partition
+-- writer's result, else the playbook's), else the one recorded.
 local function instance_boot_mode(ctx)
-  return ctx.boot_mode or ctx.node.driver_internal_info.deploy_boot_mode
+  return (ctx.partition and ctx.partition.boot_mode) or ctx.boot_mode
+    or ctx.node.driver_internal_info.deploy_boot_mode
 end
 
 -- Builds the boot ISO in the run's work directory and returns its path.
@@ -119,7 +124,6 @@ function M.configure(ctx, result)
   end
   n:set_internal("root_uuid_or_disk_id", uuid)
   if not M.requested(n) then return false end
-  M.validate(ctx)
   ctx.netboot = { root_uuid = uuid, iso = build(ctx, uuid) }
   run.log("info", "boot ISO built", { root_uuid = uuid, boot_mode = instance_boot_mode(ctx) or "hybrid" })
   return true

@@ -66,8 +66,9 @@ func checkRootUUID(u string) error {
 // WriteBootISO builds the instance boot ISO at path: opts.ISO with the
 // kernel command line BootCmdline(opts.RootUUID, opts.ISO.Append) in both
 // isolinux.cfg (BIOS) and grub.cfg (UEFI). The build is reproducible: every
-// date in the ISO is opts.ISO.ModTime, or $SOURCE_DATE_EPOCH, or the Unix
-// epoch, so the same kernel, ramdisk and command line give the same bytes.
+// date in the ISO is opts.ISO.ModTime, or $SOURCE_DATE_EPOCH, or 1980-01-01
+// UTC (the FAT epoch), so the same kernel, ramdisk and command line give
+// the same bytes.
 func WriteBootISO(ctx context.Context, path string, opts BootISOOptions) error {
 	cmdline, err := BootCmdline(opts.RootUUID, opts.ISO.Append)
 	if err != nil {
@@ -80,7 +81,10 @@ func WriteBootISO(ctx context.Context, path string, opts BootISOOptions) error {
 		if err != nil {
 			return err
 		}
-		o.ModTime = time.Unix(epoch, 0) // not the zero time.Time: 1970 is a date
+		o.ModTime = time.Unix(epoch, 0)
+		if epoch == 0 {
+			o.ModTime = fatEpoch // the earliest date efiboot.img's FAT can hold
+		}
 	}
 	if !o.BIOSOnly && o.EFILoader == "" && o.UEFIFrom == "" {
 		if o.EFILoader, err = cachedGrubLoader(ctx, o.GrubMkstandalone, opts.CacheDir, o.TempDir); err != nil {
@@ -89,6 +93,9 @@ func WriteBootISO(ctx context.Context, path string, opts BootISOOptions) error {
 	}
 	return WriteISO(ctx, path, o)
 }
+
+// fatEpoch is 1980-01-01 00:00:00 UTC, the first date FAT can store.
+var fatEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // grubLoaderWitness is a file of the host's GRUB EFI platform whose size
 // and time stand for the installed GRUB version in the cache key.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diskfs/go-diskfs/filesystem/fat12"
+
 	"github.com/lightsout/lightsout/runtime/testenv"
 )
 
@@ -123,6 +125,27 @@ func TestWriteBootISO(t *testing.T) {
 	}
 	if !bytes.Contains(cb[16*2048:17*2048], []byte("2023111422132000")) {
 		t.Error("the volume creation date is not SOURCE_DATE_EPOCH 1700000000")
+	}
+	// the FAT entries of efiboot.img carry that date too (not the clock)
+	efi, err := ReadISOFile(c, isoEFIBootPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := newMemBackend(int64(len(efi)))
+	copy(mem.Bytes(), efi)
+	fsys, err := fat12.Read(mem, int64(len(efi)), 0, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := fsys.ReadDir("EFI/BOOT")
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("efiboot.img /EFI/BOOT: %v, %v", entries, err)
+	}
+	for _, en := range entries {
+		info, _ := en.Info()
+		if want := time.Unix(1700000000, 0).UTC(); !info.ModTime().Equal(want) {
+			t.Errorf("efiboot.img %s dated %v, want %v", en.Name(), info.ModTime(), want)
+		}
 	}
 	opts.RootUUID = "1A2B-3C4D"
 	opts.ISO.BIOSOnly = true

@@ -353,21 +353,6 @@ func stampTree(ws string, t time.Time) error {
 	})
 }
 
-// stampFATSerial replaces the volume serial number go-diskfs derives from
-// the clock (FAT12/16 boot sector offset 39) with one derived from t.
-func stampFATSerial(img string, t time.Time) error {
-	f, err := os.OpenFile(img, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	b := binary.LittleEndian.AppendUint32(nil, uint32(t.Unix()))
-	if _, err := f.WriteAt(b, 39); err != nil {
-		f.Close()
-		return fmt.Errorf("efiboot.img serial: %w", err)
-	}
-	return f.Close()
-}
-
 // stampVolumeDates writes t (UTC) as the creation, modification and
 // effective dates of the primary volume descriptor and clears its
 // expiration date (go-diskfs writes the build time into all four).
@@ -420,13 +405,8 @@ func stageUEFI(ctx context.Context, opts ISOOptions, ws, scratch string) (string
 	if err := os.MkdirAll(filepath.Dir(efi), 0o755); err != nil {
 		return "", nil, err
 	}
-	if err := buildEFIBoot(ctx, efi, loader, stub); err != nil {
+	if err := buildEFIBootAt(ctx, efi, loader, stub, opts.ModTime); err != nil {
 		return "", nil, err
-	}
-	if !opts.ModTime.IsZero() {
-		if err := stampFATSerial(efi, opts.ModTime); err != nil {
-			return "", nil, err
-		}
 	}
 	if err := checkEFIBootSize(efi); err != nil {
 		return "", nil, err
