@@ -155,16 +155,15 @@ done
 echo "LIGHTSOUT-NETBOOT-INITRD root=$uuid"
 dev=
 i=0
-while [ -n "$uuid" ] && [ $i -lt 300 ]; do
+# devtmpfs adds the disks as their drivers probe them: up to 20 s
+while [ -n "$uuid" ] && [ $i -lt 40 ]; do
   dev=$(findfs "UUID=$uuid" 2>/dev/null) && break
   dev=
-  mdev -s 2>/dev/null
-  sleep 0.1
+  sleep 0.5
   i=$((i + 1))
 done
 if [ -z "$dev" ] || ! mount -t ext4 -o ro "$dev" /newroot; then
   echo "LIGHTSOUT-NETBOOT-ROOT-MISSING root=$uuid"
-  ls /dev
   poweroff -f
 fi
 umount /proc /sys 2>/dev/null
