@@ -84,8 +84,10 @@ func TestQemuISCSINetboot(t *testing.T) {
 			if !strings.Contains(console, marker) {
 				t.Fatalf("the run's console lacks %q: the instance did not boot the deployed root\n%s", marker, dump())
 			}
-			if !strings.Contains(console, "LIGHTSOUT-NETBOOT-CMDLINE root=UUID="+tp.uuid) {
-				t.Errorf("the instance's kernel command line does not start with root=UUID=%s", tp.uuid)
+			// isolinux adds initrd=/initrd, GRUB BOOT_IMAGE=/vmlinuz; the rest is the boot ISO's
+			wantLine := "root=UUID=" + tp.uuid + " console=ttyS0,115200n8 panic=-1"
+			if line := consoleLine(console, "LIGHTSOUT-NETBOOT-CMDLINE "); !strings.Contains(line, wantLine) {
+				t.Errorf("the instance's kernel command line %q lacks %q", line, wantLine)
 			}
 			srv := f.server(t, c.node)
 			cd := srv.State().Media["CDROM"]
@@ -122,4 +124,14 @@ func TestQemuISCSINetboot(t *testing.T) {
 				stepSpan(evs, "validate", "test: instance boots and powers off").Seconds())
 		})
 	}
+}
+
+// consoleLine returns the first console line starting with prefix ("" if none).
+func consoleLine(console, prefix string) string {
+	for _, l := range strings.Split(console, "\n") {
+		if i := strings.Index(l, prefix); i >= 0 {
+			return strings.TrimSpace(l[i:])
+		}
+	}
+	return ""
 }
