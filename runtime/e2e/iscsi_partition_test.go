@@ -246,7 +246,7 @@ func TestISCSIPartitionDeployBadInput(t *testing.T) {
 			"Missing are: ['root_gb']"},
 		{"UEFI netboot of a whole-disk image (§5.3)", map[string]any{"kernel": "", "ramdisk": "", "root_gb": 1,
 			"capabilities": map[string]any{"boot_mode": "uefi", "boot_option": "netboot"}},
-			"Conflict: Whole disk image being used for deploy, but cannot be used with node"},
+			"UEFI boot with netboot option: set instance_info.capabilities.boot_option to local"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			setII(t, tc.ii)
