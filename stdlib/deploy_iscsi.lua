@@ -81,7 +81,15 @@ function M.validate(ctx)
       .. " instance_info.ramdisk are not set: iscsi_ilo, as Ironic, tells partition images by them")
   end
   ctx.partition_image = partition
+  if type(ii.configdrive) == "table" then
+    run.fail("not_supported", "instance_info.configdrive as a table (meta_data/user_data for Ironic to build the ISO)"
+      .. " is not supported: give the base64 of the gzipped config drive image, or an http(s) URL to it")
+  end
   if not partition then
+    if set(ii.configdrive) then
+      run.fail("not_supported", "iscsi_ilo does not write instance_info.configdrive with a whole-disk image (as Ironic"
+        .. " K/L): deploy a partition image (instance_info.kernel and ramdisk), use agent_ilo, or unset configdrive")
+    end
     if swap > 0 or eph > 0 then
       local field = swap > 0 and ("instance_info.swap_mb=" .. tostring(ii.swap_mb))
         or ("instance_info.ephemeral_gb=" .. tostring(ii.ephemeral_gb))
@@ -163,6 +171,7 @@ function M.write_image(ctx)
   local opts = { portal = portal, iqn = iqn, lun = 1, chap_user = chap_user,
     chap_secret = chap_secret, format = info.format, checksum = checksum }
   if not ctx.partition_image then
+    n:set_internal("root_uuid_or_disk_id", nil) -- a previous partition deploy's
     iscsi.write(path, opts) -- logs "image written over iSCSI"
     return
   end
@@ -179,9 +188,9 @@ function M.write_partition_image(ctx, path, opts)
   opts.boot_mode = ctx.boot_mode or "bios"
   opts.boot_option = ctx.boot_option
   opts.disk_label = ctx.disk_label
-  opts.root_mb = num(ii.root_gb, "root_gb") * 1024
-  opts.swap_mb = num(ii.swap_mb, "swap_mb")
-  opts.ephemeral_mb = num(ii.ephemeral_gb, "ephemeral_gb") * 1024
+  opts.root_mb = math.floor(num(ii.root_gb, "root_gb") * 1024)
+  opts.swap_mb = math.floor(num(ii.swap_mb, "swap_mb"))
+  opts.ephemeral_mb = math.floor(num(ii.ephemeral_gb, "ephemeral_gb") * 1024)
   opts.ephemeral_format = ii.ephemeral_format or ((config.pxe or {}).default_ephemeral_format)
   if opts.ephemeral_mb > 0 and not set(opts.ephemeral_format) then
     opts.ephemeral_format = nil

@@ -245,12 +245,24 @@ func lunSize(ctx context.Context, t Target, o Options, sec string) (int64, error
 // of exactly that range and cannot write outside it.
 type window struct {
 	Offset, Size int64
+	// FromSource reads the source as the same kind of window, Size bytes
+	// from SourceOffset, instead of the whole file.
+	FromSource   bool
+	SourceOffset int64
 }
 
 // convert runs qemu-img convert -n from the local file src (format) to the
 // target, or to a window of it, with the stall watchdog of o.Stall.
 func convert(ctx context.Context, t Target, o Options, sec, src, format string, w *window, progress func(float64)) (time.Duration, error) {
-	args := []string{"convert", "-n", "-p", "-f", format}
+	args := []string{"convert", "-n", "-p"}
+	if w != nil && w.FromSource {
+		// a qemu option value escapes ',' as ',,'
+		src = fmt.Sprintf("driver=%s,offset=%d,size=%d,file.driver=file,file.filename=%s", format, w.SourceOffset, w.Size,
+			strings.ReplaceAll(src, ",", ",,"))
+		args = append(args, "--image-opts")
+	} else {
+		args = append(args, "-f", format)
+	}
 	args = append(args, secretArgs(sec)...)
 	dst := t.opts(sec != "")
 	if w != nil {

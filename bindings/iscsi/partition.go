@@ -21,7 +21,7 @@ package iscsi
 // table is built in Go instead (go-diskfs, into a sparse local file of the
 // disk's size), the swap header is built in Go (mkswap's format), and
 // filesystems (ESP, ephemeral) are made by mkfs on local sparse files and
-// then written.
+// then written extent by extent (extents.go).
 
 import (
 	"bytes"
@@ -32,6 +32,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,7 +99,10 @@ func gbString(mb int64) string {
 // does the same). An image larger than MaxConfigDriveMB is refused.
 func DecodeConfigDrive(data []byte) ([]byte, error) {
 	d := bytes.TrimSpace(data)
-	if dec, err := base64.StdEncoding.DecodeString(string(d)); err == nil && len(d) > 0 {
+	if len(d) == 0 {
+		return nil, fmt.Errorf("instance_info.configdrive is empty")
+	}
+	if dec, err := base64.StdEncoding.DecodeString(string(d)); err == nil {
 		d = dec
 	} else {
 		d = data
@@ -115,10 +119,11 @@ func DecodeConfigDrive(data []byte) ([]byte, error) {
 		d = out
 	}
 	if int64(len(d)) > MaxConfigDriveMB*mib {
-		return nil, fmt.Errorf("Config drive size exceeds maximum limit of %dMiB (instance_info.configdrive)", MaxConfigDriveMB)
+		// Ironic's message, capitalised as Ironic writes it
+		return nil, &Error{Kind: KindInvalid, Msg: fmt.Sprintf("Config drive size exceeds maximum limit of %dMiB (instance_info.configdrive)", MaxConfigDriveMB)}
 	}
 	if len(d) == 0 {
-		return nil, fmt.Errorf("instance_info.configdrive is empty")
+		return nil, fmt.Errorf("instance_info.configdrive decodes to nothing")
 	}
 	return d, nil
 }
@@ -153,7 +158,10 @@ func WritePartitionImage(ctx context.Context, t Target, path string, o Partition
 	var cd []byte
 	if o.ConfigDrive != nil {
 		if cd, err = DecodeConfigDrive(o.ConfigDrive); err != nil {
-			return res, &Error{Kind: KindInvalid, Msg: err.Error()}
+			if _, ok := err.(*Error); ok {
+				return res, err
+			}
+			return res, &Error{Kind: KindInvalid, Msg: err.Error(), Err: err}
 		}
 		o.ConfigDriveMB = MB(int64(len(cd)))
 	}
@@ -185,26 +193,21 @@ func WritePartitionImage(ctx context.Context, t Target, path string, o Partition
 	if err != nil {
 		return res, err
 	}
-	type piece struct {
-		what, src, format string
-		w                 window
-		progress          func(float64)
-	}
-	pieces := []piece{{"partition table", head, "raw", window{0, mib}, nil}}
+	pieces := []piece{{"partition table", head, "raw", window{Offset: 0, Size: mib}, nil}}
 	if tail != "" {
 		st, _ := os.Stat(tail)
-		pieces = append(pieces, piece{"partition table (end of disk)", tail, "raw", window{res.DiskSize - st.Size(), st.Size()}, nil})
+		pieces = append(pieces, piece{"partition table (end of disk)", tail, "raw", window{Offset: res.DiskSize - st.Size(), Size: st.Size()}, nil})
 	}
 	for _, p := range res.Layout.Partitions {
-		w := window{p.Start, p.Size}
+		w := window{Offset: p.Start, Size: p.Size}
 		switch p.Role {
 		case RoleESP:
-			f, fs, err := mkfsFile(ctx, tmp, "vfat", ESPLabel, p.Size)
+			f, fs, ex, err := mkfsFile(ctx, tmp, "vfat", ESPLabel, p.Size)
 			if err != nil {
 				return res, err
 			}
 			res.ESPFS = fs
-			pieces = append(pieces, piece{"EFI system partition", f, "raw", w, nil})
+			pieces = append(pieces, extentPieces("EFI system partition", f, p, ex)...)
 		case RoleEphemeral:
 			if o.EphemeralFormat == "" {
 				// left unformatted: zero its first MiB so that no old
@@ -216,12 +219,12 @@ func WritePartitionImage(ctx context.Context, t Target, path string, o Partition
 				pieces = append(pieces, piece{"ephemeral partition's start (unformatted)", f, "raw", w, nil})
 				continue
 			}
-			f, fs, err := mkfsFile(ctx, tmp, o.EphemeralFormat, EphemeralLabel, p.Size)
+			f, fs, ex, err := mkfsFile(ctx, tmp, o.EphemeralFormat, EphemeralLabel, p.Size)
 			if err != nil {
 				return res, err
 			}
 			res.EphemeralFS = fs
-			pieces = append(pieces, piece{"ephemeral partition", f, "raw", w, nil})
+			pieces = append(pieces, extentPieces("ephemeral partition", f, p, ex)...)
 		case RoleSwap:
 			h, id, err := SwapHeader(p.Size, SwapLabel)
 			if err != nil {
@@ -254,6 +257,23 @@ func WritePartitionImage(ctx context.Context, t Target, path string, o Partition
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// piece is one write of WritePartitionImage: src (format) into window w.
+type piece struct {
+	what, src, format string
+	w                 window
+	progress          func(float64)
+}
+
+// extentPieces writes the ranges ex of the local filesystem file f into
+// partition p, each at the same offset.
+func extentPieces(what, f string, p Partition, ex [][2]int64) []piece {
+	var out []piece
+	for _, e := range ex {
+		out = append(out, piece{what, f, "raw", window{Offset: p.Start + e[0], Size: e[1] - e[0], FromSource: true, SourceOffset: e[0]}, nil})
+	}
+	return out
 }
 
 func validFSName(f string) bool {
@@ -294,13 +314,14 @@ func imageFS(ctx context.Context, o Options, path, format, tmp string) (FSInfo, 
 
 // mkfsFile makes a filesystem of the given type and label on a sparse
 // local file of size bytes (Ironic: mkfs -t <fmt> -L <label> on the
-// partition) and returns the file and what it holds.
-func mkfsFile(ctx context.Context, dir, format, label string, size int64) (string, FSInfo, error) {
+// partition) and returns the file, what it holds, and the byte ranges of
+// it to write (what mkfs touched, see extents).
+func mkfsFile(ctx context.Context, dir, format, label string, size int64) (string, FSInfo, [][2]int64, error) {
 	f := filepath.Join(dir, "fs-"+label)
 	if err := os.WriteFile(f, nil, 0o600); err == nil {
 		err = os.Truncate(f, size)
 	} else {
-		return "", FSInfo{}, &Error{Kind: KindTool, Msg: "creating " + f + ": " + err.Error(), Err: err}
+		return "", FSInfo{}, nil, &Error{Kind: KindTool, Msg: "creating " + f + ": " + err.Error(), Err: err}
 	}
 	bin := "mkfs." + format
 	var args []string
@@ -308,9 +329,10 @@ func mkfsFile(ctx context.Context, dir, format, label string, size int64) (strin
 	case "vfat", "fat", "msdos":
 		args = []string{"-n", label}
 	case "ext2", "ext3", "ext4":
-		// lazy init: the kernel zeroes inode tables on first mount instead
-		// of mke2fs writing them all into the local file and over the wire
-		args = []string{"-q", "-F", "-L", label, "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"}
+		// inode tables: lazy init (the kernel zeroes them after mounting,
+		// mke2fs's default on a device); the journal is zeroed now, as
+		// mke2fs does on a device (it fallocates the zeroes: see extents)
+		args = []string{"-q", "-F", "-L", label, "-E", "lazy_itable_init=1,lazy_journal_init=0,nodiscard"}
 	default:
 		args = []string{"-L", label}
 	}
@@ -318,43 +340,46 @@ func mkfsFile(ctx context.Context, dir, format, label string, size int64) (strin
 	cmd := exec.CommandContext(ctx, bin, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		if ctx.Err() != nil {
-			return "", FSInfo{}, &Error{Kind: KindCancelled, Msg: "making a " + format + " filesystem: " + ctx.Err().Error(), Err: ctx.Err()}
+			return "", FSInfo{}, nil, &Error{Kind: KindCancelled, Msg: "making a " + format + " filesystem: " + ctx.Err().Error(), Err: ctx.Err()}
 		}
 		if _, ok := err.(*exec.Error); ok {
-			return "", FSInfo{}, &Error{Kind: KindTool, Msg: fmt.Sprintf("%s not found: install the tools for %s (instance_info.ephemeral_format)", bin, format), Err: err}
+			return "", FSInfo{}, nil, &Error{Kind: KindTool, Msg: fmt.Sprintf("%s not found: install the tools for %s (instance_info.ephemeral_format)", bin, format), Err: err}
 		}
-		return "", FSInfo{}, &Error{Kind: KindTool, Msg: fmt.Sprintf("%s %s: %s", bin, label, firstLine(string(out), err)), Err: err}
+		return "", FSInfo{}, nil, &Error{Kind: KindTool, Msg: fmt.Sprintf("%s %s: %s", bin, label, firstLine(string(out), err)), Err: err}
 	}
 	r, err := os.Open(f)
 	if err != nil {
-		return "", FSInfo{}, &Error{Kind: KindTool, Msg: err.Error(), Err: err}
+		return "", FSInfo{}, nil, &Error{Kind: KindTool, Msg: err.Error(), Err: err}
 	}
 	defer r.Close()
 	fs, _ := ReadFSInfo(r)
-	return f, fs, nil
+	ex, ok, err := extents(r)
+	if err != nil {
+		return "", FSInfo{}, nil, &Error{Kind: KindTool, Msg: "reading what mkfs wrote to " + f + ": " + err.Error(), Err: err}
+	}
+	if !ok { // no FIEMAP here: the whole partition is written, zeroes included
+		ex = [][2]int64{{0, size}}
+	}
+	return f, fs, ex, nil
 }
 
-// buildTable writes res.Layout's partition table into a sparse local file
-// of the disk's size with go-diskfs, fills in the PARTUUIDs and the disk
-// identifier, and returns two small files: the disk's first MiB (the
-// table, zeroes up to the first partition: old boot code and signatures
-// go, as Ironic's metadata wipe) and its end (the GPT backup, or zeroes
-// over a stale one on msdos; "" when a partition reaches the very end).
+// buildTable writes res.Layout's partition table with go-diskfs into an
+// in-memory image of the disk's two ends (no file of the disk's size is
+// needed, whatever the disk's size and the work directory's filesystem),
+// fills in the PARTUUIDs and the disk identifier, and returns two small
+// files: the disk's first MiB (the table, then zeroes up to the first
+// partition: old boot code and signatures go, as Ironic's metadata wipe)
+// and its end (the GPT backup, or zeroes over a stale one on msdos; ""
+// when a partition reaches the very end).
 func buildTable(res *PartitionResult, dir string) (head, tail string, err error) {
 	fail := func(err error) (string, string, error) {
 		return "", "", &Error{Kind: KindTool, Msg: "building the partition table: " + err.Error(), Err: err}
 	}
-	img := filepath.Join(dir, "disk")
-	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fail(err)
-	}
-	defer f.Close()
 	size := res.DiskSize
-	if err := f.Truncate(size); err != nil {
-		return fail(err)
-	}
 	l := &res.Layout
+	last := l.Partitions[len(l.Partitions)-1].End()
+	from := max(size-gptTailBytes, last)
+	f := &diskEnds{size: size, head: make([]byte, mib), tailOff: from, tail: make([]byte, size-from)}
 	switch l.DiskLabel {
 	case "gpt":
 		disk := uuid.New()
@@ -371,11 +396,7 @@ func buildTable(res *PartitionResult, dir string) (head, tail string, err error)
 		// go-diskfs truncates the protective partition's size to 32 bits:
 		// a disk past 2 TiB gets 0xFFFFFFFF, as the UEFI spec says
 		if sectors := size/sectorSize - 1; sectors > 0xFFFFFFFF {
-			var b [4]byte
-			binary.LittleEndian.PutUint32(b[:], 0xFFFFFFFF)
-			if _, err := f.WriteAt(b[:], 446+12); err != nil {
-				return fail(err)
-			}
+			binary.LittleEndian.PutUint32(f.head[446+12:], 0xFFFFFFFF)
 		}
 		res.DiskID = disk.String()
 	default:
@@ -398,33 +419,104 @@ func buildTable(res *PartitionResult, dir string) (head, tail string, err error)
 		if err := t.Write(f, size); err != nil {
 			return fail(err)
 		}
-		if _, err := f.WriteAt(sig[:], 440); err != nil {
-			return fail(err)
-		}
+		copy(f.head[440:444], sig[:])
 		res.DiskID = fmt.Sprintf("0x%08x", id)
 	}
 	head = filepath.Join(dir, "head")
-	if err := copyRange(f, head, 0, mib); err != nil {
+	if err := os.WriteFile(head, f.head, 0o600); err != nil {
 		return fail(err)
 	}
-	last := l.Partitions[len(l.Partitions)-1].End()
-	from := max(size-gptTailBytes, last)
-	if from < size {
+	if len(f.tail) > 0 {
 		tail = filepath.Join(dir, "tail")
-		if err := copyRange(f, tail, from, size-from); err != nil {
+		if err := os.WriteFile(tail, f.tail, 0o600); err != nil {
 			return fail(err)
 		}
 	}
 	return head, tail, nil
 }
 
-func copyRange(f *os.File, to string, off, n int64) error {
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil && err != io.EOF {
-		return err
-	}
-	return os.WriteFile(to, b, 0o600)
+// diskEnds is a disk of size bytes of which only the first len(head) bytes
+// and the len(tail) bytes from tailOff are kept (zeroes elsewhere): where
+// a partition table lives. Writes elsewhere fail. It is the go-diskfs
+// backend.WritableFile buildTable writes tables to.
+type diskEnds struct {
+	size       int64
+	head, tail []byte
+	tailOff    int64
+	pos        int64
 }
+
+// span returns the kept bytes holding [off, off+n), or nil.
+func (d *diskEnds) span(off int64, n int) []byte {
+	end := off + int64(n)
+	switch {
+	case off >= 0 && end <= int64(len(d.head)):
+		return d.head[off:end]
+	case off >= d.tailOff && end <= d.size:
+		return d.tail[off-d.tailOff : end-d.tailOff]
+	}
+	return nil
+}
+
+func (d *diskEnds) ReadAt(p []byte, off int64) (int, error) {
+	if off >= d.size {
+		return 0, io.EOF
+	}
+	n := len(p)
+	if off+int64(n) > d.size {
+		n = int(d.size - off)
+	}
+	if b := d.span(off, n); b != nil {
+		copy(p, b)
+	} else {
+		clear(p[:n])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (d *diskEnds) WriteAt(p []byte, off int64) (int, error) {
+	b := d.span(off, len(p))
+	if b == nil {
+		return 0, fmt.Errorf("write of %d bytes at %d is outside the disk's ends kept for the partition table", len(p), off)
+	}
+	return copy(b, p), nil
+}
+
+func (d *diskEnds) Read(p []byte) (int, error) {
+	n, err := d.ReadAt(p, d.pos)
+	d.pos += int64(n)
+	return n, err
+}
+
+func (d *diskEnds) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += d.pos
+	case io.SeekEnd:
+		off += d.size
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("seek before the start of the disk")
+	}
+	d.pos = off
+	return off, nil
+}
+
+func (d *diskEnds) Stat() (iofs.FileInfo, error) { return diskEndsInfo{d.size}, nil }
+func (d *diskEnds) Close() error                 { return nil }
+
+type diskEndsInfo struct{ size int64 }
+
+func (i diskEndsInfo) Name() string        { return "disk" }
+func (i diskEndsInfo) Size() int64         { return i.size }
+func (i diskEndsInfo) Mode() iofs.FileMode { return 0o600 }
+func (i diskEndsInfo) ModTime() time.Time  { return time.Time{} }
+func (i diskEndsInfo) IsDir() bool         { return false }
+func (i diskEndsInfo) Sys() any            { return nil }
 
 func gptType(role string) gpt.Type {
 	switch role {

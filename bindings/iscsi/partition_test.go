@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
@@ -139,12 +140,10 @@ func TestWritePartitionImage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, disk, target := startTarget(t, 300<<20, "deployer", secret)
-			// stale data where the table and the partitions go
-			junk := bytes.Repeat([]byte{0xA5}, 2<<20)
+			// stale data everywhere the table and the partitions go: what
+			// lightsout leaves unwritten must not matter to the filesystems
+			junk := bytes.Repeat([]byte{0xA5}, 300<<20)
 			if err := os.WriteFile(disk, junk, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Truncate(disk, 300<<20); err != nil {
 				t.Fatal(err)
 			}
 			var progress []float64
@@ -223,8 +222,27 @@ func TestWritePartitionImage(t *testing.T) {
 				if got := readRange(t, disk, eph.Start, 4096); !bytes.Equal(got, make([]byte, 4096)) {
 					t.Error("unformatted ephemeral partition does not start with zeroes (a stale signature could show through)")
 				}
-			} else if blkidValue(t, disk, "TYPE", eph.Start) != "ext4" || blkidValue(t, disk, "LABEL", eph.Start) != "ephemeral0" {
-				t.Error("ephemeral partition is not ext4 labelled ephemeral0")
+			} else {
+				if blkidValue(t, disk, "TYPE", eph.Start) != "ext4" || blkidValue(t, disk, "LABEL", eph.Start) != "ephemeral0" {
+					t.Error("ephemeral partition is not ext4 labelled ephemeral0")
+				}
+				// only what mkfs touched was written (the rest keeps the old
+				// bytes, as with mkfs on the partition), zeroed journal included
+				f := extract(t, disk, eph)
+				fsck(t, "e2fsck", "-fn", f)
+				sb := readRange(t, f, 1024, 1024)
+				bs := int64(1024) << binary.LittleEndian.Uint32(sb[24:])
+				out, err := exec.Command("debugfs", "-R", "bmap <8> 100", f).Output()
+				blk, perr := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+				if err != nil || perr != nil || blk == 0 {
+					t.Fatalf("debugfs bmap of the journal: %v %v %q", err, perr, out)
+				}
+				if got := readRange(t, f, 6<<20, 8); !bytes.Equal(got, bytes.Repeat([]byte{0xA5}, 8)) {
+					t.Errorf("bytes mkfs did not touch were written: %x", got)
+				}
+				if got := readRange(t, f, blk*bs, bs); !bytes.Equal(got, make([]byte, bs)) {
+					t.Error("the ephemeral filesystem's journal holds stale bytes: mkfs's zeroing was not written")
+				}
 			}
 			if tc.p.BootOption == "local" && tc.p.BootMode == "uefi" {
 				esp := part("efi")
@@ -234,12 +252,32 @@ func TestWritePartitionImage(t *testing.T) {
 				if blkidValue(t, disk, "TYPE", esp.Start) != "vfat" || blkidValue(t, disk, "LABEL", esp.Start) != "efi-part" {
 					t.Error("ESP is not vfat labelled efi-part")
 				}
+				fsck(t, "fsck.vfat", "-n", extract(t, disk, esp))
 			}
 			// stale bytes between the table and the first partition are gone
 			if got := readRange(t, disk, 64<<10, 4096); !bytes.Equal(got, make([]byte, 4096)) {
 				t.Error("stale data left in the disk's first MiB")
 			}
 		})
+	}
+}
+
+// extract copies partition p of the disk file to a file of its own.
+func extract(t testing.TB, disk string, p iscsi.Partition) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), p.Role)
+	if err := os.WriteFile(f, readRange(t, disk, p.Start, p.Size), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// fsck runs a filesystem checker that must find nothing to repair.
+func fsck(t testing.TB, args ...string) {
+	t.Helper()
+	testenv.RequireTools(t, args[0])
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Errorf("%v: %v\n%s", args, err, out)
 	}
 }
 
@@ -383,5 +421,32 @@ func TestSwapHeaderMatchesMkswap(t *testing.T) {
 	}
 	if _, _, err := iscsi.SwapHeader(36<<10, "swap1"); err == nil {
 		t.Fatal("a 9-page swap area was accepted")
+	}
+}
+
+// DecodeConfigDrive takes Ironic's base64 of gzip, plain base64 or raw
+// bytes, and refuses empty, broken gzip and oversized drives.
+func TestDecodeConfigDrive(t *testing.T) {
+	raw, enc := configDrive(t, 4096)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want []byte
+		err  string
+	}{
+		{"base64 of gzip (Ironic)", enc, raw, ""},
+		{"base64 with a newline", append(append([]byte{}, enc...), '\n'), raw, ""},
+		{"base64 of the image", []byte(base64.StdEncoding.EncodeToString(raw)), raw, ""},
+		{"the image itself", raw, raw, ""},
+		{"broken gzip", []byte(base64.StdEncoding.EncodeToString([]byte{0x1f, 0x8b, 1, 2, 3})), nil, "bad gzip"},
+		{"empty", []byte("  "), nil, "instance_info.configdrive is empty"},
+	} {
+		got, err := iscsi.DecodeConfigDrive(tc.in)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.err)
+		case tc.err == "" && (err != nil || !bytes.Equal(got, tc.want)):
+			t.Errorf("%s: err %v, %d bytes", tc.name, err, len(got))
+		}
 	}
 }

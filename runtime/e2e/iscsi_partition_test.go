@@ -7,6 +7,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +21,7 @@ import (
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/sim/ramdisk"
+	"golang.org/x/sys/unix"
 )
 
 // partitionImage builds an ext4 partition image of sizeMB (mke2fs -d, with
@@ -47,6 +51,62 @@ func partitionImage(t *testing.T, dir string, sizeMB int) (string, []byte, strin
 	return img, data, strings.TrimSpace(string(out))
 }
 
+// readAt reads n bytes at off of file.
+func readAt(t *testing.T, file string, off int64, n int) []byte {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// sparseIsZero reports whether the sparse file holds only zeroes, reading
+// only its data extents (SEEK_DATA/SEEK_HOLE): the ramdisk's metadata wipe
+// allocates a few, the rest of the 1 GiB disk stays a hole.
+func sparseIsZero(t *testing.T, file string) bool {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	buf := make([]byte, 1<<20)
+	for off := int64(0); ; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			return true
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := data; p < hole; {
+			n, err := f.ReadAt(buf[:min(int64(len(buf)), hole-p)], p)
+			if err != nil && !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf[:n], make([]byte, n)) {
+				return false
+			}
+			if n == 0 {
+				break
+			}
+			p += int64(n)
+		}
+		off = hole
+	}
+}
+
 type sfdiskPart struct {
 	Start int64  `json:"start"`
 	Size  int64  `json:"size"`
@@ -70,6 +130,39 @@ func sfdiskRead(t *testing.T, disk string) (string, []sfdiskPart) {
 		t.Fatal(err)
 	}
 	return st.PT.Label, st.PT.Partitions
+}
+
+// iscsiPort picks a free port for the emulated ramdisk's target below the
+// kernel's ephemeral range: a port from freeTCPPort (bind to :0, close) is
+// soon handed out again to the next listener on :0 (the agent callback API
+// or the ramdisk's agent, which start later) and the target then cannot
+// have it.
+func iscsiPort(t *testing.T) int {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	if low < 12000 {
+		return freeTCPPort(t)
+	}
+	for range 100 {
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		port := 10000 + (int(b[0])<<8|int(b[1]))%(low-10000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return 0
 }
 
 // partitionNode makes gen10-0 an iscsi_ilo node deploying the partition
@@ -102,7 +195,7 @@ func TestISCSIPartitionDeployUEFILocal(t *testing.T) {
 	zw := gzip.NewWriter(&z)
 	_, _ = zw.Write(cd)
 	_ = zw.Close()
-	port := freeTCPPort(t)
+	port := iscsiPort(t)
 	partitionNode(t, e, port, img, data, map[string]any{"root_gb": 1, "swap_mb": 16,
 		"configdrive":  base64.StdEncoding.EncodeToString(z.Bytes()),
 		"capabilities": map[string]any{"boot_mode": "uefi", "boot_option": "local"}})
@@ -131,20 +224,17 @@ func TestISCSIPartitionDeployUEFILocal(t *testing.T) {
 			t.Errorf("partition %d: %+v, want type %s, %d MiB", i+1, p, wantTypes[i], wantMB[i])
 		}
 	}
-	disk, err := os.ReadFile(diskPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, cdp := parts[3].Start*sector, parts[2].Start*sector
-	if !bytes.Equal(disk[root:root+int64(len(data))], data) {
+	if !bytes.Equal(readAt(t, diskPath, parts[3].Start*sector, len(data)), data) {
 		t.Error("the root partition does not hold the image byte for byte")
 	}
-	if !bytes.Equal(disk[cdp:cdp+int64(len(cd))], cd) {
+	if !bytes.Equal(readAt(t, diskPath, parts[2].Start*sector, len(cd)), cd) {
 		t.Error("the configdrive partition does not hold the config drive")
 	}
-	swap := parts[1].Start * sector
-	if string(disk[swap+4096-10:swap+4096]) != "SWAPSPACE2" {
+	if string(readAt(t, diskPath, parts[1].Start*sector+4096-10, 10)) != "SWAPSPACE2" {
 		t.Error("no swap signature in the swap partition")
+	}
+	if sparseIsZero(t, diskPath) { // the check the refusal tests rely on sees a write
+		t.Error("sparseIsZero finds no data on a deployed disk")
 	}
 	tl := e.timeline(res.RunID)
 	for _, want := range []string{"iscsi.write_partition_image", "iscsi.start_iscsi_target", "image.install_bootloader"} {
@@ -178,7 +268,7 @@ func TestISCSIPartitionDeployBIOSQcow2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freeTCPPort(t)
+	port := iscsiPort(t)
 	partitionNode(t, e, port, qcow, qdata, map[string]any{"root_gb": 1,
 		"capabilities": map[string]any{"boot_mode": "bios", "boot_option": "local"}})
 	// the Gen10 is UEFI by default: its owner declares it BIOS
@@ -194,14 +284,10 @@ func TestISCSIPartitionDeployBIOSQcow2(t *testing.T) {
 	if label != "dos" || len(parts) != 1 || parts[0].Start != 2048 || parts[0].Size*512 != 1<<30 || parts[0].Type != "83" {
 		t.Fatalf("table %s %+v, want dos with one 1 GiB Linux partition at 1 MiB", label, parts)
 	}
-	disk, err := os.ReadFile(diskPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if disk[446] != 0x80 {
+	if readAt(t, diskPath, 446, 1)[0] != 0x80 {
 		t.Error("the root partition is not marked bootable (BIOS local boot)")
 	}
-	if !bytes.Equal(disk[1<<20:1<<20+len(data)], data) {
+	if !bytes.Equal(readAt(t, diskPath, 1<<20, len(data)), data) {
 		t.Error("the root partition does not hold the qcow2 image's content")
 	}
 	if got := e.node("gen10-0").DriverInternalInfo["root_uuid_or_disk_id"]; got != fsUUID {
@@ -210,7 +296,7 @@ func TestISCSIPartitionDeployBIOSQcow2(t *testing.T) {
 }
 
 // Bad input for partition images: refused in validate before the node
-// changes (whole-disk image with ephemeral_gb, kernel without ramdisk,
+// changes (whole-disk image with swap_mb, ephemeral_gb or a configdrive, kernel without ramdisk,
 // UEFI netboot of a whole-disk image), or failed with §5.1's message and
 // nothing left exported (image larger than root_gb; partitions larger
 // than the disk; a wrong CHAP secret, disk untouched).
@@ -221,7 +307,7 @@ func TestISCSIPartitionDeployBadInput(t *testing.T) {
 	e.importFleet()
 	dir := t.TempDir()
 	img, data, _ := partitionImage(t, dir, 16)
-	port := freeTCPPort(t)
+	port := iscsiPort(t)
 	diskPath := f.server(t, "gen10-0").DiskPath()
 	local := map[string]any{"boot_option": "local"}
 	iscsiNode(t, e, port, img, data, nil)
@@ -238,9 +324,13 @@ func TestISCSIPartitionDeployBadInput(t *testing.T) {
 		ii   map[string]any
 		want string
 	}{
-		{"whole-disk image with ephemeral_gb", map[string]any{"kernel": "", "ramdisk": "", "ephemeral_gb": 2},
+		{"whole-disk image with swap_mb", map[string]any{"swap_mb": 64},
+			"Cannot deploy whole disk image with swap or ephemeral size set (instance_info.swap_mb=64"},
+		{"whole-disk image with ephemeral_gb", map[string]any{"kernel": "", "ramdisk": "", "swap_mb": 0, "ephemeral_gb": 2},
 			"Cannot deploy whole disk image with swap or ephemeral size set (instance_info.ephemeral_gb=2"},
-		{"kernel without ramdisk", map[string]any{"kernel": "/k", "ramdisk": "", "ephemeral_gb": 0},
+		{"whole-disk image with a configdrive", map[string]any{"ephemeral_gb": 0, "configdrive": "H4sI"},
+			"does not write instance_info.configdrive with a whole-disk image"},
+		{"kernel without ramdisk", map[string]any{"kernel": "/k", "ramdisk": "", "configdrive": ""},
 			"missing the following properties: ['ramdisk']"},
 		{"no root_gb", map[string]any{"kernel": "/k", "ramdisk": "/r", "root_gb": 0, "capabilities": local},
 			"Missing are: ['root_gb']"},
@@ -294,7 +384,7 @@ func TestISCSIPartitionDeployBadInput(t *testing.T) {
 			if !portalClosed(port) {
 				t.Error("the iSCSI target still answers")
 			}
-			if !diskIsZero(t, diskPath) {
+			if !sparseIsZero(t, diskPath) {
 				t.Error("a refused deploy wrote to the disk")
 			}
 			e.noMediaLeft("gen10-0")

@@ -34,6 +34,9 @@ PKGS=(
   # bindings/iscsi + iscsi_ilo: tgtd (target in the ramdisk and the emulated
   # ramdisk), qemu-img iscsi:// (libiscsi) as the writer, iscsi-inq for checks
   tgt qemu-block-extra libiscsi-bin
+  # bindings/iscsi partition images: mke2fs -d builds the test images, mkfs.ext4/
+  # mkfs.vfat make ephemeral and ESP filesystems, sfdisk/blkid/mkswap check them
+  e2fsprogs dosfstools fdisk util-linux
 )
 missing=()
 for p in "${PKGS[@]}"; do
