@@ -27,13 +27,16 @@
 --
 -- Decisions on Ironic's quirks (§12): no take-over exists, so nothing runs
 -- on an ACTIVE node unless asked (§12.1: a rebuild is explicit); instances
--- boot from the local disk only, so no instance boot ISO is needed and a
--- deploy that cannot boot it never reports success (§12.2, §12.6); all
--- deploy media are removed once the image is written.
+-- boot from the local disk, except iscsi_ilo partition images with
+-- boot_option netboot, which boot from a per-instance boot ISO
+-- (stdlib/netboot.lua); a deploy that cannot build that ISO fails rather
+-- than leave the boot device unchanged (§12.2, §12.6); all deploy media are
+-- removed once the image is written.
 local agent = require("agent")
 local bootmode = require("bootmode")
 local license = require("license")
 local deploy_iscsi = require("deploy_iscsi")
+local netboot = require("netboot")
 local deploy_pxe = require("deploy_pxe")
 local params_lib = require("params")
 local playbook = require("playbook")
@@ -63,6 +66,7 @@ local function validate(ctx)
   end
   if n.driver == "iscsi_ilo" then deploy_iscsi.validate(ctx) end
   ctx.boot_mode = bootmode.for_deploy(n)
+  if n.driver == "iscsi_ilo" then netboot.validate(ctx) end -- §5.3 conflict, when the boot mode is known now
   if pxe_ilo then deploy_pxe.validate(ctx) end
   ctx.secure_boot = bootmode.secure_boot_requested(n)
   run.log("info", "deploying " .. tostring(n.instance_info.image_source), {
@@ -79,6 +83,7 @@ end
 local function prepare_node(ctx)
   bootmode.remember_secure_boot(ctx.bmc, ctx.node)
   ctx.boot_mode = bootmode.prepare_node_for_deploy(ctx.bmc, ctx.node)
+  if ctx.node.driver == "iscsi_ilo" then netboot.validate(ctx) end -- the boot mode may only be known now (§5.3)
 end
 
 -- Floppy with the ramdisk parameters, deploy ISO as CDROM, one-time CDROM, power on
@@ -118,10 +123,11 @@ local function write_image(ctx)
 end
 
 -- Boot from disk from now on, in the deploy boot mode, with secure boot when asked
--- (pxe_ilo: the PXE config and its links go first).
+-- (pxe_ilo: the PXE config and its links go first; an iscsi_ilo netboot
+-- instance boots from CD instead: stdlib/netboot.lua).
 local function configure_boot(ctx)
   if ctx.node.driver == "pxe_ilo" then deploy_pxe.switch_to_local(ctx) end
-  ctx.bmc:update_persistent_boot({ "HDD" })
+  if not netboot.configure_boot(ctx) then ctx.bmc:update_persistent_boot({ "HDD" }) end
   ctx.boot_mode = bootmode.update(ctx.bmc, ctx.node)
   bootmode.configure_secure_boot(ctx.bmc, ctx.node)
 end
@@ -135,6 +141,7 @@ local function clean_up_media(ctx)
   if ctx.node.driver == "pxe_ilo" then return deploy_pxe.clean(ctx) end -- no virtual media to eject
   local res = vmedia.cleanup(ctx.node, ctx.bmc)
   for loc, err in pairs(res.errors or {}) do run.log("warn", "could not delete " .. loc .. ": " .. err) end
+  netboot.attach(ctx) -- iscsi_ilo netboot: the instance's boot ISO replaces the deploy media
 end
 
 local function boot_instance(ctx)

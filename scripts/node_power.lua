@@ -9,7 +9,10 @@
 -- [conductor] soft_power_off_timeout seconds, then hard off), nmi, state
 -- (read the power state and record it in the node's power_state).
 -- Allowed in any provision state and in maintenance (as Ironic); a run
--- holding the node refuses it. The result is logged as power_state.
+-- holding the node refuses it. Before on and reboot of an active iscsi_ilo
+-- netboot instance, its boot ISO is built again, published under a new name
+-- and inserted, and the previous one deleted (stdlib/netboot.lua, §5.5). The result is logged as power_state.
+local netboot = require("netboot")
 local playbook = require("playbook")
 local power = require("power")
 
@@ -35,9 +38,16 @@ local function soft_off_wait()
 end
 
 M.do_action = {
-  on = function(ctx) return power.on(ctx.bmc) end,
+  on = function(ctx)
+    -- an active netboot instance boots a freshly published boot ISO (§5.5); a node already on does not boot
+    if power.state(ctx.bmc) ~= "power on" then netboot.reattach(ctx) end
+    return power.on(ctx.bmc)
+  end,
   off = function(ctx) return power.off(ctx.bmc) end,
-  reboot = function(ctx) return power.reboot(ctx.bmc) end,
+  reboot = function(ctx)
+    netboot.reattach(ctx)
+    return power.reboot(ctx.bmc)
+  end,
   soft_off = function(ctx) return power.soft_off(ctx.bmc, soft_off_wait()) end,
   state = function(ctx) return power.state(ctx.bmc) end,
   nmi = function(ctx)

@@ -31,7 +31,8 @@ end
 local function clean_up_media(ctx)
   agent.forget()
   if ctx.node.driver == "pxe_ilo" then return require("deploy_pxe").clean(ctx) end -- PXE files, no virtual media
-  vmedia.cleanup(ctx.node, ctx.bmc)
+  require("netboot").cleanup(ctx.node) -- an iscsi_ilo netboot instance's boot ISOs; forgets the root UUID
+  vmedia.cleanup(ctx.node, ctx.bmc) -- everything else published for the node; ejects FLOPPY and CDROM
 end
 
 local function clear_instance(ctx)

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // grubModules are built into the standalone GRUB image made with
@@ -100,6 +101,12 @@ func makeGrubStandalone(ctx context.Context, tool, dir, stub string) (string, er
 // buildEFIBoot writes efiboot.img (FAT12) to dst holding
 // EFI/BOOT/BOOTX64.EFI (from loader) and EFI/BOOT/grub.cfg (stub).
 func buildEFIBoot(ctx context.Context, dst, loader, stub string) error {
+	return buildEFIBootAt(ctx, dst, loader, stub, time.Time{})
+}
+
+// buildEFIBootAt is buildEFIBoot dating the image mtime (reproducible)
+// when it is not zero.
+func buildEFIBootAt(ctx context.Context, dst, loader, stub string, mtime time.Time) error {
 	st, err := os.Stat(loader)
 	if err != nil {
 		return fmt.Errorf("EFI loader: %w", err)
@@ -112,10 +119,10 @@ func buildEFIBoot(ctx context.Context, dst, loader, stub string) error {
 	if size > MaxFloppySize {
 		return invalidf("EFI loader %s is %d bytes; efiboot.img holds at most about %d", loader, st.Size(), MaxFloppySize-256<<10)
 	}
-	img, err := buildFAT(ctx, size, "EFIBOOT", []fatFile{
+	img, err := buildFATAt(ctx, size, "EFIBOOT", []fatFile{
 		{name: "EFI/BOOT/BOOTX64.EFI", source: loader},
 		{name: "EFI/BOOT/grub.cfg", data: []byte(stub)},
-	})
+	}, mtime)
 	if err != nil {
 		return fmt.Errorf("build efiboot.img: %w", err)
 	}

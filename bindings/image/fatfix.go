@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // fatGeometry is the part of a FAT12/16 BIOS parameter block the lost
@@ -200,4 +201,65 @@ func reclaimLostClusters(img []byte) (int, error) {
 		freed++
 	}
 	return freed, nil
+}
+
+// stampFATDates sets the creation, access and modification dates of every
+// directory entry of the FAT12/16 image img (".", ".." and the volume label
+// included) to t, which go-diskfs takes from the clock.
+func stampFATDates(img []byte, t time.Time) error {
+	g, err := parseFATGeometry(img)
+	if err != nil {
+		return err
+	}
+	u := t.UTC()
+	if u.Year() < 1980 {
+		u = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	date := uint16((u.Year()-1980)<<9 | int(u.Month())<<5 | u.Day())
+	clock := uint16(u.Hour()<<11 | u.Minute()<<5 | u.Second()/2)
+	fat := img[g.fatOffset(0) : g.fatOffset(0)+g.sectorsPerFAT*g.bytesPerSector]
+	seen := map[uint32]bool{}
+	var walk func(chunks [][]byte, depth int) error
+	walk = func(chunks [][]byte, depth int) error {
+		if depth > 32 {
+			return errors.New("directory tree too deep")
+		}
+		for _, entries := range chunks {
+			for i := 0; i+32 <= len(entries); i += 32 {
+				e := entries[i : i+32]
+				if e[0] == 0 {
+					return nil
+				}
+				if e[0] == 0xE5 || e[11] == 0x0F {
+					continue
+				}
+				e[13] = 0
+				binary.LittleEndian.PutUint16(e[14:], clock)
+				binary.LittleEndian.PutUint16(e[16:], date)
+				binary.LittleEndian.PutUint16(e[18:], date)
+				binary.LittleEndian.PutUint16(e[22:], clock)
+				binary.LittleEndian.PutUint16(e[24:], date)
+				if e[11]&0x10 == 0 || e[11]&0x08 != 0 || e[0] == '.' && (e[1] == ' ' || e[1] == '.') {
+					continue
+				}
+				var sub [][]byte
+				for c := uint32(binary.LittleEndian.Uint16(e[26:])); c >= 2 && c <= g.maxCluster; c = g.get(fat, c) {
+					if seen[c] {
+						return fmt.Errorf("cluster %d is cross-linked", c)
+					}
+					seen[c] = true
+					off := g.dataOffset() + int(c-2)*g.clusterBytes()
+					if off+g.clusterBytes() > len(img) {
+						return fmt.Errorf("directory cluster %d beyond the image", c)
+					}
+					sub = append(sub, img[off:off+g.clusterBytes()])
+				}
+				if err := walk(sub, depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk([][]byte{img[g.rootOffset() : g.rootOffset()+g.rootEntries*32]}, 0)
 }

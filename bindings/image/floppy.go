@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem"
@@ -166,11 +167,18 @@ type fatFile struct {
 
 // buildFAT makes a FAT12 image of size bytes holding files and returns it.
 func buildFAT(ctx context.Context, size int64, label string, files []fatFile) ([]byte, error) {
+	return buildFATAt(ctx, size, label, files, time.Time{})
+}
+
+// buildFATAt is buildFAT with every file and directory dated mtime and a
+// volume serial that does not come from the clock, when mtime is not zero
+// (a reproducible image).
+func buildFATAt(ctx context.Context, size int64, label string, files []fatFile, mtime time.Time) ([]byte, error) {
 	if len(label) > 11 {
 		return nil, invalidf("volume label %q is longer than 11 bytes", label)
 	}
 	mem := newMemBackend(size)
-	fsys, err := fat12.Create(mem, size, 0, 512, label, false)
+	fsys, err := fat12.Create(mem, size, 0, 512, label, !mtime.IsZero())
 	if err != nil {
 		return nil, fmt.Errorf("create FAT12 filesystem of %d bytes: %w", size, err)
 	}
@@ -187,6 +195,11 @@ func buildFAT(ctx context.Context, size int64, label string, files []fatFile) ([
 	}
 	if _, err := reclaimLostClusters(mem.Bytes()); err != nil {
 		return nil, fmt.Errorf("check FAT image: %w", err)
+	}
+	if !mtime.IsZero() {
+		if err := stampFATDates(mem.Bytes(), mtime); err != nil {
+			return nil, fmt.Errorf("date FAT image: %w", err)
+		}
 	}
 	return mem.Bytes(), nil
 }

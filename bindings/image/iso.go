@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
@@ -78,6 +80,10 @@ type ISOOptions struct {
 	TempDir string
 	// Progress, when set, is called as payload bytes are written.
 	Progress func(written, total int64)
+	// ModTime, when not zero, is the time of every file, directory and
+	// volume date in the ISO, which makes the build reproducible: the same
+	// inputs give the same bytes (source modification times are ignored).
+	ModTime time.Time
 }
 
 // payload is a file streamed by lightsout rather than by go-diskfs.
@@ -262,8 +268,13 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 		if err := writeStaged(ws, p.name, ""); err != nil {
 			return err
 		}
-		if st, err := os.Stat(p.source); err == nil {
+		if st, err := os.Stat(p.source); err == nil && opts.ModTime.IsZero() {
 			_ = os.Chtimes(dst, st.ModTime(), st.ModTime())
+		}
+	}
+	if !opts.ModTime.IsZero() {
+		if err := stampTree(ws, opts.ModTime); err != nil {
+			return err
 		}
 	}
 
@@ -297,6 +308,14 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 	if err := appendPayloads(ctx, out, payloads, opts.Progress); err != nil {
 		return err
 	}
+	if !opts.ModTime.IsZero() {
+		if err := stampVolumeDates(out, opts.ModTime); err != nil {
+			return fmt.Errorf("write ISO metadata: %w", err)
+		}
+		if err := stampRecordTimes(out, opts.ModTime); err != nil {
+			return fmt.Errorf("write ISO metadata: %w", err)
+		}
+	}
 	if err := declareRRIP1991A(out); err != nil {
 		return fmt.Errorf("write ISO metadata: %w", err)
 	}
@@ -316,6 +335,34 @@ func WriteISO(ctx context.Context, outPath string, opts ISOOptions) (err error) 
 	if err := os.Rename(tmpName, outPath); err != nil {
 		os.Remove(tmpName)
 		return fmt.Errorf("write %s: %w", outPath, err)
+	}
+	return nil
+}
+
+// stampTree sets the modification time of everything under ws to t (the
+// directory records and Rock Ridge time stamps go-diskfs writes).
+func stampTree(ws string, t time.Time) error {
+	return filepath.WalkDir(ws, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Chtimes(p, t, t); err != nil {
+			return fmt.Errorf("staging %s: %w", p, err)
+		}
+		return nil
+	})
+}
+
+// stampVolumeDates writes t (UTC) as the creation, modification and
+// effective dates of the primary volume descriptor and clears its
+// expiration date (go-diskfs writes the build time into all four).
+func stampVolumeDates(out *os.File, t time.Time) error {
+	date := []byte(t.UTC().Format("20060102150405") + "00\x00")
+	never := []byte("0000000000000000\x00")
+	for off, v := range map[int64][]byte{813: date, 830: date, 847: never, 864: date} {
+		if _, err := out.WriteAt(v, 16*isoBlock+off); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -358,7 +405,7 @@ func stageUEFI(ctx context.Context, opts ISOOptions, ws, scratch string) (string
 	if err := os.MkdirAll(filepath.Dir(efi), 0o755); err != nil {
 		return "", nil, err
 	}
-	if err := buildEFIBoot(ctx, efi, loader, stub); err != nil {
+	if err := buildEFIBootAt(ctx, efi, loader, stub, opts.ModTime); err != nil {
 		return "", nil, err
 	}
 	if err := checkEFIBootSize(efi); err != nil {

@@ -16,6 +16,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"time"
 )
 
 const isoBlock = 2048
@@ -307,4 +308,66 @@ func declareRRIP1991A(rw interface {
 		}
 	}
 	return errors.New("no Rock Ridge ER record found in the root directory")
+}
+
+// stampRecordTimes sets every directory record's date and every Rock Ridge
+// TF time stamp (modify, access, attribute change: go-diskfs takes them
+// from the staging tree, and a change time cannot be set there) of the ISO
+// to t, which makes the image reproducible. TF entries in continuation
+// areas are left alone (go-diskfs writes them in the record).
+func stampRecordTimes(rw interface {
+	io.ReaderAt
+	io.WriterAt
+}, t time.Time) error {
+	vol, recs, err := writtenISORecords(rw)
+	if err != nil {
+		return err
+	}
+	u := t.UTC()
+	date := []byte{byte(u.Year() - 1900), byte(u.Month()), byte(u.Day()), byte(u.Hour()), byte(u.Minute()), byte(u.Second()), 0}
+	dirs := [][2]uint32{{vol.rootExtent, vol.rootSize}}
+	for _, r := range recs {
+		if r.Dir {
+			dirs = append(dirs, [2]uint32{r.Extent, r.Size})
+		}
+	}
+	for _, d := range dirs {
+		data := make([]byte, d[1])
+		if _, err := rw.ReadAt(data, int64(d[0])*isoBlock); err != nil {
+			return fmt.Errorf("read ISO directory at block %d: %w", d[0], err)
+		}
+		for off := 0; off < len(data); {
+			n := int(data[off])
+			if n == 0 {
+				off = (off/isoBlock + 1) * isoBlock
+				continue
+			}
+			if n < 34 || off+n > len(data) {
+				return fmt.Errorf("corrupt directory record at block %d byte %d", d[0], off)
+			}
+			rec := data[off : off+n]
+			copy(rec[18:25], date)
+			su := 33 + int(rec[32])
+			if rec[32]%2 == 0 {
+				su++
+			}
+			for i := su; i+4 <= n; {
+				l := int(rec[i+2])
+				if l < 4 || i+l > n {
+					break
+				}
+				if rec[i] == 'T' && rec[i+1] == 'F' && l >= 5 && rec[i+4]&0x80 == 0 {
+					for s := i + 5; s+7 <= i+l; s += 7 {
+						copy(rec[s:s+7], date)
+					}
+				}
+				i += l
+			}
+			off += n
+		}
+		if _, err := rw.WriteAt(data, int64(d[0])*isoBlock); err != nil {
+			return fmt.Errorf("write ISO directory at block %d: %w", d[0], err)
+		}
+	}
+	return nil
 }

@@ -40,9 +40,10 @@ type face struct {
 // api is the Lua face of image.
 func api() module.API[*face] {
 	return module.API[*face]{
-		"floppy":  (*face).floppy,
-		"iso":     (*face).iso,
-		"inspect": (*face).inspect,
+		"floppy":   (*face).floppy,
+		"iso":      (*face).iso,
+		"boot_iso": (*face).bootISO,
+		"inspect":  (*face).inspect,
 	}
 }
 
@@ -155,8 +156,9 @@ func (f *face) floppy(a *module.Args) int {
 	return 1
 }
 
-// iso implements image.iso(path, opts) -> path.
-func (f *face) iso(a *module.Args) int {
+// isoOptions reads the ISO options table at argument 2 and resolves the
+// path argument 1 for writing.
+func (f *face) isoOptions(a *module.Args) (string, module.Opts, ISOOptions) {
 	path := a.NonEmpty(1, "path")
 	if _, ok := a.L.Get(2).(*lua.LTable); !ok {
 		a.Invalid("argument #2 (opts) must be a table {kernel=, ramdisk=, ...}, got %s", a.L.Get(2).Type())
@@ -182,6 +184,12 @@ func (f *face) iso(a *module.Args) int {
 	if path, err = f.r.Paths().Create(path); err != nil {
 		raise(a, err)
 	}
+	return path, t, o
+}
+
+// isoFields are the recorded fields of an ISO build. The command line
+// may carry secrets (ipa-agent-token): it is not recorded.
+func isoFields(path string, o ISOOptions) map[string]any {
 	mode := "hybrid"
 	switch {
 	case o.BIOSOnly:
@@ -189,11 +197,36 @@ func (f *face) iso(a *module.Args) int {
 	case o.UEFIOnly:
 		mode = "uefi"
 	}
-	// the command line may carry secrets (ipa-agent-token): not recorded
-	fields := map[string]any{"path": path, "kernel": o.Kernel, "ramdisk": o.Ramdisk, "mode": mode,
+	return map[string]any{"path": path, "kernel": o.Kernel, "ramdisk": o.Ramdisk, "mode": mode,
 		"uefi_from": o.UEFIFrom, "efi_loader": o.EFILoader, "files": module.SortedKeys(o.Files)}
-	err = module.Record(f.r, a.Op, fields, func(ctx context.Context) error {
+}
+
+// iso implements image.iso(path, opts) -> path.
+func (f *face) iso(a *module.Args) int {
+	path, _, o := f.isoOptions(a)
+	err := module.Record(f.r, a.Op, isoFields(path, o), func(ctx context.Context) error {
 		return WriteISO(ctx, path, o)
+	})
+	if err != nil {
+		raise(a, err)
+	}
+	a.L.Push(lua.LString(path))
+	return 1
+}
+
+// bootISO implements image.boot_iso(path, opts) -> path: an instance boot
+// ISO (WriteBootISO) whose kernel command line is root=UUID=<opts.root_uuid>
+// then opts.append; the other options are image.iso's.
+func (f *face) bootISO(a *module.Args) int {
+	path, t, o := f.isoOptions(a)
+	b := BootISOOptions{ISO: o, RootUUID: t.String("root_uuid", "")}
+	if err := checkRootUUID(b.RootUUID); err != nil {
+		raise(a, err)
+	}
+	fields := isoFields(path, o)
+	fields["root_uuid"] = b.RootUUID
+	err := module.Record(f.r, a.Op, fields, func(ctx context.Context) error {
+		return WriteBootISO(ctx, path, b)
 	})
 	if err != nil {
 		raise(a, err)

@@ -165,9 +165,7 @@ func (m *Module) hooks(r module.Run) Hooks {
 			// a BMC call: recorded once, as the iLO call it is
 			return module.Record(r, "ilo."+op, fields, fn)
 		},
-		Published: func(p Published) error {
-			return r.Artifact(p.Kind, p.Location)
-		},
+		// no Published hook: Media.Record records each object before it is stored
 	}
 }
 
@@ -200,6 +198,7 @@ func api() module.API[*face] {
 func (f *face) media(a *module.Args) *Media {
 	md, err := f.m.Media(f.r)
 	a.Check(err)
+	md.Record = f.r.Artifact
 	if dir, err := f.r.Paths().WorkDir(); err == nil {
 		md.TempDir = dir // parameter floppies are built in the run's work directory
 	}
@@ -233,7 +232,8 @@ func (f *face) sandboxRef(a *module.Args, md *Media, ref string) string {
 	return ref
 }
 
-// publish implements vmedia.publish(file, {name=, expires=, kind=}) -> url.
+// publish implements vmedia.publish(file, {name=, expires=, kind=}) -> url,
+// location (the artifact location, "web:<name>" or "swift:<container>/<name>").
 func (f *face) publish(a *module.Args) int {
 	file := a.NonEmpty(1, "file")
 	o := a.Opts(2)
@@ -250,15 +250,15 @@ func (f *face) publish(a *module.Args) int {
 	var p Published
 	a.Do(f.r, map[string]any{"file": file, "name": name, "store": md.StoreKind, "expires_s": ttl.Seconds()}, func(ctx context.Context) error {
 		var err error
-		p, err = md.Publish(ctx, file, name, kind, ttl)
+		p, err = md.Publish(ctx, file, name, kind, ttl) // recorded before it is stored (Media.Record)
 		if err == nil {
 			addSwiftKey(f.r, md)
-			err = f.r.Artifact(p.Kind, p.Location)
 		}
 		return err
 	})
 	a.L.Push(lua.LString(p.URL))
-	return 1
+	a.L.Push(lua.LString(p.Location))
+	return 2
 }
 
 // resolve implements vmedia.resolve(ref, {name=, expires=}) -> url.
@@ -275,14 +275,10 @@ func (f *face) resolve(a *module.Args) int {
 	a.Check(module.CheckName(f.r, a.Op, name))
 	var u string
 	a.Do(f.r, map[string]any{"ref": redactRef(orig)}, func(ctx context.Context) error {
-		var p *Published
 		var err error
-		u, p, err = md.Resolve(ctx, ref, name, "", ttl)
+		u, _, err = md.Resolve(ctx, ref, name, "", ttl) // a published file is recorded first (Media.Record)
 		if err == nil {
 			addSwiftKey(f.r, md)
-			if p != nil {
-				err = f.r.Artifact(p.Kind, p.Location)
-			}
 		}
 		return err
 	})
@@ -345,20 +341,33 @@ func (f *face) ejectAll(a *module.Args) int {
 	return 0
 }
 
-// cleanup implements vmedia.cleanup([node][, bmc]) -> {deleted={...},
-// errors={location=msg}}: the run's node's published media are deleted
-// (and ejected, given its BMC).
+// cleanup implements vmedia.cleanup([node][, bmc][, {kind=, keep=}]) ->
+// {deleted={...}, errors={location=msg}}: the run's node's published media
+// are deleted (and ejected, given its BMC); opts.kind limits it to the
+// artifacts of that kind, opts.keep spares the one at that location.
 func (f *face) cleanup(a *module.Args) int {
 	uuid := a.Node(f.r, 1)
 	var bmc BMC
 	if a.L.Get(2) != lua.LNil {
 		bmc = checkBMC(a, 2)
 	}
+	o := a.Opts(3)
+	kind, keep := o.String("kind", ""), o.String("keep", "")
+	var match func(module.Artifact) bool
+	if kind != "" || keep != "" {
+		match = func(art module.Artifact) bool {
+			return (kind == "" || art.Kind == kind) && (keep == "" || art.Location != keep)
+		}
+	}
 	md := f.media(a)
 	var res CleanupResult
-	a.Do(f.r, map[string]any{"node": uuid, "eject": bmc != nil}, func(ctx context.Context) error {
+	fields := map[string]any{"node": uuid, "eject": bmc != nil}
+	if kind != "" {
+		fields["kind"] = kind
+	}
+	a.Do(f.r, fields, func(ctx context.Context) error {
 		var err error
-		res, err = md.Cleanup(ctx, f.r, uuid, bmc, f.h)
+		res, err = md.CleanupWhere(ctx, f.r, uuid, bmc, f.h, match)
 		return err
 	})
 	for loc, msg := range res.Errors {

@@ -85,6 +85,12 @@ type Media struct {
 	Floppy FloppyWriter
 	// TempDir holds floppies before publishing ("" = os.TempDir()).
 	TempDir string
+	// Record, when set, is called with the kind and location of every
+	// object before it is stored: the record exists before the object, so a
+	// process killed while publishing leaves a record a cleanup deletes
+	// (deleting a missing object is not an error), never an unrecorded
+	// object. The Lua face records run artifacts with it.
+	Record func(kind, location string) error
 }
 
 // Published is one object a Media call published.
@@ -129,6 +135,11 @@ func (m *Media) Publish(ctx context.Context, file, name, kind string, ttl time.D
 	}
 	if kind == "" {
 		kind = KindOf(file)
+	}
+	if m.Record != nil {
+		if err := m.Record(kind, m.location(name)); err != nil {
+			return Published{}, fmt.Errorf("recording %s before publishing it: %w", m.location(name), err)
+		}
 	}
 	u, err := m.Store.Publish(ctx, file, name, m.expiry(ttl))
 	if err != nil {
@@ -429,6 +440,13 @@ type CleanupResult struct {
 // every run), marks them deleted, then ejects both devices when bmc is not
 // nil. Delete errors are collected, not fatal; an eject error is returned.
 func (m *Media) Cleanup(ctx context.Context, r module.Run, nodeUUID string, bmc BMC, h Hooks) (CleanupResult, error) {
+	return m.CleanupWhere(ctx, r, nodeUUID, bmc, h, nil)
+}
+
+// CleanupWhere is Cleanup limited to the artifacts for which match returns
+// true (all when match is nil), e.g. the node's older boot ISOs once a fresh
+// one is attached.
+func (m *Media) CleanupWhere(ctx context.Context, r module.Run, nodeUUID string, bmc BMC, h Hooks, match func(module.Artifact) bool) (CleanupResult, error) {
 	res := CleanupResult{Errors: map[string]string{}}
 	arts, err := r.Artifacts(nodeUUID)
 	if err != nil {
@@ -436,6 +454,9 @@ func (m *Media) Cleanup(ctx context.Context, r module.Run, nodeUUID string, bmc 
 	}
 	for _, a := range arts {
 		if !strings.HasPrefix(a.Location, StoreSwift+":") && !strings.HasPrefix(a.Location, StoreWeb+":") {
+			continue
+		}
+		if match != nil && !match(a) {
 			continue
 		}
 		if u := module.ForeignUUID(a.Location, nodeUUID); u != "" {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -386,4 +387,48 @@ func allowTestDirs(t *testing.T, run *moduletest.Run) {
 	t.Helper()
 	root := filepath.Dir(t.TempDir())
 	run.Allow(filepath.Join(root, "work"), root)
+}
+
+// killedStore stands in for a publisher whose process dies mid-upload: it
+// notes what the run had recorded when the upload started, then fails.
+type killedStore struct {
+	recorded []string
+	run      *moduletest.Run
+}
+
+func (k *killedStore) Publish(ctx context.Context, file, name string, ttl time.Duration) (string, error) {
+	arts, _ := k.run.Artifacts(nodeID)
+	for _, a := range arts {
+		k.recorded = append(k.recorded, a.Kind+" "+a.Location)
+	}
+	return "", errors.New("killed mid-upload")
+}
+
+func (k *killedStore) Delete(ctx context.Context, name string) error { return nil }
+
+// Every object is recorded as an artifact before it is stored: a process
+// killed while publishing leaves a record a cleanup deletes, never an
+// unrecorded object.
+func TestPublishRecordsBeforeStoring(t *testing.T) {
+	run := moduletest.NewRun(context.Background(), &moduletest.Node{ID: nodeID, NodeName: "n1"})
+	k := &killedStore{run: run}
+	md := &Media{Store: k, StoreKind: StoreWeb, Record: run.Artifact}
+	file := filepath.Join(t.TempDir(), "boot.iso")
+	if err := os.WriteFile(file, []byte("iso"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := md.Publish(context.Background(), file, "boot-"+nodeID+".iso", "", 0); err == nil {
+		t.Fatal("publish through a failing store succeeded")
+	}
+	want := "iso web:boot-" + nodeID + ".iso"
+	if len(k.recorded) != 1 || k.recorded[0] != want {
+		t.Fatalf("recorded when the upload started: %q, want [%q]", k.recorded, want)
+	}
+	res, err := md.Cleanup(context.Background(), run, nodeID, nil, Hooks{})
+	if err != nil || len(res.Deleted) != 1 {
+		t.Fatalf("cleanup after the failed publish: %+v, %v", res, err)
+	}
+	if left, _ := run.Artifacts(nodeID); len(left) != 0 {
+		t.Errorf("artifacts left after cleanup: %+v", left)
+	}
 }

@@ -297,7 +297,7 @@ func TestISCSIPartitionDeployBIOSQcow2(t *testing.T) {
 
 // Bad input for partition images: refused in validate before the node
 // changes (whole-disk image with swap_mb, ephemeral_gb or a configdrive, kernel without ramdisk,
-// netboot without netboot support), or failed with §5.1's message and
+// UEFI netboot of a whole-disk image), or failed with §5.1's message and
 // nothing left exported (image larger than root_gb; partitions larger
 // than the disk; a wrong CHAP secret, disk untouched).
 func TestISCSIPartitionDeployBadInput(t *testing.T) {
@@ -334,8 +334,9 @@ func TestISCSIPartitionDeployBadInput(t *testing.T) {
 			"missing the following properties: ['ramdisk']"},
 		{"no root_gb", map[string]any{"kernel": "/k", "ramdisk": "/r", "root_gb": 0, "capabilities": local},
 			"Missing are: ['root_gb']"},
-		{"netboot without netboot support", map[string]any{"kernel": "/k", "ramdisk": "/r", "root_gb": 1,
-			"capabilities": map[string]any{}}, "instance_info.capabilities.boot_option is netboot"},
+		{"UEFI netboot of a whole-disk image (§5.3)", map[string]any{"kernel": "", "ramdisk": "", "root_gb": 1,
+			"capabilities": map[string]any{"boot_mode": "uefi", "boot_option": "netboot"}},
+			"UEFI boot with netboot option: set instance_info.capabilities.boot_option to local"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			setII(t, tc.ii)

@@ -46,6 +46,9 @@ local image = {}
 ---@field volume_id? string          volume id (default "VMEDIA_BOOT_ISO", or "config-2" when files include openstack/…)
 ---@field files? table<string,string> extra files: ISO path -> local source path (each < 4 GiB)
 
+---@class image.BootISOOpts: image.ISOOpts
+---@field root_uuid string           UUID of the deployed root filesystem: the command line is root=UUID=<root_uuid> then append
+
 ---@class image.BootEntry
 ---@field platform "BIOS"|"UEFI"|"PPC"|"Mac"|string
 ---@field bootable boolean
@@ -86,6 +89,16 @@ function image.floppy(path, params, opts) end
 ---@param opts image.ISOOpts
 ---@return string path               absolute path of the ISO
 function image.iso(path, opts) end
+
+---Build an instance boot ISO (netboot of a partition image, Ironic §4.3):
+---image.iso with the kernel command line root=UUID=<opts.root_uuid> followed
+---by opts.append, in isolinux.cfg and grub.cfg. Reproducible: every date is
+---$SOURCE_DATE_EPOCH or 1970, and the host GRUB loader is built once and
+---cached, so the same kernel, ramdisk and command line give the same bytes.
+---@param path string                output ISO path
+---@param opts image.BootISOOpts
+---@return string path               absolute path of the ISO
+function image.boot_iso(path, opts) end
 
 ---Describe an ISO or FAT image: El Torito entries, files, floppy parameters,
 ---kernel command line.

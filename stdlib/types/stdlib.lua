@@ -329,3 +329,49 @@ function license.problem(driver, lic) end
 ---@param driver string
 ---@return string|nil
 function license.check(bmc, driver) end
+
+---@class netboot
+---iscsi_ilo netboot of a partition image from a per-instance boot ISO
+---(stdlib/netboot.lua; ironic-ilo-behaviour §4.3, §5.1, §5.5).
+local netboot = {}
+
+---Whether the instance asks to netboot (instance_info.capabilities.boot_option).
+---@param n? Node
+---@return boolean
+function netboot.requested(n) end
+
+---Whether n is an active iscsi_ilo netboot instance (the power path re-attaches its ISO).
+---@param n? Node
+---@return boolean
+function netboot.active(n) end
+
+---§5.3: UEFI netboot of a whole-disk image is a conflict; a partition image needs kernel and ramdisk.
+---@param ctx table playbook context (ctx.node, ctx.boot_mode)
+function netboot.validate(ctx) end
+
+---After the partition image is written: records root_uuid_or_disk_id and builds the boot ISO.
+---@param ctx table
+---@param result {root_uuid: string, partitions?: table, disk_label?: string}
+---@return boolean netboots
+function netboot.configure(ctx, result) end
+
+---Persistent boot CDROM for a netboot instance (false: the caller sets the disk).
+---@param ctx table
+---@return boolean
+function netboot.configure_boot(ctx) end
+
+---Deploy: publish the built ISO, insert it as CDROM, boot CD (persistent and once).
+---@param ctx table
+---@return boolean
+function netboot.attach(ctx) end
+
+---Power path: a fresh boot ISO and URL before a power on or reboot of an active netboot node.
+---@param ctx table playbook context (ctx.node, ctx.bmc)
+---@return boolean reattached
+function netboot.reattach(ctx) end
+
+---Teardown: delete the node's published boot ISOs, eject given bmc.
+---@param n? Node
+---@param bmc? ilo.Client
+---@return vmedia.CleanupResult
+function netboot.cleanup(n, bmc) end

@@ -61,14 +61,21 @@ local vmedia = {}
 ---@field floppy_url? string  URL of the parameters floppy (only when params were given)
 ---@field iso_url string      URL attached as CDROM
 
+---@class vmedia.CleanupOpts
+---@field kind? string  only the artifacts of this kind (e.g. "boot_iso")
+---@field keep? string  spare the artifact at this location (e.g. the boot ISO just attached)
+
 ---@class vmedia.CleanupResult
 ---@field deleted string[]              artifact locations deleted
 ---@field errors table<string,string>   location -> error (logged; not fatal, as in Ironic)
 
---- Publishes a local file through the configured store and returns its signed URL.
+--- Publishes a local file through the configured store and returns its
+-- signed URL and its artifact location (recorded as a run artifact before
+-- the file is stored).
 ---@param file string
 ---@param opts? vmedia.PublishOpts
 ---@return string url
+---@return string location  "web:<name>" or "swift:<container>/<name>"
 function vmedia.publish(file, opts) end
 
 --- Turns an image reference into a URL a BMC can fetch (publishing local files).
@@ -106,8 +113,9 @@ function vmedia.eject_all(bmc) end
 --- vmedia.cleanup(nil, bmc), vmedia.cleanup().
 ---@param node? Node|string  the run's node (table, UUID or name; nil: the run's node)
 ---@param bmc? ilo.Client    its BMC, from ilo.connect(node)
+---@param opts? vmedia.CleanupOpts
 ---@return vmedia.CleanupResult
-function vmedia.cleanup(node, bmc) end
+function vmedia.cleanup(node, bmc, opts) end
 
 --- The store in use: "swift" or "web".
 ---@return "swift"|"web"
