@@ -37,8 +37,7 @@
 --   * boot_option netboot (Ironic K/L's default): require("netboot")
 --     .configure(ctx, result) builds and attaches the instance's boot ISO
 --     (stdlib/netboot.lua; result is iscsi.PartitionResult, ctx.partition
---     holds it too). Without that module a netboot request is refused in
---     validate, before the node changes.
+--     holds it too).
 local params_lib = require("params")
 local util = require("util")
 
@@ -59,13 +58,6 @@ local function num(v, field)
 end
 
 local function set(v) return v ~= nil and v ~= "" end
-
--- The netboot module, when this lightsout has one (another branch owns it).
-local function netboot_module()
-  local ok, mod = pcall(require, "netboot")
-  if ok and type(mod) == "table" and type(mod.configure) == "function" then return mod end
-  return nil
-end
 
 --- Checks what iscsi_ilo needs before the node changes (§5.1 validate).
 function M.validate(ctx)
@@ -117,11 +109,6 @@ function M.validate(ctx)
     if label and label ~= "msdos" and label ~= "gpt" then
       run.fail("invalid_argument", "The parameter 'disk_label' from instance_info has an invalid value: '"
         .. tostring(caps.disk_label) .. "'. Acceptable values are: msdos, gpt.")
-    end
-    if option == "netboot" and not netboot_module() then
-      run.fail("not_supported", "instance_info.capabilities.boot_option is netboot (the default for partition images)"
-        .. " but this lightsout has no netboot support (stdlib/netboot.lua): set instance_info.capabilities.boot_option"
-        .. " to local")
     end
     ctx.boot_option, ctx.disk_label = option, label
   end
@@ -219,11 +206,7 @@ function M.write_partition_image(ctx, path, opts)
       efi_system_part_uuid = res.efi_system_partition_uuid, target_boot_mode = res.boot_mode }, { wait = false })
     agent.wait_command(nil, "image.install_bootloader")
   else
-    local netboot = netboot_module()
-    if not netboot then
-      run.fail("not_supported", "boot_option netboot needs stdlib/netboot.lua, which this lightsout lacks")
-    end
-    netboot.configure(ctx, res)
+    require("netboot").configure(ctx, res)
   end
 end
 
