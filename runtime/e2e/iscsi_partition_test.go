@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,39 +131,6 @@ func sfdiskRead(t *testing.T, disk string) (string, []sfdiskPart) {
 	return st.PT.Label, st.PT.Partitions
 }
 
-// iscsiPort picks a free port for the emulated ramdisk's target below the
-// kernel's ephemeral range: a port from freeTCPPort (bind to :0, close) is
-// soon handed out again to the next listener on :0 (the agent callback API
-// or the ramdisk's agent, which start later) and the target then cannot
-// have it.
-func iscsiPort(t *testing.T) int {
-	t.Helper()
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				low = v
-			}
-		}
-	}
-	if low < 12000 {
-		return freeTCPPort(t)
-	}
-	for range 100 {
-		var b [2]byte
-		_, _ = rand.Read(b[:])
-		port := 10000 + (int(b[0])<<8|int(b[1]))%(low-10000)
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return 0
-}
-
 // partitionNode makes gen10-0 an iscsi_ilo node deploying the partition
 // image img with instance_info extra (kernel and ramdisk set).
 func partitionNode(t *testing.T, e *env, port int, img string, data []byte, extra map[string]any) {
@@ -195,7 +161,7 @@ func TestISCSIPartitionDeployUEFILocal(t *testing.T) {
 	zw := gzip.NewWriter(&z)
 	_, _ = zw.Write(cd)
 	_ = zw.Close()
-	port := iscsiPort(t)
+	port := freeTCPPort(t)
 	partitionNode(t, e, port, img, data, map[string]any{"root_gb": 1, "swap_mb": 16,
 		"configdrive":  base64.StdEncoding.EncodeToString(z.Bytes()),
 		"capabilities": map[string]any{"boot_mode": "uefi", "boot_option": "local"}})
@@ -268,7 +234,7 @@ func TestISCSIPartitionDeployBIOSQcow2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := iscsiPort(t)
+	port := freeTCPPort(t)
 	partitionNode(t, e, port, qcow, qdata, map[string]any{"root_gb": 1,
 		"capabilities": map[string]any{"boot_mode": "bios", "boot_option": "local"}})
 	// the Gen10 is UEFI by default: its owner declares it BIOS
@@ -307,7 +273,7 @@ func TestISCSIPartitionDeployBadInput(t *testing.T) {
 	e.importFleet()
 	dir := t.TempDir()
 	img, data, _ := partitionImage(t, dir, 16)
-	port := iscsiPort(t)
+	port := freeTCPPort(t)
 	diskPath := f.server(t, "gen10-0").DiskPath()
 	local := map[string]any{"boot_option": "local"}
 	iscsiNode(t, e, port, img, data, nil)

@@ -87,7 +87,7 @@ func TestISCSINetbootDeploy(t *testing.T) {
 				}
 			}
 			e.makeAvailable(tc.node)
-			port := iscsiPort(t)
+			port := freeTCPPort(t)
 			if _, err := e.app.UpdateNode(ctx, tc.node, app.NodeChange{Driver: "iscsi_ilo",
 				DriverInfo: map[string]any{"iscsi_port": port}}); err != nil {
 				t.Fatal(err)
