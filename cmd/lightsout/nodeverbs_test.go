@@ -644,7 +644,7 @@ func TestNodeValidateDrivers(t *testing.T) {
 			boot: "ok", deploy: "Conflict: Whole disk image being used for deploy"},
 		{name: "iscsi_ilo ok", driver: "iscsi_ilo", boot: "ok", deploy: "ok"},
 		{name: "iscsi_ilo whole-disk with swap", driver: "iscsi_ilo", set: []string{"--instance-info", "swap_mb=512"},
-			boot: "ok", deploy: "Cannot deploy whole disk image with swap or ephemeral size set (unset instance_info.swap_mb"},
+			boot: "ok", deploy: "Cannot deploy whole disk image with swap or ephemeral size set (instance_info.swap_mb=512: unset it"},
 		{name: "iscsi_ilo bad port", driver: "iscsi_ilo", set: []string{"-i", "iscsi_port=x"},
 			boot: "ok", deploy: "driver_info.iscsi_port must be a port number"},
 	}

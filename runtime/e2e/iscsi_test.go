@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/states"
+	"github.com/lightsout/lightsout/runtime/localport"
 	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/sim/ramdisk"
 )
@@ -31,17 +31,11 @@ func requireISCSI(t *testing.T) {
 // target listens on it.
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	for range 100 {
-		port := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
+	p, err := localport.Free()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free TCP port in 20000-31999")
-	return 0
+	return p
 }
 
 // portalClosed waits (bounded) until nothing accepts on 127.0.0.1:port:

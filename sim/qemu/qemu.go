@@ -39,22 +39,19 @@ package qemu
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/lightsout/lightsout/runtime/localport"
 	"github.com/lightsout/lightsout/sim"
 )
 
@@ -393,31 +390,7 @@ func (b *Backend) allocPort(server string) (int, error) {
 // range would be taken, between two boots, by any connection or ":0"
 // listener on the host, and qemu then fails with "Could not set up host
 // forwarding rule".
-func stablePort() (int, error) {
-	lo := 32768 // Linux's default ip_local_port_range starts here
-	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(data)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil && v > 2048 {
-				lo = v
-			}
-		}
-	}
-	const base = 1024
-	span := lo - base
-	var buf [8]byte
-	_, _ = rand.Read(buf[:])
-	start := int(binary.LittleEndian.Uint64(buf[:]) % uint64(span))
-	for i := 0; i < span && i < 4096; i++ {
-		p := base + (start+i)%span
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return p, nil
-	}
-	return 0, fmt.Errorf("allocate a host port: no free port on 127.0.0.1 between %d and %d", base, lo)
-}
+func stablePort() (int, error) { return localport.Free() }
 
 // GracefulShutdown delivers a graceful shutdown request (the power button)
 // to the server's running VM as an ACPI power button event through QMP

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/runtime/localport"
 	"github.com/lightsout/lightsout/runtime/testenv"
 )
 
@@ -60,21 +60,21 @@ func Script() (string, error) {
 	}
 }
 
+// freePorts picks n distinct ports below the ephemeral range
+// (localport.Free): ports from ":0" were handed to other listeners before
+// the all-in-one's servers bound them ("Could not bind").
 func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
+	seen := map[int]bool{}
 	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for len(ports) < n {
+		p, err := localport.Free()
 		if err != nil {
 			return nil, err
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		if !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
 	}
 	return ports, nil
 }
@@ -110,7 +110,7 @@ func Start(ctx context.Context, dir string) (*AIO, error) {
 		if err := cmd.Run(); err != nil {
 			last = fmt.Errorf("swift-aio.sh start: %v\n%s", err, out.String())
 			a.Stop()
-			if strings.Contains(out.String(), "already in use") {
+			if strings.Contains(out.String(), "already in use") || strings.Contains(out.String(), "Could not bind") {
 				continue
 			}
 			return nil, last
