@@ -55,7 +55,10 @@ func (c CommandResult) ErrorMessage() string {
 		}
 		msg, _ := e["message"].(string)
 		details, _ := e["details"].(string)
-		if msg != "" {
+		// IPA's ISCSIError repeats its message at the start of details
+		// ("Error starting iSCSI target: Error starting iSCSI target: …").
+		repeats := msg != "" && details != msg && strings.HasPrefix(details, msg)
+		if msg != "" && !repeats {
 			parts = append(parts, msg)
 		}
 		if details != "" && details != msg {

@@ -43,7 +43,7 @@ func (m *Module) Name() string { return "agent" }
 
 // Open implements module.Module: require("agent") gives the functions of api.
 func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
-	return api().Table(L, m.Name(), &face{m: m, r: r})
+	return api().Table(L, m.Name(), &face{m: m, r: r, sent: map[string]sentCall{}})
 }
 
 // api is the Lua face of agent. Every function acting on a node takes it
@@ -66,6 +66,16 @@ func api() module.API[*face] {
 type face struct {
 	m *Module
 	r module.Run
+	// sent holds, per command name, the parameters of the run's last call
+	// that ironic-python-agent does not take (see ExtensionParams), so that
+	// wait_command can explain an asynchronous command IPA failed for them.
+	sent map[string]sentCall
+}
+
+// sentCall is what wait_command needs of an earlier agent.command.
+type sentCall struct {
+	name   string
+	params map[string]any
 }
 
 // fail redacts err with the run's secrets and raises it.
@@ -269,9 +279,21 @@ func (f *face) command(a *module.Args) int {
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
+		if hb, ok := f.m.server.Agent(node); ok {
+			if err := preflightExtensions(op, node, hb.AgentVersion, name, params); err != nil {
+				return err
+			}
+		}
+		f.sent[shortName(name)] = sentCall{name: name, params: params}
 		res, err = f.m.client.Run(ctx, agentURL, tok, name, params, wait)
 		if err == nil {
 			fields["status"] = res.CommandStatus
+		}
+		if e := extensionError(op, name, params, err, res); e != nil {
+			return e
+		}
+		if e := missingExtension(op, name, err); e != nil {
+			return e
 		}
 		return classify(op, err)
 	})
@@ -304,14 +326,20 @@ func (f *face) commands(a *module.Args) int {
 	return 1
 }
 
+// shortName is a command name without its extension ("prepare_image" for
+// "standby.prepare_image"), as IPA reports it in command_name.
+func shortName(name string) string {
+	if _, short, ok := strings.Cut(name, "."); ok {
+		return short
+	}
+	return name
+}
+
 // lastNamed returns the last command called name. IPA reports the short
 // command name ("prepare_image" for "standby.prepare_image"), so both
 // forms match.
 func lastNamed(list []CommandResult, name string) (CommandResult, bool) {
-	_, short, ok := strings.Cut(name, ".")
-	if !ok {
-		short = name
-	}
+	short := shortName(name)
 	for i := len(list) - 1; i >= 0; i-- {
 		if list[i].CommandName == name || list[i].CommandName == short {
 			return list[i], true
@@ -340,6 +368,11 @@ func (f *face) waitCommand(a *module.Args) int {
 		res, err = f.pollCommand(ctx, op, node, name, interval)
 		if err == nil {
 			fields["status"] = res.CommandStatus
+			if c, ok := f.sent[shortName(name)]; ok && check {
+				if e := extensionError(op, c.name, c.params, nil, res); e != nil {
+					return e
+				}
+			}
 		}
 		return err
 	})
