@@ -25,6 +25,19 @@ import (
 // AgentVersion is the IPA version the emulated agent reports.
 const AgentVersion = "10.0.0"
 
+// IPAISCSIVersion is the agent_version of an agent with
+// Failures.UnmodifiedIPA: ironic-python-agent 7.1.0, the last release with
+// the iscsi extension.
+const IPAISCSIVersion = "7.1.0"
+
+// version is the agent_version the agent reports.
+func (a *Agent) version() string {
+	if a.cfg.Failures.UnmodifiedIPA {
+		return IPAISCSIVersion
+	}
+	return AgentVersion
+}
+
 // hardwareManagerVersion is the GenericHardwareManager version reported by
 // clean.get_clean_steps and checked by clean.execute_clean_step.
 const hardwareManagerVersion = "1.2"
@@ -327,7 +340,7 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	a.mu.Lock()
 	api, uuid, tok := a.apiURL, a.nodeUUID, a.token
 	a.mu.Unlock()
-	body := map[string]any{"callback_url": a.URL(), "agent_version": AgentVersion, "agent_token": tok}
+	body := map[string]any{"callback_url": a.URL(), "agent_version": a.version(), "agent_token": tok}
 	if err := a.call(ctx, http.MethodPost, api+"/v1/heartbeat/"+url.PathEscape(uuid), "1.62", body, nil, http.StatusAccepted); err != nil {
 		return err
 	}
@@ -425,7 +438,7 @@ func (a *Agent) apiRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) apiStatus(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"version": AgentVersion})
+	writeJSON(w, http.StatusOK, map[string]any{"version": a.version()})
 }
 
 // tokenOK applies IPA's checks: POST always validates the token; GETs
