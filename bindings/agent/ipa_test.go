@@ -41,8 +41,17 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -50,6 +59,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -78,9 +88,9 @@ type ipaStandIn struct {
 	list string    // body of GET /v1/commands/
 }
 
-func newIPAStandIn(t *testing.T) *ipaStandIn {
+func newIPAStandIn(t *testing.T, cert *tls.Certificate) *ipaStandIn {
 	s := &ipaStandIn{}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := ipaRequest{Method: r.Method, Path: r.URL.Path, Wait: r.URL.Query().Get("wait"), Token: r.URL.Query().Get("agent_token")}
 		var a ipaAnswer
 		switch {
@@ -113,8 +123,39 @@ func newIPAStandIn(t *testing.T) *ipaStandIn {
 		w.WriteHeader(a.status)
 		_, _ = io.WriteString(w, a.body)
 	}))
+	if cert != nil { // IPA's automatic TLS
+		s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
+		s.srv.StartTLS()
+	} else {
+		s.srv.Start()
+	}
 	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// ipaCertificate generates a certificate as IPA 7.1.0's
+// tls_utils._generate_tls_certificate does: self-signed, ECDSA P-256,
+// SHA-256, the IP address as its only subject alternative name, no CA
+// basic constraints. It returns the PEM IPA sends as agent_verify_ca.
+func ipaCertificate(t *testing.T, ip string) (tls.Certificate, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: ip},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(30 * 24 * time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP(ip)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
 // script sets the answers and forgets earlier requests.
@@ -171,6 +212,15 @@ func ipaCall(t *testing.T, method, u, apiVersion string, body any, out any) int 
 // version discovery, lookup, one heartbeat reporting agentVersion.
 func ipaBoot(t *testing.T, api, callbackURL, token, agentVersion string) {
 	t.Helper()
+	if code := ipaBootCA(t, api, callbackURL, token, agentVersion, ""); code != http.StatusAccepted {
+		t.Fatalf("heartbeat: %d, want 202", code)
+	}
+}
+
+// ipaBootCA is ipaBoot with agent_verify_ca (IPA's automatic TLS, API ≥
+// 1.68); it returns the heartbeat's HTTP status.
+func ipaBootCA(t *testing.T, api, callbackURL, token, agentVersion, ca string) int {
+	t.Helper()
 	var root struct {
 		DefaultVersion struct {
 			Version string `json:"version"`
@@ -202,9 +252,10 @@ func ipaBoot(t *testing.T, api, callbackURL, token, agentVersion string) {
 	if agentVersion != "" {
 		body["agent_version"] = agentVersion
 	}
-	if code := ipaCall(t, http.MethodPost, api+"/v1/heartbeat/"+nodeUUID, "1.68", body, nil); code != http.StatusAccepted {
-		t.Fatalf("heartbeat: %d, want 202", code)
+	if ca != "" {
+		body["agent_verify_ca"] = ca
 	}
+	return ipaCall(t, http.MethodPost, api+"/v1/heartbeat/"+nodeUUID, "1.68", body, nil)
 }
 
 const ipaIQN = "iqn.2008-10.org.openstack:" + nodeUUID
@@ -214,7 +265,7 @@ const ipaIQN = "iqn.2008-10.org.openstack:" + nodeUUID
 func TestIPACompat(t *testing.T) {
 	e := newEnv(t, context.Background())
 	tok := e.do(t, `return require("agent").token()`)[0].(string)
-	ipa := newIPAStandIn(t)
+	ipa := newIPAStandIn(t, nil)
 
 	const chapSecret = "s3cr3t-chap-0123456789"
 	e.run.AddSecret(chapSecret)
@@ -486,5 +537,70 @@ func TestErrorMessageIPAShapes(t *testing.T) {
 		if got := c.ErrorMessage(); got != tc.want {
 			t.Errorf("ErrorMessage(%s) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestIPAAutoTLS: the callback API claims Ironic 1.72, so IPA (≥ 6.x,
+// enable_auto_tls on by default) serves its API over https with a
+// self-signed certificate and sends it as agent_verify_ca; the conductor
+// trusts exactly that certificate, keeps the first one, and refuses a
+// heartbeat changing it (as Ironic's store_agent_certificate).
+func TestIPAAutoTLS(t *testing.T) {
+	e := newEnv(t, context.Background())
+	tok := e.do(t, `return require("agent").token()`)[0].(string)
+	cert, caPEM := ipaCertificate(t, "127.0.0.1")
+	ipa := newIPAStandIn(t, &cert)
+	if !strings.HasPrefix(ipa.srv.URL, "https://127.0.0.1:") {
+		t.Fatalf("stand-in URL %s", ipa.srv.URL)
+	}
+	ok := ipaAnswer{200, `{"id": "0c6f1a52-2d3e-4a8b-9f00-6d2f3b1c4e5a", "command_name": "sync", "command_params": {},
+		"command_status": "SUCCEEDED", "command_error": null, "command_result": {"result": "sync completed"}}`}
+	run := func() []any {
+		return e.do(t, `local ok, r = pcall(require("agent").command, nil, "standby.sync")
+			if ok then return true, r.command_result.result end
+			return false, r.code, tostring(r)`)
+	}
+
+	// https without agent_verify_ca: the system roots do not know IPA's certificate.
+	ipaBoot(t, e.api.URL(), ipa.srv.URL, tok, "7.1.0")
+	ipa.script(ok, "")
+	if out := run(); out[0] != "false" || !strings.Contains(out[2].(string), "certificate") {
+		t.Fatalf("without agent_verify_ca: %v, want a certificate error", out)
+	}
+
+	// A new token (a new ramdisk boot): the first CA is kept.
+	tok = e.do(t, `return require("agent").token()`)[0].(string)
+	if code := ipaBootCA(t, e.api.URL(), ipa.srv.URL, tok, "7.1.0", caPEM); code != http.StatusAccepted {
+		t.Fatalf("heartbeat with agent_verify_ca: %d", code)
+	}
+	if out := run(); out[0] != "true" || out[1] != "sync completed" {
+		t.Fatalf("with agent_verify_ca: %v", out)
+	}
+	_, otherPEM := ipaCertificate(t, "127.0.0.1")
+	if code := ipaBootCA(t, e.api.URL(), ipa.srv.URL, tok, "7.1.0", otherPEM); code != http.StatusBadRequest {
+		t.Fatalf("heartbeat changing agent_verify_ca: %d, want 400", code)
+	}
+	if code := ipaBootCA(t, e.api.URL(), ipa.srv.URL, tok, "7.1.0", "not a certificate"); code != http.StatusBadRequest {
+		t.Fatalf("heartbeat with a bad agent_verify_ca: %d, want 400", code)
+	}
+	if code := ipaBootCA(t, e.api.URL(), ipa.srv.URL, tok, "7.1.0", ""); code != http.StatusAccepted {
+		t.Fatalf("heartbeat without agent_verify_ca: %d", code)
+	}
+	if out := run(); out[0] != "true" {
+		t.Fatalf("after heartbeats keeping the CA: %v", out)
+	}
+	// An agent presenting another certificate than the one it sent is refused.
+	cert2, _ := ipaCertificate(t, "127.0.0.1")
+	impostor := newIPAStandIn(t, &cert2)
+	impostor.script(ok, "")
+	tok = e.do(t, `return require("agent").token()`)[0].(string)
+	if code := ipaBootCA(t, e.api.URL(), impostor.srv.URL, tok, "7.1.0", caPEM); code != http.StatusAccepted {
+		t.Fatalf("heartbeat: %d", code)
+	}
+	if out := run(); out[0] != "false" || !strings.Contains(out[2].(string), "certificate") {
+		t.Fatalf("impostor: %v, want a certificate error", out)
+	}
+	if n := len(impostor.posts()); n != 0 {
+		t.Fatalf("the impostor got %d commands", n)
 	}
 }

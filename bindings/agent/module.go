@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -31,11 +32,20 @@ const DefaultPollInterval = 2 * time.Second
 type Module struct {
 	server *agentapi.Server
 	client *Client
+
+	mu         sync.Mutex
+	tlsClients map[string]caClient // by node, for agents with agent_verify_ca
+}
+
+// caClient is a client trusting one agent's certificate.
+type caClient struct {
+	ca     string
+	client *Client
 }
 
 // NewModule returns the `agent` module backed by the callback server.
 func NewModule(server *agentapi.Server) *Module {
-	return &Module{server: server, client: &Client{HTTP: &http.Client{}}}
+	return &Module{server: server, client: &Client{HTTP: &http.Client{}}, tlsClients: map[string]caClient{}}
 }
 
 // Name implements module.Module.
@@ -117,17 +127,45 @@ func classify(op string, err error) error {
 	return &module.Error{Code: code, Operation: op, Message: err.Error(), Err: err}
 }
 
-// agentFor returns the agent URL and token of a node that heartbeated.
-func (f *face) agentFor(op, node string) (string, string, error) {
+// agentFor returns the agent URL, token and the client to call it with of
+// a node that heartbeated.
+func (f *face) agentFor(op, node string) (string, string, *Client, error) {
 	tok, ok := f.m.server.Token(node)
 	if !ok {
-		return "", "", module.Errorf(module.CodeNotFound, op, "node %s has no agent token: call agent.token(node) before booting the ramdisk", node)
+		return "", "", nil, module.Errorf(module.CodeNotFound, op, "node %s has no agent token: call agent.token(node) before booting the ramdisk", node)
 	}
 	hb, ok := f.m.server.Agent(node)
 	if !ok {
-		return "", "", module.Errorf(module.CodeNotFound, op, "node %s: no agent heartbeat yet; call agent.wait_heartbeat(node) first", node)
+		return "", "", nil, module.Errorf(module.CodeNotFound, op, "node %s: no agent heartbeat yet; call agent.wait_heartbeat(node) first", node)
 	}
-	return hb.AgentURL, tok, nil
+	c, err := f.m.clientFor(node, hb.AgentVerifyCA)
+	if err != nil {
+		return "", "", nil, module.Errorf(module.CodeError, op, "node %s: %v", node, err)
+	}
+	return hb.AgentURL, tok, c, nil
+}
+
+// clientFor returns the client for a node's agent: the shared one, or,
+// when the agent sent agent_verify_ca (IPA's automatic TLS), one trusting
+// only that certificate, kept while the node's agent keeps it.
+func (m *Module) clientFor(node, caPEM string) (*Client, error) {
+	if caPEM == "" {
+		return m.client, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.tlsClients[node]; ok && c.ca == caPEM {
+		return c.client, nil
+	}
+	c, err := NewClientWithCA(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	if old, ok := m.tlsClients[node]; ok {
+		old.client.HTTP.CloseIdleConnections()
+	}
+	m.tlsClients[node] = caClient{ca: caPEM, client: c}
+	return c, nil
 }
 
 func (f *face) callbackURL(a *module.Args) int {
@@ -270,7 +308,7 @@ func (f *face) command(a *module.Args) int {
 	var res CommandResult
 	fields := map[string]any{"node": node, "command": name, "wait": wait, "params": module.SortedKeys(params)}
 	err := module.Record(f.r, op, fields, func(ctx context.Context) error {
-		agentURL, tok, err := f.agentFor(op, node)
+		agentURL, tok, client, err := f.agentFor(op, node)
 		if err != nil {
 			return err
 		}
@@ -285,7 +323,7 @@ func (f *face) command(a *module.Args) int {
 			}
 		}
 		f.sent[shortName(name)] = sentCall{name: name, params: params}
-		res, err = f.m.client.Run(ctx, agentURL, tok, name, params, wait)
+		res, err = client.Run(ctx, agentURL, tok, name, params, wait)
 		if err == nil {
 			fields["status"] = res.CommandStatus
 		}
@@ -308,11 +346,11 @@ func (f *face) commands(a *module.Args) int {
 	node := a.Node(f.r, 1)
 	var list []CommandResult
 	err := module.Record(f.r, op, map[string]any{"node": node}, func(ctx context.Context) error {
-		agentURL, tok, err := f.agentFor(op, node)
+		agentURL, tok, client, err := f.agentFor(op, node)
 		if err != nil {
 			return err
 		}
-		list, err = f.m.client.List(ctx, agentURL, tok)
+		list, err = client.List(ctx, agentURL, tok)
 		return classify(op, err)
 	})
 	if err != nil {
@@ -425,11 +463,11 @@ func (f *face) pollCommand(ctx context.Context, op, node, name string, interval 
 			prog.report(f.r, hb, time.Now())
 		}
 		changed, _ := f.m.server.Changed(node)
-		agentURL, tok, err := f.agentFor(op, node)
+		agentURL, tok, client, err := f.agentFor(op, node)
 		if err != nil {
 			return CommandResult{}, err
 		}
-		list, err := f.m.client.List(ctx, agentURL, tok)
+		list, err := client.List(ctx, agentURL, tok)
 		if err == nil {
 			res, ok := lastNamed(list, name)
 			if !ok {
