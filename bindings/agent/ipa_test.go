@@ -564,7 +564,7 @@ func TestIPAAutoTLS(t *testing.T) {
 	// https without agent_verify_ca: the system roots do not know IPA's certificate.
 	ipaBoot(t, e.api.URL(), ipa.srv.URL, tok, "7.1.0")
 	ipa.script(ok, "")
-	if out := run(); out[0] != "false" || !strings.Contains(out[2].(string), "certificate") {
+	if out := run(); out[0] != "false" || out[1] != "error" || !strings.Contains(out[2].(string), "agent_verify_ca") {
 		t.Fatalf("without agent_verify_ca: %v, want a certificate error", out)
 	}
 
@@ -597,7 +597,7 @@ func TestIPAAutoTLS(t *testing.T) {
 	if code := ipaBootCA(t, e.api.URL(), impostor.srv.URL, tok, "7.1.0", caPEM); code != http.StatusAccepted {
 		t.Fatalf("heartbeat: %d", code)
 	}
-	if out := run(); out[0] != "false" || !strings.Contains(out[2].(string), "certificate") {
+	if out := run(); out[0] != "false" || out[1] != "error" || !strings.Contains(out[2].(string), "certificate") {
 		t.Fatalf("impostor: %v, want a certificate error", out)
 	}
 	if n := len(impostor.posts()); n != 0 {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -111,6 +112,13 @@ func classify(op string, err error) error {
 		return err
 	}
 	code := module.CodeTransient
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		// not going away with a retry: the agent's https certificate is
+		// not the agent_verify_ca it sent (or it sent none)
+		return &module.Error{Code: module.CodeError, Operation: op, Err: err, Message: err.Error() +
+			" (an https agent is trusted through the agent_verify_ca of its heartbeats, as IPA's automatic TLS sends)"}
+	}
 	var he *HTTPError
 	if errors.As(err, &he) {
 		switch {
