@@ -77,7 +77,7 @@ type Heartbeat struct {
 	// store_agent_certificate does. Public, not a secret.
 	AgentVerifyCA string
 	At            time.Time
-	Count        int // heartbeats since the token was registered
+	Count         int // heartbeats since the token was registered
 	// Progress is the image write progress the lightsout agent adds to
 	// its heartbeats while standby.prepare_image runs (nil otherwise, and
 	// always nil from IPA).
