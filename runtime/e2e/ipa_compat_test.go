@@ -19,7 +19,8 @@ import (
 // refusal of parameters its commands do not take). With CHAP on, the
 // deploy fails before anything is exported, naming the options to turn
 // off; with CHAP off, the image is written through IPA's
-// start_iscsi_target(iqn, wipe_disk_metadata, portal_port).
+// start_iscsi_target(iqn, wipe_disk_metadata, portal_port), the commands
+// going over IPA's automatic TLS (https, trusting agent_verify_ca).
 func TestISCSIDeployUnmodifiedIPA(t *testing.T) {
 	requireISCSI(t)
 	tests := []struct {
@@ -67,6 +68,10 @@ func TestISCSIDeployUnmodifiedIPA(t *testing.T) {
 				}
 				if !bytes.Equal(disk[:len(data)], data) {
 					t.Fatal("the node's disk does not hold the image")
+				}
+				// IPA's automatic TLS: the commands went over https, trusting agent_verify_ca.
+				if u, _ := n.DriverInternalInfo["agent_url"].(string); !strings.HasPrefix(u, "https://") {
+					t.Errorf("driver_internal_info.agent_url %q, want IPA's https callback URL", u)
 				}
 			}
 			if !portalClosed(port) {

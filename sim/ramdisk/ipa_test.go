@@ -16,7 +16,8 @@ import (
 // synchronous command given a parameter it does not take answers HTTP 500
 // "Object of type TypeError is not JSON serializable", an asynchronous one
 // fails with CommandExecutionError "<name>() got an unexpected keyword
-// argument '<param>'"; the heartbeat reports agent_version 7.1.0.
+// argument '<param>'"; the heartbeat reports agent_version 7.1.0 and,
+// with IPA's automatic TLS, agent_verify_ca for its https API.
 func TestUnmodifiedIPA(t *testing.T) {
 	api := callback(t)
 	tok, _ := api.NewToken(nodeUUID)
@@ -28,10 +29,21 @@ func TestUnmodifiedIPA(t *testing.T) {
 	}
 	defer a.Stop()
 	url := waitAgent(t, api, 20*time.Second)
-	if hb, _ := api.Agent(nodeUUID); hb.AgentVersion != ramdisk.IPAISCSIVersion {
+	hb, _ := api.Agent(nodeUUID)
+	if hb.AgentVersion != ramdisk.IPAISCSIVersion {
 		t.Fatalf("agent_version %q, want %s", hb.AgentVersion, ramdisk.IPAISCSIVersion)
 	}
-	c := &agent.Client{}
+	// IPA's automatic TLS: https, with the certificate as agent_verify_ca.
+	if !strings.HasPrefix(url, "https://") || hb.AgentVerifyCA == "" || hb.AgentVerifyCA != a.VerifyCA() {
+		t.Fatalf("callback_url %s, agent_verify_ca set %t", url, hb.AgentVerifyCA != "")
+	}
+	if _, err := (&agent.Client{}).List(context.Background(), url, tok); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a client not trusting agent_verify_ca: %v, want a certificate error", err)
+	}
+	c, err := agent.NewClientWithCA(hb.AgentVerifyCA)
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, err = c.Run(context.Background(), url, tok, "iscsi.start_iscsi_target",
 		map[string]any{"iqn": "iqn.2008-10.org.openstack:x", "portal_port": 3260, "chap_user": "ironic", "chap_secret": "s3cr3t"}, true)
 	var he *agent.HTTPError
