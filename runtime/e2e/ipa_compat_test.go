@@ -81,3 +81,43 @@ func TestISCSIDeployUnmodifiedIPA(t *testing.T) {
 		})
 	}
 }
+
+// agent_ilo with an unmodified ironic-python-agent 7.1.0 ramdisk:
+// automated cleaning (clean.get_clean_steps, clean.execute_clean_step)
+// and a whole-disk deploy (standby.prepare_image) over IPA's automatic TLS.
+func TestDeployUnmodifiedIPA(t *testing.T) {
+	f := newFleet(t, fleetOptions{nodes: gens(0, 0, 1)})
+	f.rd.SetFailures("gen10-0", ramdisk.Failures{UnmodifiedIPA: true})
+	e := open(t, f, "")
+	e.importFleet()
+	ctx := context.Background()
+	writeJunk(t, f.server(t, "gen10-0").DiskPath())
+	n, err := e.app.Provide(ctx, "gen10-0")
+	if err != nil {
+		t.Fatalf("provide: %v", err)
+	}
+	if n.ProvisionState != states.Available || !diskIsZero(t, f.server(t, "gen10-0").DiskPath()) {
+		t.Fatalf("provide: state %s, disk erased %t, last_error %q", n.ProvisionState, diskIsZero(t, f.server(t, "gen10-0").DiskPath()), n.LastError)
+	}
+	img, data := testImage(t, t.TempDir(), 2<<20+512)
+	if _, err := e.app.PrepareDeploy(ctx, "gen10-0", app.DeployOptions{ImageSource: img, ImageChecksum: "sha256:" + sha256hex(data)}); err != nil {
+		t.Fatal(err)
+	}
+	res := e.runs(app.ScriptDeploy, []string{"gen10-0"}, nil)["gen10-0"]
+	e.mustSucceed(res)
+	n = e.node("gen10-0")
+	if n.ProvisionState != states.Active {
+		t.Fatalf("state %q last_error %q", n.ProvisionState, n.LastError)
+	}
+	disk, err := os.ReadFile(f.server(t, "gen10-0").DiskPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(disk[:len(data)], data) {
+		t.Fatal("the node's disk does not hold the image")
+	}
+	if u, _ := n.DriverInternalInfo["agent_url"].(string); !strings.HasPrefix(u, "https://") {
+		t.Errorf("driver_internal_info.agent_url %q, want IPA's https callback URL", u)
+	}
+	e.noMediaLeft("gen10-0")
+}
