@@ -589,13 +589,14 @@ func TestIPAAutoTLS(t *testing.T) {
 	if out := run(); out[0] != "true" {
 		t.Fatalf("after heartbeats keeping the CA: %v", out)
 	}
-	// An agent presenting another certificate than the one it sent is refused.
+	// A new token (a new ramdisk boot) may bring a new certificate; an
+	// agent presenting another one than it sent is refused.
 	cert2, _ := ipaCertificate(t, "127.0.0.1")
 	impostor := newIPAStandIn(t, &cert2)
 	impostor.script(ok, "")
 	tok = e.do(t, `return require("agent").token()`)[0].(string)
-	if code := ipaBootCA(t, e.api.URL(), impostor.srv.URL, tok, "7.1.0", caPEM); code != http.StatusAccepted {
-		t.Fatalf("heartbeat: %d", code)
+	if code := ipaBootCA(t, e.api.URL(), impostor.srv.URL, tok, "7.1.0", otherPEM); code != http.StatusAccepted {
+		t.Fatalf("heartbeat of a new token with a new agent_verify_ca: %d", code)
 	}
 	if out := run(); out[0] != "false" || out[1] != "error" || !strings.Contains(out[2].(string), "certificate") {
 		t.Fatalf("impostor: %v, want a certificate error", out)
