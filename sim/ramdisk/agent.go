@@ -159,7 +159,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 	a.ln = ln
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	a.srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug), // TLS handshake errors
+		ErrorLog:    slog.NewLogLogger(a.log.Handler(), slog.LevelDebug), // TLS handshake errors
 		BaseContext: func(net.Listener) context.Context { return a.ctx }}
 	a.wg.Add(2)
 	go func() {
