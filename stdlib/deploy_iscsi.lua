@@ -149,11 +149,22 @@ function M.write_image(ctx)
     chap_user, chap_secret = di.iscsi_chap_user or "ironic", iscsi.chap_secret()
     cmd.chap_user, cmd.chap_secret = chap_user, chap_secret
   end
-  local ok, err = pcall(agent.command, nil, "iscsi.start_iscsi_target", cmd)
+  -- IPA's start_iscsi_target(iqn, wipe_disk_metadata, portal_port) answers
+  -- {"iscsi_target_iqn": iqn}; chap_user/chap_secret are lightsout agent
+  -- extensions, which the agent module refuses (not_supported) for an
+  -- unmodified IPA ramdisk (docs/agent.md "Using an IPA ramdisk instead").
+  local ok, res = pcall(agent.command, nil, "iscsi.start_iscsi_target", cmd)
   if not ok then
-    run.fail(type(err) == "table" and err.code or "error", "Failed to start the iSCSI target to deploy the node "
-      .. n.uuid .. ". Error: " .. require("playbook").message(err))
+    local msg = require("playbook").message(res)
+    if chap_user and type(res) == "table" and res.code == "not_supported" and msg:find("chap_", 1, true) then
+      msg = msg .. " (CHAP is on: set driver_info.iscsi_chap=false and [iscsi] chap=false to deploy with an unmodified"
+        .. " ironic-python-agent ramdisk, which has no CHAP on its iSCSI target)"
+    end
+    run.fail(type(res) == "table" and res.code or "error", "Failed to start the iSCSI target to deploy the node "
+      .. n.uuid .. ". Error: " .. msg)
   end
+  local got = type(res) == "table" and type(res.command_result) == "table" and res.command_result.iscsi_target_iqn
+  if type(got) == "string" and got ~= "" then iqn = got end
   local portal = di.iscsi_portal
   if portal == nil or portal == "" then portal = url_host(ctx.agent_url) .. ":" .. port end
   run.log("info", "iSCSI target started", { iqn = iqn, portal = portal, chap = chap_user ~= nil })

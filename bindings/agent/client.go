@@ -8,6 +8,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,7 +57,10 @@ func (c CommandResult) ErrorMessage() string {
 		}
 		msg, _ := e["message"].(string)
 		details, _ := e["details"].(string)
-		if msg != "" {
+		// IPA's ISCSIError repeats its message at the start of details
+		// ("Error starting iSCSI target: Error starting iSCSI target: …").
+		repeats := msg != "" && details != msg && strings.HasPrefix(details, msg)
+		if msg != "" && !repeats {
 			parts = append(parts, msg)
 		}
 		if details != "" && details != msg {
@@ -94,6 +99,20 @@ type HTTPError struct {
 
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("agent answered HTTP %d: %s", e.Status, e.Message)
+}
+
+// NewClientWithCA returns a client that trusts only the certificates in
+// caPEM: IPA's agent_verify_ca, the self-signed certificate it generates
+// for its API when Ironic's API is ≥ 1.68 (IPA's enable_auto_tls, on by
+// default; the certificate names the advertised IP address).
+func NewClientWithCA(caPEM string) (*Client, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(caPEM)) {
+		return nil, errors.New("agent_verify_ca holds no PEM certificate: the agent's https API cannot be verified")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &Client{HTTP: &http.Client{Transport: tr}}, nil
 }
 
 func (c *Client) http() *http.Client {

@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -31,11 +33,20 @@ const DefaultPollInterval = 2 * time.Second
 type Module struct {
 	server *agentapi.Server
 	client *Client
+
+	mu         sync.Mutex
+	tlsClients map[string]caClient // by node, for agents with agent_verify_ca
+}
+
+// caClient is a client trusting one agent's certificate.
+type caClient struct {
+	ca     string
+	client *Client
 }
 
 // NewModule returns the `agent` module backed by the callback server.
 func NewModule(server *agentapi.Server) *Module {
-	return &Module{server: server, client: &Client{HTTP: &http.Client{}}}
+	return &Module{server: server, client: &Client{HTTP: &http.Client{}}, tlsClients: map[string]caClient{}}
 }
 
 // Name implements module.Module.
@@ -43,7 +54,7 @@ func (m *Module) Name() string { return "agent" }
 
 // Open implements module.Module: require("agent") gives the functions of api.
 func (m *Module) Open(L *lua.LState, r module.Run) lua.LValue {
-	return api().Table(L, m.Name(), &face{m: m, r: r})
+	return api().Table(L, m.Name(), &face{m: m, r: r, sent: map[string]sentCall{}})
 }
 
 // api is the Lua face of agent. Every function acting on a node takes it
@@ -66,6 +77,16 @@ func api() module.API[*face] {
 type face struct {
 	m *Module
 	r module.Run
+	// sent holds, per command name, the parameters of the run's last call
+	// that ironic-python-agent does not take (see ExtensionParams), so that
+	// wait_command can explain an asynchronous command IPA failed for them.
+	sent map[string]sentCall
+}
+
+// sentCall is what wait_command needs of an earlier agent.command.
+type sentCall struct {
+	name   string
+	params map[string]any
 }
 
 // fail redacts err with the run's secrets and raises it.
@@ -91,6 +112,13 @@ func classify(op string, err error) error {
 		return err
 	}
 	code := module.CodeTransient
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		// not going away with a retry: the agent's https certificate is
+		// not the agent_verify_ca it sent (or it sent none)
+		return &module.Error{Code: module.CodeError, Operation: op, Err: err, Message: err.Error() +
+			" (an https agent is trusted through the agent_verify_ca of its heartbeats, as IPA's automatic TLS sends)"}
+	}
 	var he *HTTPError
 	if errors.As(err, &he) {
 		switch {
@@ -107,17 +135,45 @@ func classify(op string, err error) error {
 	return &module.Error{Code: code, Operation: op, Message: err.Error(), Err: err}
 }
 
-// agentFor returns the agent URL and token of a node that heartbeated.
-func (f *face) agentFor(op, node string) (string, string, error) {
+// agentFor returns the agent URL, token and the client to call it with of
+// a node that heartbeated.
+func (f *face) agentFor(op, node string) (string, string, *Client, error) {
 	tok, ok := f.m.server.Token(node)
 	if !ok {
-		return "", "", module.Errorf(module.CodeNotFound, op, "node %s has no agent token: call agent.token(node) before booting the ramdisk", node)
+		return "", "", nil, module.Errorf(module.CodeNotFound, op, "node %s has no agent token: call agent.token(node) before booting the ramdisk", node)
 	}
 	hb, ok := f.m.server.Agent(node)
 	if !ok {
-		return "", "", module.Errorf(module.CodeNotFound, op, "node %s: no agent heartbeat yet; call agent.wait_heartbeat(node) first", node)
+		return "", "", nil, module.Errorf(module.CodeNotFound, op, "node %s: no agent heartbeat yet; call agent.wait_heartbeat(node) first", node)
 	}
-	return hb.AgentURL, tok, nil
+	c, err := f.m.clientFor(node, hb.AgentVerifyCA)
+	if err != nil {
+		return "", "", nil, module.Errorf(module.CodeError, op, "node %s: %v", node, err)
+	}
+	return hb.AgentURL, tok, c, nil
+}
+
+// clientFor returns the client for a node's agent: the shared one, or,
+// when the agent sent agent_verify_ca (IPA's automatic TLS), one trusting
+// only that certificate, kept while the node's agent keeps it.
+func (m *Module) clientFor(node, caPEM string) (*Client, error) {
+	if caPEM == "" {
+		return m.client, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.tlsClients[node]; ok && c.ca == caPEM {
+		return c.client, nil
+	}
+	c, err := NewClientWithCA(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	if old, ok := m.tlsClients[node]; ok {
+		old.client.HTTP.CloseIdleConnections()
+	}
+	m.tlsClients[node] = caClient{ca: caPEM, client: c}
+	return c, nil
 }
 
 func (f *face) callbackURL(a *module.Args) int {
@@ -281,7 +337,7 @@ func (f *face) command(a *module.Args) int {
 	var res CommandResult
 	fields := map[string]any{"node": node, "command": name, "wait": wait, "params": module.SortedKeys(params)}
 	err := module.Record(f.r, op, fields, func(ctx context.Context) error {
-		agentURL, tok, err := f.agentFor(op, node)
+		agentURL, tok, client, err := f.agentFor(op, node)
 		if err != nil {
 			return err
 		}
@@ -290,9 +346,21 @@ func (f *face) command(a *module.Args) int {
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
-		res, err = f.m.client.Run(ctx, agentURL, tok, name, params, wait)
+		if hb, ok := f.m.server.Agent(node); ok {
+			if err := preflightExtensions(op, node, hb.AgentVersion, name, params); err != nil {
+				return err
+			}
+		}
+		f.sent[shortName(name)] = sentCall{name: name, params: params}
+		res, err = client.Run(ctx, agentURL, tok, name, params, wait)
 		if err == nil {
 			fields["status"] = res.CommandStatus
+		}
+		if e := extensionError(op, name, params, err, res); e != nil {
+			return e
+		}
+		if e := missingExtension(op, name, err); e != nil {
+			return e
 		}
 		return classify(op, err)
 	})
@@ -307,11 +375,11 @@ func (f *face) commands(a *module.Args) int {
 	node := a.Node(f.r, 1)
 	var list []CommandResult
 	err := module.Record(f.r, op, map[string]any{"node": node}, func(ctx context.Context) error {
-		agentURL, tok, err := f.agentFor(op, node)
+		agentURL, tok, client, err := f.agentFor(op, node)
 		if err != nil {
 			return err
 		}
-		list, err = f.m.client.List(ctx, agentURL, tok)
+		list, err = client.List(ctx, agentURL, tok)
 		return classify(op, err)
 	})
 	if err != nil {
@@ -325,14 +393,20 @@ func (f *face) commands(a *module.Args) int {
 	return 1
 }
 
+// shortName is a command name without its extension ("prepare_image" for
+// "standby.prepare_image"), as IPA reports it in command_name.
+func shortName(name string) string {
+	if _, short, ok := strings.Cut(name, "."); ok {
+		return short
+	}
+	return name
+}
+
 // lastNamed returns the last command called name. IPA reports the short
 // command name ("prepare_image" for "standby.prepare_image"), so both
 // forms match.
 func lastNamed(list []CommandResult, name string) (CommandResult, bool) {
-	_, short, ok := strings.Cut(name, ".")
-	if !ok {
-		short = name
-	}
+	short := shortName(name)
 	for i := len(list) - 1; i >= 0; i-- {
 		if list[i].CommandName == name || list[i].CommandName == short {
 			return list[i], true
@@ -361,6 +435,11 @@ func (f *face) waitCommand(a *module.Args) int {
 		res, err = f.pollCommand(ctx, op, node, name, interval)
 		if err == nil {
 			fields["status"] = res.CommandStatus
+			if c, ok := f.sent[shortName(name)]; ok && check {
+				if e := extensionError(op, c.name, c.params, nil, res); e != nil {
+					return e
+				}
+			}
 		}
 		return err
 	})
@@ -413,12 +492,12 @@ func (f *face) pollCommand(ctx context.Context, op, node, name string, interval 
 			prog.report(f.r, hb, time.Now())
 		}
 		changed, _ := f.m.server.Changed(node)
-		agentURL, tok, err := f.agentFor(op, node)
+		agentURL, tok, client, err := f.agentFor(op, node)
 		if err != nil {
 			return CommandResult{}, err
 		}
 		lctx, cancel := context.WithTimeout(ctx, f.commandTimeout()) // one silent poll must not take the whole wait
-		list, err := f.m.client.List(lctx, agentURL, tok)
+		list, err := client.List(lctx, agentURL, tok)
 		cancel()
 		if err == nil {
 			res, ok := lastNamed(list, name)

@@ -2,7 +2,9 @@ package agentapi
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -273,6 +275,12 @@ func (s *Server) acceptHeartbeat(w http.ResponseWriter, r *http.Request, nodeUUI
 		writeFault(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if body.AgentVerifyCA != "" {
+		if err := checkCA(body.AgentVerifyCA); err != nil {
+			writeFault(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
 	if !s.expected(nodeUUID) {
 		// Accept a node name by resolving it to the UUID.
 		if n, err := s.nodes.NodeByUUID(r.Context(), nodeUUID); err == nil {
@@ -281,7 +289,7 @@ func (s *Server) acceptHeartbeat(w http.ResponseWriter, r *http.Request, nodeUUI
 	}
 	code, msg := s.recordHeartbeat(r.Context(), nodeUUID, body.AgentToken, Heartbeat{
 		AgentURL: strings.TrimRight(body.CallbackURL, "/"), AgentVersion: body.AgentVersion, AgentStatus: body.AgentStatus,
-		Progress: body.progress(),
+		AgentVerifyCA: body.AgentVerifyCA, Progress: body.progress(),
 	})
 	if code != 0 {
 		s.log.Warn("agent heartbeat refused", "node", nodeUUID, "status", code, "reason", msg)
@@ -296,6 +304,30 @@ func checkAgentURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("invalid callback_url %q: must be an http(s) URL such as http://10.0.0.5:9999", raw)
+	}
+	return nil
+}
+
+// checkCA validates agent_verify_ca: PEM holding at least one certificate.
+func checkCA(pemData string) error {
+	rest := []byte(pemData)
+	n := 0
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return fmt.Errorf("invalid agent_verify_ca: %v", err)
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("invalid agent_verify_ca: no PEM certificate")
 	}
 	return nil
 }

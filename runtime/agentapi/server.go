@@ -70,8 +70,14 @@ type Heartbeat struct {
 	AgentURL     string // callback_url (or legacy agent_url)
 	AgentVersion string
 	AgentStatus  string // agent_status (Ironic ≥ 1.72), often empty
-	At           time.Time
-	Count        int // heartbeats since the token was registered
+	// AgentVerifyCA is the PEM certificate IPA generated for its API
+	// (agent_verify_ca, Ironic ≥ 1.68: IPA's enable_auto_tls, on by
+	// default, then serves https). The first one a token's agent sends is
+	// kept; a different one is refused, as Ironic's
+	// store_agent_certificate does. Public, not a secret.
+	AgentVerifyCA string
+	At            time.Time
+	Count         int // heartbeats since the token was registered
 	// Progress is the image write progress the lightsout agent adds to
 	// its heartbeats while standby.prepare_image runs (nil otherwise, and
 	// always nil from IPA).
@@ -393,6 +399,13 @@ func (s *Server) recordHeartbeat(ctx context.Context, nodeUUID, token string, hb
 		default:
 			return code, "Invalid or missing agent token received."
 		}
+	}
+	if prev := st.hb.AgentVerifyCA; prev != "" {
+		if hb.AgentVerifyCA != "" && strings.TrimSpace(hb.AgentVerifyCA) != strings.TrimSpace(prev) {
+			s.mu.Unlock()
+			return http.StatusBadRequest, `Detected change in ramdisk provided "agent_verify_ca"`
+		}
+		hb.AgentVerifyCA = prev
 	}
 	hb.NodeUUID = nodeUUID
 	hb.At = time.Now()

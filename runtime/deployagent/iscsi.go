@@ -6,18 +6,19 @@ import (
 	"github.com/lightsout/lightsout/runtime/deployagent/tgt"
 )
 
-// startISCSITarget is IPA's iscsi.start_iscsi_target(iqn, portal_port=3260,
-// wipe_disk_metadata=False) plus chap_user/chap_secret (lightsout's
-// extension; IPA has none): tgtd exports the root disk chosen by the root
-// device hints (as prepare_image picks it) as LUN 1 of target iqn, with a
-// CHAP account bound when given. The result is IPA's
-// {"iscsi_target_iqn": iqn} plus the portal_port. A previous target is
+// startISCSITarget is IPA's iscsi.start_iscsi_target(iqn=None,
+// wipe_disk_metadata=False, portal_port=None) (ironic-python-agent 7.1.0,
+// extensions/iscsi.py) plus chap_user/chap_secret (lightsout's extension;
+// IPA has none): tgtd exports the root disk chosen by the root device hints
+// (as prepare_image picks it) as LUN 1 of target iqn (as IPA, without iqn
+// a new iqn.2008-10.org.openstack:<uuid>), with a CHAP account bound when
+// given. The result is IPA's {"iscsi_target_iqn": iqn}. A previous target is
 // stopped first; the target is stopped by standby.power_off, by any other
 // command and when the agent stops.
 func (a *Agent) startISCSITarget(ctx context.Context, params map[string]any) (any, *RESTError) {
 	iqn, _ := params["iqn"].(string)
 	if iqn == "" {
-		return nil, &RESTError{Type: "InvalidCommandParamsError", Code: 400, Message: "Invalid command parameters", Details: "iqn is required"}
+		iqn = "iqn.2008-10.org.openstack:" + newID()
 	}
 	port := 3260
 	if p, ok := params["portal_port"].(float64); ok && p > 0 {
@@ -52,7 +53,7 @@ func (a *Agent) startISCSITarget(ctx context.Context, params map[string]any) (an
 	a.rootDisk = &d
 	a.mu.Unlock()
 	a.Console("ISCSI-TARGET-READY iqn=%s port=%d device=%s chap=%t", iqn, port, dev.Name, user != "")
-	return map[string]any{"iscsi_target_iqn": iqn, "portal_port": port}, nil
+	return map[string]any{"iscsi_target_iqn": iqn}, nil
 }
 
 // stopISCSITarget stops the agent's iSCSI target, if any.

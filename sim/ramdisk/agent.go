@@ -3,14 +3,21 @@ package ramdisk
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -24,6 +31,19 @@ import (
 
 // AgentVersion is the IPA version the emulated agent reports.
 const AgentVersion = "10.0.0"
+
+// IPAISCSIVersion is the agent_version of an agent with
+// Failures.UnmodifiedIPA: ironic-python-agent 7.1.0, the last release with
+// the iscsi extension.
+const IPAISCSIVersion = "7.1.0"
+
+// version is the agent_version the agent reports.
+func (a *Agent) version() string {
+	if a.cfg.Failures.UnmodifiedIPA {
+		return IPAISCSIVersion
+	}
+	return AgentVersion
+}
 
 // hardwareManagerVersion is the GenericHardwareManager version reported by
 // clean.get_clean_steps and checked by clean.execute_clean_step.
@@ -76,6 +96,8 @@ type Agent struct {
 	wg     sync.WaitGroup
 	done   chan struct{}
 
+	caPEM string // agent_verify_ca (Failures.UnmodifiedIPA's automatic TLS)
+
 	mu            sync.Mutex
 	token         string
 	tokenRequired bool
@@ -121,9 +143,23 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ramdisk agent: listen: %w", err)
 	}
+	if cfg.Failures.UnmodifiedIPA {
+		// IPA's enable_auto_tls (default on; lightsout's API is ≥ 1.68):
+		// a self-signed certificate for the advertised address, sent as
+		// agent_verify_ca. (IPA decides after its version discovery; the
+		// emulation serves https from the start.)
+		cert, caPEM, err := autoTLSCertificate("127.0.0.1")
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("ramdisk agent: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		a.caPEM = caPEM
+	}
 	a.ln = ln
 	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	a.srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:    slog.NewLogLogger(a.log.Handler(), slog.LevelDebug), // TLS handshake errors
 		BaseContext: func(net.Listener) context.Context { return a.ctx }}
 	a.wg.Add(2)
 	go func() {
@@ -146,8 +182,41 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
 	return a, nil
 }
 
-// URL is the agent's callback URL (http://127.0.0.1:PORT).
-func (a *Agent) URL() string { return "http://" + a.ln.Addr().String() }
+// URL is the agent's callback URL (http://127.0.0.1:PORT; https with
+// Failures.UnmodifiedIPA, whose certificate is VerifyCA).
+func (a *Agent) URL() string {
+	if a.caPEM != "" {
+		return "https://" + a.ln.Addr().String()
+	}
+	return "http://" + a.ln.Addr().String()
+}
+
+// VerifyCA is the PEM certificate the agent sends as agent_verify_ca ("" when
+// it serves plain http).
+func (a *Agent) VerifyCA() string { return a.caPEM }
+
+// autoTLSCertificate makes a certificate as IPA 7.1.0's
+// tls_utils._generate_tls_certificate: self-signed ECDSA P-256, SHA-256,
+// the IP address as subject alternative name, valid 30 days.
+func autoTLSCertificate(ip string) (tls.Certificate, string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, "", fmt.Errorf("auto TLS key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, "", fmt.Errorf("auto TLS serial: %w", err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: ip},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP(ip)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, "", fmt.Errorf("auto TLS certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), nil
+}
 
 // NodeUUID is the node found by lookup ("" before).
 func (a *Agent) NodeUUID() string {
@@ -327,8 +396,12 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	a.mu.Lock()
 	api, uuid, tok := a.apiURL, a.nodeUUID, a.token
 	a.mu.Unlock()
-	body := map[string]any{"callback_url": a.URL(), "agent_version": AgentVersion, "agent_token": tok}
-	if err := a.call(ctx, http.MethodPost, api+"/v1/heartbeat/"+url.PathEscape(uuid), "1.62", body, nil, http.StatusAccepted); err != nil {
+	body := map[string]any{"callback_url": a.URL(), "agent_version": a.version(), "agent_token": tok}
+	hdr := "1.62"
+	if a.caPEM != "" {
+		body["agent_verify_ca"], hdr = a.caPEM, "1.68"
+	}
+	if err := a.call(ctx, http.MethodPost, api+"/v1/heartbeat/"+url.PathEscape(uuid), hdr, body, nil, http.StatusAccepted); err != nil {
 		return err
 	}
 	a.mu.Lock()
@@ -425,7 +498,7 @@ func (a *Agent) apiRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) apiStatus(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"version": AgentVersion})
+	writeJSON(w, http.StatusOK, map[string]any{"version": a.version()})
 }
 
 // tokenOK applies IPA's checks: POST always validates the token; GETs

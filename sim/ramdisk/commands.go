@@ -109,6 +109,15 @@ func (a *Agent) execute(name string, params map[string]any) (*command, int, stri
 		}
 		return nil, http.StatusNotFound, fmt.Sprintf("Extension with id %s not found.", ext)
 	}
+	unexpected := ""
+	if a.cfg.Failures.UnmodifiedIPA {
+		unexpected = ipaUnexpected(name, params)
+		if unexpected != "" && !spec.async {
+			// IPA's execute_command records the TypeError as the result's
+			// command_error, which its JSON encoder cannot serialise.
+			return nil, http.StatusInternalServerError, "Object of type TypeError is not JSON serializable"
+		}
+	}
 	if spec.validate != nil {
 		if err := spec.validate(params); err != nil {
 			return nil, http.StatusBadRequest, "Invalid command parameters: " + err.Error()
@@ -133,6 +142,10 @@ func (a *Agent) execute(name string, params map[string]any) (*command, int, stri
 
 	fail := a.injectedFailure(name)
 	run := func(ctx context.Context) {
+		if unexpected != "" { // AsyncCommandResult.run: CommandExecutionError(str(TypeError))
+			c.finish(nil, execError("%s() got an unexpected keyword argument '%s'", short, unexpected), "")
+			return
+		}
 		if fail {
 			err := execError("injected failure of %s", name)
 			a.log.Error("command failed", "command", name, "error", err.Error())
@@ -167,6 +180,35 @@ func (a *Agent) execute(name string, params map[string]any) (*command, int, stri
 		a.forceHeartbeat()
 	}()
 	return c, 0, ""
+}
+
+// ipaUnexpected returns the first parameter (sorted) of a call to name that
+// unmodified ironic-python-agent 7.1.0 does not take ("" when none), from
+// its ironic_python_agent/extensions/{iscsi,image,standby}.py.
+func ipaUnexpected(name string, params map[string]any) string {
+	var known []string
+	switch name {
+	case "iscsi.start_iscsi_target":
+		known = []string{"iqn", "wipe_disk_metadata", "portal_port"}
+	case "image.install_bootloader":
+		known = []string{"root_uuid", "efi_system_part_uuid", "prep_boot_part_uuid", "target_boot_mode", "ignore_bootloader_failure"}
+	case "standby.prepare_image":
+		known = []string{"image_info", "configdrive"}
+	case "standby.get_partition_uuids", "standby.power_off", "standby.sync":
+	default:
+		return "" // **kwargs, or not a command IPA 7.1.0 checks here
+	}
+	var extra []string
+	for k := range params {
+		if !slices.Contains(known, k) {
+			extra = append(extra, k)
+		}
+	}
+	if len(extra) == 0 {
+		return ""
+	}
+	slices.Sort(extra)
+	return extra[0]
 }
 
 func (a *Agent) injectedFailure(name string) bool {

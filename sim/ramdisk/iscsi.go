@@ -11,15 +11,19 @@ import (
 	"github.com/lightsout/lightsout/runtime/deployagent/tgt"
 )
 
-// startISCSITarget is IPA's iscsi.start_iscsi_target(iqn, portal_port=3260,
-// wipe_disk_metadata=False), plus chap_user/chap_secret (lightsout's
-// extension): a real tgtd on 127.0.0.1 exports the server's disk file as
-// LUN 1. A previous target of this agent is stopped first; the target is
+// startISCSITarget is IPA's iscsi.start_iscsi_target(iqn=None,
+// wipe_disk_metadata=False, portal_port=None) (ironic-python-agent 7.1.0),
+// plus chap_user/chap_secret (lightsout's extension, refused with
+// Failures.UnmodifiedIPA): a real tgtd on 127.0.0.1 exports the server's
+// disk file as LUN 1 of iqn (without one, as IPA, a new
+// iqn.2008-10.org.openstack:<uuid>); the result is IPA's
+// {"iscsi_target_iqn": iqn}. A previous target of this agent is stopped
+// first; the target is
 // stopped when the agent stops (power off) or another command starts.
 func (a *Agent) startISCSITarget(ctx context.Context, params map[string]any) (any, *restError) {
 	iqn, _ := params["iqn"].(string)
 	if iqn == "" {
-		return nil, execError("iscsi: iqn is required")
+		iqn = "iqn.2008-10.org.openstack:" + newID()
 	}
 	port := 3260
 	if p, ok := params["portal_port"].(float64); ok && p > 0 {
@@ -69,7 +73,7 @@ func (a *Agent) startISCSITarget(ctx context.Context, params map[string]any) (an
 		go rl.serve()
 	}
 	a.log.Info("iSCSI target started", "iqn", iqn, "port", port, "chap", user != "")
-	return map[string]any{"iscsi_target_iqn": iqn, "portal_port": port}, nil
+	return map[string]any{"iscsi_target_iqn": iqn}, nil
 }
 
 // stopISCSITarget stops the agent's iSCSI target, if any.

@@ -74,6 +74,15 @@ type Failures struct {
 	// target stops reading from it (the write hangs mid-way, connections
 	// open) until the target is stopped; Agent.ISCSITargetStalled reports it.
 	TargetStallsAfter int64
+	// UnmodifiedIPA: the ramdisk is an unmodified ironic-python-agent
+	// IPAISCSIVersion, not the IPA-compatible agent with lightsout's
+	// extensions. It reports that agent_version and refuses parameters
+	// IPA's commands do not take (chap_user and chap_secret of
+	// iscsi.start_iscsi_target) as IPA does: a synchronous command answers
+	// HTTP 500 "Object of type TypeError is not JSON serializable", an
+	// asynchronous one fails with "<command>() got an unexpected keyword
+	// argument '<name>'".
+	UnmodifiedIPA bool
 }
 
 // Options configure a Ramdisk.
