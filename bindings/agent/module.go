@@ -463,8 +463,8 @@ type progressLog struct {
 }
 
 func (p *progressLog) report(r module.Run, hb agentapi.Heartbeat, now time.Time) {
-	if hb.Progress == nil || !hb.At.After(p.lastHB) {
-		return
+	if hb.Progress == nil || hb.Progress.Written == 0 || !hb.At.After(p.lastHB) {
+		return // nothing written yet: the first line shows the write moving
 	}
 	pr := *hb.Progress
 	done := pr.Total > 0 && pr.Written >= pr.Total

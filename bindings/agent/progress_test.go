@@ -53,7 +53,7 @@ func TestWaitCommandLogsDeployProgress(t *testing.T) {
 	var agentAddr atomic.Pointer[url.URL]
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/commands") {
-			if hb, ok := e.api.Agent(nodeUUID); ok && hb.Progress != nil {
+			if hb, ok := e.api.Agent(nodeUUID); ok && hb.Progress != nil && hb.Progress.Written > 0 {
 				once.Do(func() { close(release) })
 			}
 		}
