@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# demo.sh BIN - the main job on embedded defaults (one option: the demo's
-# directory in [lightsout] script_paths, for its local images), in a
-# throw-away directory: a simulated mixed fleet (gen8, gen9, gen10) whose
-# servers boot an emulated IPA ramdisk from virtual media; import it,
-# inspect everything, deploy a small test image to a Gen10 (UEFI, secure
-# boot) and a Gen8 (BIOS) through the built-in publisher, undeploy one
-# (automated cleaning), then show the recorded runs.
+# demo.sh BIN - the main job on embedded defaults (the demo's directory in
+# [lightsout] script_paths for its local images, and a [pxe] section for
+# pxe_ilo), in a throw-away directory: a simulated mixed fleet (gen8, gen9,
+# gen10 x2) whose servers run an emulated IPA ramdisk; import it, inspect
+# everything, deploy a small test image with each driver through the
+# built-in publisher: agent_ilo to a Gen10 (UEFI, secure boot) and a Gen8
+# (BIOS), pxe_ilo to a Gen9 with iLO Standard (the ramdisk boots over PXE
+# from `lightsout serve`'s built-in boot server), iscsi_ilo to a Gen10 (a
+# real tgtd exports the disk, qemu-img writes it; skipped with a message
+# without tgtd, qemu-img with libiscsi or root); undeploy all but the first
+# (automated cleaning), then show the recorded runs and, per driver, the
+# phases that differ.
 # MACHINE=qemu: a real boot instead (see demo_qemu below).
 set -euo pipefail
 BIN=${1:-bin/lightsout}
@@ -217,3 +222,21 @@ say lightsout runs list
 ID=$("$BIN" runs list --node gen10-0 --limit 1 --json | grep -o '"id": [0-9]*' | grep -o '[0-9]*$')
 say lightsout runs show "$ID"
 "$BIN" runs show "$ID"
+
+# The same image, three drivers: how each deploy booted its ramdisk and
+# wrote the disk.
+deploy_run() { "$BIN" runs list --node "$1" | awk '$2 == "deploy" { id = $1 } END { print id }'; }
+phases() {
+  "$BIN" runs show "$1" | awk '/▶ step boot deploy ramdisk/ { on = 1 }
+    on && /▶ step|call (ilo\.insert_virtual_media|ilo\.set_one_time_boot|pxe\.|agent\.command|iscsi\.write)/ { print }
+    /■ step write image/ { on = 0 }' | cut -c1-150
+}
+nodes=("gen10-0 agent_ilo: virtual media, the agent writes the image" "gen9-0 pxe_ilo: PXE from the built-in boot server, the agent writes the image")
+[ -n "$ISCSI" ] && nodes+=("gen10-1 iscsi_ilo: virtual media, lightsout writes the image over iSCSI")
+printf '\n# The same image with each driver: phases = the steps from "boot deploy ramdisk" to "write image"\n'
+printf '# with the calls that differ (virtual media or PXE; the agent or lightsout over iSCSI writes)\n'
+for entry in "${nodes[@]}"; do
+  node=${entry%% *} id=$(deploy_run "${entry%% *}")
+  say "lightsout runs show $id | phases" "# $node, ${entry#* }"
+  phases "$id"
+done
