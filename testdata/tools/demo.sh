@@ -174,11 +174,11 @@ say lightsout inspect --all
 # is skipped.
 ISCSI=
 if [ "$(id -u)" != 0 ]; then
-  ISCSI_SKIP="not root (the emulated ramdisk's tgtd needs root)"
+  ISCSI_SKIP="not root (the emulated ramdisk's tgtd needs root): run make demo as root"
 elif ! command -v tgtd >/dev/null || ! command -v tgtadm >/dev/null; then
-  ISCSI_SKIP="tgtd/tgtadm not found (Debian package tgt)"
+  ISCSI_SKIP="tgtd/tgtadm not found (Debian package tgt; make deps installs it)"
 elif ! command -v qemu-img >/dev/null || ! qemu-img --help | grep -qw iscsi; then
-  ISCSI_SKIP="qemu-img with libiscsi not found (Debian packages qemu-utils, qemu-block-extra)"
+  ISCSI_SKIP="qemu-img with libiscsi not found (Debian packages qemu-utils, qemu-block-extra; make deps installs them)"
 else
   ISCSI=1
 fi
@@ -213,7 +213,7 @@ if [ -n "$ISCSI" ]; then
   say lightsout undeploy gen10-1
   "$BIN" undeploy gen10-1
 else
-  echo "demo: skipping the iscsi_ilo deploy: $ISCSI_SKIP; testdata/tools/deps.sh installs what it needs"
+  echo "demo: skipping the iscsi_ilo deploy: $ISCSI_SKIP"
 fi
 say lightsout node list
 "$BIN" node list
@@ -223,7 +223,7 @@ ID=$("$BIN" runs list --node gen10-0 --limit 1 --json | grep -o '"id": [0-9]*' |
 say lightsout runs show "$ID"
 "$BIN" runs show "$ID"
 
-# The same image, three drivers: how each deploy booted its ramdisk and
+# The same image with each driver: how each deploy booted its ramdisk and
 # wrote the disk.
 deploy_run() { "$BIN" runs list --node "$1" | awk '$2 == "deploy" { id = $1 } END { print id }'; }
 phases() {
