@@ -219,13 +219,14 @@ say lightsout node list
 "$BIN" node list
 say lightsout runs list
 "$BIN" runs list
-ID=$("$BIN" runs list --node gen10-0 --limit 1 --json | grep -o '"id": [0-9]*' | grep -o '[0-9]*$')
+# deploy_run NODE: the id of the node's last deploy run.
+deploy_run() { "$BIN" runs list --node "$1" | awk '$2 == "deploy" { id = $1 } END { print id }'; }
+ID=$(deploy_run gen10-0)
 say lightsout runs show "$ID"
 "$BIN" runs show "$ID"
 
 # The same image with each driver: how each deploy booted its ramdisk and
 # wrote the disk.
-deploy_run() { "$BIN" runs list --node "$1" | awk '$2 == "deploy" { id = $1 } END { print id }'; }
 phases() {
   "$BIN" runs show "$1" | awk '/▶ step boot deploy ramdisk/ { on = 1 }
     on && /▶ step|call (ilo\.insert_virtual_media|ilo\.set_one_time_boot|pxe\.|agent\.command|iscsi\.write)/ { print }
