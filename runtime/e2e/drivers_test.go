@@ -152,8 +152,10 @@ func writersTo(iqn string) []int {
 	return out
 }
 
-// TestTeardownLeavesNothing deploys a whole-disk image to a node of each
-// driver, then undeploys it (teardown, then automated cleaning with the
+// TestTeardownLeavesNothing deploys the same whole-disk image to a node of
+// each driver and checks the node's disk holds it byte for byte (written
+// by the agent for agent_ilo and pxe_ilo, by lightsout over iSCSI for
+// iscsi_ilo), then undeploys it (teardown, then automated cleaning with the
 // agent: over virtual media for agent_ilo and iscsi_ilo, over PXE for
 // pxe_ilo): the node ends available and powered off with no PXE file or
 // MAC link, no published ISO, floppy or image, no artifact record, no
