@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -200,10 +201,14 @@ type heapSampler struct {
 	stop chan struct{}
 	done chan struct{}
 	peak uint64
+	// profile, when set (LIGHTSOUT_BENCH_PEAK_HEAP_PROFILE), is where a
+	// heap profile is written at each new peak (5% over the last written).
+	profile string
+	written uint64
 }
 
 func startHeapSampler(every time.Duration) *heapSampler {
-	h := &heapSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	h := &heapSampler{stop: make(chan struct{}), done: make(chan struct{}), profile: os.Getenv("LIGHTSOUT_BENCH_PEAK_HEAP_PROFILE")}
 	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
 	read := func() {
 		metrics.Read(samples)
@@ -214,6 +219,15 @@ func startHeapSampler(every time.Duration) *heapSampler {
 			}
 		}
 		h.peak = max(h.peak, v)
+		if h.profile != "" && v > h.written+h.written/20 {
+			// A new peak (5% over the last one written): the heap
+			// profile as of the last GC, to see what the peak holds.
+			h.written = v
+			if f, err := os.Create(h.profile); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
 	}
 	go func() {
 		defer close(h.done)
