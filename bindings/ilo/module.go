@@ -54,6 +54,7 @@ type Module struct {
 	conns    *iloapi.ConnLimiter
 	sessOnce sync.Once
 	sessions *redfish.Sessions
+	cas      iloapi.CAPools // parsed ilo_verify_ca bundles, shared by every run
 }
 
 // Sessions returns the process-wide Redfish sessions (one per iLO and
@@ -158,7 +159,7 @@ func (m *Module) Connect(run module.Run, info map[string]any, node module.Node) 
 	}
 	run.AddSecret(o.Password)
 	cfg := Config{Limiter: m.Limiters(run.Config()).Get(o.Address()), Conns: m.Conns(run.Config()), ResetSettle: resetSettle(run.Config()),
-		Sessions: m.Sessions(run.Config())}
+		Sessions: m.Sessions(run.Config()), CAs: &m.cas}
 	cfg.OnSession = func(e redfish.SessionEvent) {
 		// The session's login and logout are events of the run that
 		// caused them (the calls themselves stay "call" events).
