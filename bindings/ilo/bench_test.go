@@ -8,8 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -200,10 +200,14 @@ type heapSampler struct {
 	stop chan struct{}
 	done chan struct{}
 	peak uint64
+	// profile, when set (LIGHTSOUT_BENCH_PEAK_HEAP_PROFILE), is where a
+	// heap profile is written at each new peak (5% over the last written).
+	profile string
+	written uint64
 }
 
 func startHeapSampler(every time.Duration) *heapSampler {
-	h := &heapSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	h := &heapSampler{stop: make(chan struct{}), done: make(chan struct{}), profile: os.Getenv("LIGHTSOUT_BENCH_PEAK_HEAP_PROFILE")}
 	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
 	read := func() {
 		metrics.Read(samples)
@@ -214,6 +218,15 @@ func startHeapSampler(every time.Duration) *heapSampler {
 			}
 		}
 		h.peak = max(h.peak, v)
+		if h.profile != "" && v > h.written+h.written/20 {
+			// A new peak (5% over the last one written): the heap
+			// profile as of the last GC, to see what the peak holds.
+			h.written = v
+			if f, err := os.Create(h.profile); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
 	}
 	go func() {
 		defer close(h.done)
@@ -313,7 +326,7 @@ func runProliantutils(tb testing.TB, path string) (pyBenchResult, float64, time.
 // playbook takes (ilo.Module.Connect: per-iLO limiter, generation probe,
 // TLS verified against the simulator's CA, recorded calls); every result
 // must equal the simulator's inventory. Then, in the same run and against
-// the same simulator, proliantutils inspects the fleet from a 200-thread
+// the same simulator process, proliantutils inspects the fleet from a 200-thread
 // pool (sim/testdata/bench_proliantutils.py).
 //
 // N is 1,000 unless LIGHTSOUT_BENCH_NODES sets it. proliantutils is slow
@@ -321,19 +334,22 @@ func runProliantutils(tb testing.TB, path string) (pyBenchResult, float64, time.
 // to the first K nodes of each generation (default: all N); py-nodes is
 // reported so the subset is visible.
 //
-// Metrics: go-nodes/s, py-nodes/s, ratio (go/py, target >= 5);
-// peak-RSS-MB is getrusage(RUSAGE_SELF).ru_maxrss of this process, which
-// also hosts the simulator (2N listeners and the server side of every
-// connection), so it overstates the client (target <= 300); sim-RSS-MB is
-// the peak before the first inspection (simulator started, inventory
-// read); go-heap-MB is the peak Go heap in use while inspecting (client
-// and simulator together); py-RSS-MB is the Python process's own peak.
+// The simulator runs in a child process (TestInspectFleetSimProcess), so
+// this process is the client alone. Metrics: go-nodes/s, py-nodes/s,
+// ratio (go/py, target >= 5); peak-RSS-MB is getrusage(RUSAGE_SELF)
+// .ru_maxrss of this process, the client's peak (target <= 300), and
+// setup-RSS-MB the same before the first inspection (fleet read);
+// go-heap-MB is the client's peak Go heap in use while inspecting;
+// sim-RSS-MB is the simulator process's peak; py-RSS-MB the Python
+// process's (ru_maxrss of a child started with vfork also counts this
+// process's RSS at the fork: an upper bound).
 // The machine may be shared: go-cpu-ms/node and py-cpu-ms/node (client
-// plus simulator CPU time per node; getrusage of this process, and of the
-// Python child) and their cpu-ratio hold under load where the wall-clock
-// rates do not; the log line gives the load average. go-requests/node and
-// py-requests/node count the HTTP requests the simulator served per node
-// inspected; go-logins/node the Redfish session logins (events).
+// plus simulator CPU time per node; getrusage of this process, of the
+// simulator process and of the Python child) and their cpu-ratio hold
+// under load where the wall-clock rates do not; client-cpu-ms/node is the
+// Go client alone; the log line gives the load average. go-requests/node
+// and py-requests/node count the HTTP requests the simulator served per
+// node inspected; go-logins/node the Redfish session logins (events).
 //
 // LIGHTSOUT_BENCH_PROFILE=1 turns on every server's latency profile
 // (sim/latency.go: TLS handshake, login, GET, write and RIBCL costs per
@@ -345,45 +361,26 @@ func BenchmarkInspectFleet(b *testing.B) {
 	n := envInt("LIGHTSOUT_BENCH_NODES", 1000)
 	pyN := min(envInt("LIGHTSOUT_BENCH_PY_NODES", n), n)
 
-	s, err := sim.New(sim.FleetOptions(n, n))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	fleet := fleetFromSim(b, s)
+	// The simulator runs in its own process (TestInspectFleetSimProcess):
+	// this one's RSS and Go heap are the client's alone.
+	fs, fleet := startFleetSim(b, n)
 	if len(fleet) != 2*n {
 		b.Fatalf("simulator has %d servers, want %d", len(fleet), 2*n)
 	}
 	profile := os.Getenv("LIGHTSOUT_BENCH_PROFILE") != ""
-	if profile {
-		// Issue 11: every server charges its generation's latency profile
-		// (sim/latency.go) to both clients.
-		for _, srv := range s.Servers() {
-			if err := srv.SetFaults(sim.Faults{Profile: true}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	requests := func() int64 {
-		var n int64
-		for _, srv := range s.Servers() {
-			n += srv.Requests()
-		}
-		return n
-	}
 	var logins atomic.Int64
-	simRSS := maxRSSMB(b)
+	setupRSS := maxRSSMB(b)
 
 	m := ilo.NewModule() // one per process, as in the runtime: its limiters are shared
 	ctx := context.Background()
 	load0 := loadAvg()
+	req0, simCPU0 := fs.stats(b)
 	cpu0 := cpuTime(b)
 	heap := startHeapSampler(20 * time.Millisecond)
 	var (
 		elapsed   time.Duration
 		inspected int
 	)
-	req0 := requests()
 	for b.Loop() {
 		start := time.Now()
 		if err := inspectFleet(ctx, m, fleet, &logins); err != nil {
@@ -394,16 +391,18 @@ func BenchmarkInspectFleet(b *testing.B) {
 		inspected += len(fleet)
 	}
 	peakHeap := heap.Stop()
-	goReqs := requests() - req0
-	goCPU := cpuTime(b) - cpu0
+	clientCPU := cpuTime(b) - cpu0
+	req1, simCPU1 := fs.stats(b)
+	goReqs := req1 - req0
+	goCPU := clientCPU + simCPU1 - simCPU0
 	goRate := float64(inspected) / elapsed.Seconds()
 	peakRSS := maxRSSMB(b)
 	load1 := loadAvg()
 
 	// The Python half: first pyN nodes of each generation (gen8 servers
 	// come first in the simulator, then gen10).
-	var subset []sim.Node
-	inv := s.Inventory()
+	var subset []json.RawMessage
+	inv := fs.inventory(b)
 	subset = append(subset, inv[:pyN]...)
 	subset = append(subset, inv[n:n+pyN]...)
 	js, err := json.Marshal(subset)
@@ -414,11 +413,11 @@ func BenchmarkInspectFleet(b *testing.B) {
 	if err := os.WriteFile(invPath, js, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cpu1 := cpuTime(b)
-	req1 := requests()
 	py, pyRSS, pyCPU := runProliantutils(b, invPath)
-	pyReqs := requests() - req1
-	simCPU := cpuTime(b) - cpu1 // the simulator serving proliantutils
+	req2, simCPU2 := fs.stats(b)
+	pyReqs := req2 - req1
+	simCPU := simCPU2 - simCPU1 // the simulator serving proliantutils
+	simRSS := fs.stop()
 	if py.Nodes != 2*pyN {
 		b.Fatalf("proliantutils inspected %d nodes, want %d", py.Nodes, 2*pyN)
 	}
@@ -434,6 +433,8 @@ func BenchmarkInspectFleet(b *testing.B) {
 	b.ReportMetric(goRate/py.NodesPerS, "ratio")
 	b.ReportMetric(peakRSS, "peak-RSS-MB")
 	b.ReportMetric(simRSS, "sim-RSS-MB")
+	b.ReportMetric(setupRSS, "setup-RSS-MB")
+	b.ReportMetric(float64(clientCPU)/float64(time.Millisecond)/float64(inspected), "client-cpu-ms/node")
 	b.ReportMetric(float64(peakHeap)/(1<<20), "go-heap-MB")
 	b.ReportMetric(pyRSS, "py-RSS-MB")
 	b.ReportMetric(goCPUPerNode, "go-cpu-ms/node")
@@ -447,9 +448,8 @@ func BenchmarkInspectFleet(b *testing.B) {
 	}
 	b.Logf("go: %d inspections in %s (%.0f nodes/s, %d gen8 + %d gen10, %d in parallel, %.2f CPU-ms/node with the simulator); "+
 		"proliantutils: %d nodes (%d gen8 + %d gen10) in %.1f s (%.2f nodes/s, %.2f CPU-ms/node with the simulator: %s python + %s sim); "+
-		"peak RSS %.0f MB (sim alone %.0f MB), Go heap peak %.0f MB, python RSS %.0f MB; load average %s before, %s after the Go half, %s at the end",
+		"client peak RSS %.0f MB (%.0f MB before inspecting), Go heap peak %.0f MB; simulator process peak RSS %.0f MB; python RSS %.0f MB; load average %s before, %s after the Go half, %s at the end",
 		inspected, elapsed.Round(time.Millisecond), goRate, n, n, benchParallel, goCPUPerNode,
 		py.Nodes, pyN, pyN, py.Seconds, py.NodesPerS, pyCPUPerNode, pyCPU.Round(time.Millisecond), simCPU.Round(time.Millisecond),
-		peakRSS, simRSS, float64(peakHeap)/(1<<20), pyRSS, load0, load1, loadAvg())
-	runtime.KeepAlive(s)
+		peakRSS, setupRSS, float64(peakHeap)/(1<<20), simRSS, pyRSS, load0, load1, loadAvg())
 }

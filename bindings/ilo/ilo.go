@@ -115,6 +115,9 @@ type Config struct {
 	Limiter *iloapi.Limiter
 	// Conns is the process-wide bound on open iLO connections (nil: none).
 	Conns *iloapi.ConnLimiter
+	// CAs shares the parsed ilo_verify_ca bundles between the process's
+	// clients (nil: each client parses its own).
+	CAs *iloapi.CAPools
 	// Probe is a cached probe; it is used when its address matches.
 	Probe *Probe
 	// OnProbe is called once with a fresh probe (to persist it).
@@ -158,7 +161,7 @@ var _ Client = (*Router)(nil)
 // Connect returns a routing client for o. No traffic happens until the
 // first call.
 func Connect(o Options, cfg Config) (*Router, error) {
-	t, err := iloapi.NewLimitedTransport(o, cfg.Limiter, cfg.Conns)
+	t, err := iloapi.NewPooledTransport(o, cfg.Limiter, cfg.Conns, cfg.CAs)
 	if err != nil {
 		return nil, err
 	}

@@ -43,12 +43,18 @@ const ConfigMaxSessions = "max_sessions"
 type Module struct {
 	// MaxRequests overrides [ilo] max_requests_per_ilo when > 0.
 	MaxRequests int
+	// Logger receives the process-level events of the shared Redfish
+	// sessions (logouts outside any run: idle expiry, shutdown), at
+	// debug level; the App sets its own (--log-level, redaction). Nil
+	// discards them (never slog.Default). Set it before the first run.
+	Logger *slog.Logger
 
 	once     sync.Once
 	limiters *iloapi.Limiters
 	conns    *iloapi.ConnLimiter
 	sessOnce sync.Once
 	sessions *redfish.Sessions
+	cas      iloapi.CAPools // parsed ilo_verify_ca bundles, shared by every run
 }
 
 // Sessions returns the process-wide Redfish sessions (one per iLO and
@@ -64,11 +70,22 @@ func (m *Module) Sessions(cfg module.Config) *redfish.Sessions {
 			}
 		}
 		m.sessions.MaxIdle = configInt(cfg, ConfigMaxSessions, redfish.DefaultMaxIdleSessions)
-		m.sessions.OnEvent = func(e redfish.SessionEvent) {
-			slog.Info("iLO Redfish session "+e.Name, "address", e.Address, "reason", e.Reason, "session", e.Session)
-		}
+		m.sessions.OnEvent = m.logSession
 	})
 	return m.sessions
+}
+
+// logSession logs a session event that happened outside any run (the
+// ones inside a run are that run's "ilo.session_*" events). They are
+// routine (one per iLO at shutdown or after session_idle), so debug.
+// A SessionEvent never carries the token; the password is not in it.
+func (m *Module) logSession(e redfish.SessionEvent) {
+	lg := m.Logger
+	if lg == nil {
+		return
+	}
+	lg.LogAttrs(context.Background(), slog.LevelDebug, "iLO Redfish session "+e.Name,
+		slog.String("address", e.Address), slog.String("reason", e.Reason), slog.String("session", e.Session))
 }
 
 // Close deletes every shared Redfish session (each bounded by its iLO's
@@ -142,7 +159,7 @@ func (m *Module) Connect(run module.Run, info map[string]any, node module.Node) 
 	}
 	run.AddSecret(o.Password)
 	cfg := Config{Limiter: m.Limiters(run.Config()).Get(o.Address()), Conns: m.Conns(run.Config()), ResetSettle: resetSettle(run.Config()),
-		Sessions: m.Sessions(run.Config())}
+		Sessions: m.Sessions(run.Config()), CAs: &m.cas}
 	cfg.OnSession = func(e redfish.SessionEvent) {
 		// The session's login and logout are events of the run that
 		// caused them (the calls themselves stay "call" events).

@@ -119,7 +119,8 @@ type Options struct {
 	// OnHeartbeat, if set, is called after each accepted heartbeat (e.g.
 	// to persist driver_internal_info.agent_url). It must not block long.
 	OnHeartbeat func(ctx context.Context, hb Heartbeat)
-	// Logger receives request errors; nil means slog.Default().
+	// Logger receives request errors; nil discards them (the App passes
+	// its own, so --log-level and redaction apply).
 	Logger *slog.Logger
 }
 
@@ -164,7 +165,7 @@ func New(nodes Nodes, opts Options) *Server {
 	}
 	lg := opts.Logger
 	if lg == nil {
-		lg = slog.Default()
+		lg = slog.New(slog.DiscardHandler)
 	}
 	return &Server{nodes: nodes, opts: opts, log: lg, states: map[string]*nodeState{}}
 }

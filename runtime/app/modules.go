@@ -23,6 +23,7 @@ func (a *App) defaultModules(ctx context.Context) ([]module.Module, error) {
 	a.vmedia = vm
 	a.agent = a.agentModule()
 	im := ilo.NewModule()
+	im.Logger = a.Log   // --log-level and redaction apply to its session logouts
 	a.OnClose(im.Close) // deletes the shared iLO Redfish sessions
 	return []module.Module{
 		im,

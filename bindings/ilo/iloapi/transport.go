@@ -124,6 +124,13 @@ func NewTransport(o Options, lim *Limiter) (*Transport, error) {
 // NewLimitedTransport is NewTransport whose connections also count
 // against the process-wide conns (nil: no process-wide bound).
 func NewLimitedTransport(o Options, lim *Limiter, conns *ConnLimiter) (*Transport, error) {
+	return NewPooledTransport(o, lim, conns, nil)
+}
+
+// NewPooledTransport is NewLimitedTransport whose ilo_verify_ca bundle
+// comes from cas, parsed once for the process's transports (nil: read
+// for this transport).
+func NewPooledTransport(o Options, lim *Limiter, conns *ConnLimiter, cas *CAPools) (*Transport, error) {
 	if lim == nil {
 		lim = NewLimiter(DefaultMaxRequests)
 	}
@@ -142,7 +149,7 @@ func NewLimitedTransport(o Options, lim *Limiter, conns *ConnLimiter) (*Transpor
 		cfg.InsecureSkipVerify = true
 	}
 	if o.CAPath != "" && !cfg.InsecureSkipVerify {
-		pool, err := loadCAs(o.CAPath)
+		pool, err := cas.Get(o.CAPath)
 		if err != nil {
 			return nil, fmt.Errorf("ilo_verify_ca %s: %w", o.CAPath, err)
 		}

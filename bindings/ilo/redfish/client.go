@@ -32,12 +32,14 @@ type Client struct {
 	root  *rootInfo
 	stale []staleSession
 	sh    *Shared
+	set   *Sessions // nil: a private session
 }
 
 // UseSessions makes the client share the sessions of set (one per iLO
 // and user for the whole process) instead of a private one.
 func (c *Client) UseSessions(set *Sessions) {
 	c.mu.Lock()
+	c.set = set
 	c.sh = set.For(c.t.Options())
 	c.mu.Unlock()
 }
@@ -46,7 +48,13 @@ func (c *Client) UseSessions(set *Sessions) {
 func (c *Client) shared() *Shared {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sh == nil {
+	switch {
+	case c.set != nil:
+		// Looked up per operation: the set forgets an iLO whose session
+		// was logged out (idle), and a long run must then share the new
+		// entry with the other runs, not keep a session of its own.
+		c.sh = c.set.For(c.t.Options())
+	case c.sh == nil:
 		c.sh = &Shared{address: c.t.Options().Address()}
 	}
 	return c.sh

@@ -94,13 +94,31 @@ func (p *Sessions) For(o iloapi.Options) *Shared {
 	k := sessionKey{o.Address(), o.Username, o.Password}
 	sh := p.m[k]
 	if sh == nil {
-		sh = &Shared{pool: p, address: o.Address()}
+		sh = &Shared{pool: p, key: k, address: o.Address()}
 		if p.m == nil {
 			p.m = map[sessionKey]*Shared{}
 		}
 		p.m[k] = sh
 	}
 	return sh
+}
+
+// forget removes sh from the set when it is still the entry of its key.
+// An operation that took sh from For just before keeps working with it
+// (it logs in and out on its own); the next For makes a new entry.
+func (p *Sessions) forget(sh *Shared) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m[sh.key] == sh {
+		delete(p.m, sh.key)
+	}
+}
+
+// entries is the number of iLO/user entries in the set (for tests).
+func (p *Sessions) entries() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.m)
 }
 
 // Live is the number of sessions currently held (logged in).
@@ -156,6 +174,7 @@ func (p *Sessions) idle() time.Duration {
 // never exposed outside the package.
 type Shared struct {
 	pool    *Sessions // nil: private to one Client, deleted at its Close
+	key     sessionKey
 	address string
 
 	login sync.Mutex // serialises logins
@@ -275,11 +294,18 @@ func (sh *Shared) logout(ctx context.Context, reason string, on func(SessionEven
 	if sh.timer != nil {
 		sh.timer.Stop()
 	}
-	if sh.inUse == 0 {
+	unused := sh.inUse == 0
+	if unused {
 		sh.unholdLocked()
 		sh.t = nil // the run's transport (its TLS config, CA pool) can go
 	}
 	sh.mu.Unlock()
+	if unused && sh.pool != nil {
+		// Logged out and unused: the set forgets the iLO (a later
+		// operation makes a new entry), so a long-lived process does not
+		// keep one entry per iLO and password it ever used.
+		sh.pool.forget(sh)
+	}
 	if token == "" || location == "" || t == nil {
 		return
 	}

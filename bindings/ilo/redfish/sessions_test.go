@@ -127,6 +127,16 @@ func TestSharedSessionsAcrossClients(t *testing.T) {
 	if srv.Sessions() != 0 {
 		t.Fatalf("%d sessions after idle expiry", srv.Sessions())
 	}
+	if n := set.entries(); n != 0 {
+		t.Fatalf("the set keeps %d entries after the idle logout, want 0 (one per iLO ever used would grow without bound)", n)
+	}
+	// The iLO is used again: a new entry, a new login.
+	if _, err := c.GetHostPowerStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := set.entries(); n != 1 || srv.Sessions() != 1 {
+		t.Fatalf("after reuse: %d entries, %d sessions; want 1 and 1", n, srv.Sessions())
+	}
 	set.Close(ctx)
 }
 
@@ -161,8 +171,8 @@ func TestSessionsMaxIdle(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the session beyond MaxIdle was not deleted")
 	}
-	if srv2.Sessions() != 0 || srv1.Sessions() != 1 || set.Held() != 1 {
-		t.Fatalf("second iLO %d sessions, first %d, held %d; want 0, 1, 1", srv2.Sessions(), srv1.Sessions(), set.Held())
+	if srv2.Sessions() != 0 || srv1.Sessions() != 1 || set.Held() != 1 || set.entries() != 1 {
+		t.Fatalf("second iLO %d sessions, first %d, held %d, entries %d; want 0, 1, 1, 1", srv2.Sessions(), srv1.Sessions(), set.Held(), set.entries())
 	}
 	set.Close(ctx)
 	if set.Held() != 0 || srv1.Sessions() != 0 {
