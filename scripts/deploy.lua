@@ -57,6 +57,7 @@ local function validate(ctx)
       .. " or deploy_kernel and deploy_ramdisk")
   end
   params_lib.check_image(n)
+  params_lib.check_whole_disk(n)
   -- virtual media needs iLO Advanced on iLO 4: say so (and name pxe_ilo) before anything changes
   local ok, problem = pcall(license.check, ctx.bmc, n.driver)
   if not ok then

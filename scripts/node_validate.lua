@@ -123,6 +123,7 @@ function M.validate(n)
     problems[#problems + 1] = ("Node %s does not have any port associated with it"):format(n.name)
   end
   local vctx = { node = n }
+  problems[#problems + 1] = raised(require("params").check_whole_disk, n)
   if n.driver == "iscsi_ilo" then
     problems[#problems + 1] = raised(deploy_iscsi.validate, vctx)
   elseif n.driver == "pxe_ilo" and not pxe_problems[1] then -- else boot already says what is missing

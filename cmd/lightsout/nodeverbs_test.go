@@ -642,6 +642,12 @@ func TestNodeValidateDrivers(t *testing.T) {
 			set: []string{"-p", "capabilities=boot_mode:uefi",
 				"--instance-info", `capabilities={"boot_mode": "uefi", "boot_option": "netboot"}`},
 			boot: "ok", deploy: "Conflict: Whole disk image being used for deploy"},
+		{name: "pxe_ilo partition image", driver: "pxe_ilo",
+			set:  []string{"--instance-info", "kernel=" + kernel, "--instance-info", "ramdisk=" + kernel},
+			boot: "ok", deploy: "make this a partition image, which pxe_ilo cannot deploy"},
+		{name: "agent_ilo partition image", driver: "agent_ilo",
+			set:  []string{"--instance-info", "kernel=" + kernel, "--instance-info", "ramdisk=" + kernel},
+			boot: "ok", deploy: "set the node's driver to iscsi_ilo"},
 		{name: "iscsi_ilo ok", driver: "iscsi_ilo", boot: "ok", deploy: "ok"},
 		{name: "iscsi_ilo whole-disk with swap", driver: "iscsi_ilo", set: []string{"--instance-info", "swap_mb=512"},
 			boot: "ok", deploy: "Cannot deploy whole disk image with swap or ephemeral size set (instance_info.swap_mb=512: unset it"},
@@ -653,7 +659,8 @@ func TestNodeValidateDrivers(t *testing.T) {
 			c.t = t
 			// the baseline, then the case's change
 			c.must("node", "set", n, "-i", "deploy_kernel="+kernel, "--port", mac)
-			c.must("node", "unset", n, "-i", "iscsi_port", "--instance-info", "swap_mb", "--instance-info", "capabilities")
+			c.must("node", "unset", n, "-i", "iscsi_port", "--instance-info", "swap_mb", "--instance-info", "capabilities",
+				"--instance-info", "kernel", "--instance-info", "ramdisk")
 			c.must("node", "set", n, "-p", "capabilities="+caps)
 			c.must(append([]string{"node", "set", n, "--driver", tt.driver}, tt.set...)...)
 			if tt.unset != nil {
