@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/runtime/app"
-	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/localport"
+	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/sim/ramdisk"
 )
