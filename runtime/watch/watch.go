@@ -541,7 +541,8 @@ func (w *Watcher) unclaim(proc, name string) {
 // that was re-queued under this name with this content.
 func (w *Watcher) recordClaim(ctx context.Context, name, proc, sum string) (*store.Job, error) {
 	st := w.a.Store
-	prev, err := st.ListJobs(ctx, store.JobFilter{Queued: name, SHA256: sum, Status: []string{store.JobRequeued}, Open: true})
+	prev, err := st.ListJobs(ctx, store.JobFilter{Queued: name, SHA256: sum, Status: []string{store.JobRequeued}, Open: true,
+		Folders: w.folders()})
 	if err != nil {
 		return nil, err
 	}
@@ -552,13 +553,18 @@ func (w *Watcher) recordClaim(ctx context.Context, name, proc, sum string) (*sto
 			j.Host, j.PID = w.host, w.pid
 			j.Conductor = w.conductor()
 			j.Generation++
+			j.Folder = w.sp.id
 			return nil
 		})
 	}
 	j := &store.Job{Name: name, File: proc, SHA256: sum, Status: store.JobClaimed, Attempts: 1, Host: w.host, PID: w.pid,
-		Conductor: w.conductor(), Generation: 1}
+		Conductor: w.conductor(), Generation: 1, Folder: w.sp.id}
 	return j, st.CreateJob(ctx, j)
 }
+
+// folders selects the job rows of this watcher's folder, and those
+// recorded before job rows had a folder (store.JobFilter.Folders).
+func (w *Watcher) folders() []string { return []string{w.sp.id, ""} }
 
 // conductor is this process's conductor id, 0 when the store is not shared.
 func (w *Watcher) conductor() int64 {
