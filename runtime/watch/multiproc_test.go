@@ -187,6 +187,45 @@ func (c *cluster) kill9(i int) {
 	_ = c.procs[i].Wait()
 }
 
+// stop stops process i with SIGTERM and waits for it to exit cleanly.
+func (c *cluster) stop(i int) {
+	c.t.Helper()
+	if err := c.procs[i].Process.Signal(syscall.SIGTERM); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.procs[i].Wait(); err != nil {
+		c.t.Fatalf("watcher %d on SIGTERM: %v\n%s", i, err, c.outs[i])
+	}
+}
+
+// conductor returns the conductor (leases.go) process pid registered as,
+// nil when it is not (or no longer) registered.
+func (c *cluster) conductor(pid int) *store.Conductor {
+	c.t.Helper()
+	l, ok := c.e.a.Store.(interface {
+		Conductors(ctx context.Context) ([]store.Conductor, error)
+	})
+	if !ok {
+		c.t.Fatal("the store has no conductors")
+	}
+	cs, err := l.Conductors(context.Background())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, cd := range cs {
+		if cd.PID == pid {
+			return &cd
+		}
+	}
+	return nil
+}
+
+// fenced reports whether process pid was taken over (fenced).
+func (c *cluster) fenced(pid int) bool {
+	cd := c.conductor(pid)
+	return cd != nil && cd.FencedAt != nil
+}
+
 // dropJobs drops n jobs, each sleeping secs on node n(i%nodes).
 func (c *cluster) dropJobs(n, nodes int, secs string) []string {
 	var names []string
