@@ -453,13 +453,24 @@ var _ JobAdopter = (*DB)(nil)
 // fails each job (runtime/watch). Only jobs of watch folder folder (and
 // those recorded without a folder) are adopted: a process watching another
 // folder could neither move nor re-queue their files; folder "" adopts
-// every folder's jobs.
+// every folder's jobs. A conductor that was taken over (or is not
+// registered) adopts nothing: ErrFenced.
 func (s *DB) AdoptJobs(ctx context.Context, by int64, folder string) ([]*Job, error) {
 	t, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("adopt jobs: %w", err)
 	}
 	defer t.Rollback()
+	// A process taken over (fenced) adopts nothing: it may have resumed
+	// after a SIGSTOP and must not write.
+	var fenced *int64
+	err = t.QueryRowContext(ctx, `SELECT fenced_at FROM conductors WHERE id = ?`, by).Scan(&fenced)
+	switch {
+	case errors.Is(err, sql.ErrNoRows) || (err == nil && fenced != nil):
+		return nil, fmt.Errorf("adopt jobs for conductor %d: %w", by, ErrFenced)
+	case err != nil:
+		return nil, fmt.Errorf("adopt jobs: %w", err)
+	}
 	skip := ""
 	if s.d.name == DialectPostgres {
 		skip = " FOR UPDATE SKIP LOCKED"

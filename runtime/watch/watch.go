@@ -288,6 +288,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.log.Error("another process took over this process's claims (its heartbeat stopped for longer than [conductor] heartbeat_timeout): stopping; restart it to watch again")
 		case <-adopt:
 			if err := w.reconcile(ctx); err != nil && ctx.Err() == nil {
+				w.fence(err)
 				w.setErr(err)
 				w.log.Warn("adopt the jobs of stopped processes", "err", err)
 			}

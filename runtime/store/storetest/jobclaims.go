@@ -132,7 +132,8 @@ func testSetJobRunChecksClaim(t *testing.T, open Opener) {
 // (schema version 8), through updates and a reopen; ListJobs selects by
 // folder ("" selecting rows recorded without one), and AdoptJobs takes
 // only the jobs of the adopter's folder and those without a folder, so a
-// watcher never judges the jobs of a folder it does not watch.
+// watcher never judges the jobs of a folder it does not watch; a process
+// that was taken over adopts nothing (ErrFenced).
 func testJobsByFolder(t *testing.T, open Opener) {
 	ctx := context.Background()
 	s := open(t, Key(1))
@@ -209,5 +210,20 @@ func testJobsByFolder(t *testing.T, open Opener) {
 	must(t, err)
 	if len(got) != 1 || got[0].ID != b.ID || got[0].Conductor != cb.ID {
 		t.Fatalf("adopted by folder b's watcher: %+v, want job %d only", got, b.ID)
+	}
+	// a process taken over (SIGSTOP, then resumed) adopts nothing
+	late := mk("late.json", "folder-a")
+	cc, err := l.RegisterConductor(ctx, "h", 3, now.Add(-time.Hour))
+	must(t, err)
+	if _, err := l.TakeOver(ctx, ca.ID, time.Minute, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, by := range []int64{cc.ID, 9999} {
+		if got, err := ad.AdoptJobs(ctx, by, "folder-a"); !errors.Is(err, store.ErrFenced) || len(got) != 0 {
+			t.Fatalf("adoption by fenced or unknown conductor %d: %+v %v, want ErrFenced", by, got, err)
+		}
+	}
+	if g, _ := s.GetJob(ctx, late.ID); g.Conductor != 0 || g.Generation != 1 {
+		t.Fatalf("a fenced conductor adopted job %d: %+v", late.ID, g)
 	}
 }
