@@ -285,7 +285,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-tick.C:
 		case <-settle.C:
 		case <-w.fencedC:
-			w.log.Error("another process took over this process's claims (its heartbeat stopped for longer than [conductor] heartbeat_timeout): stopping; restart it to watch again")
 		case <-adopt:
 			if err := w.reconcile(ctx); err != nil && ctx.Err() == nil {
 				w.fence(err)
@@ -293,6 +292,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 				w.log.Warn("adopt the jobs of stopped processes", "err", err)
 			}
 		}
+	}
+	if w.isFenced() {
+		w.log.Error("another process took over this process's claims (its heartbeat stopped for longer than [conductor] heartbeat_timeout): giving its jobs up and stopping; restart it to watch again")
 	}
 	w.mu.Lock()
 	w.status.Draining = true
