@@ -122,11 +122,17 @@ func (b *bmcCluster) checkResults() (done, failed int) {
 		}
 		done++
 	}
+	reasons := map[string]int{}
 	for _, f := range b.e.jobs(Failed) {
-		if r := b.e.result(Failed, f); r.Error == "" {
+		r := b.e.result(Failed, f)
+		if r.Error == "" {
 			t.Errorf("%s failed without a reason", f)
 		}
+		reasons[r.Error]++
 		failed++
+	}
+	for r, n := range reasons {
+		t.Logf("%d jobs failed: %.300s", n, r)
 	}
 	return done, failed
 }
