@@ -9,8 +9,11 @@
 // store (file name, content hash, attempts, and the run of every node as it
 // starts). At start-up the watcher reconciles processing/ with the store:
 // finished jobs are moved on with their result, interrupted ones are moved
-// back to incoming/ and fail after Options.MaxAttempts claims. One process
-// watches a folder at a time (a lock file in DIR).
+// back to incoming/ and fail after Options.MaxAttempts claims. With a
+// SQLite store one process watches a folder at a time (a lock file in DIR);
+// processes sharing a PostgreSQL store may watch one folder together. Job
+// rows name their folder (the id in DIR/.lightsout-folder-id): a watcher
+// judges only its own folder's jobs.
 package watch
 
 import (
