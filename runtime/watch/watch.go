@@ -332,6 +332,19 @@ func (w *Watcher) fence(err error) {
 	}
 }
 
+// storeFailed logs that the store refused or failed what for job file:
+// refused with store.ErrFenced (another process took the job over), the
+// watcher is fenced and gives the job up; otherwise then says what
+// happens to the job.
+func (w *Watcher) storeFailed(what, then, file string, err error) {
+	w.fence(err)
+	if errors.Is(err, store.ErrFenced) {
+		w.log.Error("store: "+what+": another process took the job over; giving it up", "file", file, "err", err)
+		return
+	}
+	w.log.Error("store: "+what+"; "+then, "file", file, "err", err)
+}
+
 func (w *Watcher) isFenced() bool {
 	select {
 	case <-w.fencedC:
