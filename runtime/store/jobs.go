@@ -77,6 +77,11 @@ type Job struct {
 	// Generation grows at every claim or adoption of the job: a process
 	// whose claim was taken over cannot write the job any more.
 	Generation int64 `json:"generation,omitempty"`
+	// Folder identifies the watch folder the job was dropped in (the id
+	// runtime/watch keeps in the folder, the same on every host mounting
+	// it); "" for jobs claimed before schema version 8, which any watcher
+	// may judge.
+	Folder string `json:"folder,omitempty"`
 }
 
 // JobRun is the run of a job on one node. Previous lists the ids of earlier
@@ -108,10 +113,14 @@ type JobFilter struct {
 	Status []string
 	// Open selects only jobs that are not archived.
 	Open bool
+	// Folders lists the watch folders (Job.Folder) to match; "" in the
+	// list matches jobs recorded without a folder (before schema version
+	// 8). Empty: every folder.
+	Folders []string
 }
 
 const jobCols = `id, job_id, name, file, queued, sha256, action, nodes, status, attempts, error, result, final,
-	archived, host, pid, claimed_at, finished_at, conductor, claim_generation`
+	archived, host, pid, claimed_at, finished_at, conductor, claim_generation, folder`
 
 func scanJob(row scanner) (*Job, error) {
 	var j Job
@@ -121,7 +130,7 @@ func scanJob(row scanner) (*Job, error) {
 	var finished sql.NullInt64
 	if err := row.Scan(&j.ID, &j.JobID, &j.Name, &j.File, &j.Queued, &j.SHA256, &j.Action, &nodes, &j.Status,
 		&j.Attempts, &j.Error, &j.Result, &j.Final, &archived, &j.Host, &j.PID, &claimed, &finished,
-		&j.Conductor, &j.Generation); err != nil {
+		&j.Conductor, &j.Generation, &j.Folder); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(nodes), &j.Nodes); err != nil {
@@ -150,7 +159,7 @@ func jobArgs(j *Job) ([]any, error) {
 		fin = ts(*j.FinishedAt)
 	}
 	return []any{j.JobID, j.Name, j.File, j.Queued, j.SHA256, j.Action, string(b), j.Status, j.Attempts, j.Error,
-		j.Result, j.Final, boolInt(j.Archived), j.Host, j.PID, ts(j.ClaimedAt), fin, j.Conductor, j.Generation}, nil
+		j.Result, j.Final, boolInt(j.Archived), j.Host, j.PID, ts(j.ClaimedAt), fin, j.Conductor, j.Generation, j.Folder}, nil
 }
 
 // CreateJob implements Store.
@@ -182,8 +191,8 @@ func (s *DB) CreateJob(ctx context.Context, j *Job) error {
 		}
 	}
 	err = t.QueryRowContext(ctx, `INSERT INTO jobs (job_id, name, file, queued, sha256, action, nodes, status,
-		attempts, error, result, final, archived, host, pid, claimed_at, finished_at, conductor, claim_generation)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`, args...).Scan(&j.ID)
+		attempts, error, result, final, archived, host, pid, claimed_at, finished_at, conductor, claim_generation, folder)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`, args...).Scan(&j.ID)
 	if err == nil {
 		err = t.Commit()
 	}
@@ -230,7 +239,7 @@ func (s *DB) UpdateJob(ctx context.Context, id int64, fn func(j *Job) error) (*J
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE jobs SET job_id=?, name=?, file=?, queued=?, sha256=?, action=?, nodes=?,
 		status=?, attempts=?, error=?, result=?, final=?, archived=?, host=?, pid=?, claimed_at=?, finished_at=?,
-		conductor=?, claim_generation=? WHERE id=?`,
+		conductor=?, claim_generation=?, folder=? WHERE id=?`,
 		append(args, id)...)
 	if err != nil {
 		return nil, fmt.Errorf("update job %d: %w", id, err)
@@ -259,6 +268,12 @@ func (s *DB) ListJobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	}
 	if f.Open {
 		q += ` AND archived = 0`
+	}
+	if len(f.Folders) > 0 {
+		q += ` AND folder IN (?` + strings.Repeat(",?", len(f.Folders)-1) + `)`
+		for _, d := range f.Folders {
+			args = append(args, d)
+		}
 	}
 	rows, err := s.r.QueryContext(ctx, q+` ORDER BY id`, args...)
 	if err != nil {
@@ -381,7 +396,7 @@ func (s *DB) ClaimJobID(ctx context.Context, id int64, jobID string, fn func(j, 
 	}
 	_, err = t.ExecContext(ctx, `UPDATE jobs SET job_id=?, name=?, file=?, queued=?, sha256=?, action=?, nodes=?,
 		status=?, attempts=?, error=?, result=?, final=?, archived=?, host=?, pid=?, claimed_at=?, finished_at=?,
-		conductor=?, claim_generation=? WHERE id=?`, append(args, id)...)
+		conductor=?, claim_generation=?, folder=? WHERE id=?`, append(args, id)...)
 	if err == nil {
 		err = t.Commit()
 	}
@@ -423,7 +438,7 @@ func (s *DB) JobRuns(ctx context.Context, job int64) ([]JobRun, error) {
 
 // JobAdopter is the job API of a store shared by several watchers.
 type JobAdopter interface {
-	AdoptJobs(ctx context.Context, by int64) ([]*Job, error)
+	AdoptJobs(ctx context.Context, by int64, folder string) ([]*Job, error)
 }
 
 var _ JobAdopter = (*DB)(nil)
@@ -435,19 +450,39 @@ var _ JobAdopter = (*DB)(nil)
 // it any more (see Job.Generation). On PostgreSQL the rows are locked with
 // FOR UPDATE SKIP LOCKED: processes adopting at once split the jobs, each
 // job goes to exactly one of them. The caller then finishes, re-queues or
-// fails each job (runtime/watch).
-func (s *DB) AdoptJobs(ctx context.Context, by int64) ([]*Job, error) {
+// fails each job (runtime/watch). Only jobs of watch folder folder (and
+// those recorded without a folder) are adopted: a process watching another
+// folder could neither move nor re-queue their files; folder "" adopts
+// every folder's jobs. A conductor that was taken over (or is not
+// registered) adopts nothing: ErrFenced.
+func (s *DB) AdoptJobs(ctx context.Context, by int64, folder string) ([]*Job, error) {
 	t, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("adopt jobs: %w", err)
 	}
 	defer t.Rollback()
+	// A process taken over (fenced) adopts nothing: it may have resumed
+	// after a SIGSTOP and must not write.
+	var fenced *int64
+	err = t.QueryRowContext(ctx, `SELECT fenced_at FROM conductors WHERE id = ?`, by).Scan(&fenced)
+	switch {
+	case errors.Is(err, sql.ErrNoRows) || (err == nil && fenced != nil):
+		return nil, fmt.Errorf("adopt jobs for conductor %d: %w", by, ErrFenced)
+	case err != nil:
+		return nil, fmt.Errorf("adopt jobs: %w", err)
+	}
 	skip := ""
 	if s.d.name == DialectPostgres {
 		skip = " FOR UPDATE SKIP LOCKED"
 	}
-	rows, err := t.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE archived = 0 AND conductor != ?
-		AND NOT EXISTS (SELECT 1 FROM conductors c WHERE c.id = jobs.conductor AND c.fenced_at IS NULL) ORDER BY id`+skip, by)
+	q := `SELECT ` + jobCols + ` FROM jobs WHERE archived = 0 AND conductor != ?
+		AND NOT EXISTS (SELECT 1 FROM conductors c WHERE c.id = jobs.conductor AND c.fenced_at IS NULL)`
+	args := []any{by}
+	if folder != "" {
+		q += ` AND folder IN (?, '')`
+		args = append(args, folder)
+	}
+	rows, err := t.QueryContext(ctx, q+` ORDER BY id`+skip, args...)
 	if err != nil {
 		return nil, fmt.Errorf("adopt jobs: %w", err)
 	}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -181,5 +182,58 @@ func TestMigrateFromMissingFile(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); err == nil {
 		t.Fatal("the missing source was created")
+	}
+}
+
+// TestMigration8AddsJobFolder: a SQLite database of schema version 7
+// with a job row is upgraded: the row reads back with no folder, which
+// the folder filters select as "recorded without a folder"; new rows keep
+// their folder.
+func TestMigration8AddsJobFolder(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lightsout.db")
+	s, err := store.Open(ctx, path, storetest.Key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP INDEX jobs_folder`, `ALTER TABLE jobs DROP COLUMN folder`, `PRAGMA user_version = 7`,
+		`INSERT INTO jobs (name, file, sha256, status, claimed_at) VALUES ('old.json', 'old.json', 'h', 'requeued', 1)`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	s, err = store.Open(ctx, path, storetest.Key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateJob(ctx, &store.Job{Name: "new.json", File: "new.json", SHA256: "h", Folder: "f1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		folders []string
+		want    []string
+	}{
+		{nil, []string{"old.json", "new.json"}},
+		{[]string{"f1"}, []string{"new.json"}},
+		{[]string{"f2", ""}, []string{"old.json"}},
+	} {
+		js, err := s.ListJobs(ctx, store.JobFilter{Folders: tt.folders})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, j := range js {
+			got = append(got, j.Name)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("folders %q: %v, want %v", tt.folders, got, tt.want)
+		}
 	}
 }

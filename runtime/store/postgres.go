@@ -23,6 +23,16 @@ import (
 // process does not pay a round trip per query).
 const pingAfterIdle = 50 * time.Millisecond
 
+// idleInTransaction is the server's idle_in_transaction_session_timeout
+// for lightsout's sessions (a value in the connection URL wins). A process
+// stopped (SIGSTOP, a hung host) inside a transaction would otherwise hold
+// its row locks, and block every process needing those rows (their
+// heartbeats and takeovers included), until it resumes: the server ends
+// such a session, rolling its transaction back. Keep it below
+// [conductor] heartbeat_timeout minus heartbeat_interval. Store
+// transactions are short: none waits this long between statements.
+const idleInTransaction = 10 * time.Second
+
 // ConnectionOption names the configuration option errors point at.
 const ConnectionOption = "[database] connection"
 
@@ -134,6 +144,12 @@ func openPostgres(ctx context.Context, connection string, cipher *secrets.Cipher
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	if _, ok := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(idleInTransaction.Milliseconds())
 	}
 	where := net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)) + "/" + cfg.Database
 	// A pooled connection idle for a while is pinged before use: after a

@@ -127,6 +127,12 @@ var migrations = []string{
 	`ALTER TABLE jobs ADD COLUMN conductor INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE jobs ADD COLUMN claim_generation INTEGER NOT NULL DEFAULT 0;
 	CREATE INDEX jobs_conductor ON jobs(archived, conductor);`,
+	// 8: the watch folder a job belongs to (Job.Folder): a watcher judges,
+	// re-claims and adopts only its own folder's jobs, so the re-queued or
+	// interrupted job of a dead process watching another folder is not
+	// taken for lost. Rows of older versions keep '' (any folder).
+	`ALTER TABLE jobs ADD COLUMN folder TEXT NOT NULL DEFAULT '';
+	CREATE INDEX jobs_folder ON jobs(folder, archived);`,
 }
 
 // statements splits a migration into its statements (they hold no ';'

@@ -3,10 +3,13 @@ package watch
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/store"
 	"github.com/lightsout/lightsout/sim"
 	"github.com/lightsout/lightsout/sim/simtest"
 )
@@ -60,4 +63,92 @@ func TestBMCJobWaitsOnItsILO(t *testing.T) {
 		t.Fatalf("the run took %v, less than the BMC's %v", d, cost)
 	}
 	t.Logf("requests: %q", s.Server(0).RequestLog())
+}
+
+// bmcCluster is the fixture of the multi-process fault tests whose jobs
+// call their BMC: a PostgreSQL installation with one node per simulated
+// Gen8 iLO (bmcFleet, cost per RIBCL document), watched by processes
+// with the default bindings, each running parallel jobs at once.
+type bmcCluster struct {
+	*cluster
+	nodes []string
+	cost  time.Duration
+}
+
+// newBMCCluster starts the fleet of nodes iLOs and n watcher processes
+// on one folder; timeout is [conductor] heartbeat_timeout in seconds.
+func newBMCCluster(t *testing.T, nodes, n, parallel, timeout int, cost time.Duration) *bmcCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process test: not with -short")
+	}
+	s := bmcFleet(t, nodes, cost)
+	t.Setenv("LIGHTSOUT_TEST_STORE", "postgres")
+	e := newEnvBindings(t, 0, timeout)
+	b := &bmcCluster{cluster: procs(t, e), nodes: e.bmcNodes(s), cost: cost}
+	if err := os.MkdirAll(filepath.Join(e.dir, Incoming), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		b.startIn(e.dir, parallel, helperBindings+"=1")
+	}
+	return b
+}
+
+// dropBMCJobs drops n bmc jobs job000.json.. (ids j000..), job i on
+// node i modulo the fleet, and returns their file names.
+func (b *bmcCluster) dropBMCJobs(n int) []string {
+	var files []string
+	for i := range n {
+		name := fmt.Sprintf("job%03d.json", i)
+		b.e.drop(name, bmcJob(fmt.Sprintf("j%03d", i), b.nodes[i%len(b.nodes)]))
+		files = append(files, name)
+	}
+	return files
+}
+
+// checkResults asserts every job that ended done waited on its iLO (each
+// node's run lasted at least the cost of a RIBCL document) and every
+// failed one says why; it returns how many ended done and failed.
+func (b *bmcCluster) checkResults() (done, failed int) {
+	t := b.t
+	t.Helper()
+	for _, f := range b.e.jobs(Done) {
+		r := b.e.result(Done, f)
+		for _, nr := range r.Nodes {
+			if nr.FinishedAt == nil || nr.FinishedAt.Sub(nr.StartedAt) < b.cost {
+				t.Errorf("%s on %s: the run did not wait on its iLO (%+v)", f, nr.Node, nr)
+			}
+		}
+		done++
+	}
+	reasons := map[string]int{}
+	for _, f := range b.e.jobs(Failed) {
+		r := b.e.result(Failed, f)
+		if r.Error == "" {
+			t.Errorf("%s failed without a reason", f)
+		}
+		reasons[r.Error]++
+		failed++
+	}
+	for r, n := range reasons {
+		t.Logf("%d jobs failed: %.300s", n, r)
+	}
+	return done, failed
+}
+
+// runsAfter counts, per conductor, the runs started after t0.
+func (b *bmcCluster) runsAfter(t0 time.Time) map[int64]int {
+	b.t.Helper()
+	runs, err := b.e.a.Store.ListRuns(context.Background(), store.RunFilter{})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	out := map[int64]int{}
+	for _, r := range runs {
+		if r.StartedAt.After(t0) {
+			out[r.Conductor]++
+		}
+	}
+	return out
 }

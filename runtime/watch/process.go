@@ -63,8 +63,7 @@ func (w *Watcher) process(ctx context.Context, row *store.Job, data []byte, size
 		return nil
 	})
 	if err != nil {
-		w.fence(err)
-		w.log.Error("store: cannot record the job id of a job; it is retried at the next start", "file", row.Name, "err", err)
+		w.storeFailed("cannot record the job id of a job", "it is retried at the next start", row.Name, err)
 		return
 	}
 	row = updated

@@ -15,7 +15,10 @@ import (
 // reconcile brings processing/ and the store back in line after the last
 // watcher of this folder stopped, however it stopped. The engine has
 // already marked the runs of dead processes interrupted and unlocked their
-// nodes (runtime.New).
+// nodes (runtime.New). It judges only the jobs of this folder (their rows
+// name it, store.Job.Folder, and rows recorded before they did): the jobs
+// of other folders sharing the store, even those of a dead process, are
+// left to their own folder's watcher.
 //
 // With a shared store (several processes on one folder) it only touches
 // the jobs this process adopted (store.AdoptJobs: those of processes that
@@ -26,7 +29,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 	st := w.a.Store
 	var mine map[int64]*store.Job // shared: the adopted jobs; nil: every job
 	if w.shared != nil {
-		adopted, err := w.shared.Store.AdoptJobs(ctx, w.shared.Conductor)
+		adopted, err := w.shared.Store.AdoptJobs(ctx, w.shared.Conductor, w.sp.id)
 		if err != nil {
 			return fmt.Errorf("reconcile: %w", err)
 		}
@@ -39,7 +42,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 		}
 		// This process's own jobs left unfinished by a store error (the
 		// database restarting, say) are recovered the same way.
-		own, err := st.ListJobs(ctx, store.JobFilter{Open: true})
+		own, err := st.ListJobs(ctx, store.JobFilter{Open: true, Folders: w.folders()})
 		if err != nil {
 			return fmt.Errorf("reconcile: %w", err)
 		}
@@ -79,7 +82,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 			w.log.Error("reconcile: cannot read a job in processing/", "file", name, "err", err)
 			continue
 		}
-		rows, err := st.ListJobs(ctx, store.JobFilter{File: name, SHA256: sum, Open: true})
+		rows, err := st.ListJobs(ctx, store.JobFilter{File: name, SHA256: sum, Open: true, Folders: w.folders()})
 		if err != nil {
 			return fmt.Errorf("reconcile: %w", err)
 		}
@@ -114,7 +117,7 @@ func (w *Watcher) reconcile(ctx context.Context) error {
 		for _, j := range mine {
 			open = append(open, j)
 		}
-	} else if open, err = st.ListJobs(ctx, store.JobFilter{Open: true}); err != nil {
+	} else if open, err = st.ListJobs(ctx, store.JobFilter{Open: true, Folders: w.folders()}); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	for _, row := range open {

@@ -94,7 +94,7 @@ func (w *Watcher) finish(ctx context.Context, row *store.Job, status string, res
 		return nil
 	})
 	if err != nil {
-		w.log.Error("store: cannot record a finished job; it is finished again at the next start", "file", row.Name, "err", err)
+		w.storeFailed("cannot record a finished job", "it is finished again at the next start", row.Name, err)
 		return
 	}
 	w.archive(ctx, updated)

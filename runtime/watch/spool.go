@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -28,9 +29,16 @@ const (
 // claims jobs of a spool at a time.
 const lockName = ".lightsout-watch.lock"
 
+// idName is the file holding the folder's identity (store.Job.Folder),
+// created by the first watcher: the same on every host mounting the
+// folder, wherever it is mounted.
+const idName = ".lightsout-folder-id"
+
 // spool is the folder layout: DIR/incoming, processing, done, failed.
 type spool struct {
-	dir  string
+	dir string
+	// id identifies the folder in the store's job rows (store.Job.Folder).
+	id   string
 	lock *os.File
 }
 
@@ -74,6 +82,9 @@ func openSpool(dir string, shared bool) (*spool, error) {
 			return nil, fmt.Errorf("watch folder: no permission to write %s: %w (give the lightsout user write access to %s)", p, err, abs)
 		}
 	}
+	if s.id, err = folderID(abs); err != nil {
+		return nil, err
+	}
 	if shared {
 		return s, nil
 	}
@@ -99,6 +110,34 @@ func openSpool(dir string, shared bool) (*spool, error) {
 	}
 	s.lock = f
 	return s, nil
+}
+
+// folderID reads the folder's identity from DIR/.lightsout-folder-id,
+// creating the file with a random id when it is missing (processes
+// starting at once agree: the file is created without replacing).
+func folderID(dir string) (string, error) {
+	p := filepath.Join(dir, idName)
+	for range 3 {
+		b, err := os.ReadFile(p)
+		if err == nil {
+			id := strings.TrimSpace(string(b))
+			if id == "" || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) {
+				return "", fmt.Errorf("watch folder: %s does not hold a folder id (up to 64 printable characters): restore it from a backup, or remove it to have a new one created (the jobs recorded under the old id are then no longer recognised as this folder's)", p)
+			}
+			return id, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("watch folder: read %s: %w (check the permissions of %s)", p, err, dir)
+		}
+		var r [16]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return "", fmt.Errorf("watch folder: folder id: %w", err)
+		}
+		if err := writeNoReplace(p, []byte(hex.EncodeToString(r[:])+"\n")); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("watch folder: create %s: %w (give the lightsout user write access to %s)", p, err, dir)
+		}
+	}
+	return "", fmt.Errorf("watch folder: %s keeps disappearing: leave it in place", p)
 }
 
 func (s *spool) close() error {

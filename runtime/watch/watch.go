@@ -9,8 +9,11 @@
 // store (file name, content hash, attempts, and the run of every node as it
 // starts). At start-up the watcher reconciles processing/ with the store:
 // finished jobs are moved on with their result, interrupted ones are moved
-// back to incoming/ and fail after Options.MaxAttempts claims. One process
-// watches a folder at a time (a lock file in DIR).
+// back to incoming/ and fail after Options.MaxAttempts claims. With a
+// SQLite store one process watches a folder at a time (a lock file in DIR);
+// processes sharing a PostgreSQL store may watch one folder together. Job
+// rows name their folder (the id in DIR/.lightsout-folder-id): a watcher
+// judges only its own folder's jobs.
 package watch
 
 import (
@@ -285,13 +288,16 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-tick.C:
 		case <-settle.C:
 		case <-w.fencedC:
-			w.log.Error("another process took over this process's claims (its heartbeat stopped for longer than [conductor] heartbeat_timeout): stopping; restart it to watch again")
 		case <-adopt:
 			if err := w.reconcile(ctx); err != nil && ctx.Err() == nil {
+				w.fence(err)
 				w.setErr(err)
 				w.log.Warn("adopt the jobs of stopped processes", "err", err)
 			}
 		}
+	}
+	if w.isFenced() {
+		w.log.Error("another process took over this process's claims (its heartbeat stopped for longer than [conductor] heartbeat_timeout): giving its jobs up and stopping; restart it to watch again")
 	}
 	w.mu.Lock()
 	w.status.Draining = true
@@ -324,6 +330,19 @@ func (w *Watcher) fence(err error) {
 	if errors.Is(err, store.ErrFenced) {
 		w.fenceOnce.Do(func() { close(w.fencedC) })
 	}
+}
+
+// storeFailed logs that the store refused or failed what for job file:
+// refused with store.ErrFenced (another process took the job over), the
+// watcher is fenced and gives the job up; otherwise then says what
+// happens to the job.
+func (w *Watcher) storeFailed(what, then, file string, err error) {
+	w.fence(err)
+	if errors.Is(err, store.ErrFenced) {
+		w.log.Error("store: "+what+": another process took the job over; giving it up", "file", file, "err", err)
+		return
+	}
+	w.log.Error("store: "+what+"; "+then, "file", file, "err", err)
 }
 
 func (w *Watcher) isFenced() bool {
@@ -541,7 +560,8 @@ func (w *Watcher) unclaim(proc, name string) {
 // that was re-queued under this name with this content.
 func (w *Watcher) recordClaim(ctx context.Context, name, proc, sum string) (*store.Job, error) {
 	st := w.a.Store
-	prev, err := st.ListJobs(ctx, store.JobFilter{Queued: name, SHA256: sum, Status: []string{store.JobRequeued}, Open: true})
+	prev, err := st.ListJobs(ctx, store.JobFilter{Queued: name, SHA256: sum, Status: []string{store.JobRequeued}, Open: true,
+		Folders: w.folders()})
 	if err != nil {
 		return nil, err
 	}
@@ -552,13 +572,18 @@ func (w *Watcher) recordClaim(ctx context.Context, name, proc, sum string) (*sto
 			j.Host, j.PID = w.host, w.pid
 			j.Conductor = w.conductor()
 			j.Generation++
+			j.Folder = w.sp.id
 			return nil
 		})
 	}
 	j := &store.Job{Name: name, File: proc, SHA256: sum, Status: store.JobClaimed, Attempts: 1, Host: w.host, PID: w.pid,
-		Conductor: w.conductor(), Generation: 1}
+		Conductor: w.conductor(), Generation: 1, Folder: w.sp.id}
 	return j, st.CreateJob(ctx, j)
 }
+
+// folders selects the job rows of this watcher's folder, and those
+// recorded before job rows had a folder (store.JobFilter.Folders).
+func (w *Watcher) folders() []string { return []string{w.sp.id, ""} }
 
 // conductor is this process's conductor id, 0 when the store is not shared.
 func (w *Watcher) conductor() int64 {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lightsout/lightsout/runtime/store"
 )
@@ -123,5 +125,105 @@ func testSetJobRunChecksClaim(t *testing.T, open Opener) {
 	}
 	if err := s.SetJobRun(ctx, &store.JobRun{Job: 9999, Generation: 1, Node: "n1"}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing job: %v", err)
+	}
+}
+
+// testJobsByFolder: a job row keeps the watch folder it was dropped in
+// (schema version 8), through updates and a reopen; ListJobs selects by
+// folder ("" selecting rows recorded without one), and AdoptJobs takes
+// only the jobs of the adopter's folder and those without a folder, so a
+// watcher never judges the jobs of a folder it does not watch; a process
+// that was taken over adopts nothing (ErrFenced).
+func testJobsByFolder(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open(t, Key(1))
+	mk := func(name, folder string) *store.Job {
+		j := &store.Job{Name: name, File: name, SHA256: "h", Folder: folder, Status: store.JobRequeued, Queued: name, Generation: 1}
+		must(t, s.CreateJob(ctx, j))
+		return j
+	}
+	a, b, legacy := mk("a.json", "folder-a"), mk("b.json", "folder-b"), mk("old.json", "")
+	if _, err := s.UpdateJob(ctx, b.ID, func(j *store.Job) error { j.Attempts = 2; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimJobID(ctx, b.ID, "idb", func(j, _ *store.Job) error { j.JobID = "idb"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.Close())
+	s = open(t, Key(1))
+	if g, err := s.GetJob(ctx, b.ID); err != nil || g.Folder != "folder-b" || g.Attempts != 2 || g.JobID != "idb" {
+		t.Fatalf("job b after updates and a reopen: %+v %v", g, err)
+	}
+	ids := func(f store.JobFilter) []int64 {
+		t.Helper()
+		js, err := s.ListJobs(ctx, f)
+		must(t, err)
+		var out []int64
+		for _, j := range js {
+			out = append(out, j.ID)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		f    store.JobFilter
+		want []int64
+	}{
+		{"every folder", store.JobFilter{}, []int64{a.ID, b.ID, legacy.ID}},
+		{"folder a", store.JobFilter{Folders: []string{"folder-a"}}, []int64{a.ID}},
+		{"folder a and no folder", store.JobFilter{Folders: []string{"folder-a", ""}, Open: true}, []int64{a.ID, legacy.ID}},
+		{"another folder", store.JobFilter{Folders: []string{"folder-c"}}, nil},
+		{"queued name in folder b", store.JobFilter{Queued: "b.json", Folders: []string{"folder-b", ""}}, []int64{b.ID}},
+		{"queued name of folder b asked from folder a", store.JobFilter{Queued: "b.json", Folders: []string{"folder-a", ""}}, nil},
+	} {
+		if got := ids(tt.f); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: got %v want %v", tt.name, got, tt.want)
+		}
+	}
+	ad, ok := s.(store.JobAdopter)
+	l, lok := s.(Leaser)
+	if !ok || !lok {
+		return
+	}
+	now := time.Now()
+	ca, err := l.RegisterConductor(ctx, "h", 1, now)
+	must(t, err)
+	cb, err := l.RegisterConductor(ctx, "h", 2, now)
+	must(t, err)
+	// the three jobs belong to no live process (conductor 0)
+	got, err := ad.AdoptJobs(ctx, ca.ID, "folder-a")
+	must(t, err)
+	var adopted []int64
+	for _, j := range got {
+		adopted = append(adopted, j.ID)
+		if j.Conductor != ca.ID || j.Generation != 2 {
+			t.Errorf("adopted job %d: conductor %d generation %d", j.ID, j.Conductor, j.Generation)
+		}
+	}
+	if want := []int64{a.ID, legacy.ID}; !reflect.DeepEqual(adopted, want) {
+		t.Fatalf("adopted by folder a's watcher: %v, want %v (not folder b's job %d)", adopted, want, b.ID)
+	}
+	if g, _ := s.GetJob(ctx, b.ID); g.Conductor != 0 || g.Generation != 1 {
+		t.Fatalf("folder b's job was touched by folder a's adoption: %+v", g)
+	}
+	got, err = ad.AdoptJobs(ctx, cb.ID, "folder-b")
+	must(t, err)
+	if len(got) != 1 || got[0].ID != b.ID || got[0].Conductor != cb.ID {
+		t.Fatalf("adopted by folder b's watcher: %+v, want job %d only", got, b.ID)
+	}
+	// a process taken over (SIGSTOP, then resumed) adopts nothing
+	late := mk("late.json", "folder-a")
+	cc, err := l.RegisterConductor(ctx, "h", 3, now.Add(-time.Hour))
+	must(t, err)
+	if _, err := l.TakeOver(ctx, ca.ID, time.Minute, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, by := range []int64{cc.ID, 9999} {
+		if got, err := ad.AdoptJobs(ctx, by, "folder-a"); !errors.Is(err, store.ErrFenced) || len(got) != 0 {
+			t.Fatalf("adoption by fenced or unknown conductor %d: %+v %v, want ErrFenced", by, got, err)
+		}
+	}
+	if g, _ := s.GetJob(ctx, late.ID); g.Conductor != 0 || g.Generation != 1 {
+		t.Fatalf("a fenced conductor adopted job %d: %+v", late.ID, g)
 	}
 }

@@ -83,6 +83,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"FinishRunOnlyOnce", testFinishOnce},
 		{"ClaimJobIDOneWinner", testClaimJobIDOneWinner},
 		{"SetJobRunChecksClaim", testSetJobRunChecksClaim},
+		{"JobsKeepTheirFolder", testJobsByFolder},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newDB(t)) })
