@@ -318,9 +318,11 @@ func imageFS(ctx context.Context, o Options, path, format, tmp string) (FSInfo, 
 // it to write (what mkfs touched, see extents).
 func mkfsFile(ctx context.Context, dir, format, label string, size int64) (string, FSInfo, [][2]int64, error) {
 	f := filepath.Join(dir, "fs-"+label)
-	if err := os.WriteFile(f, nil, 0o600); err == nil {
+	err := os.WriteFile(f, nil, 0o600)
+	if err == nil {
 		err = os.Truncate(f, size)
-	} else {
+	}
+	if err != nil {
 		return "", FSInfo{}, nil, &Error{Kind: KindTool, Msg: "creating " + f + ": " + err.Error(), Err: err}
 	}
 	bin := "mkfs." + format
