@@ -55,9 +55,15 @@ func Postgres(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := pgServer.admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
+		// a pooled admin connection may have died in a RestartPostgres: it
+		// fails once (57P01) and is discarded, the next attempt dials anew
+		var err error
+		for range 3 {
+			if _, err = pgServer.admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err == nil {
+				return
+			}
 		}
+		t.Errorf("drop database %s: %v", name, err)
 	})
 	u, _ := url.Parse(pgServer.url)
 	u.Path = "/" + name
@@ -78,6 +84,9 @@ func RestartPostgres(t testing.TB) {
 	if out, err := exec.Command(script, "restart", pgServer.dir).CombinedOutput(); err != nil {
 		t.Fatalf("restart PostgreSQL: %v: %s", err, out)
 	}
+	// the admin pool's idle connections died with the old server
+	pgServer.admin.SetMaxIdleConns(0)
+	pgServer.admin.SetMaxIdleConns(2)
 }
 
 // PostgresAvailable reports whether the PostgreSQL server binaries are
