@@ -254,7 +254,9 @@ type window struct {
 // convert runs qemu-img convert -n from the local file src (format) to the
 // target, or to a window of it, with the stall watchdog of o.Stall.
 func convert(ctx context.Context, t Target, o Options, sec, src, format string, w *window, progress func(float64)) (time.Duration, error) {
-	args := []string{"convert", "-n", "-p"}
+	// -W: out-of-order writes (1.4-1.5x over loopback, ../shared reference);
+	// qemu-img still flushes the target before it exits
+	args := []string{"convert", "-n", "-p", "-W"}
 	if w != nil && w.FromSource {
 		// a qemu option value escapes ',' as ',,'
 		src = fmt.Sprintf("driver=%s,offset=%d,size=%d,file.driver=file,file.filename=%s", format, w.SourceOffset, w.Size,
