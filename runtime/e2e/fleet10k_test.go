@@ -1,14 +1,11 @@
 package e2e_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -22,6 +19,7 @@ import (
 	"github.com/lightsout/lightsout/runtime/store"
 	"github.com/lightsout/lightsout/runtime/watch"
 	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/simtest"
 )
 
 // simChildEnv, when set in the environment ("K:GEN8:GEN10"), makes
@@ -81,19 +79,13 @@ func TestSimChildProcess(t *testing.T) {
 	if err := s.WriteInventory(os.Getenv("LIGHTSOUT_SIM_INVENTORY")); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Println("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	fmt.Printf("rss-mb %d\n", ru.Maxrss/1024)
+	simtest.ServeChild(nil)
 }
 
 // simChild is one running simulator process.
 type simChild struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Scanner
-	inv   string
+	*simtest.Child
+	inv string
 }
 
 // startSimChildren starts ceil(n/perProcess) simulator processes serving
@@ -101,64 +93,18 @@ type simChild struct {
 // written its inventory.
 func startSimChildren(tb testing.TB, n, perProcess int) []*simChild {
 	tb.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		tb.Fatal(err)
-	}
 	procs := (n + perProcess - 1) / perProcess
 	var children []*simChild
 	for k := range procs {
 		count := n/procs + min(1, max(0, n%procs-k))
 		inv := filepath.Join(tb.TempDir(), fmt.Sprintf("inventory-%d.json", k))
-		cmd := exec.Command(exe, "-test.run=^TestSimChildProcess$", "-test.v=false")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%d:%d", simChildEnv, k, count/2, count-count/2), "LIGHTSOUT_SIM_INVENTORY="+inv)
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			tb.Fatal(err)
-		}
-		c := &simChild{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout), inv: inv}
-		tb.Cleanup(func() { c.stop() })
-		children = append(children, c)
+		c := simtest.StartChild(tb, "TestSimChildProcess", fmt.Sprintf("%s=%d:%d:%d", simChildEnv, k, count/2, count-count/2), "LIGHTSOUT_SIM_INVENTORY="+inv)
+		children = append(children, &simChild{Child: c, inv: inv})
 	}
 	for k, c := range children {
-		ready := false
-		for c.out.Scan() {
-			if c.out.Text() == "ready" {
-				ready = true
-				break
-			}
-		}
-		if !ready {
-			tb.Fatalf("simulator process %d ended before it was ready", k)
-		}
+		c.WaitReady(tb, fmt.Sprintf("simulator process %d", k))
 	}
 	return children
-}
-
-// stop closes the child's stdin and returns its peak RSS in MB (0 when
-// it did not say).
-func (c *simChild) stop() float64 {
-	if c.stdin == nil {
-		return 0
-	}
-	c.stdin.Close()
-	c.stdin = nil
-	rss := 0.0
-	for c.out.Scan() {
-		if v, ok := strings.CutPrefix(c.out.Text(), "rss-mb "); ok {
-			rss, _ = strconv.ParseFloat(v, 64)
-		}
-	}
-	_ = c.cmd.Wait()
-	return rss
 }
 
 // fleet10k starts n simulated iLOs in child processes of at most 2,500
@@ -278,7 +224,7 @@ func BenchmarkInspect10k(b *testing.B) {
 	peakRSS := float64(ru.Maxrss) / 1024
 	simRSS := 0.0
 	for _, c := range children {
-		simRSS = max(simRSS, c.stop())
+		simRSS = max(simRSS, c.Stop())
 	}
 	rate := float64(done) / elapsed.Seconds()
 	b.ReportMetric(rate, "nodes/s")
@@ -446,7 +392,7 @@ func BenchmarkWatchBurst10k(b *testing.B) {
 	peakRSS := float64(ru.Maxrss) / 1024
 	simRSS := 0.0
 	for _, c := range children {
-		simRSS = max(simRSS, c.stop())
+		simRSS = max(simRSS, c.Stop())
 	}
 	rate := float64(jobs) / elapsed.Seconds()
 	b.ReportMetric(rate, "jobs/s")
