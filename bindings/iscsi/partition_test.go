@@ -305,25 +305,10 @@ func TestWritePartitionImageRefused(t *testing.T) {
 				o.ConfigDrive = z.Bytes()
 			}
 			_, err := iscsi.WritePartitionImage(context.Background(), tc.target, tc.image, o)
-			var e *iscsi.Error
-			if !errors.As(err, &e) || e.Kind != tc.kind {
-				t.Fatalf("err = %v, want kind %s", err, tc.kind)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(e.Error(), w) {
-					t.Errorf("%q lacks %q", e.Error(), w)
-				}
-			}
-			if strings.Contains(e.Error(), secret) || strings.Contains(e.Error(), wrong.CHAPSecret) {
-				t.Fatalf("error leaks a CHAP secret: %q", e.Error())
-			}
-			noSecretFiles(t, work)
+			wantRefused(t, err, tc.kind, tc.want, work, secret, wrong.CHAPSecret)
 		})
 	}
-	got, _ := os.ReadFile(disk)
-	if !bytes.Equal(got, make([]byte, len(got))) {
-		t.Fatal("a refused write changed the disk")
-	}
+	diskUntouched(t, disk)
 }
 
 // ReadFSInfo agrees with blkid on filesystems made by their own mkfs.
