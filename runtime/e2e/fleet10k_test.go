@@ -220,20 +220,31 @@ func BenchmarkInspect10k(b *testing.B) {
 		done += len(res)
 	}
 	peakG := g.Stop()
+	rate := float64(done) / elapsed.Seconds()
+	peakRSS, simRSS := reportFleetRun(b, children, rate, "nodes/s", setupRSS, peakG)
+	b.Logf("%d inspections (%d sim processes), %d at once, in %s: %.1f nodes/s; client peak RSS %.0f MB (%.0f MB after import), goroutines peak %d; largest sim process %.0f MB; RLIMIT_NOFILE %d/%d; load average %s",
+		done, len(children), parallel, elapsed.Round(time.Millisecond), rate, peakRSS, setupRSS, peakG, simRSS, lim.Cur, lim.Max, loadAvg())
+}
+
+// reportFleetRun stops the simulator processes and reports what both
+// fleet benchmarks measure: rate (in unit, e.g. "nodes/s"), this
+// process's peak RSS (peak-RSS-MB) and the same before the run
+// (setup-RSS-MB), the goroutines' peak and the largest simulator process's
+// peak RSS (sim-RSS-MB). It returns the two peak RSS for the log line.
+func reportFleetRun(b *testing.B, children []*simChild, rate float64, unit string, setupRSS float64, peakG int) (peakRSS, simRSS float64) {
+	b.Helper()
+	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	peakRSS := float64(ru.Maxrss) / 1024
-	simRSS := 0.0
+	peakRSS = float64(ru.Maxrss) / 1024
 	for _, c := range children {
 		simRSS = max(simRSS, c.Stop())
 	}
-	rate := float64(done) / elapsed.Seconds()
-	b.ReportMetric(rate, "nodes/s")
+	b.ReportMetric(rate, unit)
 	b.ReportMetric(peakRSS, "peak-RSS-MB")
 	b.ReportMetric(setupRSS, "setup-RSS-MB")
 	b.ReportMetric(float64(peakG), "goroutines-peak")
 	b.ReportMetric(simRSS, "sim-RSS-MB")
-	b.Logf("%d inspections (%d sim processes), %d at once, in %s: %.1f nodes/s; client peak RSS %.0f MB (%.0f MB after import), goroutines peak %d; largest sim process %.0f MB; RLIMIT_NOFILE %d/%d; load average %s",
-		done, len(children), parallel, elapsed.Round(time.Millisecond), rate, peakRSS, setupRSS, peakG, simRSS, lim.Cur, lim.Max, loadAvg())
+	return peakRSS, simRSS
 }
 
 // envInt reads a positive integer from the environment (def otherwise).
@@ -388,18 +399,8 @@ func BenchmarkWatchBurst10k(b *testing.B) {
 			b.Fatalf("node %s has %d node_power runs, want %d (one per job)", name, perNode[name], iter)
 		}
 	}
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	peakRSS := float64(ru.Maxrss) / 1024
-	simRSS := 0.0
-	for _, c := range children {
-		simRSS = max(simRSS, c.Stop())
-	}
 	rate := float64(jobs) / elapsed.Seconds()
-	b.ReportMetric(rate, "jobs/s")
-	b.ReportMetric(peakRSS, "peak-RSS-MB")
-	b.ReportMetric(setupRSS, "setup-RSS-MB")
-	b.ReportMetric(float64(peakG), "goroutines-peak")
-	b.ReportMetric(simRSS, "sim-RSS-MB")
+	peakRSS, simRSS := reportFleetRun(b, children, rate, "jobs/s", setupRSS, peakG)
 	b.Logf("%d jobs (%d sim processes), %d at once, in %s: %.1f jobs/s; peak RSS %.0f MB (%.0f MB after import), goroutines peak %d; largest sim process %.0f MB; load average %s",
 		jobs, len(children), parallel, elapsed.Round(time.Millisecond), rate, peakRSS, setupRSS, peakG, simRSS, loadAvg())
 }
