@@ -399,16 +399,7 @@ func runPXEChild(t *testing.T, specJSON string) {
 		f.recordBoot(ev)
 		hook(ctx, ev)
 	}
-	s, err := sim.New(opts)
-	if err != nil {
-		qb.Close()
-		t.Fatal(err)
-	}
-	qb.UseSim(s)
-	t.Cleanup(func() {
-		s.Close()
-		qb.Close()
-	})
+	s := startQemuSim(t, qb, opts)
 	f.sim = s
 
 	// lightsout: listeners on the bridge, the PXE files under TFTPRoot,

@@ -78,6 +78,15 @@ func newQemuFleet(t testing.TB, dir string, nodes []sim.NodeSpec, diskSize int64
 	}
 	opts := sim.Options{Nodes: nodes, Dir: dir, DiskSize: 1 << 20, Logger: slog.New(slog.DiscardHandler)}
 	qb.Attach(&opts)
+	s := startQemuSim(t, qb, opts)
+	return &qemuFleet{fleet: &fleet{sim: s, dir: dir}, qb: qb}
+}
+
+// startQemuSim starts the simulator with opts, its servers qb's VMs
+// (qb.Attach ran on opts), and closes both at t's cleanup; it closes qb
+// when the simulator does not start.
+func startQemuSim(t testing.TB, qb *qemu.Backend, opts sim.Options) *sim.Sim {
+	t.Helper()
 	s, err := sim.New(opts)
 	if err != nil {
 		qb.Close()
@@ -88,7 +97,7 @@ func newQemuFleet(t testing.TB, dir string, nodes []sim.NodeSpec, diskSize int64
 		s.Close()
 		qb.Close()
 	})
-	return &qemuFleet{fleet: &fleet{sim: s, dir: dir}, qb: qb}
+	return s
 }
 
 // freePort returns a port free on 127.0.0.1 now.
