@@ -1,7 +1,6 @@
 package watch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -76,24 +74,7 @@ type cluster struct {
 	e     *env
 	conf  string
 	procs []*exec.Cmd
-	outs  []*syncBuf
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	outs  []*testenv.SyncBuffer
 }
 
 // newCluster opens a PostgreSQL installation with nodes and starts n
@@ -145,7 +126,7 @@ func (c *cluster) startIn(dir string, parallel int, env ...string) {
 	cmd.Env = append(os.Environ(), helperConf+"="+c.conf, helperDir+"="+dir, helperSite+"="+c.e.site,
 		fmt.Sprintf("%s=%d", helperParallel, parallel))
 	cmd.Env = append(cmd.Env, env...)
-	out := &syncBuf{}
+	out := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
