@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"bytes"
 	"github.com/lightsout/lightsout/runtime/testenv"
 )
 
@@ -48,4 +49,22 @@ func ReadAt(t testing.TB, file string, off, n int64) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// SameBytes reports whether a and b (two builds of an image) are equal;
+// when they are not it logs the first ten offsets where they differ, with
+// their 2 KiB (ISO 9660) block.
+func SameBytes(t testing.TB, a, b []byte) bool {
+	t.Helper()
+	if bytes.Equal(a, b) {
+		return true
+	}
+	n := 0
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] && n < 10 {
+			t.Logf("differs at %d (block %d)", i, i/2048)
+			n++
+		}
+	}
+	return false
 }
