@@ -2,7 +2,10 @@
 // serial console for marker lines with deadlines, never sleeps: the test
 // instance image of testdata/tools/build-test-disk.sh under SeaBIOS, OVMF
 // and OVMF with secure boot, and the consoles of qemu-backed simulated
-// servers in the end-to-end tests.
+// servers in the end-to-end tests. It also builds and reads the test
+// images those boots use: the testdata/tools build scripts (BuildScript,
+// BuildTestDisk), ext4 partition images (Ext4Image), ranges of disk files
+// (ReadAt) and comparisons of two builds (SameBytes).
 package qemutest
 
 import (
