@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -151,25 +150,7 @@ func TestIPMIPowerEventsFromOtherFaces(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe output buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitFor(t *testing.T, what string, out *syncBuffer, want string) {
+func waitFor(t *testing.T, what string, out *testenv.SyncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), want) {
@@ -194,7 +175,7 @@ func TestIPMItoolSOL(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-I", "lanplus", "-C", "17", "-H", "127.0.0.1", "-p", fmt.Sprint(srv.IPMIPort()),
 		"-U", srv.Username(), "-P", srv.Password(), "sol", "activate")
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	in, err := cmd.StdinPipe()
 	if err != nil {

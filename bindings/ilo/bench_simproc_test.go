@@ -1,22 +1,18 @@
 package ilo_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/simtest"
 )
 
 // fleetSimEnv names the environment variable that makes
@@ -70,66 +66,31 @@ func TestInspectFleetSimProcess(t *testing.T) {
 	if err := s.WriteInventory(filepath.Join(dir, "inventory.json")); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Println("ready")
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		if in.Text() != "stats" {
-			continue
+	simtest.ServeChild(func(line string) {
+		if line != "stats" {
+			return
 		}
 		var reqs int64
 		for _, srv := range s.Servers() {
 			reqs += srv.Requests()
 		}
 		fmt.Printf("stats %d %d\n", reqs, int64(cpuTime(t)))
-	}
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	fmt.Printf("rss-mb %.1f\n", float64(ru.Maxrss)/1024)
+	})
 }
 
 // fleetSim is the running simulator process of BenchmarkInspectFleet.
 type fleetSim struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Scanner
-	dir   string
+	*simtest.Child
+	dir string
 }
 
 // startFleetSim starts the simulator process serving n Gen8 and n Gen10
 // iLOs and returns it with the fleet once the process is ready.
 func startFleetSim(tb testing.TB, n int) (*fleetSim, []fleetNode) {
 	tb.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		tb.Fatal(err)
-	}
 	dir := tb.TempDir()
-	cmd := exec.Command(exe, "-test.run=^TestInspectFleetSimProcess$", "-test.v=false")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", fleetSimEnv, n), "LIGHTSOUT_FLEET_SIM_DIR="+dir)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	fs := &fleetSim{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout), dir: dir}
-	tb.Cleanup(func() { fs.stop() })
-	ready := false
-	for fs.out.Scan() {
-		if fs.out.Text() == "ready" {
-			ready = true
-			break
-		}
-	}
-	if !ready {
-		tb.Fatal("the simulator process ended before it was ready")
-	}
+	fs := &fleetSim{Child: simtest.StartChild(tb, "TestInspectFleetSimProcess", fmt.Sprintf("%s=%d", fleetSimEnv, n), "LIGHTSOUT_FLEET_SIM_DIR="+dir), dir: dir}
+	fs.WaitReady(tb, "the simulator process")
 	b, err := os.ReadFile(filepath.Join(dir, "fleet.json"))
 	if err != nil {
 		tb.Fatal(err)
@@ -168,34 +129,8 @@ func (fs *fleetSim) inventory(tb testing.TB) []json.RawMessage {
 // CPU time.
 func (fs *fleetSim) stats(tb testing.TB) (int64, time.Duration) {
 	tb.Helper()
-	if _, err := io.WriteString(fs.stdin, "stats\n"); err != nil {
-		tb.Fatalf("simulator process: %v", err)
-	}
-	for fs.out.Scan() {
-		f := strings.Fields(fs.out.Text())
-		if len(f) == 3 && f[0] == "stats" {
-			reqs, _ := strconv.ParseInt(f[1], 10, 64)
-			cpu, _ := strconv.ParseInt(f[2], 10, 64)
-			return reqs, time.Duration(cpu)
-		}
-	}
-	tb.Fatal("the simulator process ended")
-	return 0, 0
-}
-
-// stop ends the simulator process and returns its peak RSS in MB.
-func (fs *fleetSim) stop() float64 {
-	if fs.stdin == nil {
-		return 0
-	}
-	fs.stdin.Close()
-	fs.stdin = nil
-	rss := 0.0
-	for fs.out.Scan() {
-		if v, ok := strings.CutPrefix(fs.out.Text(), "rss-mb "); ok {
-			rss, _ = strconv.ParseFloat(v, 64)
-		}
-	}
-	_ = fs.cmd.Wait()
-	return rss
+	f := fs.Ask(tb, "stats", "stats", 3)
+	reqs, _ := strconv.ParseInt(f[1], 10, 64)
+	cpu, _ := strconv.ParseInt(f[2], 10, 64)
+	return reqs, time.Duration(cpu)
 }

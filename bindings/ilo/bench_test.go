@@ -417,7 +417,7 @@ func BenchmarkInspectFleet(b *testing.B) {
 	req2, simCPU2 := fs.stats(b)
 	pyReqs := req2 - req1
 	simCPU := simCPU2 - simCPU1 // the simulator serving proliantutils
-	simRSS := fs.stop()
+	simRSS := fs.Stop()
 	if py.Nodes != 2*pyN {
 		b.Fatalf("proliantutils inspected %d nodes, want %d", py.Nodes, 2*pyN)
 	}

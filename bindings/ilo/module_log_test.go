@@ -1,35 +1,15 @@
 package ilo
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/sim/simtest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent logouts of
-// Sessions.Close.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // sessionToken matches a simulated iLO's X-Auth-Token (16 random bytes in
 // hex); session URIs hold the user name and a 16-digit counter instead.
@@ -56,13 +36,13 @@ func TestSessionEventsFollowTheModuleLogger(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s, srv := simtest.ILO(t, 10, simtest.WithPassword(pw))
-			var out syncBuffer
+			var out testenv.SyncBuffer
 			m := NewModule()
 			if !tc.noLogger {
 				m.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: tc.level}))
 			}
 			// What reaches slog.Default meanwhile (it must be nothing of ours).
-			var dflt syncBuffer
+			var dflt testenv.SyncBuffer
 			prev := slog.Default()
 			slog.SetDefault(slog.New(slog.NewTextHandler(&dflt, &slog.HandlerOptions{Level: slog.LevelDebug})))
 			defer slog.SetDefault(prev)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/runtime/testenv"
+	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
 )
 
 // Media boot under qemu (TCG only: KVM hangs on the project's machines).
@@ -31,47 +32,10 @@ const (
 var bootFailMarkers = []string{"DEPLOY-RAMDISK-FAIL", "Kernel panic", "error: out of memory", "No bootable device",
 	"Failed to boot both default and fallback entries", "not a bootable disk", "UEFI Interactive Shell"}
 
-// testCacheDir is where the test kernel and initrd are cached between runs.
-func testCacheDir(t *testing.T) string {
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "lightsout-test", "media")
-	}
-	return "/var/tmp/lightsout-test-cache/media"
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	t.Fatalf("no go.mod above %s", dir)
-	return ""
-}
-
 // testRamdisk builds (or reuses) the test kernel and initrd.
 func testRamdisk(t *testing.T) (kernel, initrd string) {
 	t.Helper()
-	script := filepath.Join(repoRoot(t), "testdata", "tools", "media-build-ramdisk.sh")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script, testCacheDir(t))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	f := strings.Fields(lines[len(lines)-1])
-	if len(f) != 2 {
-		t.Fatalf("%s printed %q", script, out)
-	}
+	f := qemutest.BuildScript(t, "media-build-ramdisk.sh", "media", "KERNEL INITRD")
 	return f[0], f[1]
 }
 
@@ -232,7 +196,7 @@ func TestMediaBoot(t *testing.T) {
 	// CLI media: UEFI boot files taken from the API ISO (--uefi-from)
 	bin := filepath.Join(dir, "lightsout")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/lightsout")
-	build.Dir = repoRoot(t)
+	build.Dir = qemutest.RepoRoot(t)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/lightsout: %v\n%s", err, out)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/runtime/testenv"
+	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
 )
 
 // ramdiskTestCache is where the tests keep the downloaded Debian kernel.
@@ -450,7 +451,7 @@ func buildLightsout(t *testing.T) string {
 	testenv.RequireTools(t, "go")
 	bin := filepath.Join(t.TempDir(), "lightsout")
 	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/lightsout")
-	build.Dir = repoRoot(t)
+	build.Dir = qemutest.RepoRoot(t)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/lightsout: %v\n%s", err, out)
@@ -598,7 +599,7 @@ func TestRamdiskExplicitKernel(t *testing.T) {
 // the sizes (target: initramfs < 60 MB) and the time of a cache hit.
 func BenchmarkRamdiskBuild(b *testing.B) {
 	requireKernel(b)
-	bin := filepath.Join(repoRootB(b), "bin", "lightsout")
+	bin := filepath.Join(qemutest.RepoRoot(b), "bin", "lightsout")
 	if checkStaticBinary(bin) != nil {
 		bin = buildLightsoutB(b)
 	}
@@ -629,25 +630,11 @@ func BenchmarkRamdiskBuild(b *testing.B) {
 	b.ReportMetric(float64(len(r.Modules)), "modules")
 }
 
-func repoRootB(b *testing.B) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	b.Fatalf("no go.mod above %s", dir)
-	return ""
-}
-
 func buildLightsoutB(b *testing.B) string {
 	testenv.RequireTools(b, "go")
 	bin := filepath.Join(b.TempDir(), "lightsout")
 	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/lightsout")
-	build.Dir = repoRootB(b)
+	build.Dir = qemutest.RepoRoot(b)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build ./cmd/lightsout: %v\n%s", err, out)

@@ -1,18 +1,17 @@
 package ipmi_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/ipmi"
+	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/sim"
 	"github.com/lightsout/lightsout/sim/simtest"
 )
@@ -265,24 +264,6 @@ func TestBadInput(t *testing.T) {
 	waitGoroutines(t, base)
 }
 
-// syncBuf is a goroutine-safe buffer.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestConsoleOverSOL: the console shows the server's serial output, echoes
 // what is typed and ends on ~. at the start of a line.
 func TestConsoleOverSOL(t *testing.T) {
@@ -291,7 +272,7 @@ func TestConsoleOverSOL(t *testing.T) {
 	srv.ConsoleWrite([]byte("IPA: heartbeat ok\r\n"))
 	c := simClient(t, s, 0, nil)
 	inR, inW := io.Pipe()
-	out := &syncBuf{}
+	out := &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- c.Console(ctxT(t, 30*time.Second), inR, out) }()
 	wait := func(want string) {

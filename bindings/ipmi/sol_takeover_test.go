@@ -15,7 +15,7 @@ import (
 
 // waitOut polls out (written by another goroutine or process) until it
 // holds want, failing after d.
-func waitOut(t *testing.T, out *syncBuf, want string, d time.Duration) {
+func waitOut(t *testing.T, out *testenv.SyncBuffer, want string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !strings.Contains(out.String(), want) {
@@ -39,7 +39,7 @@ func TestConsoleTakesOverStaleSOL(t *testing.T) {
 	defer cancel()
 	stale := exec.CommandContext(ctx, "ipmitool", "-I", "lanplus", "-C", "17", "-H", "127.0.0.1",
 		"-p", fmt.Sprint(srv.IPMIPort()), "-U", srv.Username(), "-P", srv.Password(), "sol", "activate")
-	staleOut := &syncBuf{}
+	staleOut := &testenv.SyncBuffer{}
 	stale.Stdout, stale.Stderr = staleOut, staleOut
 	staleIn, err := stale.StdinPipe()
 	if err != nil {
@@ -57,7 +57,7 @@ func TestConsoleTakesOverStaleSOL(t *testing.T) {
 	c := simClient(t, s, 0, nil)
 	inR, inW := io.Pipe()
 	defer inW.Close()
-	out := &syncBuf{}
+	out := &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- c.Console(ctx, inR, out) }()
 	select {
@@ -74,7 +74,7 @@ func TestConsoleTakesOverStaleSOL(t *testing.T) {
 }
 
 // waitCh closes the returned channel once out holds want.
-func waitCh(out *syncBuf, want string) <-chan struct{} {
+func waitCh(out *testenv.SyncBuffer, want string) <-chan struct{} {
 	ch := make(chan struct{})
 	go func() {
 		for !strings.Contains(out.String(), want) {

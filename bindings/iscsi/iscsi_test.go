@@ -166,24 +166,38 @@ func TestWriteErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := iscsi.Write(context.Background(), tc.target, tc.image, iscsi.Options{WorkDir: work})
-			var e *iscsi.Error
-			if !errors.As(err, &e) || e.Kind != tc.kind {
-				t.Fatalf("err = %v (%T), want kind %s", err, err, tc.kind)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(e.Error(), w) {
-					t.Errorf("error %q does not mention %q", e.Error(), w)
-				}
-			}
-			for _, s := range []string{secret, wrong.CHAPSecret} {
-				if strings.Contains(e.Error(), s) {
-					t.Fatalf("error leaks a CHAP secret: %q", e.Error())
-				}
-			}
-			noSecretFiles(t, work)
+			wantRefused(t, err, tc.kind, tc.want, work, secret, wrong.CHAPSecret)
 		})
 	}
-	// nothing was written by the refused attempts
+	diskUntouched(t, disk)
+}
+
+// wantRefused fails t unless err is an *iscsi.Error of kind whose message
+// names every one of want and none of the CHAP secrets, and work holds no
+// CHAP secret file.
+func wantRefused(t *testing.T, err error, kind iscsi.Kind, want []string, work string, secrets ...string) {
+	t.Helper()
+	var e *iscsi.Error
+	if !errors.As(err, &e) || e.Kind != kind {
+		t.Fatalf("err = %v (%T), want kind %s", err, err, kind)
+	}
+	for _, w := range want {
+		if !strings.Contains(e.Error(), w) {
+			t.Errorf("error %q does not mention %q", e.Error(), w)
+		}
+	}
+	for _, s := range secrets {
+		if strings.Contains(e.Error(), s) {
+			t.Fatalf("error leaks a CHAP secret: %q", e.Error())
+		}
+	}
+	noSecretFiles(t, work)
+}
+
+// diskUntouched fails t unless the disk file holds only zeroes: nothing
+// was written by refused attempts.
+func diskUntouched(t *testing.T, disk string) {
+	t.Helper()
 	got, _ := os.ReadFile(disk)
 	if !bytes.Equal(got, make([]byte, len(got))) {
 		t.Fatal("a refused write changed the disk")

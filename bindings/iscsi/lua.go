@@ -79,14 +79,7 @@ func toModule(err error) error {
 // write implements iscsi.write(image, {portal=, iqn=, lun=1, chap_user=,
 // chap_secret=, format=, checksum=, stall=}) -> {format=, image_size=, disk_size=, seconds=}.
 func (f *face) write(a *module.Args) int {
-	img, err := f.r.Paths().Read(a.NonEmpty(1, "image"))
-	a.Check(err)
-	o := a.Opts(2)
-	t := f.target(a, o)
-	work, err := f.r.Paths().WorkDir()
-	a.Check(err)
-	opts := Options{WorkDir: work, Format: o.String("format", ""), QemuImg: f.m.QemuImg, Stall: o.Duration("stall", 0),
-		Checksum: o.String("checksum", ""), Progress: f.progress(a, t)}
+	img, _, t, opts := f.writeArgs(a)
 	var res Result
 	a.Do(f.r, map[string]any{"image": img, "target": t.String(), "chap": t.CHAPUser != ""}, func(ctx context.Context) error {
 		var err error
@@ -106,6 +99,21 @@ func (f *face) write(a *module.Args) int {
 	out.RawSetString("seconds", lua.LNumber(res.Duration.Seconds()))
 	a.L.Push(out)
 	return 1
+}
+
+// writeArgs reads the arguments iscsi.write and
+// iscsi.write_partition_image share: the image (argument 1, a readable
+// path), the options table (argument 2), the target in it and the write
+// options (format, checksum, stall; progress events every 10 %).
+func (f *face) writeArgs(a *module.Args) (string, module.Opts, Target, Options) {
+	img, err := f.r.Paths().Read(a.NonEmpty(1, "image"))
+	a.Check(err)
+	o := a.Opts(2)
+	t := f.target(a, o)
+	work, err := f.r.Paths().WorkDir()
+	a.Check(err)
+	return img, o, t, Options{WorkDir: work, Format: o.String("format", ""), QemuImg: f.m.QemuImg, Stall: o.Duration("stall", 0),
+		Checksum: o.String("checksum", ""), Progress: f.progress(a, t)}
 }
 
 // target reads the target fields of a write's options.
@@ -143,15 +151,9 @@ func (f *face) progress(a *module.Args, t Target) func(float64) {
 // configdrive_file (a path holding it). Returns the table described in
 // stdlib/types/iscsi.lua (iscsi.PartitionResult).
 func (f *face) writePartitionImage(a *module.Args) int {
-	img, err := f.r.Paths().Read(a.NonEmpty(1, "image"))
-	a.Check(err)
-	o := a.Opts(2)
-	t := f.target(a, o)
-	work, err := f.r.Paths().WorkDir()
-	a.Check(err)
+	img, o, t, opts := f.writeArgs(a)
 	po := PartitionOptions{
-		Options: Options{WorkDir: work, Format: o.String("format", ""), QemuImg: f.m.QemuImg, Stall: o.Duration("stall", 0),
-			Checksum: o.String("checksum", ""), Progress: f.progress(a, t)},
+		Options: opts,
 		Partitioning: Partitioning{BootMode: o.String("boot_mode", ""), BootOption: o.String("boot_option", ""),
 			DiskLabel: o.String("disk_label", ""), RootMB: o.Int("root_mb", 0), SwapMB: o.Int("swap_mb", 0),
 			EphemeralMB: o.Int("ephemeral_mb", 0)},

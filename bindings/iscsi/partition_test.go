@@ -18,26 +18,8 @@ import (
 
 	"github.com/lightsout/lightsout/bindings/iscsi"
 	"github.com/lightsout/lightsout/runtime/testenv"
+	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
 )
-
-// ext4Image builds an ext4 filesystem image of sizeMB with a file in it
-// (mke2fs -d) and returns its path and blkid's UUID for it.
-func ext4Image(t testing.TB, dir string, sizeMB int) (string, string) {
-	t.Helper()
-	testenv.RequireTools(t, "mke2fs", "blkid")
-	root := filepath.Join(dir, "rootfs")
-	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte("partition-image\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	img := filepath.Join(dir, "root.ext4")
-	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-L", "cloudimg-rootfs", "-d", root, img, strconv.Itoa(sizeMB)+"M").CombinedOutput(); err != nil {
-		t.Fatalf("mke2fs: %v: %s", err, out)
-	}
-	return img, blkidValue(t, img, "UUID", 0)
-}
 
 // blkidValue is blkid's low-level probe of one tag at offset of file.
 func blkidValue(t testing.TB, file, tag string, offset int64) string {
@@ -80,20 +62,6 @@ func sfdisk(t testing.TB, disk string) sfdiskTable {
 	return st
 }
 
-func readRange(t testing.TB, file string, off, n int64) []byte {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func configDrive(t testing.TB, n int) ([]byte, []byte) {
 	t.Helper()
 	raw := make([]byte, n)
@@ -115,7 +83,7 @@ func configDrive(t testing.TB, n int) ([]byte, []byte) {
 func TestWritePartitionImage(t *testing.T) {
 	const secret = "partition-chap-secret"
 	work := t.TempDir()
-	img, fsUUID := ext4Image(t, work, 12)
+	img, fsUUID := qemutest.Ext4Image(t, work, 12)
 	imgData, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +167,7 @@ func TestWritePartitionImage(t *testing.T) {
 			if res.RootPartUUID() != root.PartUUID || root.PartUUID == "" {
 				t.Errorf("RootPartUUID %q", res.RootPartUUID())
 			}
-			if got := readRange(t, disk, root.Start, int64(len(imgData))); !bytes.Equal(got, imgData) {
+			if got := qemutest.ReadAt(t, disk, root.Start, int64(len(imgData))); !bytes.Equal(got, imgData) {
 				t.Error("the root partition does not hold the image byte for byte")
 			}
 			if got := blkidValue(t, disk, "UUID", root.Start); got != fsUUID {
@@ -214,12 +182,12 @@ func TestWritePartitionImage(t *testing.T) {
 			if cd.Size != 1<<20 {
 				t.Errorf("configdrive partition %d bytes, want the config drive rounded up to 1 MiB", cd.Size)
 			}
-			if got := readRange(t, disk, cd.Start, int64(len(cdRaw))); !bytes.Equal(got, cdRaw) {
+			if got := qemutest.ReadAt(t, disk, cd.Start, int64(len(cdRaw))); !bytes.Equal(got, cdRaw) {
 				t.Error("the configdrive partition does not hold the config drive")
 			}
 			eph := part("ephemeral")
 			if tc.ephemeral == "" {
-				if got := readRange(t, disk, eph.Start, 4096); !bytes.Equal(got, make([]byte, 4096)) {
+				if got := qemutest.ReadAt(t, disk, eph.Start, 4096); !bytes.Equal(got, make([]byte, 4096)) {
 					t.Error("unformatted ephemeral partition does not start with zeroes (a stale signature could show through)")
 				}
 			} else {
@@ -230,17 +198,17 @@ func TestWritePartitionImage(t *testing.T) {
 				// bytes, as with mkfs on the partition), zeroed journal included
 				f := extract(t, disk, eph)
 				fsck(t, "e2fsck", "-fn", f)
-				sb := readRange(t, f, 1024, 1024)
+				sb := qemutest.ReadAt(t, f, 1024, 1024)
 				bs := int64(1024) << binary.LittleEndian.Uint32(sb[24:])
 				out, err := exec.Command("debugfs", "-R", "bmap <8> 100", f).Output()
 				blk, perr := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
 				if err != nil || perr != nil || blk == 0 {
 					t.Fatalf("debugfs bmap of the journal: %v %v %q", err, perr, out)
 				}
-				if got := readRange(t, f, 6<<20, 8); !bytes.Equal(got, bytes.Repeat([]byte{0xA5}, 8)) {
+				if got := qemutest.ReadAt(t, f, 6<<20, 8); !bytes.Equal(got, bytes.Repeat([]byte{0xA5}, 8)) {
 					t.Errorf("bytes mkfs did not touch were written: %x", got)
 				}
-				if got := readRange(t, f, blk*bs, bs); !bytes.Equal(got, make([]byte, bs)) {
+				if got := qemutest.ReadAt(t, f, blk*bs, bs); !bytes.Equal(got, make([]byte, bs)) {
 					t.Error("the ephemeral filesystem's journal holds stale bytes: mkfs's zeroing was not written")
 				}
 			}
@@ -255,7 +223,7 @@ func TestWritePartitionImage(t *testing.T) {
 				fsck(t, "fsck.vfat", "-n", extract(t, disk, esp))
 			}
 			// stale bytes between the table and the first partition are gone
-			if got := readRange(t, disk, 64<<10, 4096); !bytes.Equal(got, make([]byte, 4096)) {
+			if got := qemutest.ReadAt(t, disk, 64<<10, 4096); !bytes.Equal(got, make([]byte, 4096)) {
 				t.Error("stale data left in the disk's first MiB")
 			}
 		})
@@ -266,7 +234,7 @@ func TestWritePartitionImage(t *testing.T) {
 func extract(t testing.TB, disk string, p iscsi.Partition) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), p.Role)
-	if err := os.WriteFile(f, readRange(t, disk, p.Start, p.Size), 0o600); err != nil {
+	if err := os.WriteFile(f, qemutest.ReadAt(t, disk, p.Start, p.Size), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -303,7 +271,7 @@ func blkidPartUUID(t testing.TB, disk string, n int) string {
 func TestWritePartitionImageRefused(t *testing.T) {
 	const secret = "right-partition-secret"
 	work := t.TempDir()
-	img, _ := ext4Image(t, work, 12)
+	img, _ := qemutest.Ext4Image(t, work, 12)
 	notFS, _ := randomImage(t, work, "random.raw", 1<<20)
 	_, disk, target := startTarget(t, 64<<20, "deployer", secret)
 	wrong := target
@@ -337,25 +305,10 @@ func TestWritePartitionImageRefused(t *testing.T) {
 				o.ConfigDrive = z.Bytes()
 			}
 			_, err := iscsi.WritePartitionImage(context.Background(), tc.target, tc.image, o)
-			var e *iscsi.Error
-			if !errors.As(err, &e) || e.Kind != tc.kind {
-				t.Fatalf("err = %v, want kind %s", err, tc.kind)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(e.Error(), w) {
-					t.Errorf("%q lacks %q", e.Error(), w)
-				}
-			}
-			if strings.Contains(e.Error(), secret) || strings.Contains(e.Error(), wrong.CHAPSecret) {
-				t.Fatalf("error leaks a CHAP secret: %q", e.Error())
-			}
-			noSecretFiles(t, work)
+			wantRefused(t, err, tc.kind, tc.want, work, secret, wrong.CHAPSecret)
 		})
 	}
-	got, _ := os.ReadFile(disk)
-	if !bytes.Equal(got, make([]byte, len(got))) {
-		t.Fatal("a refused write changed the disk")
-	}
+	diskUntouched(t, disk)
 }
 
 // ReadFSInfo agrees with blkid on filesystems made by their own mkfs.
@@ -416,7 +369,7 @@ func TestSwapHeaderMatchesMkswap(t *testing.T) {
 	if out, err := exec.Command("mkswap", "-L", "swap1", "-U", id, f).CombinedOutput(); err != nil {
 		t.Fatalf("mkswap: %v: %s", err, out)
 	}
-	if got := readRange(t, f, 0, 4096); !bytes.Equal(got, h) {
+	if got := qemutest.ReadAt(t, f, 0, 4096); !bytes.Equal(got, h) {
 		t.Fatal("SwapHeader differs from mkswap's first page")
 	}
 	if _, _, err := iscsi.SwapHeader(36<<10, "swap1"); err == nil {

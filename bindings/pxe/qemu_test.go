@@ -190,7 +190,7 @@ func TestQEMUPxelinuxOverTFTP(t *testing.T) {
 		Params: "console=ttyS0 " + p}); err != nil {
 		t.Fatal(err)
 	}
-	log := &logBuffer{}
+	log := &testenv.SyncBuffer{}
 	s, err := ListenTFTP("127.0.0.1:0", Tree{Root: c.TFTPRoot}, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

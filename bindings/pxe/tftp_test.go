@@ -14,35 +14,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lightsout/lightsout/runtime/testenv"
 )
 
-// logBuffer is a concurrency-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // bootTree prepares a node with a random 3 MB ramdisk under a TFTP root,
 // plus a file outside the root and a symlink escaping it, and starts the
 // TFTP server on 127.0.0.1.
-func bootTree(t *testing.T) (c Config, ramdisk []byte, s *TFTPServer, log *logBuffer) {
+func bootTree(t *testing.T) (c Config, ramdisk []byte, s *TFTPServer, log *testenv.SyncBuffer) {
 	t.Helper()
 	c = testConfig(t, false)
 	k, r := testFiles(t)
@@ -60,7 +41,7 @@ func bootTree(t *testing.T) (c Config, ramdisk []byte, s *TFTPServer, log *logBu
 	os.Symlink("../../secret", filepath.Join(c.TFTPRoot, "pxelinux.cfg", "01-00-00-00-00-00-01"))
 	os.WriteFile(filepath.Join(c.TFTPRoot, "unregistered"), []byte("x"), 0o644)
 	os.WriteFile(filepath.Join(c.TFTPRoot, "pxelinux.0"), []byte("shared loader"), 0o644)
-	log = &logBuffer{}
+	log = &testenv.SyncBuffer{}
 	s, err := ListenTFTP("127.0.0.1:0", Tree{Root: c.TFTPRoot}, slog.New(slog.NewTextHandler(log, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +189,7 @@ func rawGet(t *testing.T, s *TFTPServer, name string) (int, string) {
 // TestHTTPBootPolicy serves the same tree over HTTP with the same policy.
 func TestHTTPBootPolicy(t *testing.T) {
 	c, ramdisk, _, _ := bootTree(t)
-	log := &logBuffer{}
+	log := &testenv.SyncBuffer{}
 	srv := httptest.NewServer(HTTPHandler(Tree{Root: c.TFTPRoot}, slog.New(slog.NewTextHandler(log, nil))))
 	defer srv.Close()
 	get := func(p string) (int, []byte) {

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/sim"
 )
 
@@ -301,24 +300,6 @@ func TestMaintenance(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -358,7 +339,7 @@ func TestRunsShowFollowAndLockedNode(t *testing.T) {
 				t.Fatal(err)
 			}
 			server(t, s, "gen10-0").Update(func(st *sim.State) { st.Power = "OFF" })
-			var runOut, runErr syncBuffer
+			var runOut, runErr testenv.SyncBuffer
 			done := make(chan int, 1)
 			go func() {
 				done <- run([]string{"--scripts", dir, "run", "hold", "--node", "gen10-0", "--param", "fail=" + tc.fail}, &runOut, &runErr)
@@ -391,7 +372,7 @@ func TestRunsShowFollowAndLockedNode(t *testing.T) {
 				}
 			}
 
-			var follow syncBuffer
+			var follow testenv.SyncBuffer
 			fdone := make(chan int, 1)
 			go func() {
 				fdone <- run([]string{"runs", "show", "1", "--follow", "--interval", "50ms"}, &follow, &follow)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/sim"
 )
 
@@ -35,7 +36,7 @@ func TestRunsShowConsole(t *testing.T) {
 	srv.Update(func(st *sim.State) { st.Power = "OFF" })
 	pw := srv.Password()
 	done := make(chan int, 1)
-	var runOut, runErr syncBuffer
+	var runOut, runErr testenv.SyncBuffer
 	go func() {
 		done <- run([]string{"--scripts", dir, "run", "inspect", "--node", "gen10-0"}, &runOut, &runErr)
 	}()

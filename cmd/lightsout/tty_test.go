@@ -12,6 +12,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/sim"
 )
 
@@ -40,8 +41,8 @@ func openPTY(t *testing.T) (term, ctl *os.File) {
 }
 
 // screen collects what the controller side of a pty receives.
-func screen(ctl *os.File) *syncBuffer {
-	var b syncBuffer
+func screen(ctl *os.File) *testenv.SyncBuffer {
+	var b testenv.SyncBuffer
 	go func() {
 		buf := make([]byte, 4096)
 		for {

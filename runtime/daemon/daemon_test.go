@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -108,27 +107,9 @@ func (in *inst) drop(name, body string) {
 	}
 }
 
-// syncBuf collects a process's output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type proc struct {
 	cmd  *exec.Cmd
-	out  *syncBuf
+	out  *testenv.SyncBuffer
 	done chan error
 	url  string
 }
@@ -138,7 +119,7 @@ func (in *inst) serve(site string, extra ...string) *proc {
 	in.t.Helper()
 	args := append([]string{"--config", in.conf, "--state-dir", in.state, "--scripts", site, "serve", "--watch", in.spool,
 		"--listen", "127.0.0.1:0", "--settle", "0"}, extra...)
-	p := &proc{cmd: exec.Command(bin, args...), out: &syncBuf{}, done: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(bin, args...), out: &testenv.SyncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(os.Environ(), "LIGHTSOUT_SECRET_KEY=")
 	if err := p.cmd.Start(); err != nil {

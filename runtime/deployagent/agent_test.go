@@ -12,13 +12,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/agent"
 	"github.com/lightsout/lightsout/runtime/agentapi"
 	"github.com/lightsout/lightsout/runtime/deployagent"
+	"github.com/lightsout/lightsout/runtime/testenv"
 )
 
 const (
@@ -50,31 +50,13 @@ func (n oneNode) NodeByMACs(_ context.Context, macs []string) (agentapi.Node, er
 	return agentapi.Node{}, agentapi.ErrNotFound
 }
 
-// syncBuffer is a console shared by the agent's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	api      *agentapi.Server
 	agent    *deployagent.Agent
 	agentURL string
 	disk     string
 	diskSize int64
-	console  *syncBuffer
+	console  *testenv.SyncBuffer
 	poweroff chan struct{}
 	client   agent.Client
 }
@@ -85,7 +67,7 @@ type env struct {
 // heartbeat.
 func start(t *testing.T, ctx context.Context, diskSize int64) *env {
 	t.Helper()
-	e := &env{console: &syncBuffer{}, poweroff: make(chan struct{}), diskSize: diskSize}
+	e := &env{console: &testenv.SyncBuffer{}, poweroff: make(chan struct{}), diskSize: diskSize}
 	e.api = agentapi.New(oneNode{props: map[string]any{"root_device": map[string]any{"name": "/dev/vda"}}},
 		agentapi.Options{HeartbeatTimeout: 60 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err := e.api.Listen(ctx, "127.0.0.1:0"); err != nil {

@@ -1,14 +1,11 @@
 package e2e_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -22,6 +19,7 @@ import (
 	"github.com/lightsout/lightsout/runtime/store"
 	"github.com/lightsout/lightsout/runtime/watch"
 	"github.com/lightsout/lightsout/sim"
+	"github.com/lightsout/lightsout/sim/simtest"
 )
 
 // simChildEnv, when set in the environment ("K:GEN8:GEN10"), makes
@@ -81,19 +79,13 @@ func TestSimChildProcess(t *testing.T) {
 	if err := s.WriteInventory(os.Getenv("LIGHTSOUT_SIM_INVENTORY")); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Println("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	fmt.Printf("rss-mb %d\n", ru.Maxrss/1024)
+	simtest.ServeChild(nil)
 }
 
 // simChild is one running simulator process.
 type simChild struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Scanner
-	inv   string
+	*simtest.Child
+	inv string
 }
 
 // startSimChildren starts ceil(n/perProcess) simulator processes serving
@@ -101,64 +93,18 @@ type simChild struct {
 // written its inventory.
 func startSimChildren(tb testing.TB, n, perProcess int) []*simChild {
 	tb.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		tb.Fatal(err)
-	}
 	procs := (n + perProcess - 1) / perProcess
 	var children []*simChild
 	for k := range procs {
 		count := n/procs + min(1, max(0, n%procs-k))
 		inv := filepath.Join(tb.TempDir(), fmt.Sprintf("inventory-%d.json", k))
-		cmd := exec.Command(exe, "-test.run=^TestSimChildProcess$", "-test.v=false")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%d:%d", simChildEnv, k, count/2, count-count/2), "LIGHTSOUT_SIM_INVENTORY="+inv)
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			tb.Fatal(err)
-		}
-		c := &simChild{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout), inv: inv}
-		tb.Cleanup(func() { c.stop() })
-		children = append(children, c)
+		c := simtest.StartChild(tb, "TestSimChildProcess", fmt.Sprintf("%s=%d:%d:%d", simChildEnv, k, count/2, count-count/2), "LIGHTSOUT_SIM_INVENTORY="+inv)
+		children = append(children, &simChild{Child: c, inv: inv})
 	}
 	for k, c := range children {
-		ready := false
-		for c.out.Scan() {
-			if c.out.Text() == "ready" {
-				ready = true
-				break
-			}
-		}
-		if !ready {
-			tb.Fatalf("simulator process %d ended before it was ready", k)
-		}
+		c.WaitReady(tb, fmt.Sprintf("simulator process %d", k))
 	}
 	return children
-}
-
-// stop closes the child's stdin and returns its peak RSS in MB (0 when
-// it did not say).
-func (c *simChild) stop() float64 {
-	if c.stdin == nil {
-		return 0
-	}
-	c.stdin.Close()
-	c.stdin = nil
-	rss := 0.0
-	for c.out.Scan() {
-		if v, ok := strings.CutPrefix(c.out.Text(), "rss-mb "); ok {
-			rss, _ = strconv.ParseFloat(v, 64)
-		}
-	}
-	_ = c.cmd.Wait()
-	return rss
 }
 
 // fleet10k starts n simulated iLOs in child processes of at most 2,500
@@ -274,20 +220,31 @@ func BenchmarkInspect10k(b *testing.B) {
 		done += len(res)
 	}
 	peakG := g.Stop()
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	peakRSS := float64(ru.Maxrss) / 1024
-	simRSS := 0.0
-	for _, c := range children {
-		simRSS = max(simRSS, c.stop())
-	}
 	rate := float64(done) / elapsed.Seconds()
-	b.ReportMetric(rate, "nodes/s")
+	peakRSS, simRSS := reportFleetRun(b, children, rate, "nodes/s", setupRSS, peakG)
+	b.Logf("%d inspections (%d sim processes), %d at once, in %s: %.1f nodes/s; client peak RSS %.0f MB (%.0f MB after import), goroutines peak %d; largest sim process %.0f MB; RLIMIT_NOFILE %d/%d; load average %s",
+		done, len(children), parallel, elapsed.Round(time.Millisecond), rate, peakRSS, setupRSS, peakG, simRSS, lim.Cur, lim.Max, loadAvg())
+}
+
+// reportFleetRun stops the simulator processes and reports what both
+// fleet benchmarks measure: rate (in unit, e.g. "nodes/s"), this
+// process's peak RSS (peak-RSS-MB) and the same before the run
+// (setup-RSS-MB), the goroutines' peak and the largest simulator process's
+// peak RSS (sim-RSS-MB). It returns the two peak RSS for the log line.
+func reportFleetRun(b *testing.B, children []*simChild, rate float64, unit string, setupRSS float64, peakG int) (peakRSS, simRSS float64) {
+	b.Helper()
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	peakRSS = float64(ru.Maxrss) / 1024
+	for _, c := range children {
+		simRSS = max(simRSS, c.Stop())
+	}
+	b.ReportMetric(rate, unit)
 	b.ReportMetric(peakRSS, "peak-RSS-MB")
 	b.ReportMetric(setupRSS, "setup-RSS-MB")
 	b.ReportMetric(float64(peakG), "goroutines-peak")
 	b.ReportMetric(simRSS, "sim-RSS-MB")
-	b.Logf("%d inspections (%d sim processes), %d at once, in %s: %.1f nodes/s; client peak RSS %.0f MB (%.0f MB after import), goroutines peak %d; largest sim process %.0f MB; RLIMIT_NOFILE %d/%d; load average %s",
-		done, len(children), parallel, elapsed.Round(time.Millisecond), rate, peakRSS, setupRSS, peakG, simRSS, lim.Cur, lim.Max, loadAvg())
+	return peakRSS, simRSS
 }
 
 // envInt reads a positive integer from the environment (def otherwise).
@@ -442,18 +399,8 @@ func BenchmarkWatchBurst10k(b *testing.B) {
 			b.Fatalf("node %s has %d node_power runs, want %d (one per job)", name, perNode[name], iter)
 		}
 	}
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	peakRSS := float64(ru.Maxrss) / 1024
-	simRSS := 0.0
-	for _, c := range children {
-		simRSS = max(simRSS, c.stop())
-	}
 	rate := float64(jobs) / elapsed.Seconds()
-	b.ReportMetric(rate, "jobs/s")
-	b.ReportMetric(peakRSS, "peak-RSS-MB")
-	b.ReportMetric(setupRSS, "setup-RSS-MB")
-	b.ReportMetric(float64(peakG), "goroutines-peak")
-	b.ReportMetric(simRSS, "sim-RSS-MB")
+	peakRSS, simRSS := reportFleetRun(b, children, rate, "jobs/s", setupRSS, peakG)
 	b.Logf("%d jobs (%d sim processes), %d at once, in %s: %.1f jobs/s; peak RSS %.0f MB (%.0f MB after import), goroutines peak %d; largest sim process %.0f MB; load average %s",
 		jobs, len(children), parallel, elapsed.Round(time.Millisecond), rate, peakRSS, setupRSS, peakG, simRSS, loadAvg())
 }

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +23,7 @@ import (
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"
+	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/runtime/watch"
 	"github.com/lightsout/lightsout/sim"
 	"github.com/lightsout/lightsout/sim/ramdisk"
@@ -49,35 +49,9 @@ func buildCLI(t *testing.T) string {
 // proc is a lightsout child process.
 type proc struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testenv.SyncBuffer
 	exited chan struct{}
 	err    error
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (a run's
-// output, a child process's stdout and stderr).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// Bytes returns a copy of what was written.
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]byte(nil), s.b.Bytes()...)
 }
 
 // start starts `lightsout --config <env config> args...`.
@@ -85,7 +59,7 @@ func (e *env) start(bin string, args ...string) *proc {
 	e.t.Helper()
 	cmd := exec.Command(bin, append([]string{"--config", filepath.Join(e.dir, "lightsout.conf"), "--log-level", "warn"}, args...)...)
 	cmd.Env = append(os.Environ(), "LIGHTSOUT_CONFIG=", "LIGHTSOUT_SECRET_KEY=")
-	p := &proc{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{cmd: cmd, out: &testenv.SyncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/states"
+	"github.com/lightsout/lightsout/runtime/store"
 	"github.com/lightsout/lightsout/sim/ramdisk"
 )
 
@@ -59,20 +60,7 @@ func TestISCSIDeployUnmodifiedIPA(t *testing.T) {
 				}
 			} else {
 				e.mustSucceed(res)
-				if n.ProvisionState != states.Active {
-					t.Fatalf("state %q last_error %q", n.ProvisionState, n.LastError)
-				}
-				disk, err := os.ReadFile(f.server(t, "gen10-0").DiskPath())
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(disk[:len(data)], data) {
-					t.Fatal("the node's disk does not hold the image")
-				}
-				// IPA's automatic TLS: the commands went over https, trusting agent_verify_ca.
-				if u, _ := n.DriverInternalInfo["agent_url"].(string); !strings.HasPrefix(u, "https://") {
-					t.Errorf("driver_internal_info.agent_url %q, want IPA's https callback URL", u)
-				}
+				wantIPADeployed(t, f, n, data)
 			}
 			if !portalClosed(port) {
 				t.Error("the iSCSI target still answers after the deploy")
@@ -105,11 +93,19 @@ func TestDeployUnmodifiedIPA(t *testing.T) {
 	}
 	res := e.runs(app.ScriptDeploy, []string{"gen10-0"}, nil)["gen10-0"]
 	e.mustSucceed(res)
-	n = e.node("gen10-0")
+	wantIPADeployed(t, f, e.node("gen10-0"), data)
+	e.noMediaLeft("gen10-0")
+}
+
+// wantIPADeployed fails t unless node n is active with data at the start
+// of its disk, deployed over IPA's automatic TLS: the commands went over
+// https (the agent_url IPA called back with), trusting agent_verify_ca.
+func wantIPADeployed(t *testing.T, f *fleet, n *store.Node, data []byte) {
+	t.Helper()
 	if n.ProvisionState != states.Active {
 		t.Fatalf("state %q last_error %q", n.ProvisionState, n.LastError)
 	}
-	disk, err := os.ReadFile(f.server(t, "gen10-0").DiskPath())
+	disk, err := os.ReadFile(f.server(t, n.Name).DiskPath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,5 +115,4 @@ func TestDeployUnmodifiedIPA(t *testing.T) {
 	if u, _ := n.DriverInternalInfo["agent_url"].(string); !strings.HasPrefix(u, "https://") {
 		t.Errorf("driver_internal_info.agent_url %q, want IPA's https callback URL", u)
 	}
-	e.noMediaLeft("gen10-0")
 }

@@ -12,57 +12,29 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/testenv"
+	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
 	"github.com/lightsout/lightsout/sim/ramdisk"
 	"golang.org/x/sys/unix"
 )
 
-// partitionImage builds an ext4 partition image of sizeMB (mke2fs -d, with
-// a file in it) and returns its path, bytes and blkid's filesystem UUID.
+// partitionImage builds an ext4 partition image of sizeMB
+// (qemutest.Ext4Image) and returns its path, bytes and blkid's filesystem
+// UUID.
 func partitionImage(t *testing.T, dir string, sizeMB int) (string, []byte, string) {
 	t.Helper()
-	testenv.RequireTools(t, "mke2fs", "blkid", "sfdisk")
-	root := filepath.Join(dir, "rootfs", "etc")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "hostname"), []byte("iscsi-partition\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	img := filepath.Join(dir, "root.ext4")
-	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-d", filepath.Dir(root), img, strconv.Itoa(sizeMB)+"M").CombinedOutput(); err != nil {
-		t.Fatalf("mke2fs: %v: %s", err, out)
-	}
+	testenv.RequireTools(t, "sfdisk")
+	img, uuid := qemutest.Ext4Image(t, dir, sizeMB)
 	data, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("blkid", "-p", "-s", "UUID", "-o", "value", img).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img, data, strings.TrimSpace(string(out))
-}
-
-// readAt reads n bytes at off of file.
-func readAt(t *testing.T, file string, off int64, n int) []byte {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return img, data, uuid
 }
 
 // sparseIsZero reports whether the sparse file holds only zeroes, reading
@@ -190,13 +162,13 @@ func TestISCSIPartitionDeployUEFILocal(t *testing.T) {
 			t.Errorf("partition %d: %+v, want type %s, %d MiB", i+1, p, wantTypes[i], wantMB[i])
 		}
 	}
-	if !bytes.Equal(readAt(t, diskPath, parts[3].Start*sector, len(data)), data) {
+	if !bytes.Equal(qemutest.ReadAt(t, diskPath, parts[3].Start*sector, int64(len(data))), data) {
 		t.Error("the root partition does not hold the image byte for byte")
 	}
-	if !bytes.Equal(readAt(t, diskPath, parts[2].Start*sector, len(cd)), cd) {
+	if !bytes.Equal(qemutest.ReadAt(t, diskPath, parts[2].Start*sector, int64(len(cd))), cd) {
 		t.Error("the configdrive partition does not hold the config drive")
 	}
-	if string(readAt(t, diskPath, parts[1].Start*sector+4096-10, 10)) != "SWAPSPACE2" {
+	if string(qemutest.ReadAt(t, diskPath, parts[1].Start*sector+4096-10, 10)) != "SWAPSPACE2" {
 		t.Error("no swap signature in the swap partition")
 	}
 	if sparseIsZero(t, diskPath) { // the check the refusal tests rely on sees a write
@@ -250,10 +222,10 @@ func TestISCSIPartitionDeployBIOSQcow2(t *testing.T) {
 	if label != "dos" || len(parts) != 1 || parts[0].Start != 2048 || parts[0].Size*512 != 1<<30 || parts[0].Type != "83" {
 		t.Fatalf("table %s %+v, want dos with one 1 GiB Linux partition at 1 MiB", label, parts)
 	}
-	if readAt(t, diskPath, 446, 1)[0] != 0x80 {
+	if qemutest.ReadAt(t, diskPath, 446, 1)[0] != 0x80 {
 		t.Error("the root partition is not marked bootable (BIOS local boot)")
 	}
-	if !bytes.Equal(readAt(t, diskPath, 1<<20, len(data)), data) {
+	if !bytes.Equal(qemutest.ReadAt(t, diskPath, 1<<20, int64(len(data))), data) {
 		t.Error("the root partition does not hold the qcow2 image's content")
 	}
 	if got := e.node("gen10-0").DriverInternalInfo["root_uuid_or_disk_id"]; got != fsUUID {

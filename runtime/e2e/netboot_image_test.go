@@ -1,10 +1,8 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,21 +28,7 @@ type testPartition struct {
 func buildTestPartition(t testing.TB) testPartition {
 	t.Helper()
 	testenv.RequireTools(t, "mke2fs", "apt-get", "dpkg-deb", "busybox", "gzip")
-	script := filepath.Join(qemutest.RepoRoot(t), "testdata", "tools", "build-test-partition.sh")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script, qemutest.CacheDir("testpartition"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	f := strings.Fields(lines[len(lines)-1])
-	if len(f) != 4 {
-		t.Fatalf("%s printed %q, want ROOTFS KERNEL INITRD UUID", script, out)
-	}
+	f := qemutest.BuildScript(t, "build-test-partition.sh", "testpartition", "ROOTFS KERNEL INITRD UUID")
 	id, err := os.ReadFile(filepath.Join(filepath.Dir(f[0]), "id"))
 	if err != nil {
 		t.Fatal(err)

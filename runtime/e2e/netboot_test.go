@@ -14,6 +14,7 @@ import (
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/store"
 	"github.com/lightsout/lightsout/runtime/testenv"
+	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
 )
 
 // downloadISO fetches a published ISO from its URL (as the iLO does) into dir.
@@ -161,14 +162,7 @@ func TestISCSINetbootDeploy(t *testing.T) {
 			if line, err := image.KernelCmdline(iso2); err != nil || line != want {
 				t.Errorf("re-attached ISO command line %q, %v; want %q", line, err, want)
 			}
-			if a, b := fileBytes(t, iso), fileBytes(t, iso2); a != b {
-				n := 0
-				for i := range min(len(a), len(b)) {
-					if a[i] != b[i] && n < 8 {
-						t.Logf("differs at %d (block %d)", i, i/2048)
-						n++
-					}
-				}
+			if a, b := fileBytes(t, iso), fileBytes(t, iso2); !qemutest.SameBytes(t, a, b) {
 				t.Errorf("the re-attached ISO differs from the deployed one (the build is not reproducible): %d, %d bytes", len(a), len(b))
 			}
 
@@ -186,11 +180,11 @@ func TestISCSINetbootDeploy(t *testing.T) {
 	}
 }
 
-func fileBytes(t *testing.T, p string) string {
+func fileBytes(t *testing.T, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return b
 }

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -134,24 +133,6 @@ var pxeQemuCases = map[string]pxeQemuCase{
 	// boot.ipxe URL, which chains the node's script by MAC over HTTP
 	"bios-ipxe": {gen: sim.Gen8, node: "gen8-0", bootMode: "bios", simMode: "LEGACY", ipxe: true,
 		httpFiles: []string{"/boot.ipxe", "/pxelinux.cfg/{mac}", "/{uuid}/deploy_kernel", "/{uuid}/deploy_ramdisk"}},
-}
-
-// lockedBuffer is a bytes.Buffer for a logger written from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestPXEQemuDeploy deploys the whole-disk test image with pxe_ilo to a
@@ -418,16 +399,7 @@ func runPXEChild(t *testing.T, specJSON string) {
 		f.recordBoot(ev)
 		hook(ctx, ev)
 	}
-	s, err := sim.New(opts)
-	if err != nil {
-		qb.Close()
-		t.Fatal(err)
-	}
-	qb.UseSim(s)
-	t.Cleanup(func() {
-		s.Close()
-		qb.Close()
-	})
+	s := startQemuSim(t, qb, opts)
 	f.sim = s
 
 	// lightsout: listeners on the bridge, the PXE files under TFTPRoot,
@@ -470,7 +442,7 @@ http_url = http://%[1]s:8088/
 	e := open(t, f, conf, qemuSiteDir(t))
 	// the boot server as `lightsout serve` runs it, its log (every file
 	// sent, at debug level) kept for the checks below
-	tftpLog := &lockedBuffer{}
+	tftpLog := &testenv.SyncBuffer{}
 	appLog := e.app.Log
 	e.app.Log = slog.New(slog.NewTextHandler(tftpLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	boot := daemon.PXEBoot(e.app)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/runtime"
+	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/store"
 	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
@@ -76,6 +78,15 @@ func newQemuFleet(t testing.TB, dir string, nodes []sim.NodeSpec, diskSize int64
 	}
 	opts := sim.Options{Nodes: nodes, Dir: dir, DiskSize: 1 << 20, Logger: slog.New(slog.DiscardHandler)}
 	qb.Attach(&opts)
+	s := startQemuSim(t, qb, opts)
+	return &qemuFleet{fleet: &fleet{sim: s, dir: dir}, qb: qb}
+}
+
+// startQemuSim starts the simulator with opts, its servers qb's VMs
+// (qb.Attach ran on opts), and closes both at t's cleanup; it closes qb
+// when the simulator does not start.
+func startQemuSim(t testing.TB, qb *qemu.Backend, opts sim.Options) *sim.Sim {
+	t.Helper()
 	s, err := sim.New(opts)
 	if err != nil {
 		qb.Close()
@@ -86,7 +97,7 @@ func newQemuFleet(t testing.TB, dir string, nodes []sim.NodeSpec, diskSize int64
 		s.Close()
 		qb.Close()
 	})
-	return &qemuFleet{fleet: &fleet{sim: s, dir: dir}, qb: qb}
+	return s
 }
 
 // freePort returns a port free on 127.0.0.1 now.
@@ -342,4 +353,19 @@ func mustEventsTB(t testing.TB, e *env, id int64) []store.Event {
 		t.Fatalf("events of run %d: %d, %v", id, len(evs), err)
 	}
 	return evs
+}
+
+// qemuDeploys runs the deploy on the qemu-backed nodes two at a time (TCG
+// runs one guest CPU per host core), logs how long they took, naming them
+// what, and returns the results by node.
+func (e *env) qemuDeploys(nodes []string, what string) map[string]runtime.Result {
+	e.t.Helper()
+	start := time.Now()
+	res, _ := e.app.Engine.RunMany(context.Background(), runtime.RunRequest{Script: app.ScriptDeploy, Timeout: qemuDeployTimeout}, nodes, 2, nil)
+	e.t.Logf("%d %s (2 at a time) took %.1fs", len(nodes), what, time.Since(start).Seconds())
+	byNode := map[string]runtime.Result{}
+	for _, r := range res {
+		byNode[r.Node] = r
+	}
+	return byNode
 }

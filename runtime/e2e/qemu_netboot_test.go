@@ -59,13 +59,7 @@ func TestQemuISCSINetboot(t *testing.T) {
 		}
 		names = append(names, c.node)
 	}
-	start := time.Now()
-	res, _ := e.app.Engine.RunMany(ctx, runtime.RunRequest{Script: app.ScriptDeploy, Timeout: qemuDeployTimeout}, names, 2, nil)
-	t.Logf("2 netboot deploys (2 at a time) took %.1fs", time.Since(start).Seconds())
-	byNode := map[string]runtime.Result{}
-	for _, r := range res {
-		byNode[r.Node] = r
-	}
+	byNode := e.qemuDeploys(names, "netboot deploys")
 	for _, c := range cases {
 		t.Run(c.mode, func(t *testing.T) {
 			r := byNode[c.node]

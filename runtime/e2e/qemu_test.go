@@ -79,14 +79,7 @@ erase_devices_priority = 0
 		}
 		names = append(names, c.node)
 	}
-	// two VMs at a time: TCG runs one guest CPU per host core
-	start := time.Now()
-	res, _ := e.app.Engine.RunMany(ctx, runtime.RunRequest{Script: app.ScriptDeploy, Timeout: qemuDeployTimeout}, names, 2, nil)
-	t.Logf("4 deploys (2 at a time) took %.1fs", time.Since(start).Seconds())
-	byNode := map[string]runtime.Result{}
-	for _, r := range res {
-		byNode[r.Node] = r
-	}
+	byNode := e.qemuDeploys(names, "deploys")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := byNode[c.node]

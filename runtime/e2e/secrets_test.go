@@ -22,6 +22,7 @@ import (
 	"github.com/lightsout/lightsout/runtime"
 	"github.com/lightsout/lightsout/runtime/app"
 	"github.com/lightsout/lightsout/runtime/states"
+	"github.com/lightsout/lightsout/runtime/testenv"
 )
 
 // hostileScript copies the password into every field a script can reach.
@@ -96,7 +97,7 @@ func TestSentinelSecretFoundNowhere(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	a, err := app.Open(context.Background(), app.Options{ConfigPath: conf, ScriptDirs: []string{scripts},
 		Stdout: &stdout, Stderr: &stderr, LogLevel: "debug"})
 	if err != nil {

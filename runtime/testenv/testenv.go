@@ -4,6 +4,9 @@
 // `make test` sets LIGHTSOUT_INTEGRATION=1 after installing every tool with
 // testdata/tools/deps.sh; then a missing tool fails the test instead of
 // skipping it, so CI can never go green by skipping.
+//
+// It also holds SyncBuffer, the goroutine-safe buffer tests read output
+// from while the code under test writes it.
 package testenv
 
 import (

@@ -1,7 +1,6 @@
 package watch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -76,24 +74,7 @@ type cluster struct {
 	e     *env
 	conf  string
 	procs []*exec.Cmd
-	outs  []*syncBuf
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	outs  []*testenv.SyncBuffer
 }
 
 // newCluster opens a PostgreSQL installation with nodes and starts n
@@ -145,7 +126,7 @@ func (c *cluster) startIn(dir string, parallel int, env ...string) {
 	cmd.Env = append(os.Environ(), helperConf+"="+c.conf, helperDir+"="+dir, helperSite+"="+c.e.site,
 		fmt.Sprintf("%s=%d", helperParallel, parallel))
 	cmd.Env = append(cmd.Env, env...)
-	out := &syncBuf{}
+	out := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -259,6 +240,24 @@ func (c *cluster) waitAll(jobs int, d time.Duration) {
 	}
 }
 
+// kill9MidFlight kills process 0 with SIGKILL once 20 jobs finished,
+// then waits until all jobs finished and the killed process's runs were
+// taken over (within the heartbeat timeout plus an interval).
+func (c *cluster) kill9MidFlight(jobs int) {
+	c.t.Helper()
+	waitFor(c.t, 2*time.Minute, "20 jobs to finish", func() bool { return c.finishedCount() >= 20 })
+	c.kill9(0)
+	killedAt := time.Now()
+	waitFor(c.t, 3*time.Minute, "every job to finish", func() bool {
+		return c.finishedCount() == jobs && len(c.e.jobs(Processing)) == 0 && len(c.e.jobs(Incoming)) == 0
+	})
+	c.t.Logf("all %d jobs finished %v after the kill", jobs, time.Since(killedAt).Round(time.Millisecond))
+	waitFor(c.t, time.Minute, "the killed process's runs and leases to be taken over", func() bool {
+		runs, _ := c.e.a.Store.ListRuns(context.Background(), store.RunFilter{Status: store.StatusRunning})
+		return len(runs) == 0
+	})
+}
+
 // finishedCount counts the job files in done/ and failed/.
 func (c *cluster) finishedCount() int { return len(c.e.jobs(Done)) + len(c.e.jobs(Failed)) }
 
@@ -333,18 +332,7 @@ func TestThreeWatchersKill9(t *testing.T) {
 	const nodes, jobs = 30, 100
 	c := newCluster(t, nodes, 3, 10, 2)
 	names := c.dropJobs(jobs, nodes, "0.3")
-	waitFor(t, 2*time.Minute, "20 jobs to finish", func() bool { return c.finishedCount() >= 20 })
-	c.kill9(0)
-	killedAt := time.Now()
-	waitFor(t, 3*time.Minute, "every job to finish", func() bool {
-		return c.finishedCount() == jobs && len(c.e.jobs(Processing)) == 0 && len(c.e.jobs(Incoming)) == 0
-	})
-	t.Logf("all %d jobs finished %v after the kill", jobs, time.Since(killedAt).Round(time.Millisecond))
-	// the takeover ends within the heartbeat timeout plus an interval
-	waitFor(t, time.Minute, "the killed process's runs and leases to be taken over", func() bool {
-		runs, _ := c.e.a.Store.ListRuns(context.Background(), store.RunFilter{Status: store.StatusRunning})
-		return len(runs) == 0
-	})
+	c.kill9MidFlight(jobs)
 	c.stopAll()
 	c.checkExactlyOnce(names)
 	runs, _ := c.e.a.Store.ListRuns(context.Background(), store.RunFilter{Status: store.StatusInterrupted})
@@ -362,17 +350,7 @@ func TestThreeWatchersKill9BMC(t *testing.T) {
 	const nodes, jobs = 30, 100
 	c := newBMCCluster(t, nodes, 3, 10, 2, 150*time.Millisecond)
 	files := c.dropBMCJobs(jobs)
-	waitFor(t, 2*time.Minute, "20 jobs to finish", func() bool { return c.finishedCount() >= 20 })
-	c.kill9(0)
-	killedAt := time.Now()
-	waitFor(t, 3*time.Minute, "every job to finish", func() bool {
-		return c.finishedCount() == jobs && len(c.e.jobs(Processing)) == 0 && len(c.e.jobs(Incoming)) == 0
-	})
-	t.Logf("all %d jobs finished %v after the kill", jobs, time.Since(killedAt).Round(time.Millisecond))
-	waitFor(t, time.Minute, "the killed process's runs and leases to be taken over", func() bool {
-		runs, _ := c.e.a.Store.ListRuns(context.Background(), store.RunFilter{Status: store.StatusRunning})
-		return len(runs) == 0
-	})
+	c.kill9MidFlight(jobs)
 	c.stopAll()
 	c.checkExactlyOnce(files)
 	done, failed := c.checkResults()

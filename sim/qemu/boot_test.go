@@ -22,6 +22,7 @@ import (
 
 	"github.com/lightsout/lightsout/bindings/image"
 	"github.com/lightsout/lightsout/runtime/testenv"
+	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
 	"github.com/lightsout/lightsout/sim"
 	"github.com/lightsout/lightsout/sim/qemu"
 )
@@ -34,42 +35,14 @@ import (
 
 const marker = "DEPLOY-RAMDISK-OK"
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	t.Fatalf("no go.mod above %s", dir)
-	return ""
-}
-
 // testMedia builds the hybrid ISO and a floppy with params, in dir; a
 // non-empty initOverride replaces the ramdisk's /init (and the ISO is
 // BIOS-only).
 func testMedia(t *testing.T, dir string, params map[string]string, initOverride string) (iso, floppy string) {
 	t.Helper()
-	cache := "/var/tmp/lightsout-test-cache/qemu-media"
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		cache = filepath.Join(d, "lightsout-test", "qemu-media")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	script := filepath.Join(repoRoot(t), "testdata", "tools", "media-build-ramdisk.sh")
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "bash", script, cache)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	f := strings.Fields(lines[len(lines)-1])
-	if len(f) != 2 {
-		t.Fatalf("%s printed %q", script, out)
-	}
+	f := qemutest.BuildScript(t, "media-build-ramdisk.sh", "qemu-media", "KERNEL INITRD")
 	initrd := f[1]
 	if initOverride != "" {
 		initrd = appendInit(t, dir, f[1], initOverride)

@@ -1,8 +1,9 @@
 // Package simtest is the one set of test helpers over the simulator: start
 // a simulated fleet or a single iLO of one generation, read a server's
 // driver_info the way the store hands it to a binding, and serve images for
-// virtual media. It imports no client package, so the internal tests of the
-// iLO client packages can use it.
+// virtual media, or run the simulator in a child process of the test
+// binary (StartChild, ServeChild). It imports no client package, so the
+// internal tests of the iLO client packages can use it.
 package simtest
 
 import (

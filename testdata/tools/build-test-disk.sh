@@ -34,6 +34,9 @@
 set -euo pipefail
 
 die() { echo "build-test-disk: $*" >&2; exit 1; }
+LIB=$(dirname "$0")/testimage-lib.sh
+# shellcheck source=testimage-lib.sh
+. "$LIB"
 [ $# -eq 1 ] || die "usage: build-test-disk.sh CACHE_DIR"
 CACHE=$1
 mkdir -p "$CACHE"
@@ -61,12 +64,7 @@ kernel() {
   local v pkg tmp
   v=$(ls "$CACHE"/kernel/linux-image-*/boot/vmlinuz-* 2>/dev/null | grep -v cloud | sort -V | tail -1 || true)
   if [ -z "$v" ]; then
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
-    if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
-      apt-get update -qq >/dev/null 2>&1 || true
-      pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
-    fi
-    [ -n "$pkg" ] || die "cannot resolve linux-image-amd64 (run apt-get update, or testdata/tools/deps.sh)"
+    pkg=$(kernel_pkg) || exit 1
     case "$pkg" in *-unsigned) die "$pkg is the unsigned kernel; secure boot needs the signed one";; esac
     tmp=$(mktemp -d "$CACHE/.dl.XXXXXX")
     ( cd "$tmp" && apt-get download "$pkg" >/dev/null 2>&1 ) || { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
@@ -124,19 +122,13 @@ sync
 poweroff -f
 EOF
   chmod +x "$root/init"
-  # fixed mtimes and order: the same inputs give the same initramfs
-  find "$root" -exec touch -h -d @0 {} +
-  if command -v cpio >/dev/null 2>&1; then
-    ( cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -n -6 ) > "$out"
-  else
-    ( cd "$root" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null | gzip -n -6 ) > "$out"
-  fi
+  pack_initrd "$root" "$out"
   rm -rf "$root"
 }
 
 VMLINUZ=$(kernel)
 [ -f "$VMLINUZ" ] || die "no kernel image found"
-KEY=$( (sha256sum "$0" "$VMLINUZ" /bin/busybox "$SHIM" "$GRUB" "$GPTMBR" /usr/lib/syslinux/modules/bios/ldlinux.c32 2>/dev/null | cut -d' ' -f1) | sha256sum | cut -c1-16)
+KEY=$( (sha256sum "$0" "$LIB" "$VMLINUZ" /bin/busybox "$SHIM" "$GRUB" "$GPTMBR" /usr/lib/syslinux/modules/bios/ldlinux.c32 2>/dev/null | cut -d' ' -f1) | sha256sum | cut -c1-16)
 OUT="$CACHE/testdisk-$KEY"
 if [ ! -f "$OUT/disk.raw" ] || [ ! -f "$OUT/disk.qcow2" ]; then
   work=$(mktemp -d "$CACHE/.build.XXXXXX")

@@ -27,6 +27,9 @@
 set -euo pipefail
 
 die() { echo "build-test-partition: $*" >&2; exit 1; }
+LIB=$(dirname "$0")/testimage-lib.sh
+# shellcheck source=testimage-lib.sh
+. "$LIB"
 [ $# -eq 1 ] || die "usage: build-test-partition.sh CACHE_DIR"
 CACHE=$1
 mkdir -p "$CACHE"
@@ -42,12 +45,7 @@ ROOT_UUID=4c494748-5453-4f55-8000-0000000000e4   # fixed: the same inputs give t
 NETBOOT_MARKER=LIGHTSOUT-NETBOOT-ROOT-BOOTED
 
 # the concrete kernel package linux-image-amd64 depends on
-pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
-if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
-  apt-get update -qq >/dev/null 2>&1 || true
-  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
-fi
-[ -n "$pkg" ] || die "cannot resolve linux-image-amd64 (run apt-get update, or testdata/tools/deps.sh)"
+pkg=$(kernel_pkg)
 
 # kernel_tree -> prints a directory holding boot/vmlinuz-* and lib/modules/<v>/
 # (the whole package extracted once)
@@ -78,7 +76,7 @@ KVER=${VMLINUZ##*/vmlinuz-}
 MODDIR="$KTREE/lib/modules/$KVER"
 [ -d "$MODDIR/kernel" ] || die "no modules in $MODDIR"
 
-KEY=$( (sha256sum "$0" /bin/busybox "$VMLINUZ" | cut -d' ' -f1) | sha256sum | cut -c1-16)
+KEY=$( (sha256sum "$0" "$LIB" /bin/busybox "$VMLINUZ" | cut -d' ' -f1) | sha256sum | cut -c1-16)
 OUT="$CACHE/testpartition-$KEY"
 
 # modules the instance initramfs loads, in this order (dependencies first):
@@ -170,12 +168,7 @@ umount /proc /sys 2>/dev/null
 exec switch_root /newroot /sbin/init
 EOF
   chmod +x "$root/init"
-  find "$root" -exec touch -h -d @0 {} +
-  if command -v cpio >/dev/null 2>&1; then
-    ( cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -n -6 ) > "$out"
-  else
-    ( cd "$root" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null | gzip -n -6 ) > "$out"
-  fi
+  pack_initrd "$root" "$out"
   rm -rf "$root"
 }
 

@@ -2,7 +2,10 @@
 // serial console for marker lines with deadlines, never sleeps: the test
 // instance image of testdata/tools/build-test-disk.sh under SeaBIOS, OVMF
 // and OVMF with secure boot, and the consoles of qemu-backed simulated
-// servers in the end-to-end tests.
+// servers in the end-to-end tests. It also builds and reads the test
+// images those boots use: the testdata/tools build scripts (BuildScript,
+// BuildTestDisk), ext4 partition images (Ext4Image), ranges of disk files
+// (ReadAt) and comparisons of two builds (SameBytes).
 package qemutest
 
 import (
@@ -237,26 +240,38 @@ func BuildTestDisk(t testing.TB) TestDisk {
 	testenv.RequireTools(t, "sgdisk", "mkfs.vfat", "mcopy", "syslinux", "qemu-img", "apt-get", "dpkg-deb", "busybox")
 	testenv.RequireFiles(t, "/usr/lib/shim/shimx64.efi.signed", "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
 		"/usr/lib/syslinux/mbr/gptmbr.bin")
-	script := filepath.Join(RepoRoot(t), "testdata", "tools", "build-test-disk.sh")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script, CacheDir("testdisk"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	f := strings.Fields(lines[len(lines)-1])
-	if len(f) != 2 {
-		t.Fatalf("%s printed %q, want RAW QCOW2", script, out)
-	}
+	script := "build-test-disk.sh"
+	f := BuildScript(t, script, "testdisk", "RAW QCOW2")
 	id, err := os.ReadFile(filepath.Join(filepath.Dir(f[0]), "id"))
 	if err != nil {
 		t.Fatalf("%s: %v", script, err)
 	}
 	return TestDisk{Raw: f[0], QCOW2: f[1], ID: strings.TrimSpace(string(id))}
+}
+
+// BuildScript runs testdata/tools/SCRIPT (bash, five minutes at most)
+// with the cache directory CacheDir(cache), where the script builds or
+// reuses its files, and returns the fields of the last line it prints,
+// which must be as many as want names ("KERNEL INITRD"). It fails t with
+// the script's stderr when the script fails.
+func BuildScript(t testing.TB, script, cache, want string) []string {
+	t.Helper()
+	path := filepath.Join(RepoRoot(t), "testdata", "tools", script)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", path, CacheDir(cache))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", path, err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	f := strings.Fields(lines[len(lines)-1])
+	if len(f) != len(strings.Fields(want)) {
+		t.Fatalf("%s printed %q, want %s", path, out, want)
+	}
+	return f
 }
 
 // CopyFile copies src to dst (a private, writable copy of a cached disk).
