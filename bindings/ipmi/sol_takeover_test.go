@@ -53,19 +53,30 @@ func TestConsoleTakesOverStaleSOL(t *testing.T) {
 	_ = stale.Wait()
 	staleIn.Close()
 
-	srv.ConsoleWrite([]byte("after the takeover\r\n"))
 	c := simClient(t, s, 0, nil)
 	inR, inW := io.Pipe()
 	defer inW.Close()
 	out := &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- c.Console(ctx, inR, out) }()
-	select {
-	case err := <-done:
-		t.Fatalf("console ended before attaching: %v (output %q)", err, out.String())
-	case <-waitCh(out, "after the takeover"):
-	case <-time.After(30 * time.Second):
-		t.Fatalf("console did not attach over the stale session: %q", out.String())
+	// the server's console keeps printing, as a booting server does: a line
+	// printed before the takeover went to the dead session and is lost
+	seen := waitCh(out, "after the takeover")
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
+wait:
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("console ended before attaching: %v (output %q)", err, out.String())
+		case <-seen:
+			break wait
+		case <-tick.C:
+			srv.ConsoleWrite([]byte("after the takeover\r\n"))
+		case <-deadline:
+			t.Fatalf("console did not attach over the stale session: %q", out.String())
+		}
 	}
 	inW.Write([]byte("~."))
 	if err := <-done; err != nil {
