@@ -64,7 +64,7 @@ function M.validate(ctx)
   local ii = ctx.node.instance_info
   local swap, eph, root = num(ii.swap_mb, "swap_mb"), num(ii.ephemeral_gb, "ephemeral_gb"), num(ii.root_gb, "root_gb")
   ctx.root_gb = root
-  local partition = set(ii.kernel) and set(ii.ramdisk)
+  local partition = params_lib.partition_image(ctx.node)
   if set(ii.kernel) ~= set(ii.ramdisk) then
     run.fail("invalid_argument", "Image " .. tostring(ii.image_source) .. " is missing the following properties: ['"
       .. (set(ii.kernel) and "ramdisk" or "kernel") .. "'] (a partition image needs both instance_info.kernel and"

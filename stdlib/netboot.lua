@@ -31,6 +31,7 @@
 -- actions through lightsout (`lightsout node power on|reboot`) attach a
 -- fresh one first.
 local bootmode = require("bootmode")
+local params_lib = require("params")
 
 local M = {}
 
@@ -38,20 +39,13 @@ local KIND = "boot_iso"
 
 local function set(v) return v ~= nil and v ~= "" end
 
---- Reports whether the node's image is a partition image (as Ironic and
---- stdlib/deploy_iscsi.lua: instance_info.kernel and ramdisk are both set).
-function M.partition_image(n)
-  local ii = (n or node).instance_info
-  return set(ii.kernel) and set(ii.ramdisk)
-end
-
 --- Reports whether the node's instance netboots: instance_info.capabilities
 --- .boot_option is netboot, or unset for a partition image (Ironic K/L's
 --- default, as stdlib/deploy_iscsi.lua).
 function M.requested(n)
   n = n or node
   local option = bootmode.instance_caps(n).boot_option
-  if not set(option) then return M.partition_image(n) end
+  if not set(option) then return params_lib.partition_image(n) end
   return tostring(option):lower() == "netboot"
 end
 
@@ -59,7 +53,7 @@ end
 --- boot ISO the power path must re-attach before a power on or reboot (§5.5).
 function M.active(n)
   n = n or node
-  return n.driver == "iscsi_ilo" and n.provision_state == "active" and M.partition_image(n) and M.requested(n)
+  return n.driver == "iscsi_ilo" and n.provision_state == "active" and params_lib.partition_image(n) and M.requested(n)
     and set(n.driver_internal_info.root_uuid_or_disk_id)
 end
 
@@ -69,7 +63,7 @@ end
 --- netboot request for a whole-disk image boots the disk, as Ironic.)
 function M.validate(ctx)
   local n = ctx.node
-  if M.partition_image(n) or not M.requested(n) then return end
+  if params_lib.partition_image(n) or not M.requested(n) then return end
   if ctx.boot_mode == "uefi" then
     run.fail("invalid_argument", "Conflict: Whole disk image being used for deploy, but cannot be used with node "
       .. n.uuid .. " configured to use UEFI boot with netboot option: set instance_info.capabilities.boot_option"

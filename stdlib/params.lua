@@ -96,14 +96,20 @@ function M.image_info(n)
   return info
 end
 
---- Refuses a partition image (instance_info.kernel and ramdisk both set,
---- as Ironic tells them apart) for a driver whose agent writes whole disks
---- only (agent_ilo, pxe_ilo): only iscsi_ilo partitions the disk.
+--- Reports whether the node's image is a partition image: as Ironic tells
+--- them apart, instance_info.kernel and instance_info.ramdisk are both set.
+function M.partition_image(n)
+  local ii = (n or node).instance_info
+  local function set(v) return v ~= nil and v ~= "" end
+  return set(ii.kernel) and set(ii.ramdisk)
+end
+
+--- Refuses a partition image (M.partition_image) for a driver whose agent
+--- writes whole disks only (agent_ilo, pxe_ilo): only iscsi_ilo partitions
+--- the disk.
 function M.check_whole_disk(n)
   n = n or node
-  local ii = n.instance_info
-  local function set(v) return v ~= nil and v ~= "" end
-  if n.driver ~= "iscsi_ilo" and set(ii.kernel) and set(ii.ramdisk) then
+  if n.driver ~= "iscsi_ilo" and M.partition_image(n) then
     run.fail("not_supported", ("node %s: instance_info.kernel and instance_info.ramdisk make this a partition image,"
       .. " which %s cannot deploy (its agent writes whole-disk images): set the node's driver to iscsi_ilo"
       .. " (lightsout partitions the disk), or unset instance_info.kernel and ramdisk to deploy a whole-disk image")

@@ -128,6 +128,15 @@ function params_lib.image_info(n) end
 ---@return string, string, string|nil, string|nil, string|nil
 function params_lib.check_image(n) end
 
+---Whether the image is a partition image (instance_info.kernel and ramdisk both set, as Ironic).
+---@param n? Node
+---@return boolean
+function params_lib.partition_image(n) end
+
+---Raises not_supported for a partition image on a driver other than iscsi_ilo.
+---@param n? Node
+function params_lib.check_whole_disk(n) end
+
 ---@class CleanStep
 ---@field step string
 ---@field interface? "power"|"management"|"deploy"|"bios"|"raid"  default management
