@@ -53,11 +53,7 @@ function M.validate(ctx)
   local n = ctx.node
   local problems = M.boot_problems(n)
   if problems[1] then run.fail("invalid_argument", problems[1]) end
-  if ctx.boot_mode == "uefi" and n.instance_info.image_type ~= "partition"
-      and require("bootmode").instance_caps(n).boot_option == "netboot" then -- a table or a capabilities string
-    run.fail("invalid_argument", "Conflict: Whole disk image being used for deploy, but cannot be used with node "
-      .. n.uuid .. " configured to use UEFI boot with netboot option")
-  end
+  require("netboot").validate(ctx) -- §5.3: UEFI netboot of a whole-disk image
 end
 
 --- Writes the PXE files for the deploy ramdisk, boots NETWORK once, powers on.
