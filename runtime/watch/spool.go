@@ -190,6 +190,21 @@ func free(name string, taken func(string) bool) string {
 	}
 }
 
+// moveFree renames src into the spool folder sub under name, or under the
+// next free "stem~N.ext" when another file (another process's, or a
+// producer's) holds it or takes it first; it returns the name used.
+func (s *spool) moveFree(src, sub, name string) (string, error) {
+	var err error
+	var dst string
+	for range 100 {
+		dst = free(name, func(n string) bool { return exists(s.path(sub, n)) })
+		if err = renameNoReplace(src, s.path(sub, dst)); !errors.Is(err, os.ErrExist) {
+			break
+		}
+	}
+	return dst, err
+}
+
 // renameNoReplace renames old to new unless new exists (os.ErrExist):
 // processes sharing a folder cannot overwrite each other's files. Where
 // the file system lacks RENAME_NOREPLACE it falls back to a plain rename.

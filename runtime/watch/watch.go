@@ -490,14 +490,7 @@ func (w *Watcher) noteOnceLocked(key, msg string, args ...any) {
 func (w *Watcher) claim(name string) bool {
 	ctx := context.Background()
 	w.nameMu.Lock()
-	var proc string
-	var err error
-	for range 100 { // another process may take the free name first
-		proc = free(name, func(n string) bool { return exists(w.sp.path(Processing, n)) })
-		if err = renameNoReplace(w.sp.path(Incoming, name), w.sp.path(Processing, proc)); !errors.Is(err, os.ErrExist) {
-			break
-		}
-	}
+	proc, err := w.sp.moveFree(w.sp.path(Incoming, name), Processing, name)
 	w.nameMu.Unlock()
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -544,14 +537,7 @@ func (w *Watcher) claim(name string) bool {
 func (w *Watcher) unclaim(proc, name string) {
 	w.nameMu.Lock()
 	defer w.nameMu.Unlock()
-	var err error
-	for range 100 { // a producer or another process may take the free name first
-		q := free(name, func(n string) bool { return exists(w.sp.path(Incoming, n)) })
-		if err = renameNoReplace(w.sp.path(Processing, proc), w.sp.path(Incoming, q)); !errors.Is(err, os.ErrExist) {
-			break
-		}
-	}
-	if err != nil {
+	if _, err := w.sp.moveFree(w.sp.path(Processing, proc), Incoming, name); err != nil {
 		w.log.Error("cannot move a job back to incoming/ (it is retried at the next start)", "file", proc, "err", err)
 	}
 }
