@@ -62,7 +62,9 @@ node's SOL console (lightsout console NODE) and DIR/qemu/NODE/console.log.
 (no forwards: the guest gets its address from the DHCP server on the tap's
 network, e.g. dnsmasq for a pxe_ilo deploy; run the simulator in the network
 namespace holding the tap; docs/pxe.md).
-KVM when /dev/kvm opens, else TCG (slow: a minute per boot).`,
+KVM when a probe guest reaches long mode under it (a /dev/kvm
+that opens is not enough: nested hypervisors may hang), else TCG (slow: a
+minute per boot).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkSimFlags(diskSize, heartbeat, iloReset, latency, errorRate, busy, sessionLimit); err != nil {
@@ -139,6 +141,9 @@ KVM when /dev/kvm opens, else TCG (slow: a minute per boot).`,
 					who = strings.Join(servers, ", ")
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "qemu machines: %s (%s, %d MiB, state in %s)\n", who, qb.Accel(), qemuMemory, qb.Dir())
+				if why := qb.AccelFallback(); why != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "qemu: TCG, not KVM: %s\n", why)
+				}
 			}
 			cfg.OnStart = func(s *sim.Sim) {
 				for _, f := range onStart {
@@ -162,7 +167,7 @@ KVM when /dev/kvm opens, else TCG (slow: a minute per boot).`,
 	fl.StringVar(&machine, "machine", "", "back servers with real machines: qemu (every server) or qemu=gen10-0,gen8-0 (those); default: the emulated ramdisk")
 	fl.IntVar(&qemuMemory, "qemu-memory", 512, "memory of each qemu VM in MiB (UEFI needs 384 or more)")
 	fl.IntVar(&qemuCPUs, "qemu-cpus", 1, "CPUs of each qemu VM")
-	fl.StringVar(&qemuAccel, "qemu-accel", "auto", "qemu accelerator: auto (KVM when /dev/kvm opens, else TCG), kvm or tcg")
+	fl.StringVar(&qemuAccel, "qemu-accel", "auto", "qemu accelerator: auto (KVM when a probe guest runs under it, else TCG), kvm or tcg")
 	fl.Int64Var(&qemuDiskSize, "qemu-disk-size", 4<<30, "size in bytes of each qemu VM's qcow2 disk (sparse; kept in the state dir)")
 	fl.StringVar(&pxeServer, "pxe-server", "", "HTTP boot server over [pxe] tftp_root (lightsout serve's [pxe] http_address\n"+
 		"with [deploy] http_root = tftp_root) the emulated ramdisk's network boots fetch the PXE config from")

@@ -81,8 +81,8 @@ type Options struct {
 	CPUs int
 	// DiskSize of each server's qcow2 disk in bytes (default 4 GiB; sparse).
 	DiskSize int64
-	// Accel is "auto" (default: KVM when /dev/kvm opens, else TCG), "kvm"
-	// or "tcg".
+	// Accel is "auto" (default: KVM when a probe guest runs under it, else
+	// TCG), "kvm" (an error when the probe fails) or "tcg".
 	Accel string
 	// QemuBinary is the qemu system emulator (default qemu-system-x86_64).
 	QemuBinary string
@@ -119,7 +119,9 @@ type Backend struct {
 	sockDir string // short directory for QMP sockets (path length limit)
 	log     *slog.Logger
 	accel   string
-	servers map[string]bool
+	// accelWhy says why auto fell back to TCG ("" otherwise).
+	accelWhy string
+	servers  map[string]bool
 
 	mu     sync.Mutex
 	sim    *sim.Sim
@@ -179,11 +181,14 @@ func New(opts Options) (*Backend, error) {
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
-	accel, err := pickAccel(opts.Accel)
+	accel, why, err := pickAccel(context.Background(), opts.Accel, opts.QemuBinary)
 	if err != nil {
 		return nil, err
 	}
-	b.accel = accel
+	if why != "" {
+		b.log.Info("qemu: KVM unusable, using TCG (software emulation)", "reason", why)
+	}
+	b.accel, b.accelWhy = accel, why
 	if len(opts.Servers) > 0 {
 		b.servers = map[string]bool{}
 		for _, s := range opts.Servers {
@@ -210,30 +215,41 @@ func New(opts Options) (*Backend, error) {
 	return b, nil
 }
 
-// pickAccel resolves Options.Accel.
-func pickAccel(a string) (string, error) {
-	switch strings.ToLower(strings.TrimSpace(a)) {
-	case "", "auto":
-		if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-			f.Close()
-			return "kvm", nil
-		}
-		return "tcg", nil
-	case "kvm":
+// pickAccel resolves Options.Accel. KVM is taken only when a probe guest
+// reaches long mode under it (probeAccel); auto says in why what made it
+// fall back to TCG.
+func pickAccel(ctx context.Context, a, qemuBinary string) (accel, why string, err error) {
+	kvm := func() error {
 		f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 		if err != nil {
-			return "", fmt.Errorf("qemu: Options.Accel kvm: %w (use auto or tcg)", err)
+			return err
 		}
 		f.Close()
-		return "kvm", nil
-	case "tcg":
-		return "tcg", nil
+		return probeAccel(ctx, qemuBinary, "kvm")
 	}
-	return "", fmt.Errorf("qemu: Options.Accel %q: give auto, kvm or tcg", a)
+	switch strings.ToLower(strings.TrimSpace(a)) {
+	case "", "auto":
+		if err := kvm(); err != nil {
+			return "tcg", err.Error(), nil
+		}
+		return "kvm", "", nil
+	case "kvm":
+		if err := kvm(); err != nil {
+			return "", "", fmt.Errorf("qemu: Options.Accel kvm: %w (use auto or tcg)", err)
+		}
+		return "kvm", "", nil
+	case "tcg":
+		return "tcg", "", nil
+	}
+	return "", "", fmt.Errorf("qemu: Options.Accel %q: give auto, kvm or tcg", a)
 }
 
 // Accel is the accelerator the VMs use: "kvm" or "tcg".
 func (b *Backend) Accel() string { return b.accel }
+
+// AccelFallback says why Accel "auto" chose TCG although /dev/kvm may exist
+// ("" when KVM was taken, or TCG was asked for).
+func (b *Backend) AccelFallback() string { return b.accelWhy }
 
 // Dir is the backend's state directory.
 func (b *Backend) Dir() string { return b.dir }
