@@ -28,12 +28,17 @@ const (
 	ramdiskStampName = ".lightsout-deploy.stamp"
 	// ramdiskFormat changes whenever the initramfs layout changes, so that
 	// cached outputs of an older layout are rebuilt.
-	ramdiskFormat = "lightsout-ramdisk/2"
+	ramdiskFormat = "lightsout-ramdisk/3"
 )
 
 // Paths inside the initramfs.
 const (
 	RamdiskModulesLoad = "etc/lightsout/modules.load"
+	// The module index init loads by (runtime/deployagent ModulesDepFile,
+	// ModulesAliasFile, ModulesBootFile): only what the devices need.
+	RamdiskModulesDep   = "etc/lightsout/modules.dep"
+	RamdiskModulesAlias = "etc/lightsout/modules.alias"
+	RamdiskModulesBoot  = "etc/lightsout/modules.boot"
 	RamdiskInfoPath    = "etc/lightsout/ramdisk.json"
 )
 
@@ -265,7 +270,7 @@ func BuildRamdisk(ctx context.Context, o RamdiskOptions) (*RamdiskResult, error)
 		info := RamdiskInfo{KernelVersion: kt.Version, KernelSource: kt.Source, LightsoutVersion: binaryVersion(o.Binary),
 			InitSHA256: initSum, Modules: r.Modules, Missing: res.Missing, Builtin: res.Builtin}
 		info.Tools = tools
-		sum, err := writeInitramfs(ctx, &o, kt, res.Paths, info, r.Initramfs)
+		sum, err := writeInitramfs(ctx, &o, kt, idx, res.Paths, info, r.Initramfs)
 		if err != nil {
 			return nil, err
 		}
@@ -326,7 +331,7 @@ func isoInputsKey(key string, o RamdiskOptions) string {
 
 // writeInitramfs writes the gzip-compressed newc archive to dest and
 // returns its sha256.
-func writeInitramfs(ctx context.Context, o *RamdiskOptions, kt *kernelTree, mods []string, info RamdiskInfo, dest string) (string, error) {
+func writeInitramfs(ctx context.Context, o *RamdiskOptions, kt *kernelTree, idx *moduleIndex, mods []string, info RamdiskInfo, dest string) (string, error) {
 	a := newCPIOArchive()
 	for _, d := range []string{"proc", "sys", "dev", "run", "tmp", "mnt", "etc/lightsout", "lib/modules/" + kt.Version} {
 		if err := a.add(cpioEntry{Name: d, Mode: cpioDir | 0o755}); err != nil {
@@ -342,15 +347,27 @@ func writeInitramfs(ctx context.Context, o *RamdiskOptions, kt *kernelTree, mods
 		{Name: "init", Mode: cpioReg | 0o755, Size: bin.Size(), Open: func() (io.ReadCloser, error) { return os.Open(o.Binary) }},
 	}
 	var load strings.Builder
+	abs := func(p string) string { return "/lib/modules/" + kt.Version + "/" + uncompressedPath(p) }
+	aliases := map[string][]string{}
 	for _, p := range mods {
 		ko, err := readModule(filepath.Join(kt.ModDir, p))
 		if err != nil {
 			return "", fmt.Errorf("kernel module: %w", err)
 		}
-		name := "lib/modules/" + kt.Version + "/" + uncompressedPath(p)
-		entries = append(entries, bytesEntry(name, 0o644, ko))
-		load.WriteString("/" + name + "\n")
+		mi, err := modinfo(ko)
+		if err != nil {
+			return "", fmt.Errorf("kernel module %s: %w", p, err)
+		}
+		aliases[p] = mi["alias"]
+		entries = append(entries, bytesEntry(strings.TrimPrefix(abs(p), "/"), 0o644, ko))
+		load.WriteString(abs(p) + "\n")
 	}
+	dep, alias, boot, err := idx.initIndex(mods, o.Modules, aliases, abs)
+	if err != nil {
+		return "", err
+	}
+	entries = append(entries, bytesEntry(RamdiskModulesDep, 0o644, dep), bytesEntry(RamdiskModulesAlias, 0o644, alias),
+		bytesEntry(RamdiskModulesBoot, 0o644, boot))
 	te, err := toolEntries(info.Tools)
 	if err != nil {
 		return "", err

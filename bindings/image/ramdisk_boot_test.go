@@ -2,9 +2,12 @@ package image
 
 import (
 	"context"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -195,4 +198,86 @@ func TestRamdiskBootsAgent(t *testing.T) {
 		t.Fatalf("boot: %v after %.1fs\nserial log:\n%s", err, took.Seconds(), log)
 	}
 	t.Logf("LIGHTSOUT-AGENT-START after %.1fs", took.Seconds())
+}
+
+// TestRamdiskAgentLoadsModulesForDevices boots the agent ramdisk on a q35
+// machine with a USB controller and no USB device: init's coldplug pass
+// loads the drivers of the devices present only (not all of modules.load),
+// then a USB stick plugged in after the agent started (as the iLO attaches
+// virtual media) gets usb-storage from the kernel's uevent, and its disk
+// appears.
+func TestRamdiskAgentLoadsModulesForDevices(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a kernel under qemu TCG")
+	}
+	testenv.RequireTools(t, "qemu-system-x86_64", "mkfs.vfat")
+	requireKernel(t)
+	bin := buildLightsout(t)
+	r := buildTestRamdisk(t, RamdiskOptions{OutputDir: t.TempDir(), Binary: bin})
+	dir := t.TempDir()
+	stick := filepath.Join(dir, "stick.img")
+	if err := os.WriteFile(stick, make([]byte, 1440<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, rc := runCmd(t, "mkfs.vfat", "-n", "HOTPLUG", stick); rc != 0 {
+		t.Fatalf("mkfs.vfat: %s", out)
+	}
+	logPath, mon := filepath.Join(dir, "serial.log"), filepath.Join(dir, "mon.sock")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "512", "-smp", "1",
+		"-display", "none", "-monitor", "unix:"+mon+",server=on,wait=off", "-no-reboot", "-nic", "none",
+		"-serial", "file:"+logPath, "-device", "qemu-xhci,id=xhci",
+		"-drive", "if=none,id=stick,format=raw,readonly=on,file="+stick,
+		"-kernel", r.Kernel, "-initrd", r.Initramfs, "-append", "console=ttyS0 panic=-1 ipa-api-url=http://10.0.2.2:9")
+	var qout strings.Builder
+	cmd.Stdout, cmd.Stderr = &qout, &qout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	// waitLog polls the serial log until re matches (the console is a file)
+	waitLog := func(re *regexp.Regexp) []string {
+		t.Helper()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			b, _ := os.ReadFile(logPath)
+			if m := re.FindStringSubmatch(string(b)); m != nil {
+				return m
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("no %s on the console\n%s\nqemu: %s", re, b, qout.String())
+			case <-tick.C:
+			}
+		}
+	}
+	m := waitLog(regexp.MustCompile(`lightsout init: (\d+) of (\d+) kernel modules loaded for this machine's devices`))
+	waitLog(regexp.MustCompile(`LIGHTSOUT-AGENT-START`))
+	if n, total := atoi(t, m[1]), atoi(t, m[2]); n >= total || total != len(r.Modules) {
+		t.Errorf("coldplug loaded %d of %d modules (the ramdisk has %d): want only the present devices' drivers", n, total, len(r.Modules))
+	}
+	if b, _ := os.ReadFile(logPath); strings.Contains(string(b), "usb_storage loaded") || strings.Contains(string(b), "Intel(R) PRO/1000") {
+		t.Fatalf("usb-storage or e1000 loaded without their device\n%s", b)
+	}
+	conn, err := net.Dial("unix", mon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("device_add usb-storage,bus=xhci.0,drive=stick,id=stick0\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(regexp.MustCompile(`lightsout init: usb-storage loaded for usb:v46F4p0001\S*ic08isc06ip50`))
+	waitLog(regexp.MustCompile(`\[sd[a-z]\] Attached SCSI (removable )?disk`))
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

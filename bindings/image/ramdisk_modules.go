@@ -356,3 +356,57 @@ func writeModulesDep(w io.Writer, paths map[string]string, depends map[string][]
 	}
 	return bw.Flush()
 }
+
+// coldplugBuses are the modalias prefixes of the buses the ramdisk's init
+// scans and watches: a requested module with an alias on one of them is
+// loaded only when such a device is there.
+var coldplugBuses = []string{"pci:", "usb:", "virtio:", "acpi", "pnp:"}
+
+// initModuleIndex writes the module index the ramdisk's init reads (paths
+// as in the initramfs, abs(p)): modules.dep (each module's hard and soft
+// dependencies, transitively, in load order), modules.alias (the device
+// aliases of every module: "alias PATTERN path") and modules.boot (the
+// requested modules no device alias binds: file systems, character sets,
+// SCSI disk and CD-ROM drivers). aliases maps a path to its .modinfo
+// aliases.
+func (idx *moduleIndex) initIndex(paths, requested []string, aliases map[string][]string, abs func(string) string) (dep, alias, boot []byte, err error) {
+	var d, a, b bytes.Buffer
+	for _, p := range paths {
+		r, err := idx.resolve([]string{moduleName(p)})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		fmt.Fprintf(&d, "%s:", abs(p))
+		for _, q := range r.Paths {
+			if q != p {
+				fmt.Fprintf(&d, " %s", abs(q))
+			}
+		}
+		d.WriteString("\n")
+		for _, al := range aliases[p] {
+			if strings.Contains(al, ":") && !strings.ContainsAny(al, " \t") {
+				fmt.Fprintf(&a, "alias %s %s\n", al, abs(p))
+			}
+		}
+	}
+	for _, w := range requested {
+		name := moduleName(w)
+		p, ok := idx.byName[name]
+		if !ok {
+			p, ok = idx.byName[moduleAliases[name]]
+		}
+		if !ok {
+			continue // built in or missing: reported by resolve
+		}
+		bound := false
+		for _, al := range aliases[p] {
+			for _, bus := range coldplugBuses {
+				bound = bound || strings.HasPrefix(al, bus)
+			}
+		}
+		if !bound {
+			fmt.Fprintf(&b, "%s\n", abs(p))
+		}
+	}
+	return d.Bytes(), a.Bytes(), b.Bytes(), nil
+}

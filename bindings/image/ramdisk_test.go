@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lightsout/lightsout/runtime/deployagent"
 	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
 )
@@ -334,6 +335,7 @@ func checkInitramfs(t *testing.T, r *RamdiskResult, binary string) {
 		}
 		loaded[moduleName(p)] = true
 	}
+	checkModuleIndex(t, root, load, r.KernelVersion)
 	var info RamdiskInfo
 	js, err := os.ReadFile(filepath.Join(root, RamdiskInfoPath))
 	if err != nil {
@@ -345,6 +347,82 @@ func checkInitramfs(t *testing.T, r *RamdiskResult, binary string) {
 	if info.KernelVersion != r.KernelVersion || !slices.Equal(info.Modules, r.Modules) || info.InitSHA256 != sha256File(t, binary) ||
 		info.LightsoutVersion == "" {
 		t.Errorf("ramdisk.json %+v does not match the build (kernel %s, %d modules)", info, r.KernelVersion, len(r.Modules))
+	}
+}
+
+// checkModuleIndex reads the initramfs's module index as init does
+// (deployagent.ParseModuleIndex) and checks that the devices of a Gen10
+// (virtio), a Gen8 (e1000, ISA floppy) and iLO virtual media (USB storage)
+// get their drivers, that the boot set holds the device-less modules only,
+// and that every module can be reached: from the boot set, an alias or as
+// a dependency.
+func checkModuleIndex(t *testing.T, root string, load []byte, kver string) {
+	t.Helper()
+	var files [3][]byte
+	for i, f := range []string{RamdiskModulesDep, RamdiskModulesAlias, RamdiskModulesBoot} {
+		var err error
+		if files[i], err = os.ReadFile(filepath.Join(root, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ix, err := deployagent.ParseModuleIndex(load, files[0], files[1], files[2])
+	if err != nil {
+		t.Fatalf("module index: %v", err)
+	}
+	names := func(paths []string) []string {
+		var out []string
+		for _, p := range paths {
+			out = append(out, moduleName(p))
+		}
+		return out
+	}
+	for _, c := range []struct{ modalias, want string }{
+		{"virtio:d00000001v00001AF4", "virtio_net"},
+		{"virtio:d00000002v00001AF4", "virtio_blk"},
+		{"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", "virtio_pci"},
+		{"pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00", "e1000"},
+		{"pci:v00001B36d0000000Dsv00001AF4sd00001100bc0Csc03i30", "xhci_pci"},
+		{"usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00", "usb_storage"},
+		{"pnp:dPNP0700", "floppy"},
+		{"acpi:PNP0700:", "floppy"},
+	} {
+		got := names(ix.Match(c.modalias))
+		if len(got) == 0 || got[len(got)-1] != c.want && !slices.Contains(got, c.want) {
+			t.Errorf("%s loads %v, want %s (after its dependencies)", c.modalias, got, c.want)
+		}
+	}
+	if got := ix.Match("pci:v0000FFFFd0000FFFFsv00000000sd00000000bcFFscFFiFF"); len(got) != 0 {
+		t.Errorf("an unknown device loads %v", got)
+	}
+	boot := names(ix.Boot())
+	for _, w := range []string{"sd_mod", "sr_mod", "vfat", "isofs"} {
+		if !slices.Contains(boot, w) {
+			t.Errorf("boot set %v lacks %s", boot, w)
+		}
+	}
+	for _, w := range []string{"e1000", "ahci", "virtio_net", "smartpqi", "ice", "floppy"} {
+		if slices.Contains(boot, w) {
+			t.Errorf("boot set %v holds the device driver %s", boot, w)
+		}
+	}
+	reach := map[string]bool{}
+	for _, p := range ix.Boot() {
+		reach[p] = true
+	}
+	for _, l := range strings.Split(string(files[0]), "\n") {
+		for _, f := range append(strings.Fields(l), "")[1:] {
+			reach[f] = true
+		}
+	}
+	for _, l := range strings.Split(string(files[1]), "\n") {
+		if f := strings.Fields(l); len(f) == 3 {
+			reach[f[2]] = true
+		}
+	}
+	for _, p := range strings.Fields(string(load)) {
+		if !reach[p] {
+			t.Errorf("%s is in modules.load but neither booted, aliased nor a dependency: init never loads it", p)
+		}
 	}
 }
 

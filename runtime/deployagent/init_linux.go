@@ -21,7 +21,9 @@ const ModulesLoadFile = "/etc/lightsout/modules.load"
 
 // Init is the ramdisk's init (the lightsout binary as PID 1): it mounts
 // proc, sysfs, devtmpfs, /run and /tmp, sends output to /dev/console,
-// loads the modules of ModulesLoadFile, reaps orphans and runs the agent
+// loads the kernel modules the machine's devices need (loadMachineModules:
+// coldplug, then hotplug for devices that appear later), reaps orphans and
+// runs the agent
 // (Main). It never returns: after a fatal error the machine stays up with
 // the LIGHTSOUT-AGENT-FATAL line on its console, as a kernel panic on
 // PID 1's exit would hide it.
@@ -35,7 +37,7 @@ func Init() {
 		console = c
 	}
 	go reap()
-	loadModules(ModulesLoadFile, console)
+	loadMachineModules(console)
 	if err := Main(context.Background(), MainOptions{Network: true, Console: console}); err == nil {
 		fmt.Fprintf(console, "%s agent stopped\n", ConsoleFatal)
 	}
