@@ -39,7 +39,7 @@ const (
 	RamdiskModulesDep   = "etc/lightsout/modules.dep"
 	RamdiskModulesAlias = "etc/lightsout/modules.alias"
 	RamdiskModulesBoot  = "etc/lightsout/modules.boot"
-	RamdiskInfoPath    = "etc/lightsout/ramdisk.json"
+	RamdiskInfoPath     = "etc/lightsout/ramdisk.json"
 )
 
 // DefaultRamdiskAppend is the deploy ISO's kernel command line: kernel
