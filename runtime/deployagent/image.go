@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/lightsout/lightsout/runtime/deployagent/qcow2"
 )
@@ -158,6 +159,31 @@ type Target interface {
 	io.Writer
 }
 
+// DiskFile is an image target on a disk: File for unaligned writes,
+// zeroing and flushes, and Direct, the same block device opened with
+// O_DIRECT, for the writes whose offset, length and buffer are 4 KiB
+// aligned (all of a raw image but its tail). Direct writes skip the page
+// cache: no copy of each byte in the ramdisk (under emulation that copy
+// cost as much as the download) and no dirty pages left to the final
+// flush. IPA writes with qemu-img -t directsync for the same reason.
+type DiskFile struct {
+	*os.File
+	Direct *os.File // nil: every write goes through File
+}
+
+// directAlign is the alignment of O_DIRECT writes (any logical block
+// size up to 4 KiB).
+const directAlign = 4096
+
+// WriteAt writes through Direct when p and off are aligned.
+func (d DiskFile) WriteAt(p []byte, off int64) (int, error) {
+	if d.Direct != nil && len(p) > 0 && off%directAlign == 0 && len(p)%directAlign == 0 &&
+		uintptr(unsafe.Pointer(&p[0]))%directAlign == 0 {
+		return d.Direct.WriteAt(p, off)
+	}
+	return d.File.WriteAt(p, off)
+}
+
 // WriteResult is what WriteImage did.
 type WriteResult struct {
 	Written int64          // bytes written to the target
@@ -181,6 +207,9 @@ func WriteImage(ctx context.Context, r io.Reader, format string, dst Target, siz
 	}
 	buf := make([]byte, 4<<20)
 	f, isFile := dst.(*os.File)
+	if d, ok := dst.(DiskFile); ok {
+		f, isFile = d.File, true
+	}
 	var off int64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -229,7 +258,7 @@ func writeBlocks(dst Target, f *os.File, isFile bool, b []byte, off int64) error
 			}
 			return nil
 		}
-		if _, err := f.WriteAt(b[start:end], off+int64(start)); err != nil {
+		if _, err := dst.WriteAt(b[start:end], off+int64(start)); err != nil {
 			return fmt.Errorf("writing at disk offset %d: %w", off+int64(start), err)
 		}
 		return nil
@@ -396,7 +425,11 @@ func (a *Agent) writeImage(ctx context.Context, ii ImageInfo, dev Disk) *RESTErr
 	}()
 	// download and checksum in a goroutine ahead of the disk writes
 	src := newReadAhead(countingReader{resp.Body, &prog.read}, h, 4<<20, 4)
-	res, werr := WriteImage(ctx, src, ii.DiskFormat, f, size, &prog.written)
+	disk := DiskFile{File: f, Direct: openDirect(f)}
+	if disk.Direct != nil {
+		defer disk.Direct.Close()
+	}
+	res, werr := WriteImage(ctx, src, ii.DiskFormat, disk, size, &prog.written)
 	src.Close()
 	close(stop)
 	<-reported

@@ -5,9 +5,11 @@ import (
 	"io"
 )
 
-// readAhead reads src in its own goroutine, chunk by chunk, hashing each
-// chunk there, while the caller consumes earlier chunks: download and
-// checksum overlap with the disk writes. Close stops the goroutine.
+// readAhead reads src in its own goroutine, chunk by chunk, and hashes
+// each chunk in a second one, while the caller consumes earlier chunks:
+// download, checksum and disk writes overlap (on a machine with several
+// CPUs they run in parallel; in the ramdisk under emulation the checksum
+// alone is as slow as the network). Close stops the goroutines.
 type readAhead struct {
 	chunks chan []byte
 	free   chan []byte
@@ -24,8 +26,13 @@ func newReadAhead(src io.Reader, h hash.Hash, chunk, depth int) *readAhead {
 	for range depth + 2 {
 		ra.free <- make([]byte, chunk)
 	}
+	read, readErr := ra.chunks, ra.errc
+	if h != nil {
+		read, readErr = make(chan []byte, depth), make(chan error, 1)
+		go ra.hash(h, read, readErr)
+	}
 	go func() {
-		defer close(ra.chunks)
+		defer close(read)
 		for {
 			var buf []byte
 			select {
@@ -35,11 +42,8 @@ func newReadAhead(src io.Reader, h hash.Hash, chunk, depth int) *readAhead {
 			}
 			n, err := io.ReadFull(src, buf[:cap(buf)])
 			if n > 0 {
-				if h != nil {
-					h.Write(buf[:n])
-				}
 				select {
-				case ra.chunks <- buf[:n]:
+				case read <- buf[:n]:
 				case <-ra.done:
 					return
 				}
@@ -48,12 +52,31 @@ func newReadAhead(src io.Reader, h hash.Hash, chunk, depth int) *readAhead {
 				if err == io.ErrUnexpectedEOF {
 					err = io.EOF
 				}
-				ra.errc <- err
+				readErr <- err
 				return
 			}
 		}
 	}()
 	return ra
+}
+
+// hash feeds h with each chunk read, in order, and passes it on; the
+// reader's final error follows the last chunk.
+func (ra *readAhead) hash(h hash.Hash, read <-chan []byte, readErr <-chan error) {
+	defer close(ra.chunks)
+	for b := range read {
+		h.Write(b)
+		select {
+		case ra.chunks <- b:
+		case <-ra.done:
+			return
+		}
+	}
+	select {
+	case err := <-readErr:
+		ra.errc <- err
+	case <-ra.done:
+	}
 }
 
 // Read implements io.Reader.

@@ -68,3 +68,17 @@ func dropCache(f *os.File) {
 	}
 	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 }
+
+// openDirect opens a block device a second time with O_DIRECT, for the
+// aligned image writes (nil when f is not a block device or the device
+// refuses O_DIRECT).
+func openDirect(f *os.File) *os.File {
+	if !isBlockDevice(f) {
+		return nil
+	}
+	d, err := os.OpenFile(f.Name(), os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil
+	}
+	return d
+}
