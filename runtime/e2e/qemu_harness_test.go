@@ -71,8 +71,10 @@ func newQemuFleet(t testing.TB, dir string, nodes []sim.NodeSpec, diskSize int64
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	// LIGHTSOUT_QEMU_CPUS: vCPUs of each VM (default 1; the benchmark's
+	// figures name it)
 	qb, err := qemu.New(qemu.Options{Dir: filepath.Join(dir, "qemu"), Accel: "tcg", Memory: 512,
-		DiskSize: diskSize, HostAlias: qemuHostAlias})
+		CPUs: envInt("LIGHTSOUT_QEMU_CPUS", 1), DiskSize: diskSize, HostAlias: qemuHostAlias})
 	if err != nil {
 		t.Fatal(err)
 	}
