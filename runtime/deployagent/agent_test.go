@@ -217,7 +217,7 @@ func TestLookupHeartbeatPrepareImageAgainstConductor(t *testing.T) {
 	}
 	con := e.console.String()
 	for _, want := range []string{"LIGHTSOUT-AGENT-START uptime=", "LIGHTSOUT-AGENT-UP url=" + e.agentURL + " uptime=",
-		"LIGHTSOUT-AGENT-WRITE 100% ", "LIGHTSOUT-AGENT-POWEROFF"} {
+		"LIGHTSOUT-AGENT-WRITE 100% ", "LIGHTSOUT-AGENT-POWEROFF max_rss_mib="} {
 		if !strings.Contains(con, want) {
 			t.Errorf("console lacks %q:\n%s", want, con)
 		}

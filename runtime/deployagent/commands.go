@@ -201,7 +201,12 @@ func (a *Agent) powerOff(ctx context.Context, _ map[string]any) (any, *RESTError
 	// answer the caller first (IPA does too): a machine gone before its
 	// answer looks like a failed command to the conductor
 	waitAnswered(ctx, 5*time.Second)
-	a.Console("%s", ConsolePowerOff)
+	// the agent's peak memory, for the record (the ramdisk runs in RAM)
+	if kib := maxRSSKiB(); kib > 0 {
+		a.Console("%s max_rss_mib=%.1f", ConsolePowerOff, float64(kib)/1024)
+	} else {
+		a.Console("%s", ConsolePowerOff)
+	}
 	a.cfg.Sync()
 	if err := a.cfg.PowerOff(context.WithoutCancel(ctx)); err != nil {
 		return nil, execError("powering off failed: %v", err)

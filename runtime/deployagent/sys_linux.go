@@ -82,3 +82,12 @@ func openDirect(f *os.File) *os.File {
 	}
 	return d
 }
+
+// maxRSSKiB is the process's peak resident set size in KiB (0 if unknown).
+func maxRSSKiB() int64 {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Maxrss
+}

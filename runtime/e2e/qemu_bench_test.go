@@ -26,7 +26,8 @@ import (
 // write) with its MB/s against `qemu-img convert` of the same image into a
 // qcow2 file on the host (the limit, ratio target ≥ 0.8), and reboot (agent
 // power off until the instance's marker), and the kernel uptime at which the
-// agent was up (its LIGHTSOUT-AGENT-UP line). Not part of `make test`:
+// agent was up (its LIGHTSOUT-AGENT-UP line) and the agent's peak RSS (its
+// power-off line). Not part of `make test`:
 //
 //	go test -run '^$' -bench QemuDeploy -benchtime 1x -timeout 30m ./runtime/e2e/
 //
@@ -100,6 +101,11 @@ func BenchmarkQemuDeploy(b *testing.B) {
 						b.ReportMetric(up, "agent-up-after-kernel-s")
 					}
 				}
+				if m := agentRSSRE.FindStringSubmatch(f.qb.Console("gen10-0")); m != nil {
+					if mib, err := strconv.ParseFloat(m[1], 64); err == nil {
+						b.ReportMetric(mib, "agent-max-rss-MiB")
+					}
+				}
 				rate := float64(size) / 1e6 / write.Seconds()
 				b.ReportMetric(p.bootRamdisk.Seconds(), "boot-s")
 				b.ReportMetric(p.agentUp.Seconds(), "agent-up-s")
@@ -118,6 +124,9 @@ func BenchmarkQemuDeploy(b *testing.B) {
 
 // agentUpRE reads the kernel uptime the agent printed when it was up.
 var agentUpRE = regexp.MustCompile(`LIGHTSOUT-AGENT-UP url=\S+ uptime=([0-9.]+)`)
+
+// agentRSSRE reads the agent's peak RSS from its power-off line.
+var agentRSSRE = regexp.MustCompile(`LIGHTSOUT-AGENT-POWEROFF max_rss_mib=([0-9.]+)`)
 
 // padImage copies the bootable test disk into a size-byte image whose space
 // after the disk's 64 MiB is random (incompressible, nothing to skip), with
