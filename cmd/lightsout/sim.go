@@ -166,7 +166,7 @@ minute per boot).`,
 	fl.Int64Var(&diskSize, "disk-size", 1<<30, "size in bytes of each server's sparse virtual disk")
 	fl.StringVar(&machine, "machine", "", "back servers with real machines: qemu (every server) or qemu=gen10-0,gen8-0 (those); default: the emulated ramdisk")
 	fl.IntVar(&qemuMemory, "qemu-memory", 512, "memory of each qemu VM in MiB (UEFI needs 384 or more)")
-	fl.IntVar(&qemuCPUs, "qemu-cpus", 1, "CPUs of each qemu VM")
+	fl.IntVar(&qemuCPUs, "qemu-cpus", 2, "CPUs of each qemu VM (the agent downloads, checksums and writes in parallel)")
 	fl.StringVar(&qemuAccel, "qemu-accel", "auto", "qemu accelerator: auto (KVM when a probe guest runs under it, else TCG), kvm or tcg")
 	fl.Int64Var(&qemuDiskSize, "qemu-disk-size", 4<<30, "size in bytes of each qemu VM's qcow2 disk (sparse; kept in the state dir)")
 	fl.StringVar(&pxeServer, "pxe-server", "", "HTTP boot server over [pxe] tftp_root (lightsout serve's [pxe] http_address\n"+
