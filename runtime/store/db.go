@@ -139,7 +139,8 @@ func (c *conn) ExecContext(ctx context.Context, q string, args ...any) (sql.Resu
 		}
 		defer c.gate.release()
 	}
-	return c.DB.ExecContext(ctx, c.d.rebind(q), args...)
+	res, err := c.DB.ExecContext(ctx, c.d.rebind(q), args...)
+	return res, markUnknown(err)
 }
 
 // QueryContext is sql.DB.QueryContext with the query rebound.
@@ -176,11 +177,12 @@ type tx struct {
 	gate *writeGate // released at Commit or Rollback
 }
 
-// Commit commits and releases the write gate.
+// Commit commits and releases the write gate. A lost connection during
+// COMMIT leaves the outcome unknown (*outcomeUnknown).
 func (t *tx) Commit() error {
 	err := t.Tx.Commit()
 	t.done()
-	return err
+	return markUnknown(err)
 }
 
 // Rollback rolls back (a no-op after Commit) and releases the write gate.

@@ -163,7 +163,13 @@ func jobArgs(j *Job) ([]any, error) {
 }
 
 // CreateJob implements Store.
+// It is retried while the connection to PostgreSQL is lost before anything was committed (retry).
 func (s *DB) CreateJob(ctx context.Context, j *Job) error {
+	return s.retry(ctx, false, func() error { return s.createJobOnce(ctx, j) })
+}
+
+// createJobOnce is CreateJob without the retry.
+func (s *DB) createJobOnce(ctx context.Context, j *Job) error {
 	if j.ClaimedAt.IsZero() {
 		j.ClaimedAt = time.Now().UTC()
 	}
@@ -203,7 +209,18 @@ func (s *DB) CreateJob(ctx context.Context, j *Job) error {
 }
 
 // GetJob implements Store.
+// It is retried while the connection to PostgreSQL is lost (retry).
 func (s *DB) GetJob(ctx context.Context, id int64) (*Job, error) {
+	var out *Job
+	err := s.retry(ctx, true, func() (err error) {
+		out, err = s.getJobOnce(ctx, id)
+		return err
+	})
+	return out, err
+}
+
+// getJobOnce is GetJob without the retry.
+func (s *DB) getJobOnce(ctx context.Context, id int64) (*Job, error) {
 	return s.getJob(ctx, s.r, id, "")
 }
 
@@ -219,7 +236,18 @@ func (s *DB) getJob(ctx context.Context, q querier, id int64, lock string) (*Job
 }
 
 // UpdateJob implements Store.
+// It is retried while the connection to PostgreSQL is lost before anything was committed (retry).
 func (s *DB) UpdateJob(ctx context.Context, id int64, fn func(j *Job) error) (*Job, error) {
+	var out *Job
+	err := s.retry(ctx, false, func() (err error) {
+		out, err = s.updateJobOnce(ctx, id, fn)
+		return err
+	})
+	return out, err
+}
+
+// updateJobOnce is UpdateJob without the retry.
+func (s *DB) updateJobOnce(ctx context.Context, id int64, fn func(j *Job) error) (*Job, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("update job %d: %w", id, err)
@@ -292,7 +320,13 @@ func (s *DB) ListJobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 }
 
 // SetJobRun implements Store.
+// It is retried while the connection to PostgreSQL is lost (retry).
 func (s *DB) SetJobRun(ctx context.Context, jr *JobRun) error {
+	return s.retry(ctx, true, func() error { return s.setJobRunOnce(ctx, jr) })
+}
+
+// setJobRunOnce is SetJobRun without the retry.
+func (s *DB) setJobRunOnce(ctx context.Context, jr *JobRun) error {
 	t, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("set run of job %d on node %q: %w", jr.Job, jr.Node, err)
@@ -363,7 +397,18 @@ const jobIDLockClass = 0x6a6f62 // "job"
 // failed; nil when none), calls fn, which sets the job's id and status,
 // and persists the job. Processes handed two files with one job id at
 // once thus see each other: exactly one of them runs it.
+// It is retried while the connection to PostgreSQL is lost before anything was committed (retry).
 func (s *DB) ClaimJobID(ctx context.Context, id int64, jobID string, fn func(j, dup *Job) error) (*Job, error) {
+	var out *Job
+	err := s.retry(ctx, false, func() (err error) {
+		out, err = s.claimJobIDOnce(ctx, id, jobID, fn)
+		return err
+	})
+	return out, err
+}
+
+// claimJobIDOnce is ClaimJobID without the retry.
+func (s *DB) claimJobIDOnce(ctx context.Context, id int64, jobID string, fn func(j, dup *Job) error) (*Job, error) {
 	t, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("claim job id %q for job %d: %w", jobID, id, err)

@@ -39,7 +39,13 @@ var _ Leaser = (*DB)(nil)
 
 // UnregisterConductor implements Leaser. Its leases must have been
 // released (its runs finished).
+// It is retried while the connection to PostgreSQL is lost (retry).
 func (s *DB) UnregisterConductor(ctx context.Context, id int64) error {
+	return s.retry(ctx, true, func() error { return s.unregisterConductorOnce(ctx, id) })
+}
+
+// unregisterConductorOnce is UnregisterConductor without the retry.
+func (s *DB) unregisterConductorOnce(ctx context.Context, id int64) error {
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM conductors WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("unregister conductor %d: %w", id, err)
 	}
@@ -72,7 +78,18 @@ type Conductor struct {
 
 // RegisterConductor records a process sharing the database; its id goes
 // into Run.Conductor and AcquireLease.
+// It is retried while the connection to PostgreSQL is lost before anything was committed (retry).
 func (s *DB) RegisterConductor(ctx context.Context, host string, pid int, now time.Time) (*Conductor, error) {
+	var out *Conductor
+	err := s.retry(ctx, false, func() (err error) {
+		out, err = s.registerConductorOnce(ctx, host, pid, now)
+		return err
+	})
+	return out, err
+}
+
+// registerConductorOnce is RegisterConductor without the retry.
+func (s *DB) registerConductorOnce(ctx context.Context, host string, pid int, now time.Time) (*Conductor, error) {
 	c := &Conductor{Host: host, PID: pid, StartedAt: now.UTC(), HeartbeatAt: now.UTC()}
 	t, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -144,7 +161,20 @@ func (s *DB) Heartbeat(ctx context.Context, id int64, ttl time.Duration, now tim
 // unless heartbeats extend it, and returns the lease generation; a
 // *LockedError while another run holds it (an expired lease stays until
 // TakeOver releases it, so that its run is interrupted first).
+// It is retried while the connection to PostgreSQL is lost (retry).
 func (s *DB) AcquireLease(ctx context.Context, uuid string, runID, conductor int64, ttl time.Duration, now time.Time) (int64, error) {
+	var out int64
+	start := time.Now()
+	err := s.retry(ctx, true, func() (err error) {
+		// a lease taken on a retry lasts ttl from then
+		out, err = s.acquireLeaseOnce(ctx, uuid, runID, conductor, ttl, now.Add(time.Since(start)))
+		return err
+	})
+	return out, err
+}
+
+// acquireLeaseOnce is AcquireLease without the retry.
+func (s *DB) acquireLeaseOnce(ctx context.Context, uuid string, runID, conductor int64, ttl time.Duration, now time.Time) (int64, error) {
 	t, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("lease node %s: %w", uuid, err)

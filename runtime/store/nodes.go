@@ -210,7 +210,18 @@ func boolInt(b bool) int {
 }
 
 // GetNode implements Store.
+// It is retried while the connection to PostgreSQL is lost (retry).
 func (s *DB) GetNode(ctx context.Context, ref string) (*Node, error) {
+	var out *Node
+	err := s.retry(ctx, true, func() (err error) {
+		out, err = s.getNodeOnce(ctx, ref)
+		return err
+	})
+	return out, err
+}
+
+// getNodeOnce is GetNode without the retry.
+func (s *DB) getNodeOnce(ctx context.Context, ref string) (*Node, error) {
 	return s.getNode(ctx, s.r, ref, "")
 }
 
@@ -256,7 +267,18 @@ func (s *DB) UpdateNode(ctx context.Context, ref string, fn func(n *Node) error)
 }
 
 // UpdateNodeAs implements Store.
+// It is retried while the connection to PostgreSQL is lost before anything was committed (retry).
 func (s *DB) UpdateNodeAs(ctx context.Context, holder int64, ref string, fn func(n *Node) error) (*Node, error) {
+	var out *Node
+	err := s.retry(ctx, false, func() (err error) {
+		out, err = s.updateNodeAsOnce(ctx, holder, ref, fn)
+		return err
+	})
+	return out, err
+}
+
+// updateNodeAsOnce is UpdateNodeAs without the retry.
+func (s *DB) updateNodeAsOnce(ctx context.Context, holder int64, ref string, fn func(n *Node) error) (*Node, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("update node %s: %w", ref, err)
@@ -373,7 +395,13 @@ func (s *DB) lockedError(ctx context.Context, q querier, name string, runID int6
 }
 
 // LockNode implements Store.
+// It is retried while the connection to PostgreSQL is lost (retry).
 func (s *DB) LockNode(ctx context.Context, uuid string, runID int64) error {
+	return s.retry(ctx, true, func() error { return s.lockNodeOnce(ctx, uuid, runID) })
+}
+
+// lockNodeOnce is LockNode without the retry.
+func (s *DB) lockNodeOnce(ctx context.Context, uuid string, runID int64) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = ? WHERE uuid = ? AND (reservation IS NULL OR reservation = ?)`, runID, uuid, runID)
 	if err != nil {
 		return fmt.Errorf("lock node %s: %w", uuid, err)
@@ -400,7 +428,13 @@ func (s *DB) whoHolds(ctx context.Context, uuid string) error {
 }
 
 // UnlockNode implements Store.
+// It is retried while the connection to PostgreSQL is lost (retry).
 func (s *DB) UnlockNode(ctx context.Context, uuid string, runID int64) error {
+	return s.retry(ctx, true, func() error { return s.unlockNodeOnce(ctx, uuid, runID) })
+}
+
+// unlockNodeOnce is UnlockNode without the retry.
+func (s *DB) unlockNodeOnce(ctx context.Context, uuid string, runID int64) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE nodes SET reservation = NULL, lease_owner = NULL, lease_expires = NULL WHERE uuid = ? AND reservation = ?`, uuid, runID)
 	if err != nil {
 		return fmt.Errorf("unlock node %s: %w", uuid, err)

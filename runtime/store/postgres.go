@@ -202,14 +202,23 @@ func (s *DB) checkPostgresOwner(ctx context.Context) error {
 
 // Transient reports whether err is a lost or refused database connection
 // (PostgreSQL restarting, a network cut): the same statement may succeed
-// when retried. Errors of the statement itself are not transient.
+// when retried. Errors of the statement itself (constraint violations,
+// serialization failures, ErrFenced) and the caller's context ending are
+// not transient.
 func Transient(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+		// Class 08: connection exception; 57P01 admin_shutdown, 57P02
+		// crash_shutdown, 57P03 cannot_connect_now, 57P05
+		// idle_session_timeout: the server ended or refused the session.
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "57P05":
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08")
 	}
 	var ce *pgconn.ConnectError
 	var ne net.Error
@@ -220,4 +229,64 @@ func Transient(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection reset") ||
 		strings.Contains(msg, "failed to connect")
+}
+
+// outcomeUnknown marks a transient error of a COMMIT or of a statement
+// outside a transaction that may have reached the server: the change may
+// have been made, so only an idempotent operation may be retried.
+type outcomeUnknown struct{ err error }
+
+func (e *outcomeUnknown) Error() string { return e.err.Error() }
+func (e *outcomeUnknown) Unwrap() error { return e.err }
+
+// markUnknown wraps err in *outcomeUnknown when it is transient and
+// nothing tells that no statement reached the server (no connection could
+// be made, pgconn.SafeToRetry, or database/sql's driver.ErrBadConn).
+func markUnknown(err error) error {
+	var ce *pgconn.ConnectError
+	if !Transient(err) || pgconn.SafeToRetry(err) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &ce) {
+		return err
+	}
+	return &outcomeUnknown{err}
+}
+
+// retryable reports whether a store operation that failed with err may be
+// run again: its connection was lost (Transient) and either it made no
+// change (its transaction was rolled back with the connection, or nothing
+// reached the server) or it is idempotent.
+func retryable(err error, idempotent bool) bool {
+	if !Transient(err) {
+		return false
+	}
+	var u *outcomeUnknown
+	return idempotent || !errors.As(err, &u)
+}
+
+// retryFor bounds how long a store operation is retried while PostgreSQL
+// is away: a restart or a failover takes seconds.
+const retryFor = 30 * time.Second
+
+// retry runs op, then again with a bounded backoff while it fails
+// retryably (retryable) within retryFor and ctx; it returns op's last
+// error. SQLite stores run op once: a local file has no connection to lose.
+func (s *DB) retry(ctx context.Context, idempotent bool, op func() error) error {
+	if s.d.name != DialectPostgres {
+		return op()
+	}
+	deadline := time.Now().Add(retryFor)
+	wait := 50 * time.Millisecond
+	for {
+		err := op()
+		if !retryable(err, idempotent) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
 }

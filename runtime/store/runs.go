@@ -16,7 +16,13 @@ import (
 )
 
 // CreateRun implements Store.
+// It is retried while the connection to PostgreSQL is lost before anything was committed (retry).
 func (s *DB) CreateRun(ctx context.Context, r *Run) error {
+	return s.retry(ctx, false, func() error { return s.createRunOnce(ctx, r) })
+}
+
+// createRunOnce is CreateRun without the retry.
+func (s *DB) createRunOnce(ctx context.Context, r *Run) error {
 	params, err := json.Marshal(r.Params)
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
@@ -101,7 +107,18 @@ func scanRun(row scanner) (*Run, error) {
 }
 
 // GetRun implements Store.
+// It is retried while the connection to PostgreSQL is lost (retry).
 func (s *DB) GetRun(ctx context.Context, id int64) (*Run, error) {
+	var out *Run
+	err := s.retry(ctx, true, func() (err error) {
+		out, err = s.getRunOnce(ctx, id)
+		return err
+	})
+	return out, err
+}
+
+// getRunOnce is GetRun without the retry.
+func (s *DB) getRunOnce(ctx context.Context, id int64) (*Run, error) {
 	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("run %d: %w (see `lightsout runs list`)", id, ErrNotFound)
@@ -157,7 +174,13 @@ func (s *DB) ListRuns(ctx context.Context, f RunFilter) ([]*Run, error) {
 }
 
 // AppendEvents implements Store: one transaction per batch.
+// It is retried while the connection to PostgreSQL is lost before anything was committed (retry).
 func (s *DB) AppendEvents(ctx context.Context, evs []Event) error {
+	return s.retry(ctx, false, func() error { return s.appendEventsOnce(ctx, evs) })
+}
+
+// appendEventsOnce is AppendEvents without the retry.
+func (s *DB) appendEventsOnce(ctx context.Context, evs []Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -336,7 +359,18 @@ func (s *DB) RequestAbort(ctx context.Context, runID int64, by string) error {
 }
 
 // AbortRequested implements Store.
+// It is retried while the connection to PostgreSQL is lost (retry).
 func (s *DB) AbortRequested(ctx context.Context, runID int64) (string, error) {
+	var out string
+	err := s.retry(ctx, true, func() (err error) {
+		out, err = s.abortRequestedOnce(ctx, runID)
+		return err
+	})
+	return out, err
+}
+
+// abortRequestedOnce is AbortRequested without the retry.
+func (s *DB) abortRequestedOnce(ctx context.Context, runID int64) (string, error) {
 	var by string
 	err := s.r.QueryRowContext(ctx, `SELECT abort_request FROM runs WHERE id = ?`, runID).Scan(&by)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
