@@ -140,7 +140,7 @@ func (c *conn) ExecContext(ctx context.Context, q string, args ...any) (sql.Resu
 		defer c.gate.release()
 	}
 	res, err := c.DB.ExecContext(ctx, c.d.rebind(q), args...)
-	return res, markUnknown(err)
+	return res, c.d.markUnknown(err)
 }
 
 // QueryContext is sql.DB.QueryContext with the query rebound.
@@ -182,7 +182,7 @@ type tx struct {
 func (t *tx) Commit() error {
 	err := t.Tx.Commit()
 	t.done()
-	return markUnknown(err)
+	return t.d.markUnknown(err)
 }
 
 // Rollback rolls back (a no-op after Commit) and releases the write gate.
@@ -217,6 +217,15 @@ func (t *tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Ro
 // PrepareContext is sql.Tx.PrepareContext with the query rebound.
 func (t *tx) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
 	return t.Tx.PrepareContext(ctx, t.d.rebind(q))
+}
+
+// markUnknown is markUnknown on PostgreSQL; SQLite's errors are returned
+// as they are (nothing retries them).
+func (d *dialect) markUnknown(err error) error {
+	if d.name != DialectPostgres {
+		return err
+	}
+	return markUnknown(err)
 }
 
 // lockPorts serialises the port-uniqueness check of concurrent node

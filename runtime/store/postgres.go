@@ -240,11 +240,15 @@ func (e *outcomeUnknown) Error() string { return e.err.Error() }
 func (e *outcomeUnknown) Unwrap() error { return e.err }
 
 // markUnknown wraps err in *outcomeUnknown when it is transient and
-// nothing tells that no statement reached the server (no connection could
-// be made, pgconn.SafeToRetry, or database/sql's driver.ErrBadConn).
+// nothing tells that the statement did not take effect: no connection
+// could be made, nothing was sent (pgconn.SafeToRetry, database/sql's
+// driver.ErrBadConn), or the server answered with an error (57P01 ends
+// the session and rolls its transaction back: the server reported no
+// success).
 func markUnknown(err error) error {
 	var ce *pgconn.ConnectError
-	if !Transient(err) || pgconn.SafeToRetry(err) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &ce) {
+	var pe *pgconn.PgError
+	if !Transient(err) || pgconn.SafeToRetry(err) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &ce) || errors.As(err, &pe) {
 		return err
 	}
 	return &outcomeUnknown{err}

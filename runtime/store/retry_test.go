@@ -50,10 +50,11 @@ func TestRetryable(t *testing.T) {
 		inTx, inTxIdemp bool // retryable(err, false/true): a statement inside a transaction
 	}{
 		{"nil", nil, false, false, false, false, false},
-		{"57P01 admin_shutdown", pg("57P01"), true, false, true, true, true},
-		{"57P02 crash_shutdown", pg("57P02"), true, false, true, true, true},
-		{"57P03 cannot_connect_now", pg("57P03"), true, false, true, true, true},
-		{"08006 connection_failure", pg("08006"), true, false, true, true, true},
+		// the server answered: the statement or COMMIT failed, safe to retry
+		{"57P01 admin_shutdown", pg("57P01"), true, true, true, true, true},
+		{"57P02 crash_shutdown", pg("57P02"), true, true, true, true, true},
+		{"57P03 cannot_connect_now", pg("57P03"), true, true, true, true, true},
+		{"08006 connection_failure", pg("08006"), true, true, true, true, true},
 		{"57P04 database_dropped", pg("57P04"), false, false, false, false, false},
 		{"23505 unique_violation", pg("23505"), false, false, false, false, false},
 		{"40001 serialization_failure", pg("40001"), false, false, false, false, false},

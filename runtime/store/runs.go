@@ -62,8 +62,16 @@ func (s *DB) createRunOnce(ctx context.Context, r *Run) error {
 	return nil
 }
 
-// FinishRun implements Store.
+// FinishRun implements Store. It is retried while the connection to
+// PostgreSQL is lost before the update could take effect (retry); a lost
+// answer is left to the caller (a second FinishRun reports the run as
+// already finished).
 func (s *DB) FinishRun(ctx context.Context, id int64, status, errMsg string) error {
+	return s.retry(ctx, false, func() error { return s.finishRunOnce(ctx, id, status, errMsg) })
+}
+
+// finishRunOnce is FinishRun without the retry.
+func (s *DB) finishRunOnce(ctx context.Context, id int64, status, errMsg string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ? AND (status = ? OR finished_at IS NULL)`,
 		status, secrets.MaskURLs(errMsg), ts(time.Now().UTC()), id, StatusRunning)
 	if err != nil {
