@@ -164,10 +164,10 @@ func (s *DB) Heartbeat(ctx context.Context, id int64, ttl time.Duration, now tim
 // It is retried while the connection to PostgreSQL is lost (retry).
 func (s *DB) AcquireLease(ctx context.Context, uuid string, runID, conductor int64, ttl time.Duration, now time.Time) (int64, error) {
 	var out int64
-	start := time.Now()
+	start, at := time.Now(), now
 	err := s.retry(ctx, true, func() (err error) {
-		// a lease taken on a retry lasts ttl from then
-		out, err = s.acquireLeaseOnce(ctx, uuid, runID, conductor, ttl, now.Add(time.Since(start)))
+		out, err = s.acquireLeaseOnce(ctx, uuid, runID, conductor, ttl, at)
+		at = now.Add(time.Since(start)) // a lease taken on a retry lasts ttl from then
 		return err
 	})
 	return out, err
