@@ -15,9 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ModulesLoadFile lists the kernel modules init loads, one absolute path
-// of an uncompressed .ko per line, in dependency order.
-const ModulesLoadFile = "/etc/lightsout/modules.load"
 
 // Init is the ramdisk's init (the lightsout binary as PID 1): it mounts
 // proc, sysfs, devtmpfs, /run and /tmp, sends output to /dev/console,

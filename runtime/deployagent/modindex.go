@@ -14,6 +14,9 @@ import (
 // does) instead of every module: under software emulation each module's
 // load (signature check, relocation) costs up to seconds.
 const (
+	// ModulesLoadFile lists every kernel module of the ramdisk, one
+	// absolute path of an uncompressed .ko per line, in dependency order.
+	ModulesLoadFile = "/etc/lightsout/modules.load"
 	// ModulesDepFile: "path: dep dep ..." per module, every module it
 	// needs (hard and soft dependencies, transitively) in load order.
 	ModulesDepFile = "/etc/lightsout/modules.dep"
