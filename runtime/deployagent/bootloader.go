@@ -114,11 +114,11 @@ func (a *Agent) installBootloader(ctx context.Context, params map[string]any) (a
 	if err != nil {
 		return nil, execError("installing the boot loader on %s: %v", dev.Name, err)
 	}
-	a.Console("BOOTLOADER-INSTALL root_uuid=%s disk=%s partition=%d mode=%s", strings.ToLower(rootUUID), dev.Name, part.Number, mode)
+	a.Console("%s start root_uuid=%s disk=%s partition=%d mode=%s", ConsoleBootloader, strings.ToLower(rootUUID), dev.Name, part.Number, mode)
 	if err := installGrubBIOS(ctx, *dev, part, strings.ToLower(rootUUID)); err != nil {
 		return nil, execError("installing the boot loader (GRUB, BIOS) on %s: %s", dev.Name, a.redact(err.Error()))
 	}
-	a.Console("BOOTLOADER-INSTALLED root_uuid=%s disk=%s mode=%s", strings.ToLower(rootUUID), dev.Name, mode)
+	a.Console("%s installed root_uuid=%s disk=%s mode=%s", ConsoleBootloader, strings.ToLower(rootUUID), dev.Name, mode)
 	return nil, nil
 }
 

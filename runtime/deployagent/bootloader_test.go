@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lightsout/lightsout/bindings/agent"
+	"github.com/lightsout/lightsout/runtime/deployagent"
 	"github.com/lightsout/lightsout/runtime/testenv"
 )
 
@@ -54,7 +55,7 @@ func TestInstallBootloaderArguments(t *testing.T) {
 			}
 		})
 	}
-	if strings.Contains(e.console.String(), "BOOTLOADER-INSTALLED") {
+	if strings.Contains(e.console.String(), deployagent.ConsoleBootloader+" installed") {
 		t.Errorf("console reports an install that failed:\n%s", e.console.String())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lightsout/lightsout/runtime/app"
+	"github.com/lightsout/lightsout/runtime/deployagent"
 	"github.com/lightsout/lightsout/runtime/states"
 	"github.com/lightsout/lightsout/runtime/testenv"
 	"github.com/lightsout/lightsout/runtime/testenv/qemutest"
@@ -85,7 +86,7 @@ func TestQemuISCSILocalBoot(t *testing.T) {
 	if n.ProvisionState != states.Active || n.DriverInternalInfo["root_uuid_or_disk_id"] != uuid {
 		t.Fatalf("state %s root_uuid_or_disk_id %v, want active and %s\n%s", n.ProvisionState, n.DriverInternalInfo["root_uuid_or_disk_id"], uuid, dump())
 	}
-	if !strings.Contains(console, "BOOTLOADER-INSTALLED root_uuid="+uuid) {
+	if !strings.Contains(console, deployagent.ConsoleBootloader+" installed root_uuid="+uuid) {
 		t.Fatalf("the agent did not report installing the boot loader\n%s", dump())
 	}
 	marker := localbootRootMarker + " id=" + id + " uuid=" + uuid + " firmware=bios"
@@ -104,7 +105,7 @@ func TestQemuISCSILocalBoot(t *testing.T) {
 		t.Errorf("CDROM after a local-boot deploy %+v, want none (the disk boots)", cd)
 	}
 	evs := mustEvents(t, e, r.RunID)
-	t.Logf("write image %.1fs, deploy run %.1fs; booted the deployed root through GRUB",
+	t.Logf("write image %.1fs, deploy run %.1fs; booted the deployed root through GRUB: %s",
 		stepSpan(evs, "write image", "write image").Seconds(),
-		stepSpan(evs, "validate", "test: instance boots and powers off").Seconds())
+		stepSpan(evs, "validate", "test: instance boots and powers off").Seconds(), line)
 }
