@@ -3,6 +3,7 @@ package deployagent
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -67,17 +68,74 @@ func findRootPartition(path, uuid string) (Partition, error) {
 	return Partition{}, fmt.Errorf("no partition with root_uuid %s (the ext2/3/4 file system UUID of the image's root; found %s)", want, strings.Join(seen, ", "))
 }
 
+// fatSerial returns the volume serial ("ABCD-1234", as blkid prints it) of
+// the FAT file system starting at byte off of f, or "" when there is none.
+func fatSerial(f *os.File, off int64) string {
+	b := make([]byte, 512)
+	if n, _ := f.ReadAt(b, off); n < len(b) || b[510] != 0x55 || b[511] != 0xAA {
+		return ""
+	}
+	var v uint32
+	switch {
+	case string(b[0x52:0x57]) == "FAT32":
+		v = binary.LittleEndian.Uint32(b[0x43:])
+	case string(b[0x36:0x39]) == "FAT":
+		v = binary.LittleEndian.Uint32(b[0x27:])
+	default:
+		return ""
+	}
+	return fmt.Sprintf("%04X-%04X", v>>16, v&0xFFFF)
+}
+
+// findESP finds the EFI system partition of the disk at path: the one
+// whose GPT partition GUID or FAT volume serial is uuid, or with uuid ""
+// the first partition typed as an ESP. It must hold a FAT file system.
+func findESP(path, uuid string) (Partition, error) {
+	want := strings.TrimSpace(uuid)
+	pt, err := ReadPartitions(path)
+	if err != nil {
+		return Partition{}, fmt.Errorf("reading the partition table: %w", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Partition{}, err
+	}
+	defer f.Close()
+	for _, p := range pt.Partitions {
+		serial := fatSerial(f, p.Start)
+		match := p.ESP
+		if want != "" {
+			match = strings.EqualFold(p.GUID, want) || strings.EqualFold(serial, want)
+		}
+		if !match {
+			continue
+		}
+		if serial == "" {
+			return Partition{}, fmt.Errorf("the EFI system partition %d holds no FAT file system", p.Number)
+		}
+		return p, nil
+	}
+	if want == "" {
+		return Partition{}, errors.New("no EFI system partition on the disk (pass efi_system_part_uuid)")
+	}
+	return Partition{}, fmt.Errorf("no partition with efi_system_part_uuid %s (its GPT partition GUID or FAT volume serial)", want)
+}
+
 // installBootloader is IPA's image.install_bootloader(root_uuid,
 // efi_system_part_uuid=None, prep_boot_part_uuid=None, target_boot_mode=
-// 'bios') for the BIOS case (extensions/image.py _install_grub2): the
-// partition holding the file system root_uuid on the disk the image went
-// to is mounted, /dev, /proc, /sys and /run are bind-mounted into it, and
-// the image's own grub-install (or grub2-install) --target=i386-pc <disk>
-// and grub-mkconfig run chrooted into it. Everything is unmounted on every
-// path. UEFI is refused (see installBootloaderUEFI).
+// 'bios') (extensions/image.py _install_grub2): the partition holding the
+// file system root_uuid on the disk the image went to is mounted, /dev,
+// /proc, /sys and /run are bind-mounted into it, and the image's own
+// grub-install (or grub2-install) and grub-mkconfig run chrooted into it:
+// --target=i386-pc <disk> for BIOS; for UEFI, with the ESP mounted on
+// /boot/efi, --target=x86_64-efi --removable --no-nvram (the fallback path
+// \EFI\BOOT\BOOTX64.EFI: the ramdisk has no efibootmgr to add a boot
+// entry). Everything is unmounted on every path. prep_boot_part_uuid (PowerPC)
+// is ignored.
 func (a *Agent) installBootloader(ctx context.Context, params map[string]any) (any, *RESTError) {
 	rootUUID, _ := params["root_uuid"].(string)
-	if strings.TrimSpace(rootUUID) == "" {
+	rootUUID = strings.ToLower(strings.TrimSpace(rootUUID))
+	if rootUUID == "" {
 		return nil, &RESTError{Type: "InvalidCommandParamsError", Code: 400, Message: "Invalid command parameters",
 			Details: "root_uuid is required: the file system UUID of the partition image's root (get_partition_uuids or the deploy's root_uuid_or_disk_id)"}
 	}
@@ -85,16 +143,11 @@ func (a *Agent) installBootloader(ctx context.Context, params map[string]any) (a
 	if mode == "" {
 		mode = "bios"
 	}
-	switch mode {
-	case "bios":
-	case "uefi":
-		return nil, execError("image.install_bootloader with target_boot_mode uefi is not supported by the lightsout agent yet " +
-			"(BIOS only: grub-install --target=i386-pc); use boot_mode bios, boot_option netboot, a whole-disk image, " +
-			"or an ironic-python-agent ramdisk for UEFI local boot of a partition image")
-	default:
+	if mode != "bios" && mode != "uefi" {
 		return nil, &RESTError{Type: "InvalidCommandParamsError", Code: 400, Message: "Invalid command parameters",
 			Details: fmt.Sprintf("target_boot_mode %q: want bios or uefi", mode)}
 	}
+	espUUID, _ := params["efi_system_part_uuid"].(string)
 	a.stopISCSITarget() // IPA cleans up the iSCSI target first
 	a.mu.Lock()
 	dev := a.rootDisk
@@ -114,11 +167,19 @@ func (a *Agent) installBootloader(ctx context.Context, params map[string]any) (a
 	if err != nil {
 		return nil, execError("installing the boot loader on %s: %v", dev.Name, err)
 	}
-	a.Console("%s start root_uuid=%s disk=%s partition=%d mode=%s", ConsoleBootloader, strings.ToLower(rootUUID), dev.Name, part.Number, mode)
-	if err := installGrubBIOS(ctx, *dev, part, strings.ToLower(rootUUID)); err != nil {
-		return nil, execError("installing the boot loader (GRUB, BIOS) on %s: %s", dev.Name, a.redact(err.Error()))
+	var esp *Partition
+	if mode == "uefi" {
+		p, err := findESP(dev.Path, espUUID)
+		if err != nil {
+			return nil, execError("installing the boot loader (UEFI) on %s: %v", dev.Name, err)
+		}
+		esp = &p
 	}
-	a.Console("%s installed root_uuid=%s disk=%s mode=%s", ConsoleBootloader, strings.ToLower(rootUUID), dev.Name, mode)
+	a.Console("%s start root_uuid=%s disk=%s partition=%d mode=%s", ConsoleBootloader, rootUUID, dev.Name, part.Number, mode)
+	if err := installGrub(ctx, *dev, part, rootUUID, esp); err != nil {
+		return nil, execError("installing the boot loader (GRUB, %s) on %s: %s", mode, dev.Name, a.redact(err.Error()))
+	}
+	a.Console("%s installed root_uuid=%s disk=%s mode=%s", ConsoleBootloader, rootUUID, dev.Name, mode)
 	return nil, nil
 }
 

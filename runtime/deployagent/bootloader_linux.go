@@ -66,8 +66,8 @@ func byUUIDLink(node, uuid string) {
 // mounts is a stack of mount points, unmounted in reverse order.
 type mounts []string
 
-func (m *mounts) mount(src, dst, fstype string, flags uintptr) error {
-	if err := unix.Mount(src, dst, fstype, flags, ""); err != nil {
+func (m *mounts) mount(src, dst, fstype string, flags uintptr, data string) error {
+	if err := unix.Mount(src, dst, fstype, flags, data); err != nil {
 		return fmt.Errorf("mounting %s on %s: %w", src, dst, err)
 	}
 	*m = append(*m, dst)
@@ -120,13 +120,21 @@ func runChroot(ctx context.Context, root string, argv ...string) error {
 	return nil
 }
 
-// installGrubBIOS mounts partition part of disk (file system uuid) and runs
-// the image's grub-install --target=i386-pc <disk> and grub-mkconfig
-// chrooted into it, with /dev, /proc, /sys and /run bind-mounted.
-func installGrubBIOS(ctx context.Context, disk Disk, part Partition, uuid string) (err error) {
+// installGrub mounts partition part of disk (file system uuid) and runs
+// the image's grub-install and grub-mkconfig chrooted into it, with /dev,
+// /proc, /sys and /run bind-mounted: --target=i386-pc <disk> when esp is
+// nil, else (UEFI) with esp mounted on /boot/efi --target=x86_64-efi
+// --efi-directory=/boot/efi --removable --no-nvram.
+func installGrub(ctx context.Context, disk Disk, part Partition, uuid string, esp *Partition) (err error) {
 	node, err := partitionNode(ctx, disk, part.Number)
 	if err != nil {
 		return err
+	}
+	espNode := ""
+	if esp != nil {
+		if espNode, err = partitionNode(ctx, disk, esp.Number); err != nil {
+			return err
+		}
 	}
 	byUUIDLink(node, uuid)
 	root, err := os.MkdirTemp("", "lightsout-root-")
@@ -143,7 +151,7 @@ func installGrubBIOS(ctx context.Context, disk Disk, part Partition, uuid string
 			_ = os.Remove(root)
 		}
 	}()
-	if err := ms.mount(node, root, "ext4", 0); err != nil {
+	if err := ms.mount(node, root, "ext4", 0, ""); err != nil {
 		return fmt.Errorf("%w (the lightsout agent mounts ext4 roots)", err)
 	}
 	for _, d := range []string{"/dev", "/proc", "/sys", "/run"} {
@@ -154,7 +162,7 @@ func installGrubBIOS(ctx context.Context, disk Disk, part Partition, uuid string
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return err
 		}
-		if err := ms.mount(d, dst, "", unix.MS_BIND); err != nil {
+		if err := ms.mount(d, dst, "", unix.MS_BIND, ""); err != nil {
 			return err
 		}
 	}
@@ -166,7 +174,20 @@ func installGrubBIOS(ctx context.Context, disk Disk, part Partition, uuid string
 	if mkconfig == "" {
 		return fmt.Errorf("the image carries %s but no %s-mkconfig", install, prefix)
 	}
-	if err := runChroot(ctx, root, install, "--target=i386-pc", disk.Name); err != nil {
+	argv := []string{install, "--target=i386-pc", disk.Name}
+	if esp != nil {
+		dst := filepath.Join(root, "boot", "efi")
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return err
+		}
+		// iocharset=ascii: the ramdisk carries nls_ascii (the kernel's
+		// default utf8 may be a module it lacks)
+		if err := ms.mount(espNode, dst, "vfat", 0, "codepage=437,iocharset=ascii"); err != nil {
+			return fmt.Errorf("EFI system partition: %w", err)
+		}
+		argv = []string{install, "--target=x86_64-efi", "--efi-directory=/boot/efi", "--removable", "--no-nvram"}
+	}
+	if err := runChroot(ctx, root, argv...); err != nil {
 		return err
 	}
 	return runChroot(ctx, root, mkconfig, "-o", "/boot/"+prefix+"/grub.cfg")

@@ -7,6 +7,6 @@ import (
 	"errors"
 )
 
-func installGrubBIOS(context.Context, Disk, Partition, string) error {
+func installGrub(context.Context, Disk, Partition, string, *Partition) error {
 	return errors.New("installing a boot loader is only supported on Linux")
 }
