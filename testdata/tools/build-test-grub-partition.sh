@@ -10,9 +10,10 @@
 #     /boot/initrd.img-<ver>  build-test-partition.sh's busybox initramfs: mounts
 #                             root=UUID=<uuid> read-only and switch_roots into it
 #     /bin/busybox + applet links (sh, sed, grep, sort, ... for grub-mkconfig)
-#     GRUB for BIOS from Debian's packages (apt-get download grub-pc-bin
-#       grub2-common grub-common, dpkg-deb -x) and the shared libraries its
-#       binaries need (copied from the host by ldd, same paths), gettext
+#     GRUB for BIOS and UEFI from Debian's packages (apt-get download grub-pc-bin
+#       grub-efi-amd64-bin grub2-common grub-common, dpkg-deb -x) and the shared
+#       libraries its binaries need (copied from the host by ldd, same paths),
+#       gettext; an empty /boot/efi for the ESP
 #     /etc/default/grub       GRUB_TIMEOUT=0, serial terminal, console=ttyS0
 #     /sbin/init              prints
 #       LIGHTSOUT-LOCALBOOT-ROOT-BOOTED id=<id> uuid=<uuid> firmware=<bios|uefi>
@@ -44,7 +45,7 @@ done
 
 ROOT_UUID=4c494748-5453-4f55-8000-0000000000b1   # fixed: the same inputs give the same file system
 MARKER=LIGHTSOUT-LOCALBOOT-ROOT-BOOTED
-GRUB_PKGS="grub-pc-bin grub2-common grub-common"
+GRUB_PKGS="grub-pc-bin grub-efi-amd64-bin grub2-common grub-common"
 
 # the kernel and the busybox initramfs of the netboot image
 read -r _ KERNEL INITRD _ < <(bash "$HERE/build-test-partition.sh" "$(dirname "$CACHE")/testpartition" | tail -1)
@@ -90,7 +91,7 @@ make_rootfs() { # make_rootfs ID OUT.ext4
   local id=$1 out=$2 root d a f
   root=$(mktemp -d "$CACHE/.rootfs.XXXXXX")
   # Debian's merged /usr layout: the library paths ldd prints resolve
-  mkdir -p "$root"/{bin,sbin,proc,sys,dev,run,tmp,etc/default,boot/grub,usr/bin,usr/sbin,usr/lib,usr/lib64}
+  mkdir -p "$root"/{bin,sbin,proc,sys,dev,run,tmp,etc/default,boot/grub,boot/efi,usr/bin,usr/sbin,usr/lib,usr/lib64}
   ln -s usr/lib "$root/lib"
   ln -s usr/lib64 "$root/lib64"
   for d in "$DEBS"/*.deb; do dpkg-deb -x "$d" "$root"; done
@@ -133,7 +134,7 @@ echo "LIGHTSOUT-LOCALBOOT-CMDLINE \$(\$bb cat /proc/cmdline)"
 \$bb poweroff -f
 EOF
   chmod +x "$root/sbin/init"
-  for f in "$root/usr/sbin/grub-install" "$root/usr/sbin/grub-mkconfig" "$root/usr/sbin/grub-probe" "$root/usr/lib/grub/i386-pc/boot.img"; do
+  for f in "$root/usr/sbin/grub-install" "$root/usr/sbin/grub-mkconfig" "$root/usr/sbin/grub-probe" "$root/usr/lib/grub/i386-pc/boot.img" "$root/usr/lib/grub/x86_64-efi/normal.mod"; do
     [ -e "$f" ] || die "${f#"$root"} missing after extracting $GRUB_PKGS"
   done
   find "$root" -exec touch -h -d @0 {} +
