@@ -20,7 +20,8 @@ import (
 // ProLiant servers and in qemu VMs: storage (SATA/IDE, NVMe, virtio, SCSI
 // disks and CD-ROMs, USB storage as iLO virtual media attaches, HPE Smart
 // Array hpsa/smartpqi, the virtual floppy), network (virtio, Intel, Broadcom,
-// Mellanox) and the file systems of the virtual media and the EFI variables.
+// Mellanox), the file systems of the virtual media and the EFI variables, and ext4
+// (the root of partition images, mounted by image.install_bootloader).
 var DefaultRamdiskModules = []string{
 	// storage
 	"ahci", "ata_piix", "nvme", "virtio_blk", "virtio_scsi", "virtio_pci", "sd_mod", "sr_mod",
@@ -28,7 +29,7 @@ var DefaultRamdiskModules = []string{
 	// network
 	"virtio_net", "e1000", "e1000e", "tg3", "bnx2x", "i40e", "ice", "mlx5_core",
 	// file systems
-	"vfat", "iso9660", "nls_cp437", "nls_ascii", "efivarfs",
+	"vfat", "iso9660", "nls_cp437", "nls_ascii", "efivarfs", "ext4",
 }
 
 // moduleAliases maps names people use for a module to its file's name

@@ -43,6 +43,9 @@ const (
 	ConsoleWrite    = "LIGHTSOUT-AGENT-WRITE"
 	ConsolePowerOff = "LIGHTSOUT-AGENT-POWEROFF"
 	ConsoleFatal    = "LIGHTSOUT-AGENT-FATAL"
+	// ConsoleBootloader starts the lines of image.install_bootloader
+	// ("start ..." before, "installed ..." after the boot loader install).
+	ConsoleBootloader = "LIGHTSOUT-AGENT-BOOTLOADER"
 )
 
 // Config configures an Agent. Zero values are the ramdisk defaults.

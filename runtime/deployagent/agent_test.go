@@ -285,7 +285,7 @@ func TestAgentAPITokenAndErrors(t *testing.T) {
 		t.Errorf("clean steps: %+v %v", steps, err)
 	}
 	ib, err := e.client.Run(ctx, e.agentURL, token, "image.install_bootloader", map[string]any{}, true)
-	if err != nil || ib.CommandStatus != agent.StatusFailed || !strings.Contains(ib.ErrorMessage(), "grub-install") {
+	if err != nil || ib.CommandStatus != agent.StatusFailed || !strings.Contains(ib.ErrorMessage(), "root_uuid is required") {
 		t.Errorf("install_bootloader: %+v %v", ib, err)
 	}
 }

@@ -111,10 +111,3 @@ func (a *Agent) getPartitionUUIDs(context.Context, map[string]any) (any, *RESTEr
 	out["partitions"] = parts
 	return out, nil
 }
-
-// installBootloader is not available: the lightsout ramdisk carries no
-// GRUB. Whole-disk images bring their own boot loader and need no call.
-func (a *Agent) installBootloader(context.Context, map[string]any) (any, *RESTError) {
-	return nil, &RESTError{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed",
-		Details: "image.install_bootloader is not supported by the lightsout agent: installing a boot loader for partition images needs grub-install (GRUB2) and efibootmgr, which the lightsout ramdisk does not carry; deploy a whole-disk image or boot an ironic-python-agent ramdisk"}
-}

@@ -41,6 +41,10 @@ PKGS=(
   # tap (ip), dnsmasq for DHCP (above), SeaBIOS with qemu's iPXE NIC ROMs
   # (BIOS) and OVMF (UEFI, above)
   iproute2 seabios ipxe-qemu
+  # runtime/e2e local boot (testdata/tools/build-test-grub-partition.sh): the GRUB
+  # packages are fetched with apt-get download; the shared libraries of their
+  # binaries (and gettext, which grub-mkconfig calls) are copied from the host
+  grub-common gettext-base
 )
 missing=()
 for p in "${PKGS[@]}"; do
