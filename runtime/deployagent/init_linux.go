@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-
 // Init is the ramdisk's init (the lightsout binary as PID 1): it mounts
 // proc, sysfs, devtmpfs, /run and /tmp, sends output to /dev/console,
 // loads the kernel modules the machine's devices need (loadMachineModules:
