@@ -62,12 +62,12 @@ func (s *DB) createRunOnce(ctx context.Context, r *Run) error {
 	return nil
 }
 
-// FinishRun implements Store. It is retried while the connection to
-// PostgreSQL is lost before the update could take effect (retry); a lost
-// answer is left to the caller (a second FinishRun reports the run as
-// already finished).
+// FinishRun implements Store. It is idempotent (the same status and error
+// again is accepted), so it is retried while the connection to PostgreSQL
+// is lost, even when a lost answer leaves unknown whether the update
+// committed (retry).
 func (s *DB) FinishRun(ctx context.Context, id int64, status, errMsg string) error {
-	return s.retry(ctx, false, func() error { return s.finishRunOnce(ctx, id, status, errMsg) })
+	return s.retry(ctx, true, func() error { return s.finishRunOnce(ctx, id, status, errMsg) })
 }
 
 // finishRunOnce is FinishRun without the retry.
@@ -82,9 +82,14 @@ func (s *DB) finishRunOnce(ctx context.Context, id int64, status, errMsg string)
 	}
 	// Fencing: a run interrupted meanwhile (its process was taken over, or
 	// found dead) keeps the status recovery gave it.
-	var was string
-	if err := s.r.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&was); err != nil {
+	var was, wasErr string
+	if err := s.r.QueryRowContext(ctx, `SELECT status, error FROM runs WHERE id = ?`, id).Scan(&was, &wasErr); err != nil {
 		return fmt.Errorf("finish run %d: %w", id, err)
+	}
+	if was == status && wasErr == secrets.MaskURLs(errMsg) {
+		// the same finish again: an earlier attempt committed but its
+		// answer was lost with the connection (FinishRun is idempotent)
+		return nil
 	}
 	if was == StatusInterrupted {
 		return fmt.Errorf("finish run %d as %s: it was interrupted meanwhile: %w", id, status, ErrFenced)

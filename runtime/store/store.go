@@ -168,6 +168,9 @@ type Store interface {
 	UnlockNode(ctx context.Context, uuid string, runID int64) error
 
 	CreateRun(ctx context.Context, r *Run) error
+	// FinishRun records a run's end once: another status or error for a
+	// finished run is refused (ErrFenced when recovery interrupted it), the
+	// same finish repeated is accepted and changes nothing.
 	FinishRun(ctx context.Context, id int64, status, errMsg string) error
 	GetRun(ctx context.Context, id int64) (*Run, error)
 	ListRuns(ctx context.Context, f RunFilter) ([]*Run, error)

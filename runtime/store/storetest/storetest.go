@@ -850,16 +850,27 @@ func testPruneEvents(t *testing.T, open Opener) {
 	}
 }
 
-// testFinishOnce: a finished run cannot be finished again (its status is
-// what recovery or the first finish recorded).
+// testFinishOnce: a finished run cannot be finished otherwise (its status
+// is what recovery or the first finish recorded); the same finish repeated
+// (a retry whose first attempt committed) is accepted and changes nothing.
 func testFinishOnce(t *testing.T, open Opener) {
 	s := open(t, Key(1))
 	ctx := context.Background()
 	r := &store.Run{Script: "x", Host: "h", PID: 1}
 	must(t, s.CreateRun(ctx, r))
 	must(t, s.FinishRun(ctx, r.ID, store.StatusFailed, "first"))
+	first, _ := s.GetRun(ctx, r.ID)
 	if err := s.FinishRun(ctx, r.ID, store.StatusSucceeded, ""); err == nil || !strings.Contains(err.Error(), "already failed") {
 		t.Fatalf("second finish: %v", err)
+	}
+	if err := s.FinishRun(ctx, r.ID, store.StatusFailed, "second"); err == nil || !strings.Contains(err.Error(), "already failed") {
+		t.Fatalf("second finish with another error: %v", err)
+	}
+	if err := s.FinishRun(ctx, r.ID, store.StatusFailed, "first"); err != nil {
+		t.Fatalf("the same finish repeated: %v", err)
+	}
+	if got, _ := s.GetRun(ctx, r.ID); first == nil || got == nil || !got.FinishedAt.Equal(*first.FinishedAt) {
+		t.Fatalf("a repeated finish changed the run: %+v, was %+v", got, first)
 	}
 	if got, _ := s.GetRun(ctx, r.ID); got.Status != store.StatusFailed || got.Error != "first" {
 		t.Fatalf("run after a second finish: %+v", got)
