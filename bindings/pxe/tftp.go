@@ -23,8 +23,9 @@ type TFTPServer struct {
 	Tree Tree
 	Log  *slog.Logger
 	// Timeout is the retransmission timeout when the client asks for none
-	// (default 1s); Retries how often a block is sent before the transfer
-	// is abandoned (default 5).
+	// (default 1s, doubled at each retry of a block up to 8 times it);
+	// Retries how often a block is sent before the transfer is abandoned
+	// (default 5: about 23 s of silence with the defaults).
 	Timeout time.Duration
 	Retries int
 	// MaxBlockSize and MaxWindow cap what clients may negotiate (defaults
@@ -179,14 +180,20 @@ type transfer struct {
 	buf    []byte
 }
 
-func (t *transfer) timeout() time.Duration {
+// timeout is how long the try-th send (0: the first) of a block waits for
+// its acknowledgement: the client's negotiated timeout (RFC 2349: fixed),
+// else the server's, doubled at each retry up to 8 times it (a firmware
+// client that stalls for seconds, e.g. under a loaded hypervisor, is
+// waited for; a lost packet still costs only the base timeout).
+func (t *transfer) timeout(try int) time.Duration {
 	if t.neg.timeoutSec > 0 {
 		return time.Duration(t.neg.timeoutSec) * time.Second
 	}
+	base := time.Second
 	if t.s.Timeout > 0 {
-		return t.s.Timeout
+		base = t.s.Timeout
 	}
-	return time.Second
+	return base << min(try, 3)
 }
 
 func (t *transfer) retries() int {
@@ -244,7 +251,7 @@ func (t *transfer) run() error {
 			if _, err := t.c.WriteTo(oackPacket(t.neg.ack), t.client); err != nil {
 				return err
 			}
-			deadline := time.Now().Add(t.timeout())
+			deadline := time.Now().Add(t.timeout(try))
 			for {
 				b, ok, err := t.await(deadline)
 				if err != nil {
@@ -279,7 +286,7 @@ func (t *transfer) run() error {
 				return err
 			}
 		}
-		deadline := time.Now().Add(t.timeout())
+		deadline := time.Now().Add(t.timeout(tries))
 		progressed := false
 		for acked < end {
 			wire, ok, err := t.await(deadline)

@@ -368,3 +368,29 @@ func rawGetHold(t *testing.T, s *TFTPServer, name string) (int, string) {
 	_, code, msg, _ := parseAck(buf[:n])
 	return code, msg
 }
+
+// TestTFTPRetransmitBackoff: without a negotiated timeout each retry of a
+// block waits twice as long (up to 8x the base); a negotiated timeout is
+// used as it is (RFC 2349).
+func TestTFTPRetransmitBackoff(t *testing.T) {
+	tests := []struct {
+		name       string
+		server     time.Duration
+		negotiated int
+		want       []time.Duration
+	}{
+		{"default", 0, 0, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second}},
+		{"server timeout", 200 * time.Millisecond, 0, []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond, 1600 * time.Millisecond}},
+		{"client timeout", time.Second, 3, []time.Duration{3 * time.Second, 3 * time.Second, 3 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := &transfer{s: &TFTPServer{Timeout: tt.server}, neg: negotiated{timeoutSec: tt.negotiated}}
+			for try, want := range tt.want {
+				if got := tr.timeout(try); got != want {
+					t.Errorf("try %d: %s, want %s", try, got, want)
+				}
+			}
+		})
+	}
+}
