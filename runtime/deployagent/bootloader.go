@@ -27,16 +27,26 @@ func extUUID(f *os.File, off int64) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
 
+// openPartitions reads the partition table of the disk at path and opens
+// the disk to read the file systems of its partitions (close it).
+func openPartitions(path string) (PartitionTable, *os.File, error) {
+	pt, err := ReadPartitions(path)
+	if err != nil {
+		return PartitionTable{}, nil, fmt.Errorf("reading the partition table: %w", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return PartitionTable{}, nil, err
+	}
+	return pt, f, nil
+}
+
 // findRootPartition finds the partition of the disk at path whose ext2/3/4
 // file system UUID (or, failing that, GPT partition GUID) is uuid, as IPA
 // finds root_uuid. The error names uuid and the file systems found.
 func findRootPartition(path, uuid string) (Partition, error) {
 	want := strings.ToLower(strings.TrimSpace(uuid))
-	pt, err := ReadPartitions(path)
-	if err != nil {
-		return Partition{}, fmt.Errorf("reading the partition table: %w", err)
-	}
-	f, err := os.Open(path)
+	pt, f, err := openPartitions(path)
 	if err != nil {
 		return Partition{}, err
 	}
@@ -92,11 +102,7 @@ func fatSerial(f *os.File, off int64) string {
 // the first partition typed as an ESP. It must hold a FAT file system.
 func findESP(path, uuid string) (Partition, error) {
 	want := strings.TrimSpace(uuid)
-	pt, err := ReadPartitions(path)
-	if err != nil {
-		return Partition{}, fmt.Errorf("reading the partition table: %w", err)
-	}
-	f, err := os.Open(path)
+	pt, f, err := openPartitions(path)
 	if err != nil {
 		return Partition{}, err
 	}
@@ -149,15 +155,9 @@ func (a *Agent) installBootloader(ctx context.Context, params map[string]any) (a
 	}
 	espUUID, _ := params["efi_system_part_uuid"].(string)
 	a.stopISCSITarget() // IPA cleans up the iSCSI target first
-	a.mu.Lock()
-	dev := a.rootDisk
-	a.mu.Unlock()
-	if dev == nil {
-		d, err := a.RootDevice()
-		if err != nil {
-			return nil, execError("finding the root device: %v", err)
-		}
-		dev = &d
+	dev, rerr := a.imageDisk()
+	if rerr != nil {
+		return nil, rerr
 	}
 	if f, err := os.Open(dev.Path); err == nil { // the partitions were written from outside (iSCSI)
 		rereadPartitions(f)

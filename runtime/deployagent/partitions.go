@@ -75,19 +75,29 @@ func partName(name string, n int) string {
 	return fmt.Sprintf("%s%d", base, n)
 }
 
+// imageDisk is the disk the image went to (prepare_image's), else the
+// root device the hints pick (the image was written over iSCSI).
+func (a *Agent) imageDisk() (*Disk, *RESTError) {
+	a.mu.Lock()
+	dev := a.rootDisk
+	a.mu.Unlock()
+	if dev != nil {
+		return dev, nil
+	}
+	d, err := a.RootDevice()
+	if err != nil {
+		return nil, execError("finding the root device: %v", err)
+	}
+	return &d, nil
+}
+
 // getPartitionUUIDs answers standby.get_partition_uuids for the disk the
 // image went to: "root uuid" is the disk identifier, "efi system partition
 // uuid" the ESP's GUID, "partitions" maps partition names to GUIDs.
 func (a *Agent) getPartitionUUIDs(context.Context, map[string]any) (any, *RESTError) {
-	a.mu.Lock()
-	dev := a.rootDisk
-	a.mu.Unlock()
-	if dev == nil {
-		d, err := a.RootDevice()
-		if err != nil {
-			return nil, execError("finding the root device: %v", err)
-		}
-		dev = &d
+	dev, rerr := a.imageDisk()
+	if rerr != nil {
+		return nil, rerr
 	}
 	pt, err := ReadPartitions(dev.Path)
 	if err != nil {
